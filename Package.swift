@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+// FaceRestore: native Swift GAN-prior blind face restoration (GFP-GAN, GPEN).
+// Layers depend one way only: Engine → Weights → Models → Imaging/Pipeline → CLI.
+import PackageDescription
+
+let package = Package(
+    name: "FaceRestore",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "FaceRestoreEngine", targets: ["FaceRestoreEngine"]),
+        .library(name: "FaceRestoreWeights", targets: ["FaceRestoreWeights"]),
+        .library(name: "FaceRestoreModels", targets: ["FaceRestoreModels"]),
+        .library(name: "FaceRestoreImaging", targets: ["FaceRestoreImaging"]),
+        .library(name: "FaceRestorePipeline", targets: ["FaceRestorePipeline"]),
+        .executable(name: "facerestore", targets: ["facerestore"]),
+        .executable(name: "facerestore-bench", targets: ["facerestore-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // oneDNN 2.x C API (Debian libdnnl-dev; no pkg-config file) and the OpenMP thread knob.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+
+        .target(name: "FaceRestoreEngine", dependencies: ["CDNNL"]),
+        .target(name: "FaceRestoreWeights", dependencies: ["FaceRestoreEngine"]),
+        .target(name: "FaceRestoreModels", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"]),
+        .target(name: "FaceRestoreImaging", dependencies: ["FaceRestoreEngine"]),
+        .target(name: "FaceRestorePipeline", dependencies: ["FaceRestoreModels", "FaceRestoreImaging"]),
+        .executableTarget(
+            name: "facerestore",
+            dependencies: [
+                "FaceRestoreWeights", "FaceRestoreModels", "FaceRestorePipeline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "facerestore-bench", dependencies: ["FaceRestoreEngine", "FaceRestoreModels"]),
+
+        .testTarget(name: "FaceRestoreEngineTests", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "FaceRestoreWeightsTests", dependencies: ["FaceRestoreWeights"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "FaceRestoreModelsTests", dependencies: ["FaceRestoreModels"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "FaceRestoreImagingTests", dependencies: ["FaceRestoreImaging"]),
+        .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline"]),
+        .testTarget(name: "FaceRestoreCLITests", dependencies: [], resources: [.copy("Fixtures")]),
+    ]
+)

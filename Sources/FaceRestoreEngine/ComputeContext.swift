@@ -1,0 +1,106 @@
+// ComputeContext: the engine handle and the thread count, passed to every op (no global state).
+
+import CDNNL
+import Foundation
+
+/// Errors raised by engine ops. Shape errors name the op and the shapes involved.
+public enum EngineError: Error, CustomStringConvertible, Equatable {
+    case shapeMismatch(op: String, detail: String)
+    case unsupported(op: String, detail: String)
+    case backend(String)
+
+    public var description: String {
+        switch self {
+        case let .shapeMismatch(op, detail): return "\(op): shape mismatch: \(detail)"
+        case let .unsupported(op, detail): return "\(op): unsupported: \(detail)"
+        case let .backend(message): return "compute backend error: \(message)"
+        }
+    }
+}
+
+/// Where and how ops run: a oneDNN CPU engine and the number of threads each op may use.
+public struct ComputeContext: Sendable {
+    /// Threads used by each op (OpenMP team size for oneDNN primitives).
+    public let threads: Int
+    let engine: DNNLEngine
+
+    /// - Parameter threads: threads per op; defaults to all active cores.
+    public init(threads: Int? = nil) {
+        self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.engine = DNNLEngine()
+    }
+
+    /// A context sharing this one's engine with another thread count.
+    public func with(threads: Int) -> ComputeContext {
+        ComputeContext(threads: max(1, threads), engine: engine)
+    }
+
+    private init(threads: Int, engine: DNNLEngine) {
+        self.threads = threads
+        self.engine = engine
+    }
+
+    func run(_ primitive: Primitive, _ args: [PrimitiveArg]) throws {
+        do {
+            try primitive.execute(args, engine: engine, threads: threads)
+        } catch let failure as DNNLFailure {
+            throw EngineError.backend(failure.description)
+        }
+    }
+
+    func make(_ op: OpDesc, postOps: [PostOp] = []) throws -> Primitive {
+        do {
+            return try Primitive.make(op, postOps: postOps, engine: engine)
+        } catch let failure as DNNLFailure {
+            throw EngineError.unsupported(op: op.name, detail: failure.description)
+        }
+    }
+
+    // MARK: layout conversion
+
+    /// `t` in layout `desc` (no copy when it already is).
+    func reordered(_ t: Tensor, to desc: MemoryDesc) throws -> Tensor {
+        if t.desc == desc { return t }
+        let out = Tensor(uninitialized: desc)
+        try reorder(from: t.desc, t.storage.pointer, to: desc, out.storage.pointer)
+        return out
+    }
+
+    /// Copies memory between two layouts of the same dims.
+    func reorder(from src: MemoryDesc, _ srcData: UnsafeMutableRawPointer,
+                 to dst: MemoryDesc, _ dstData: UnsafeMutableRawPointer) throws {
+        let prim: Primitive
+        do {
+            prim = try Primitive.reorder(from: src, to: dst, engine: engine)
+        } catch let failure as DNNLFailure {
+            throw EngineError.unsupported(op: "reorder", detail: failure.description)
+        }
+        try run(prim, [PrimitiveArg(role: DNNL_ARG_FROM, desc: src, data: srcData),
+                       PrimitiveArg(role: DNNL_ARG_TO, desc: dst, data: dstData)])
+    }
+
+    /// The tensor in plain row-major layout (PyTorch's contiguous layout).
+    public func contiguous(_ t: Tensor) throws -> Tensor {
+        try reordered(t, to: .plain(t.shape))
+    }
+
+    /// The tensor in NHWC layout (4-D) — the layout Swift-side image code works in.
+    public func channelsLast(_ t: Tensor) throws -> Tensor {
+        try reordered(t, to: .channelsLast(t.shape))
+    }
+
+    /// The values in PyTorch (row-major) order.
+    public func array(_ t: Tensor) throws -> [Float] {
+        let plain = try contiguous(t)
+        return plain.withPlainValues { Array($0) }
+    }
+
+    /// A plain tensor with new dims and the same element order.
+    public func reshape(_ t: Tensor, _ shape: [Int]) throws -> Tensor {
+        guard shape.reduce(1, *) == t.count else {
+            throw EngineError.shapeMismatch(op: "reshape", detail: "\(t.shape) has \(t.count) elements, \(shape) needs \(shape.reduce(1, *))")
+        }
+        let plain = try contiguous(t)
+        return Tensor(desc: .plain(shape), storage: plain.storage)
+    }
+}

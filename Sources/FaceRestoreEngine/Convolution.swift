@@ -1,0 +1,279 @@
+// Conv2d and ConvTranspose2d through oneDNN, PyTorch semantics
+// (torch.nn.functional.conv2d / conv_transpose2d, torch 2.x).
+//
+// Weights are reordered into the layout oneDNN's fastest kernel prefers once, at construction.
+// Calls never reorder weights; activations are consumed in whatever layout they arrive in when a
+// fast kernel accepts it, else reordered once into the layout the kernel wants. The primitive for
+// each input layout/shape is created once and cached.
+
+import CDNNL
+import Synchronization
+
+/// Padding in pixels: top, left, bottom, right (PyTorch allows only symmetric padding; the
+/// asymmetric form serves upfirdn2d-style ops).
+public struct Padding2D: Sendable, Hashable {
+    public var top: Int, left: Int, bottom: Int, right: Int
+    public init(top: Int, left: Int, bottom: Int, right: Int) {
+        self.top = top; self.left = left; self.bottom = bottom; self.right = right
+    }
+    public init(_ p: Int) { self.init(top: p, left: p, bottom: p, right: p) }
+    public init(vertical: Int, horizontal: Int) { self.init(top: vertical, left: horizontal, bottom: vertical, right: horizontal) }
+}
+
+/// A layer whose weights are fixed at load: conv or deconv.
+private enum WeightedKind {
+    case conv(dilation: [Int])
+    case deconv
+}
+
+/// The per-input-layout primitive cache shared by Conv2d and ConvTranspose2d.
+private final class FixedWeightKernel: Sendable {
+    struct Entry: @unchecked Sendable {
+        // @unchecked: MemoryDesc is plain data; Primitive and TensorStorage are immutable.
+        let input: MemoryDesc
+        let src: MemoryDesc
+        let dst: MemoryDesc
+        let primitive: Primitive
+        let weightsDesc: MemoryDesc
+        let weights: TensorStorage
+    }
+
+    let kind: WeightedKind
+    let weightDims: [Int]          // oneDNN logical weight dims (g, o, i, kh, kw) or (o, i, kh, kw)
+    let outChannels: Int
+    let strides: [Int]
+    let padding: Padding2D
+    let hasBias: Bool
+    let postOps: [PostOp]
+    let weightsDesc: MemoryDesc
+    let weights: TensorStorage
+    let plainWeightsDesc: MemoryDesc
+    let plainWeights: TensorStorage   // kept for the rare re-layout when a shape needs another format
+    let bias: TensorStorage?
+    let outputSize: @Sendable (Int, Int) -> (Int, Int)
+    private let cache = Mutex<[Entry]>([])
+
+    init(kind: WeightedKind, weightDims: [Int], plainWeightsDesc: MemoryDesc, plainWeights: TensorStorage,
+         bias: [Float]?, outChannels: Int, inChannels: Int, strides: [Int], padding: Padding2D, postOps: [PostOp],
+         outputSize: @escaping @Sendable (Int, Int) -> (Int, Int), hint: (Int, Int), context: ComputeContext) throws {
+        self.kind = kind
+        self.weightDims = weightDims
+        self.outChannels = outChannels
+        self.strides = strides
+        self.padding = padding
+        self.postOps = postOps
+        self.plainWeightsDesc = plainWeightsDesc
+        self.plainWeights = plainWeights
+        self.outputSize = outputSize
+        self.hasBias = bias != nil
+        if let bias {
+            let b = TensorStorage(bytes: bias.count * 4)
+            bias.withUnsafeBufferPointer { b.floats.update(from: $0.baseAddress!, count: bias.count) }
+            self.bias = b
+        } else {
+            self.bias = nil
+        }
+        // Ask oneDNN for its preferred weight layout on a representative input, then reorder once.
+        let (oh, ow) = outputSize(hint.0, hint.1)
+        let probe = try context.make(Self.opDesc(kind: kind, src: .any([1, inChannels, hint.0, hint.1]),
+                                                 weights: .any(weightDims), hasBias: bias != nil, outChannels: outChannels,
+                                                 dst: .any([1, outChannels, oh, ow]), strides: strides, padding: padding),
+                                     postOps: postOps)
+        weightsDesc = probe.weightsDesc
+        weights = TensorStorage(bytes: weightsDesc.byteSize)
+        try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: weightsDesc, weights.pointer)
+    }
+
+    static func opDesc(kind: WeightedKind, src: MemoryDesc, weights: MemoryDesc, hasBias: Bool, outChannels: Int,
+                       dst: MemoryDesc, strides: [Int], padding: Padding2D) -> OpDesc {
+        let bias: MemoryDesc? = hasBias ? .plain([outChannels]) : nil
+        let padL = [padding.top, padding.left], padR = [padding.bottom, padding.right]
+        switch kind {
+        case .conv(let dilation):
+            return .convolution(src: src, weights: weights, bias: bias, dst: dst, strides: strides,
+                                dilation: dilation, padL: padL, padR: padR)
+        case .deconv:
+            return .deconvolution(src: src, weights: weights, bias: bias, dst: dst, strides: strides, padL: padL, padR: padR)
+        }
+    }
+
+    private func isReference(_ p: Primitive) -> Bool { p.implementation.hasPrefix("ref") }
+
+    /// Finds or creates the primitive for an input of this layout.
+    func entry(for x: Tensor, context: ComputeContext) throws -> Entry {
+        if let hit = cache.withLock({ $0.first { $0.input == x.desc } }) { return hit }
+        let n = x.shape[0], h = x.shape[2], w = x.shape[3]
+        let (oh, ow) = outputSize(h, w)
+        guard oh > 0, ow > 0 else {
+            throw EngineError.shapeMismatch(op: "convolution", detail: "input \(x.shape) gives an empty output \(oh)×\(ow)")
+        }
+        let dst = MemoryDesc.any([n, outChannels, oh, ow])
+        func attempt(src: MemoryDesc, weights: MemoryDesc) -> Primitive? {
+            let op = Self.opDesc(kind: kind, src: src, weights: weights, hasBias: hasBias, outChannels: outChannels,
+                                 dst: dst, strides: strides, padding: padding)
+            guard let p = try? context.make(op, postOps: postOps), !isReference(p) else { return nil }
+            return p
+        }
+        var made: Entry
+        if let p = attempt(src: x.desc, weights: weightsDesc) {
+            // The input's own layout with the load-time weights: nothing to convert.
+            made = Entry(input: x.desc, src: x.desc, dst: p.dstDesc, primitive: p, weightsDesc: weightsDesc, weights: weights)
+        } else if let p = attempt(src: .any(x.shape), weights: weightsDesc) {
+            // The kernel wants the input in another layout: reorder the activation (once per call).
+            made = Entry(input: x.desc, src: p.srcDesc, dst: p.dstDesc, primitive: p, weightsDesc: weightsDesc, weights: weights)
+        } else {
+            // This shape prefers another weight layout: reorder the weights once for it and cache.
+            let op = Self.opDesc(kind: kind, src: .any(x.shape), weights: .any(weightDims), hasBias: hasBias,
+                                 outChannels: outChannels, dst: dst, strides: strides, padding: padding)
+            let p = try context.make(op, postOps: postOps)
+            let wd = p.weightsDesc
+            let ws = TensorStorage(bytes: wd.byteSize)
+            try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: wd, ws.pointer)
+            made = Entry(input: x.desc, src: p.srcDesc, dst: p.dstDesc, primitive: p, weightsDesc: wd, weights: ws)
+        }
+        cache.withLock { $0.append(made) }
+        return made
+    }
+
+    func forward(_ x: Tensor, context: ComputeContext) throws -> Tensor {
+        let e = try entry(for: x, context: context)
+        let src = try context.reordered(x, to: e.src)
+        let out = Tensor(uninitialized: e.dst)
+        var args = [PrimitiveArg(role: DNNL_ARG_SRC, desc: e.src, data: src.storage.pointer),
+                    PrimitiveArg(role: DNNL_ARG_WEIGHTS, desc: e.weightsDesc, data: e.weights.pointer),
+                    PrimitiveArg(role: DNNL_ARG_DST, desc: e.dst, data: out.storage.pointer)]
+        if let bias { args.append(PrimitiveArg(role: DNNL_ARG_BIAS, desc: .plain([outChannels]), data: bias.pointer)) }
+        try context.run(e.primitive, args)
+        return out
+    }
+
+    /// The implementation chosen for an input of this layout (for benchmarks and diagnostics).
+    func implementation(for x: Tensor, context: ComputeContext) throws -> String {
+        try entry(for: x, context: context).primitive.implementation
+    }
+}
+
+/// 2-D convolution with PyTorch `conv2d` semantics and optional fused activations.
+public final class Conv2d: Sendable {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernelSize: (Int, Int)
+    public let stride: Int
+    public let padding: Padding2D
+    public let dilation: Int
+    public let groups: Int
+    private let kernel: FixedWeightKernel
+
+    /// - Parameters:
+    ///   - weight: PyTorch layout `[out, in/groups, kh, kw]`, row-major.
+    ///   - bias: `[out]` or nil.
+    ///   - postOps: activations fused after the bias (e.g. `.leakyReLU(0.2)`).
+    ///   - hint: a typical input height and width, used to choose the weight layout at load.
+    public init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
+                dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
+                context: ComputeContext) throws {
+        guard shape.count == 4, weight.count == shape.reduce(1, *), shape[0] % groups == 0 else {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "weight shape \(shape) with \(weight.count) values, groups \(groups)")
+        }
+        if let bias, bias.count != shape[0] {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "bias has \(bias.count) values for \(shape[0]) output channels")
+        }
+        let (o, ig, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
+        inChannels = ig * groups
+        outChannels = o
+        kernelSize = (kh, kw)
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        let dims = groups == 1 ? [o, ig, kh, kw] : [groups, o / groups, ig, kh, kw]
+        let plainDesc = MemoryDesc.plain(dims)
+        let plain = TensorStorage(bytes: plainDesc.byteSize)
+        weight.withUnsafeBufferPointer { plain.floats.update(from: $0.baseAddress!, count: weight.count) }
+        let pad = padding
+        let size: @Sendable (Int, Int) -> (Int, Int) = { h, w in
+            ((h + pad.top + pad.bottom - dilation * (kh - 1) - 1) / stride + 1,
+             (w + pad.left + pad.right - dilation * (kw - 1) - 1) / stride + 1)
+        }
+        kernel = try FixedWeightKernel(kind: .conv(dilation: [dilation, dilation]), weightDims: dims, plainWeightsDesc: plainDesc,
+                                       plainWeights: plain, bias: bias, outChannels: o, inChannels: inChannels,
+                                       strides: [stride, stride], padding: padding, postOps: postOps,
+                                       outputSize: size, hint: hint, context: context)
+    }
+
+    public func callAsFunction(_ x: Tensor, _ context: ComputeContext) throws -> Tensor {
+        guard x.rank == 4, x.shape[1] == inChannels else {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
+        }
+        return try kernel.forward(x, context: context)
+    }
+
+    /// The oneDNN implementation chosen for this input (e.g. "brgconv:avx512_core").
+    public func implementation(for x: Tensor, _ context: ComputeContext) throws -> String {
+        try kernel.implementation(for: x, context: context)
+    }
+}
+
+/// 2-D transposed convolution with PyTorch `conv_transpose2d` semantics (groups = 1).
+public final class ConvTranspose2d: Sendable {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let stride: Int
+    private let kernel: FixedWeightKernel
+
+    /// - Parameters:
+    ///   - weight: PyTorch layout `[in, out, kh, kw]`, row-major.
+    ///   - padding: PyTorch's `padding` (implicit `dilation*(k-1)-padding` zero padding on each side).
+    ///   - outputPadding: PyTorch's `output_padding`, added to the bottom/right of the output.
+    public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 2, padding: Int = 0,
+                outputPadding: Int = 0, postOps: [PostOp] = [], hint: (Int, Int) = (32, 32),
+                context: ComputeContext) throws {
+        try self.init(weight: weight, shape: shape, bias: bias, stride: stride,
+                      cropping: Padding2D(top: padding, left: padding, bottom: padding - outputPadding, right: padding - outputPadding),
+                      postOps: postOps, hint: hint, context: context)
+    }
+
+    /// General form: `cropping` removes rows/columns from each side of the full transposed
+    /// convolution output (negative values add zero rows/columns).
+    public init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int, cropping: Padding2D, groups: Int = 1,
+                postOps: [PostOp] = [], hint: (Int, Int) = (32, 32), context: ComputeContext) throws {
+        guard shape.count == 4, weight.count == shape.reduce(1, *) else {
+            throw EngineError.shapeMismatch(op: "conv_transpose2d", detail: "weight shape \(shape) with \(weight.count) values")
+        }
+        guard groups >= 1, shape[0] % groups == 0 else {
+            throw EngineError.shapeMismatch(op: "conv_transpose2d", detail: "\(shape[0]) input channels in \(groups) groups")
+        }
+        let (i, og, kh, kw) = (shape[0], shape[1], shape[2], shape[3])
+        let o = og * groups
+        if let bias, bias.count != o {
+            throw EngineError.shapeMismatch(op: "conv_transpose2d", detail: "bias has \(bias.count) values for \(o) output channels")
+        }
+        inChannels = i
+        outChannels = o
+        self.stride = stride
+        // PyTorch stores [in, out/g, kh, kw]; oneDNN's logical dims are (out, in, kh, kw), or
+        // (g, out/g, in/g, kh, kw) grouped: the same memory described with the "bacd"/"acbde" tags.
+        let dims = groups == 1 ? [o, i, kh, kw] : [groups, og, i / groups, kh, kw]
+        let plainDesc = MemoryDesc(dims: dims, tag: groups == 1 ? dnnl_bacd : dnnl_acbde)
+        let plain = TensorStorage(bytes: plainDesc.byteSize)
+        weight.withUnsafeBufferPointer { plain.floats.update(from: $0.baseAddress!, count: weight.count) }
+        let c = cropping
+        let size: @Sendable (Int, Int) -> (Int, Int) = { h, w in
+            ((h - 1) * stride + kh - c.top - c.bottom, (w - 1) * stride + kw - c.left - c.right)
+        }
+        kernel = try FixedWeightKernel(kind: .deconv, weightDims: dims, plainWeightsDesc: plainDesc, plainWeights: plain,
+                                       bias: bias, outChannels: o, inChannels: i, strides: [stride, stride],
+                                       padding: cropping, postOps: postOps, outputSize: size, hint: hint, context: context)
+    }
+
+    public func callAsFunction(_ x: Tensor, _ context: ComputeContext) throws -> Tensor {
+        guard x.rank == 4, x.shape[1] == inChannels else {
+            throw EngineError.shapeMismatch(op: "conv_transpose2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
+        }
+        return try kernel.forward(x, context: context)
+    }
+
+    public func implementation(for x: Tensor, _ context: ComputeContext) throws -> String {
+        try kernel.implementation(for: x, context: context)
+    }
+}

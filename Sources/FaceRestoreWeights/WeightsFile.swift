@@ -1,0 +1,97 @@
+// Opening any supported weights file: format sniffing, then unwrapping the state dict.
+
+import Foundation
+
+public enum WeightsFormat: String, Sendable {
+    case torchZip = "PyTorch (zip)"
+    case torchLegacy = "PyTorch (legacy)"
+    case safetensors = "safetensors"
+}
+
+public enum WeightsFile {
+    /// Keys that wrap a state dict inside a checkpoint, in order of preference (BasicSR saves
+    /// `params_ema` and `params`; others use `state_dict` or StyleGAN2's `g_ema`).
+    public static let wrapperKeys = ["params_ema", "params", "state_dict", "g_ema"]
+
+    /// Detects the format from the file's first bytes.
+    public static func format(of path: String) throws -> WeightsFormat {
+        try format(of: MappedFile(path: path))
+    }
+
+    static func format(of file: MappedFile) throws -> WeightsFormat {
+        let b = file.bytes
+        if b.count >= 4, b[0] == 0x50, b[1] == 0x4b, b[2] == 0x03, b[3] == 0x04 { return .torchZip }
+        if b.count >= 2, b[0] == 0x80, b[1] == 0x02 {
+            guard b.count >= TorchCheckpoint.legacyMagic.count else { throw WeightsError.truncated(path: file.path, detail: "pickle header cut short") }
+            return .torchLegacy
+        }
+        if b.count >= 9 {
+            let len = UInt64(littleEndian: b.loadUnaligned(as: UInt64.self))
+            if len > 1, len < UInt64(b.count), b[8] == UInt8(ascii: "{") { return .safetensors }
+        }
+        if b.count >= 2, b[0] == 0x50, b[1] == 0x4b { throw WeightsError.truncated(path: file.path, detail: "zip header cut short") }
+        throw WeightsError.unknownFormat(path: file.path)
+    }
+
+    /// Loads the named tensors of a checkpoint: unwraps `params_ema`/`params`/`state_dict`/`g_ema`
+    /// (first found), flattens nested dicts with dots, and strips a common `module.` prefix.
+    public static func load(path: String) throws -> (StateDict, WeightsFormat) {
+        let file = try MappedFile(path: path)
+        let format = try format(of: file)
+        switch format {
+        case .safetensors:
+            return (try SafeTensors.read(file), format)
+        case .torchZip, .torchLegacy:
+            let (root, storages) = format == .torchZip ? try TorchCheckpoint.readZip(file) : try TorchCheckpoint.readLegacy(file)
+            return (try stateDict(from: root, storages: storages, path: path), format)
+        }
+    }
+
+    private static func stateDict(from root: PickleValue, storages: [String: ByteRegion], path: String) throws -> StateDict {
+        guard case .dict(let top) = root else {
+            throw WeightsError.unsupported(path: path, detail: "the checkpoint holds no dict of tensors")
+        }
+        var chosen = top
+        var wrapper: String?
+        var skipped: [String] = []
+        let topKeys = top.keys.compactMap(\.stringValue)
+        let hasTopTensors = top.values.contains { if case .tensor = $0 { return true }; return false }
+        if !hasTopTensors, let key = wrapperKeys.first(where: { k in
+            guard let i = top.keys.firstIndex(where: { $0.stringValue == k }), case .dict = top.values[i] else { return false }
+            return true
+        }), let i = top.keys.firstIndex(where: { $0.stringValue == key }), case .dict(let inner) = top.values[i] {
+            chosen = inner
+            wrapper = key
+            skipped = topKeys.filter { $0 != key }
+        }
+        var names: [String] = []
+        var tensors: [String: WeightTensor] = [:]
+        func walk(_ d: PickleDict, prefix: String) throws {
+            for (k, v) in zip(d.keys, d.values) {
+                let key = prefix + (k.stringValue ?? k.intValue.map(String.init) ?? "?")
+                switch v {
+                case .tensor(let t):
+                    if tensors[key] == nil { names.append(key) }
+                    tensors[key] = try TorchCheckpoint.materialize(t, storages: storages, path: path, name: key)
+                case .dict(let inner):
+                    try walk(inner, prefix: key + ".")
+                default:
+                    skipped.append(key)
+                }
+            }
+        }
+        try walk(chosen, prefix: "")
+        guard !names.isEmpty else {
+            throw WeightsError.unsupported(path: path, detail: "no tensors found (top-level keys: \(topKeys.prefix(8).joined(separator: ", ")))")
+        }
+        var stripped: String?
+        if names.allSatisfy({ $0.hasPrefix("module.") }) {
+            stripped = "module."
+            var renamed: [String: WeightTensor] = [:]
+            names = names.map { String($0.dropFirst(7)) }
+            for (k, v) in tensors { renamed[String(k.dropFirst(7))] = v }
+            tensors = renamed
+        }
+        return StateDict(names: names, tensors: tensors, wrapper: wrapper, strippedPrefix: stripped, skippedEntries: skipped)
+    }
+}
