@@ -129,15 +129,6 @@ enum TorchCheckpoint {
             return WeightTensor(dtype: t.storage.dtype, shape: t.size,
                                 data: ByteRegion(owner: region.owner, base: region.base + start * es, count: numel * es))
         }
-        let owned = OwnedBytes(count: numel * es)
-        var index = [Int](repeating: 0, count: t.size.count)
-        for i in 0..<numel {
-            let src = start + zip(index, t.stride).reduce(0) { $0 + $1.0 * $1.1 }
-            (owned.pointer + i * es).copyMemory(from: region.base + src * es, byteCount: es)
-            var d = t.size.count - 1
-            while d >= 0 { index[d] += 1; if index[d] < t.size[d] { break }; index[d] = 0; d -= 1 }
-        }
-        return WeightTensor(dtype: t.storage.dtype, shape: t.size,
-                            data: ByteRegion(owner: owned, base: UnsafeRawPointer(owned.pointer), count: numel * es))
+        return WeightTensor(dtype: t.storage.dtype, shape: t.size, view: region, start: start, stride: t.stride)
     }
 }

@@ -84,16 +84,27 @@ final class OwnedBytes {
     deinit { pointer.deallocate() }
 }
 
-/// One named tensor: element type, shape (PyTorch order) and contiguous little-endian data.
+/// One named tensor: element type, shape (PyTorch order) and little-endian data.
 public struct WeightTensor: Sendable {
     public let dtype: DType
     public let shape: [Int]
-    let data: ByteRegion
+    /// Contiguous bytes, or a strided view of a storage that is gathered only when read.
+    enum Source: @unchecked Sendable {
+        case contiguous(ByteRegion)
+        case strided(ByteRegion, start: Int, stride: [Int])
+    }
+    let source: Source
 
     init(dtype: DType, shape: [Int], data: ByteRegion) {
         self.dtype = dtype
         self.shape = shape
-        self.data = data
+        self.source = .contiguous(data)
+    }
+
+    init(dtype: DType, shape: [Int], view region: ByteRegion, start: Int, stride: [Int]) {
+        self.dtype = dtype
+        self.shape = shape
+        self.source = .strided(region, start: start, stride: stride)
     }
 
     /// An owned tensor from float32 values.
@@ -104,18 +115,51 @@ public struct WeightTensor: Sendable {
         self.init(dtype: .float32, shape: shape, data: ByteRegion(owner: owned, base: UnsafeRawPointer(owned.pointer), count: floats.count * 4))
     }
 
+    /// Whether the data is a strided (non-contiguous or broadcast) view of its storage.
+    public var isStridedView: Bool { if case .strided = source { return true }; return false }
+
+    /// The bytes in row-major order (gathering a strided view).
+    var data: ByteRegion {
+        switch source {
+        case .contiguous(let r): return r
+        case let .strided(region, start, stride):
+            let es = dtype.byteSize, n = count
+            let owned = OwnedBytes(count: n * es)
+            let rank = shape.count
+            guard n > 0 else { return ByteRegion(owner: owned, base: UnsafeRawPointer(owned.pointer), count: 0) }
+            // Walk all but the last dim with an index vector; copy the last dim in a tight loop.
+            let inner = rank == 0 ? 1 : shape[rank - 1], innerStride = rank == 0 ? 0 : stride[rank - 1]
+            var index = [Int](repeating: 0, count: max(rank - 1, 0))
+            var out = owned.pointer
+            for _ in 0..<(n / inner) {
+                var src = start
+                for d in 0..<index.count { src += index[d] * stride[d] }
+                for j in 0..<inner {
+                    out.copyMemory(from: region.base + (src + j * innerStride) * es, byteCount: es)
+                    out += es
+                }
+                var d = index.count - 1
+                while d >= 0 { index[d] += 1; if index[d] < shape[d] { break }; index[d] = 0; d -= 1 }
+            }
+            return ByteRegion(owner: owned, base: UnsafeRawPointer(owned.pointer), count: n * es)
+        }
+    }
+
     public var count: Int { shape.reduce(1, *) }
-    public var byteCount: Int { data.count }
+    public var byteCount: Int { count * dtype.byteSize }
 
     /// The raw bytes (little-endian, row-major).
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try body(UnsafeRawBufferPointer(start: data.base, count: data.count))
+        let d = data
+        return try withExtendedLifetime(d.owner) { try body(UnsafeRawBufferPointer(start: d.base, count: d.count)) }
     }
 
     /// Values as float32 (converting half, bfloat16, double and integer types).
     public func floats() -> [Float] {
         let n = count
-        let p = data.base
+        let d = data
+        return withExtendedLifetime(d.owner) { () -> [Float] in
+        let p = d.base
         switch dtype {
         case .float32:
             return [Float](unsafeUninitializedCapacity: n) { buf, initialized in
@@ -133,11 +177,14 @@ public struct WeightTensor: Sendable {
         case .int8: return (0..<n).map { Float(p.load(fromByteOffset: $0, as: Int8.self)) }
         case .uint8, .bool: return (0..<n).map { Float(p.load(fromByteOffset: $0, as: UInt8.self)) }
         }
+        }
     }
 
     /// Values as Int64 for integer tensors (e.g. BatchNorm's `num_batches_tracked`); nil for floats.
     public func integers() -> [Int64]? {
-        let p = data.base
+        let d = data
+        return withExtendedLifetime(d.owner) { () -> [Int64]? in
+        let p = d.base
         switch dtype {
         case .int64: return (0..<count).map { p.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self) }
         case .int32: return (0..<count).map { Int64(p.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
@@ -145,6 +192,7 @@ public struct WeightTensor: Sendable {
         case .int8: return (0..<count).map { Int64(p.load(fromByteOffset: $0, as: Int8.self)) }
         case .uint8, .bool: return (0..<count).map { Int64(p.load(fromByteOffset: $0, as: UInt8.self)) }
         default: return nil
+        }
         }
     }
 }

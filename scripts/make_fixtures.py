@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Regenerates the committed golden fixtures from the reference PyTorch stack.
+
+Run inside the reference environment (../shared/reference/setup.sh):
+
+    ~/.cache/facerestore-reference/venv/bin/python scripts/make_fixtures.py
+
+Writes (all small, all generated from fixed seeds; no upstream code or weights):
+  Tests/FaceRestoreEngineTests/Fixtures/ops.safetensors   op inputs, params and PyTorch outputs
+  Tests/FaceRestoreWeightsTests/Fixtures/*.pth             checkpoints written by torch.save itself
+  Tests/FaceRestoreWeightsTests/Fixtures/expected.safetensors  what the readers must return
+  Tests/FaceRestoreModelsTests/Fixtures/*_layout.pth       official key/shape layouts (stride-0 tensors)
+  Tests/*/Fixtures/VERSIONS.txt                           library versions used
+and, outside the repo (too large to commit), a full random-weight GFPGAN v1.4 checkpoint at
+  $FACERESTORE_REFERENCE_FIXTURES (default ~/.cache/facerestore-reference/fixtures)/gfpgan_v1.4_random.pth
+which the Weights tests use when it exists.
+"""
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENGINE = os.path.join(ROOT, "Tests/FaceRestoreEngineTests/Fixtures")
+WEIGHTS = os.path.join(ROOT, "Tests/FaceRestoreWeightsTests/Fixtures")
+MODELS = os.path.join(ROOT, "Tests/FaceRestoreModelsTests/Fixtures")
+CLI = os.path.join(ROOT, "Tests/FaceRestoreCLITests/Fixtures")
+BIG = os.environ.get("FACERESTORE_REFERENCE_FIXTURES", os.path.expanduser("~/.cache/facerestore-reference/fixtures"))
+
+
+def versions():
+    from importlib.metadata import version
+    pkgs = ["torch", "numpy", "basicsr", "facexlib", "gfpgan", "realesrgan", "safetensors"]
+    return "".join(f"{p} {version(p) if p != 'torch' else torch.__version__}\n" for p in pkgs) + f"python {sys.version.split()[0]}\n"
+
+
+def rnd(g, *shape, scale=1.0):
+    return (torch.randn(*shape, generator=g) * scale).float()
+
+
+# ---------------------------------------------------------------------------------------------
+# Engine op goldens. Each case stores <case>.x (input), weights, <case>.p (int64 params) and
+# <case>.y (the PyTorch output). The Swift test reads the params, so the two sides cannot drift.
+# ---------------------------------------------------------------------------------------------
+def make_ops():
+    g = torch.Generator().manual_seed(1234)
+    out = OrderedDict()
+    torch.set_num_threads(1)
+
+    def put(name, **tensors):
+        for k, v in tensors.items():
+            out[f"{name}.{k}"] = v.detach().clone().contiguous()
+
+    # conv2d: (cin, cout, k, stride, pad, groups, bias, h, w)
+    convs = [
+        (8, 16, 1, 1, 0, 1, 1, 13, 11),
+        (8, 16, 3, 1, 1, 1, 1, 13, 11),
+        (8, 12, 3, 2, 1, 1, 0, 13, 11),
+        (6, 10, 5, 1, 2, 1, 1, 12, 9),
+        (6, 10, 5, 2, 2, 1, 1, 12, 9),
+        (3, 16, 7, 1, 3, 1, 1, 17, 15),
+        (3, 8, 7, 2, 3, 1, 0, 17, 15),
+        (8, 16, 3, 1, 0, 2, 1, 10, 10),
+        (16, 16, 3, 1, 1, 16, 1, 12, 12),   # depthwise
+        (16, 16, 3, 2, 1, 16, 0, 12, 12),   # depthwise stride 2
+        (64, 64, 3, 1, 1, 1, 1, 16, 16),    # blocked brgconv path
+        (128, 32, 1, 1, 0, 1, 0, 8, 8),
+    ]
+    for i, (cin, cout, k, s, p, gr, b, h, w) in enumerate(convs):
+        x = rnd(g, 1, cin, h, w)
+        wt = rnd(g, cout, cin // gr, k, k, scale=1 / (cin * k * k) ** 0.5)
+        bias = rnd(g, cout) if b else None
+        y = F.conv2d(x, wt, bias, stride=s, padding=p, groups=gr)
+        put(f"conv{i}", x=x, w=wt, y=y, p=torch.tensor([s, p, gr, b], dtype=torch.int64))
+        if bias is not None:
+            out[f"conv{i}.b"] = bias
+    # conv with fused leaky ReLU (the models' conv → lrelu(0.2) pattern)
+    x = rnd(g, 1, 8, 9, 9); wt = rnd(g, 8, 8, 3, 3, scale=0.2); bias = rnd(g, 8)
+    put("conv_lrelu", x=x, w=wt, b=bias, y=F.leaky_relu(F.conv2d(x, wt, bias, padding=1), 0.2))
+
+    # conv_transpose2d: (cin, cout, k, stride, pad, outpad, bias, h, w)
+    deconvs = [(8, 6, 3, 2, 1, 1, 1, 7, 6), (8, 6, 4, 2, 1, 0, 0, 5, 5), (4, 4, 3, 2, 0, 0, 1, 6, 7)]
+    for i, (cin, cout, k, s, p, op, b, h, w) in enumerate(deconvs):
+        x = rnd(g, 1, cin, h, w)
+        wt = rnd(g, cin, cout, k, k, scale=0.3)
+        bias = rnd(g, cout) if b else None
+        y = F.conv_transpose2d(x, wt, bias, stride=s, padding=p, output_padding=op)
+        put(f"deconv{i}", x=x, w=wt, y=y, p=torch.tensor([s, p, op, b], dtype=torch.int64))
+        if bias is not None:
+            out[f"deconv{i}.b"] = bias
+
+    x = rnd(g, 3, 37); wt = rnd(g, 19, 37, scale=0.2); bias = rnd(g, 19)
+    put("linear", x=x, w=wt, b=bias, y=F.linear(x, wt, bias))
+
+    x = rnd(g, 1, 6, 5, 7)
+    put("relu", x=x, y=F.relu(x))
+    put("lrelu", x=x, y=F.leaky_relu(x, 0.2))
+    slopes = rnd(g, 6, scale=0.3)
+    put("prelu", x=x, w=slopes, y=F.prelu(x, slopes))
+    put("prelu1", x=x, w=torch.tensor([0.25]), y=F.prelu(x, torch.tensor([0.25])))
+    x2 = rnd(g, 1, 6, 5, 7); bc = rnd(g, 1, 6, 1, 1)
+    put("add", x=x, x2=x2, y=x + x2)
+    put("add_bcast", x=x, x2=bc, y=x + bc)
+    put("mul_bcast", x=x, x2=bc, y=x * bc)
+    put("scale", x=x, y=x * 1.4142135 + 0.5)
+    put("concat", x=x, x2=x2[:, :4], y=torch.cat([x, x2[:, :4]], 1))
+    put("slice", x=x, y=x[:, 2:5])
+    put("softmax1", x=x, y=F.softmax(x, dim=1))
+    xs = rnd(g, 4, 9)
+    put("softmax_last", x=xs, y=F.softmax(xs, dim=-1))
+
+    for name, shape in [("odd", (1, 5, 7, 9)), ("even", (1, 16, 8, 6))]:
+        x = rnd(g, *shape)
+        put(f"bilinear_up_{name}", x=x, y=F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+        put(f"bilinear_down_{name}", x=x, y=F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False))
+        put(f"nearest_up_{name}", x=x, y=F.interpolate(x, scale_factor=2, mode="nearest"))
+
+    x = rnd(g, 1, 12, 5, 6)
+    put("pixel_shuffle", x=x, y=F.pixel_shuffle(x, 2))
+    x = rnd(g, 1, 3, 8, 10)
+    put("pixel_unshuffle", x=x, y=F.pixel_unshuffle(x, 2))
+    x = rnd(g, 1, 5, 6, 7)
+    put("reflect_pad1", x=x, y=F.pad(x, (1, 1, 1, 1), mode="reflect"), p=torch.tensor([1, 1, 1, 1], dtype=torch.int64))
+    put("reflect_pad2", x=x, y=F.pad(x, (2, 1, 3, 0), mode="reflect"), p=torch.tensor([3, 2, 0, 1], dtype=torch.int64))
+
+    # upfirdn2d: StyleGAN2's make_kernel([1,3,3,1]) and the CPU reference of basicsr
+    from basicsr.ops.upfirdn2d.upfirdn2d import upfirdn2d_native
+    k1 = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    k2 = k1[None, :] * k1[:, None]
+    k2 = k2 / k2.sum()
+    # (up, down, pad0, pad1, kernel scale): Upsample, Downsample, Blur (decoder), Blur (encoder),
+    # ToRGB skip upsample, a cropping (negative pad) case, and up+down together.
+    cases = [(2, 1, 2, 1, 4.0), (1, 2, 1, 1, 1.0), (1, 1, 2, 1, 1.0), (1, 1, 1, 1, 1.0), (1, 1, 2, 2, 4.0),
+             (2, 1, -1, 0, 4.0), (2, 2, 1, 1, 4.0)]
+    x = rnd(g, 1, 6, 9, 8)
+    for i, (up, down, p0, p1, ks) in enumerate(cases):
+        kern = k2 * ks
+        y = upfirdn2d_native(x, kern, up, up, down, down, p0, p1, p0, p1)
+        put(f"upfirdn{i}", x=x, w=kern, y=y, p=torch.tensor([up, down, p0, p1], dtype=torch.int64))
+    # asymmetric kernel, to catch a missing flip
+    kern = torch.arange(1.0, 13.0).reshape(3, 4) / 78.0
+    y = upfirdn2d_native(x, kern, 1, 1, 1, 1, 1, 2, 1, 2)
+    put("upfirdn_asym", x=x, w=kern, y=y, p=torch.tensor([1, 1, 1, 2], dtype=torch.int64))
+    y = upfirdn2d_native(x, kern, 2, 2, 1, 1, 2, 2, 2, 2)
+    put("upfirdn_asym_up", x=x, w=kern, y=y, p=torch.tensor([2, 1, 2, 2], dtype=torch.int64))
+
+    # BatchNorm folded into the preceding conv (eval mode)
+    conv = torch.nn.Conv2d(6, 10, 3, padding=1, bias=False)
+    bn = torch.nn.BatchNorm2d(10)
+    with torch.no_grad():
+        conv.weight.copy_(rnd(g, 10, 6, 3, 3, scale=0.2))
+        bn.weight.copy_(rnd(g, 10).abs() + 0.5); bn.bias.copy_(rnd(g, 10))
+        bn.running_mean.copy_(rnd(g, 10)); bn.running_var.copy_(rnd(g, 10).abs() + 0.1)
+    bn.eval()
+    x = rnd(g, 1, 6, 8, 8)
+    with torch.no_grad():
+        y = bn(conv(x))
+    put("bnfold", x=x, w=conv.weight.detach(), gamma=bn.weight.detach(), beta=bn.bias.detach(),
+        mean=bn.running_mean, var=bn.running_var, y=y)
+
+    os.makedirs(ENGINE, exist_ok=True)
+    save_file(dict(out), os.path.join(ENGINE, "ops.safetensors"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint reader fixtures, written by torch.save itself.
+# ---------------------------------------------------------------------------------------------
+def make_checkpoints():
+    g = torch.Generator().manual_seed(99)
+    base = rnd(g, 24)
+    sd = OrderedDict()
+    sd["conv.weight"] = rnd(g, 4, 3, 3, 3)
+    sd["conv.bias"] = rnd(g, 4)
+    sd["bn.num_batches_tracked"] = torch.tensor(17, dtype=torch.int64)
+    sd["half"] = rnd(g, 2, 5).half()
+    sd["bf16"] = rnd(g, 3, 2).bfloat16()
+    sd["view.a"] = base[2:8].view(2, 3)          # offset view into a shared storage
+    sd["view.b"] = base[10:22].view(3, 4)
+    sd["view.t"] = base[:12].view(3, 4).t()      # non-contiguous (transposed) view
+    sd["scalar"] = torch.tensor(3.5)
+    sd["int_ids"] = torch.arange(6, dtype=torch.int64).view(2, 3)
+    expected = OrderedDict((k, v.float().contiguous()) for k, v in sd.items())
+
+    os.makedirs(WEIGHTS, exist_ok=True)
+    ema = OrderedDict((k, v) for k, v in sd.items())
+    params = OrderedDict((k, v * 0 + 1 if v.is_floating_point() else v) for k, v in sd.items())
+    torch.save({"params_ema": ema, "params": params, "iter": 5}, os.path.join(WEIGHTS, "nested_zip.pth"))
+    torch.save({"params_ema": ema, "params": params, "iter": 5}, os.path.join(WEIGHTS, "nested_legacy.pth"),
+               _use_new_zipfile_serialization=False)
+    torch.save(sd, os.path.join(WEIGHTS, "plain_zip.pth"))
+    torch.save(sd, os.path.join(WEIGHTS, "plain_legacy.pth"), _use_new_zipfile_serialization=False)
+    torch.save({"params": params}, os.path.join(WEIGHTS, "params_only.pth"))
+    torch.save({"state_dict": OrderedDict(("module." + k, v) for k, v in sd.items())},
+               os.path.join(WEIGHTS, "module_prefix.pth"))
+    torch.save({"g_ema": sd, "d": OrderedDict(x=torch.zeros(2))}, os.path.join(WEIGHTS, "g_ema.pth"))
+    # nn.Parameter values (pickled through torch._utils._rebuild_parameter)
+    torch.save(OrderedDict(w=torch.nn.Parameter(sd["conv.weight"].clone())), os.path.join(WEIGHTS, "parameter.pth"))
+    save_file({k: v.clone() for k, v in expected.items()}, os.path.join(WEIGHTS, "expected.safetensors"))
+
+    # Hostile pickles: they must be refused by name, never run. Built from raw opcodes.
+    marker = "/tmp/facerestore-pickle-was-executed"
+    evil = (b"\x80\x02cposix\nsystem\nX" + struct.pack("<I", len("touch " + marker)) + ("touch " + marker).encode()
+            + b"\x85R.")
+    with zipfile.ZipFile(os.path.join(WEIGHTS, "evil_zip.pth"), "w", zipfile.ZIP_STORED) as z:
+        z.writestr("evil/data.pkl", evil)
+        z.writestr("evil/version", "3\n")
+    legacy_header = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2) + pickle.dumps(
+        {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2)
+    evil_builtin = b"\x80\x02cbuiltins\neval\nX\x0b\x00\x00\x00print('hi')\x85R."
+    with open(os.path.join(WEIGHTS, "evil_legacy.pth"), "wb") as f:
+        f.write(legacy_header + evil_builtin)
+    # a pickle that only *mentions* an unknown global (no REDUCE) is refused as well
+    with zipfile.ZipFile(os.path.join(WEIGHTS, "evil_global.pth"), "w", zipfile.ZIP_STORED) as z:
+        z.writestr("a/data.pkl", b"\x80\x02}q\x00X\x01\x00\x00\x00kq\x01c__builtin__\nset\nq\x02s.")
+
+    # GFPGAN v1.4 layout (exact official keys and shapes), tiny on disk: every tensor is a stride-0
+    # broadcast of one random value, which torch.save preserves as a 1-element storage.
+    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+    m = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
+                      fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
+    full = m.state_dict()
+    layout = OrderedDict((k, torch.randn(1, generator=g).expand(*v.shape) if v.dim() else torch.randn((), generator=g))
+                         for k, v in full.items())
+    os.makedirs(CLI, exist_ok=True)
+    torch.save({"params_ema": layout}, os.path.join(CLI, "gfpgan_v1.4_layout.pth"))
+
+    # The full-size random checkpoint (348 MB): outside the repo.
+    os.makedirs(BIG, exist_ok=True)
+    big = os.path.join(BIG, "gfpgan_v1.4_random.pth")
+    if not os.path.exists(big):
+        torch.manual_seed(0)
+        rand = OrderedDict((k, torch.randn(v.shape) * 0.05) for k, v in full.items())
+        torch.save({"params_ema": rand}, big + ".tmp")
+        os.replace(big + ".tmp", big)
+
+
+# ---------------------------------------------------------------------------------------------
+# Architecture layouts for recognition tests (stride-0 tensors: official keys and shapes only).
+# ---------------------------------------------------------------------------------------------
+def make_layouts():
+    from gfpgan.archs.gfpganv1_arch import GFPGANv1
+    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+    from facexlib.parsing.parsenet import ParseNet
+    from facexlib.detection.retinaface import RetinaFace
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+    from realesrgan.archs.srvgg_arch import SRVGGNetCompact
+
+    def layout(module):
+        return OrderedDict((k, v.new_zeros(()).expand(*v.shape) if v.dim() else v.new_zeros(()))
+                           for k, v in module.state_dict().items())
+
+    os.makedirs(MODELS, exist_ok=True)
+    models = {
+        "gfpgan_v1": GFPGANv1(out_size=512, num_style_feat=512, channel_multiplier=1, decoder_load_path=None,
+                              fix_decoder=True, num_mlp=8, lr_mlp=0.01, input_is_latent=True, different_w=True,
+                              narrow=1, sft_half=True),
+        "gfpgan_clean_c1_256": GFPGANv1Clean(out_size=256, num_style_feat=512, channel_multiplier=1,
+                                             decoder_load_path=None, fix_decoder=False, num_mlp=8,
+                                             input_is_latent=True, different_w=True, narrow=1, sft_half=True),
+        "parsenet": ParseNet(in_size=512, out_size=512, parsing_ch=19),
+        "rrdbnet_x2": RRDBNet(3, 3, num_feat=64, num_block=23, num_grow_ch=32, scale=2),
+        "rrdbnet_x4": RRDBNet(3, 3, num_feat=64, num_block=23, num_grow_ch=32, scale=4),
+        "srvgg_x4": SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, upscale=4, act_type="prelu"),
+        "retinaface_r50": RetinaFace(network_name="resnet50", half=False, phase="test"),
+    }
+    for name, module in models.items():
+        sd = layout(module)
+        wrapped = {"params_ema": sd} if name.startswith(("gfpgan", "rrdb", "srvgg")) else sd
+        torch.save(wrapped, os.path.join(MODELS, f"{name}_layout.pth"))
+
+
+if __name__ == "__main__":
+    make_ops()
+    make_checkpoints()
+    make_layouts()
+    for d in (ENGINE, WEIGHTS, MODELS, CLI):
+        with open(os.path.join(d, "VERSIONS.txt"), "w") as f:
+            f.write("Generated by scripts/make_fixtures.py with:\n" + versions())
+    print("fixtures written")
