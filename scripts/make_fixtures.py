@@ -34,6 +34,7 @@ ENGINE = os.path.join(ROOT, "Tests/FaceRestoreEngineTests/Fixtures")
 WEIGHTS = os.path.join(ROOT, "Tests/FaceRestoreWeightsTests/Fixtures")
 MODELS = os.path.join(ROOT, "Tests/FaceRestoreModelsTests/Fixtures")
 CLI = os.path.join(ROOT, "Tests/FaceRestoreCLITests/Fixtures")
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)   # zip timestamps, so regenerated fixtures are byte-identical
 BIG = os.environ.get("FACERESTORE_REFERENCE_FIXTURES", os.path.expanduser("~/.cache/facerestore-reference/fixtures"))
 
 
@@ -123,6 +124,11 @@ def make_ops():
         put(f"bilinear_up_{name}", x=x, y=F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
         put(f"bilinear_down_{name}", x=x, y=F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False))
         put(f"nearest_up_{name}", x=x, y=F.interpolate(x, scale_factor=2, mode="nearest"))
+    # explicit output sizes (facexlib's FPN upsamples to the next level's odd size)
+    x = rnd(g, 1, 4, 7, 9)
+    put("nearest_size", x=x, y=F.interpolate(x, size=[13, 17], mode="nearest"), p=torch.tensor([13, 17], dtype=torch.int64))
+    put("bilinear_size", x=x, y=F.interpolate(x, size=[10, 5], mode="bilinear", align_corners=False),
+        p=torch.tensor([10, 5], dtype=torch.int64))
 
     x = rnd(g, 1, 12, 5, 6)
     put("pixel_shuffle", x=x, y=F.pixel_shuffle(x, 2))
@@ -211,8 +217,8 @@ def make_checkpoints():
     evil = (b"\x80\x02cposix\nsystem\nX" + struct.pack("<I", len("touch " + marker)) + ("touch " + marker).encode()
             + b"\x85R.")
     with zipfile.ZipFile(os.path.join(WEIGHTS, "evil_zip.pth"), "w", zipfile.ZIP_STORED) as z:
-        z.writestr("evil/data.pkl", evil)
-        z.writestr("evil/version", "3\n")
+        z.writestr(zipfile.ZipInfo("evil/data.pkl", FIXED_TIME), evil)
+        z.writestr(zipfile.ZipInfo("evil/version", FIXED_TIME), "3\n")
     legacy_header = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2) + pickle.dumps(
         {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2)
     evil_builtin = b"\x80\x02cbuiltins\neval\nX\x0b\x00\x00\x00print('hi')\x85R."
@@ -220,7 +226,7 @@ def make_checkpoints():
         f.write(legacy_header + evil_builtin)
     # a pickle that only *mentions* an unknown global (no REDUCE) is refused as well
     with zipfile.ZipFile(os.path.join(WEIGHTS, "evil_global.pth"), "w", zipfile.ZIP_STORED) as z:
-        z.writestr("a/data.pkl", b"\x80\x02}q\x00X\x01\x00\x00\x00kq\x01c__builtin__\nset\nq\x02s.")
+        z.writestr(zipfile.ZipInfo("a/data.pkl", FIXED_TIME), b"\x80\x02}q\x00X\x01\x00\x00\x00kq\x01c__builtin__\nset\nq\x02s.")
 
     # GFPGAN v1.4 layout (exact official keys and shapes), tiny on disk: every tensor is a stride-0
     # broadcast of one random value, which torch.save preserves as a 1-element storage.

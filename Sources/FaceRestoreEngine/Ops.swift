@@ -57,31 +57,78 @@ extension ComputeContext {
 
     // MARK: resampling
 
-    /// Resizes the spatial dims by `factor` (2 or 0.5 in the models) with PyTorch `F.interpolate`
-    /// semantics: bilinear uses half-pixel centres (`align_corners=False`), nearest uses `floor(dst*in/out)`.
+    /// Resizes the spatial dims by `factor` with PyTorch `F.interpolate(scale_factor=factor)`
+    /// semantics: output size `floor(in·factor)`, source coordinates mapped with `1/factor`
+    /// (not the size ratio, which differs for odd sizes). Bilinear is `align_corners=False`.
     public func resize(_ x: Tensor, factor: Double, mode: ResizeMode) throws -> Tensor {
-        guard x.rank == 4 else { throw EngineError.shapeMismatch(op: "resize", detail: "needs NCHW, got \(x.shape)") }
+        guard x.rank == 4, factor > 0 else { throw EngineError.shapeMismatch(op: "resize", detail: "needs NCHW and a positive factor, got \(x.shape)") }
         let h = Int((Double(x.shape[2]) * factor).rounded(.down)), w = Int((Double(x.shape[3]) * factor).rounded(.down))
-        return try resize(x, height: h, width: w, mode: mode)
+        return try resize(x, height: h, width: w, mode: mode, scale: (1 / factor, 1 / factor))
     }
 
-    /// Resizes to an explicit output size (PyTorch `F.interpolate(size=...)`).
+    /// Resizes to an explicit size with PyTorch `F.interpolate(size=(height, width))` semantics
+    /// (source coordinates mapped with the size ratio in/out).
     public func resize(_ x: Tensor, height: Int, width: Int, mode: ResizeMode) throws -> Tensor {
-        guard x.rank == 4, height > 0, width > 0 else {
-            throw EngineError.shapeMismatch(op: "resize", detail: "\(x.shape) to \(height)×\(width)")
-        }
-        if mode == .nearest && (height % x.shape[2] != 0 || width % x.shape[3] != 0) {
-            // oneDNN rounds nearest source indices, PyTorch floors them: they agree for integer up-factors only.
-            throw EngineError.unsupported(op: "resize", detail: "nearest to a non-integer multiple (\(x.shape) to \(height)×\(width))")
-        }
+        guard x.rank == 4 else { throw EngineError.shapeMismatch(op: "resize", detail: "needs NCHW, got \(x.shape)") }
+        return try resize(x, height: height, width: width, mode: mode,
+                          scale: (Double(x.shape[2]) / Double(max(height, 1)), Double(x.shape[3]) / Double(max(width, 1))))
+    }
+
+    private func resize(_ x: Tensor, height: Int, width: Int, mode: ResizeMode, scale: (Double, Double)) throws -> Tensor {
+        guard height > 0, width > 0 else { throw EngineError.shapeMismatch(op: "resize", detail: "\(x.shape) to \(height)×\(width)") }
+        let (ih, iw) = (x.shape[2], x.shape[3])
         let dstDims = [x.shape[0], x.shape[1], height, width]
         let dst = x.layout == .plain ? MemoryDesc.plain(dstDims) : MemoryDesc.channelsLast(dstDims)
         let src = x.layout == .plain ? x : try channelsLast(x)
-        let alg = mode == .bilinear ? dnnl_resampling_linear : dnnl_resampling_nearest
-        let p = try make(.resampling(alg: alg, src: src.desc, dst: dst))
-        let out = Tensor(uninitialized: dst)
-        try run(p, [PrimitiveArg(role: DNNL_ARG_SRC, desc: src.desc, data: src.storage.pointer),
-                    PrimitiveArg(role: DNNL_ARG_DST, desc: dst, data: out.storage.pointer)])
+        // oneDNN maps coordinates by the size ratio; that equals PyTorch's mapping exactly when the
+        // ratio is 2 or 1/2 in both dims and matches the requested scale.
+        let exact = { (i: Int, o: Int, s: Double) in (o == 2 * i && s == 0.5) || (2 * o == i && s == 2) }
+        if exact(ih, height, scale.0), exact(iw, width, scale.1) {
+            let alg = mode == .bilinear ? dnnl_resampling_linear : dnnl_resampling_nearest
+            let p = try make(.resampling(alg: alg, src: src.desc, dst: dst))
+            let out = Tensor(uninitialized: dst)
+            try run(p, [PrimitiveArg(role: DNNL_ARG_SRC, desc: src.desc, data: src.storage.pointer),
+                        PrimitiveArg(role: DNNL_ARG_DST, desc: dst, data: out.storage.pointer)])
+            return out
+        }
+        let out = try resizeGeneral(try channelsLast(x), height: height, width: width, mode: mode, scale: scale)
+        return x.layout == .plain ? try contiguous(out) : out
+    }
+
+    /// PyTorch's CPU upsample kernels (`UpSampleKernel.cpp`, `UpSample.h`) on NHWC memory:
+    /// nearest `src = min(floor(dst·s), in−1)`; bilinear `src = max(s·(dst+0.5)−0.5, 0)` with the
+    /// upper neighbour clamped to the edge.
+    private func resizeGeneral(_ x: Tensor, height oh: Int, width ow: Int, mode: ResizeMode, scale: (Double, Double)) throws -> Tensor {
+        let (n, c, ih, iw) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let out = Tensor(uninitialized: .channelsLast([n, c, oh, ow]))
+        let s = x.storage.floats, d = out.storage.floats
+        let (sh, sw) = (Float(scale.0), Float(scale.1))
+        func taps(_ o: Int, _ size: Int, _ sc: Float) -> (Int, Int, Float, Float) {
+            switch mode {
+            case .nearest:
+                let i = min(Int((Float(o) * sc).rounded(.down)), size - 1)
+                return (i, i, 1, 0)
+            case .bilinear:
+                let src = max(sc * (Float(o) + 0.5) - 0.5, 0)
+                let i0 = Int(src)
+                let i1 = i0 < size - 1 ? i0 + 1 : i0
+                let l1 = src - Float(i0)
+                return (i0, i1, 1 - l1, l1)
+            }
+        }
+        let ys = (0..<oh).map { taps($0, ih, sh) }, xs = (0..<ow).map { taps($0, iw, sw) }
+        for b in 0..<n {
+            for (oy, (y0, y1, ly0, ly1)) in ys.enumerated() {
+                let r0 = s + (b * ih + y0) * iw * c, r1 = s + (b * ih + y1) * iw * c
+                for (ox, (x0, x1, lx0, lx1)) in xs.enumerated() {
+                    let o = d + ((b * oh + oy) * ow + ox) * c
+                    for ch in 0..<c {
+                        o[ch] = ly0 * (lx0 * r0[x0 * c + ch] + lx1 * r0[x1 * c + ch])
+                              + ly1 * (lx0 * r1[x0 * c + ch] + lx1 * r1[x1 * c + ch])
+                    }
+                }
+            }
+        }
         return out
     }
 

@@ -128,7 +128,7 @@ struct PickleReader {
     // MARK: byte access
 
     private mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
-        guard n >= 0, position + n <= bytes.count else {
+        guard n >= 0, n <= bytes.count - position else {
             throw PickleError.truncated("pickle ends inside an opcode at byte \(position)")
         }
         defer { position += n }

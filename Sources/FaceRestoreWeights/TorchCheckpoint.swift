@@ -17,7 +17,7 @@ enum TorchCheckpoint {
         }
         let prefix = String(pkl.dropLast("data.pkl".count))
         if let bo = zip.entries[prefix + "byteorder"] {
-            let s = String(decoding: UnsafeRawBufferPointer(rebasing: file.bytes[bo.dataOffset..<bo.dataOffset + bo.size]), as: UTF8.self)
+            let s = String(decoding: UnsafeRawBufferPointer(rebasing: file.bytes[bo.dataOffset..<min(file.size, bo.dataOffset + min(bo.size, 16))]), as: UTF8.self)
             guard s == "little" else { throw WeightsError.unsupported(path: path, detail: "byte order '\(s)'") }
         }
         for e in zip.entries.values where e.method != 0 {
@@ -33,6 +33,9 @@ enum TorchCheckpoint {
             }
             guard let entry = zip.entries[prefix + "data/" + key] else {
                 throw WeightsError.truncated(path: path, detail: "storage '\(key)' missing from the archive")
+            }
+            guard entry.size <= file.size - entry.dataOffset else {
+                throw WeightsError.truncated(path: path, detail: "storage '\(key)' is cut short")
             }
             storages[key] = ByteRegion(owner: file, base: file.base + entry.dataOffset, count: entry.size)
             return .storage(StorageRef(dtype: dtype, key: key, elementOffset: 0, numel: t[4].intValue))
@@ -80,9 +83,9 @@ enum TorchCheckpoint {
         for key in keys {
             guard p + 8 <= bytes.count else { throw WeightsError.truncated(path: path, detail: "storage '\(key)' header missing") }
             let numel = Int(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: p, as: Int64.self)))
-            let size = numel * (dtypes[key]?.byteSize ?? 4)
+            let (size, overflow) = numel.multipliedReportingOverflow(by: dtypes[key]?.byteSize ?? 4)
             p += 8
-            guard numel >= 0, p + size <= bytes.count else {
+            guard numel >= 0, !overflow, size <= bytes.count - p else {
                 throw WeightsError.truncated(path: path, detail: "storage '\(key)' needs \(size) bytes, \(bytes.count - p) remain")
             }
             storages[key] = ByteRegion(owner: file, base: file.base + p, count: size)
@@ -109,15 +112,30 @@ enum TorchCheckpoint {
             throw WeightsError.corrupt(path: path, detail: "tensor '\(name)' refers to missing storage '\(t.storage.key)'")
         }
         let es = t.storage.dtype.byteSize
-        let numel = t.size.reduce(1, *)
-        let start = t.storage.elementOffset + t.offset
         let storageElements = region.count / es
+        // Sizes come from the file: check every product and sum for overflow before trusting it.
+        guard t.size.allSatisfy({ $0 >= 0 }), t.stride.allSatisfy({ $0 >= 0 }), t.offset >= 0, t.storage.elementOffset >= 0 else {
+            throw WeightsError.corrupt(path: path, detail: "tensor '\(name)' has negative sizes or strides")
+        }
+        var numel = 1, maxIndex = 0, overflow = false
+        for (n, st) in zip(t.size, t.stride) {
+            var o1 = false, o2 = false, o3 = false
+            (numel, o1) = numel.multipliedReportingOverflow(by: n)
+            let (span, o) = (max(n, 1) - 1).multipliedReportingOverflow(by: st)
+            (maxIndex, o2) = maxIndex.addingReportingOverflow(span)
+            o3 = o
+            overflow = overflow || o1 || o2 || o3
+        }
+        let (start, o4) = t.storage.elementOffset.addingReportingOverflow(t.offset)
+        let (last, o5) = start.addingReportingOverflow(maxIndex)
+        guard !overflow, !o4, !o5, numel.multipliedReportingOverflow(by: es).overflow == false else {
+            throw WeightsError.corrupt(path: path, detail: "tensor '\(name)' has sizes \(t.size) that overflow")
+        }
         if numel == 0 {
             return WeightTensor(dtype: t.storage.dtype, shape: t.size, data: ByteRegion(owner: region.owner, base: region.base, count: 0))
         }
-        let maxIndex = start + zip(t.size, t.stride).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
-        guard start >= 0, t.stride.allSatisfy({ $0 >= 0 }), maxIndex < storageElements else {
-            throw WeightsError.corrupt(path: path, detail: "tensor '\(name)' \(t.size) reaches element \(maxIndex) of a \(storageElements)-element storage")
+        guard last < storageElements else {
+            throw WeightsError.corrupt(path: path, detail: "tensor '\(name)' \(t.size) reaches element \(last) of a \(storageElements)-element storage")
         }
         var expected = 1
         var contiguous = true
