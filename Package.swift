@@ -33,7 +33,9 @@ let package = Package(
                 "FaceRestoreWeights", "FaceRestoreModels", "FaceRestorePipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "facerestore-bench", dependencies: ["FaceRestoreEngine", "FaceRestoreModels"]),
+        // Benchmarks: our time and the reference PyTorch time in the same run (see README).
+        .target(name: "CPeak", path: "Sources/CPeak"),
+        .executableTarget(name: "facerestore-bench", dependencies: ["FaceRestoreEngine", "CPeak"]),
 
         .testTarget(name: "FaceRestoreEngineTests", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),
@@ -41,8 +43,9 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestoreModelsTests", dependencies: ["FaceRestoreModels"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "FaceRestoreImagingTests", dependencies: ["FaceRestoreImaging"]),
+        .testTarget(name: "FaceRestoreImagingTests", dependencies: ["FaceRestoreImaging", "FaceRestoreWeights"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline"]),
-        .testTarget(name: "FaceRestoreCLITests", dependencies: [], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -1,15 +1,179 @@
+// facerestore-bench: speed figures, always next to the reference's in the same run.
+//
+//   facerestore-bench conv [--threads 2] [--seconds 0.5] [--reference PYTHON]
+//
+// `conv` times every distinct convolution shape of GFPGAN v1.4 (U-Net, SFT conditions and the
+// StyleGAN2 decoder's 3×3 and 1×1 convs, 3–512 channels, 4²–512²) through our oneDNN layer,
+// and reports GFLOPS, % of this machine's measured fp32 FMA peak, % of the nominal 520 GFLOPS
+// (2 Zen5 cores at boost, ../shared/docs/platform.md) and, with --reference, PyTorch's time for
+// the same shape (scripts/bench_reference_conv.py) and the speed ratio.
+
+import CPeak
 import FaceRestoreEngine
 import Foundation
-let ctx = ComputeContext(threads: Int(ProcessInfo.processInfo.environment["T"] ?? "2")!)
+
+struct ConvShape { let cin: Int, cout: Int, k: Int, stride: Int, hw: Int; let role: String }
+
+/// The distinct conv shapes of GFPGANv1Clean (out 512, channel multiplier 2) at inference, with
+/// the input spatial size. The decoder's modulated convs run as plain convs on modulated inputs.
+let gfpganV14Shapes: [ConvShape] = [
+    ConvShape(cin: 3, cout: 32, k: 1, stride: 1, hw: 512, role: "conv_body_first"),
+    ConvShape(cin: 32, cout: 32, k: 3, stride: 1, hw: 512, role: "down0.conv1"),
+    ConvShape(cin: 32, cout: 64, k: 3, stride: 1, hw: 256, role: "down0.conv2"),
+    ConvShape(cin: 32, cout: 64, k: 1, stride: 1, hw: 256, role: "down0.skip"),
+    ConvShape(cin: 64, cout: 64, k: 3, stride: 1, hw: 256, role: "down1.conv1"),
+    ConvShape(cin: 64, cout: 128, k: 3, stride: 1, hw: 128, role: "down1.conv2"),
+    ConvShape(cin: 128, cout: 128, k: 3, stride: 1, hw: 128, role: "down2.conv1 / cond128"),
+    ConvShape(cin: 128, cout: 256, k: 3, stride: 1, hw: 64, role: "down2.conv2"),
+    ConvShape(cin: 256, cout: 256, k: 3, stride: 1, hw: 64, role: "down3.conv1 / cond64"),
+    ConvShape(cin: 256, cout: 256, k: 3, stride: 1, hw: 32, role: "down.conv2 32"),
+    ConvShape(cin: 256, cout: 256, k: 3, stride: 1, hw: 16, role: "down.conv2 16"),
+    ConvShape(cin: 256, cout: 256, k: 3, stride: 1, hw: 8, role: "down.conv2 8"),
+    ConvShape(cin: 256, cout: 256, k: 3, stride: 1, hw: 4, role: "final_conv"),
+    ConvShape(cin: 256, cout: 128, k: 3, stride: 1, hw: 128, role: "up4.conv2"),
+    ConvShape(cin: 128, cout: 64, k: 3, stride: 1, hw: 256, role: "up5.conv2"),
+    ConvShape(cin: 64, cout: 32, k: 3, stride: 1, hw: 512, role: "up6.conv2"),
+    ConvShape(cin: 32, cout: 32, k: 3, stride: 1, hw: 512, role: "cond512"),
+    ConvShape(cin: 512, cout: 512, k: 3, stride: 1, hw: 4, role: "style_conv1"),
+    ConvShape(cin: 512, cout: 512, k: 3, stride: 1, hw: 16, role: "style_convs 16"),
+    ConvShape(cin: 512, cout: 512, k: 3, stride: 1, hw: 32, role: "style_convs 32"),
+    ConvShape(cin: 512, cout: 512, k: 3, stride: 1, hw: 64, role: "style_convs 64"),
+    ConvShape(cin: 512, cout: 256, k: 3, stride: 1, hw: 128, role: "style_convs 128 (up)"),
+    ConvShape(cin: 256, cout: 256, k: 3, stride: 1, hw: 128, role: "style_convs 128"),
+    ConvShape(cin: 256, cout: 128, k: 3, stride: 1, hw: 256, role: "style_convs 256 (up)"),
+    ConvShape(cin: 128, cout: 128, k: 3, stride: 1, hw: 256, role: "style_convs 256"),
+    ConvShape(cin: 128, cout: 64, k: 3, stride: 1, hw: 512, role: "style_convs 512 (up)"),
+    ConvShape(cin: 64, cout: 64, k: 3, stride: 1, hw: 512, role: "style_convs 512"),
+    ConvShape(cin: 512, cout: 3, k: 1, stride: 1, hw: 64, role: "to_rgb 64"),
+    ConvShape(cin: 64, cout: 3, k: 1, stride: 1, hw: 512, role: "to_rgb 512"),
+]
+
+func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-let c = 128, hw = 256
-var w = [Float](repeating: 0, count: c*c*9); for i in w.indices { w[i] = Float.random(in: -0.05...0.05) }
-let conv = try Conv2d(weight: w, shape: [c,c,3,3], bias: [Float](repeating: 0.1, count: c), padding: Padding2D(1), hint: (hw,hw), context: ctx)
-let x0 = Tensor(shape: [1,c,hw,hw], repeating: 0.5)
-let xn = try ctx.channelsLast(x0)
-let chained = try conv(xn, ctx)
-for (name, x) in [("nchw", x0), ("nhwc", xn), ("chained", chained)] {
-  _ = try conv(x, ctx)
-  let t0 = now(); for _ in 0..<10 { _ = try conv(x, ctx) }; let dt = (now()-t0)/10
-  print(name, try conv.implementation(for: x, ctx), "\(x.layout)", String(format: "%.1f ms %.0f GFLOPS", dt*1000, 2.0*Double(c*c*9*hw*hw)/dt/1e9))
+
+/// Median wall time in seconds of `body` over at least 3 runs or `seconds` of runs (after a warm-up).
+func median(seconds: Double, _ body: () throws -> Void) rethrows -> Double {
+    try body()
+    var times: [Double] = []
+    let deadline = now() + seconds
+    while times.count < 3 || (now() < deadline && times.count < 50) {
+        let t0 = now()
+        try body()
+        times.append(now() - t0)
+    }
+    times.sort()
+    return times[times.count / 2]
+}
+
+/// Measured fp32 FMA peak of `threads` cores in GFLOPS (AVX-512, 16 lanes × 2 flops per FMA).
+func measuredPeak(threads: Int) -> Double? {
+    guard cpeak_has_avx512() != 0 else { return nil }
+    let iterations: Int64 = 20_000_000
+    var best = 0.0
+    for _ in 0..<3 {
+        let t0 = now()
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in _ = cpeak_fma_avx512(iterations) }
+        let dt = now() - t0
+        best = max(best, Double(threads) * Double(iterations) * 24 * 16 * 2 / dt / 1e9)
+    }
+    return best
+}
+
+func referenceTimes(python: String, shapes: [ConvShape], threads: Int, seconds: Double) -> [Double]? {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/bench_reference_conv.py").path
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: python)
+    p.arguments = [script]
+    var env = ProcessInfo.processInfo.environment
+    env["OMP_NUM_THREADS"] = String(threads)
+    p.environment = env
+    let input = Pipe(), output = Pipe()
+    p.standardInput = input
+    p.standardOutput = output
+    p.standardError = FileHandle.nullDevice
+    let req: [String: Any] = ["threads": threads, "seconds": seconds,
+                              "shapes": shapes.map { [$0.cin, $0.cout, $0.k, $0.stride, $0.hw] }]
+    do {
+        try p.run()
+        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: req))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let results = json["results"] as? [Double] else { return nil }
+        print("reference: torch \(json["torch"] ?? "?") conv2d, \(threads) threads, best of NCHW and channels_last")
+        return results
+    } catch {
+        return nil
+    }
+}
+
+func benchConv(threads: Int, seconds: Double, reference: String?) throws {
+    let ctx = ComputeContext(threads: threads)
+    let nominal = 520.0
+    let peak = measuredPeak(threads: threads)
+    print("threads: \(threads)")
+    if let peak { print(String(format: "measured fp32 FMA peak (AVX-512, %d threads): %.0f GFLOPS; nominal (2× Zen5 at boost): %.0f GFLOPS", threads, peak, nominal)) }
+    let refs = reference.flatMap { referenceTimes(python: $0, shapes: gfpganV14Shapes, threads: threads, seconds: seconds) }
+    if reference != nil && refs == nil { print("reference: could not run \(reference!) (see ../shared/reference/setup.sh)") }
+    print("")
+    print(pad("layer", 22) + " " + pad("shape", 20) + "        ms   GFLOPS   %peak    %520"
+          + (refs != nil ? "   torch ms  speed-up" : "") + "  kernel")
+    var goalShares: [Double] = []
+    var totalOurs = 0.0, totalRef = 0.0
+    var rng = SystemRandomNumberGenerator()
+    for (i, s) in gfpganV14Shapes.enumerated() {
+        let weights = (0..<(s.cout * s.cin * s.k * s.k)).map { _ in Float.random(in: -0.05...0.05, using: &rng) }
+        let conv = try Conv2d(weight: weights, shape: [s.cout, s.cin, s.k, s.k], bias: [Float](repeating: 0, count: s.cout),
+                              stride: s.stride, padding: Padding2D(s.k / 2), hint: (s.hw, s.hw), context: ctx)
+        // Activations arrive in the layout the previous conv produced (channels-last).
+        let x = try ctx.channelsLast(Tensor(shape: [1, s.cin, s.hw, s.hw], repeating: 0.5))
+        let dt = try median(seconds: seconds) { _ = try conv(x, ctx) }
+        let outHW = (s.hw + 2 * (s.k / 2) - s.k) / s.stride + 1
+        let gflop = 2.0 * Double(s.cout * s.cin * s.k * s.k * outHW * outHW) / 1e9
+        let gflops = gflop / dt
+        let pct = peak.map { 100 * gflops / $0 } ?? .nan
+        var line = pad(s.role, 22) + " " + pad("\(s.cin)→\(s.cout) \(s.k)×\(s.k) @\(s.hw)²", 20)
+            + String(format: " %9.3f %8.1f %6.1f%% %6.1f%%", dt * 1000, gflops, pct, 100 * gflops / nominal)
+        if let refs {
+            line += String(format: " %10.3f %8.2f×", refs[i], refs[i] / (dt * 1000))
+            totalRef += refs[i]
+        }
+        totalOurs += dt * 1000
+        line += "  " + (try conv.implementation(for: x, ctx))
+        print(line)
+        if s.k == 3, min(s.cin, s.cout) >= 128, (64...256).contains(s.hw) { goalShares.append(pct) }
+    }
+    print("")
+    if !goalShares.isEmpty, peak != nil {
+        print(String(format: "3×3 convs with ≥128 channels at 64²–256²: %.1f%%–%.1f%% of measured peak (mean %.1f%%)",
+                     goalShares.min()!, goalShares.max()!, goalShares.reduce(0, +) / Double(goalShares.count)))
+    }
+    if totalRef > 0 {
+        print(String(format: "sum over shapes: ours %.1f ms, torch %.1f ms, speed-up %.2f×", totalOurs, totalRef, totalRef / totalOurs))
+    }
+}
+
+// MARK: command line
+
+let args = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    return args[i + 1]
+}
+let threads = option("--threads").flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount
+let seconds = option("--seconds").flatMap(Double.init) ?? 0.5
+switch args.first {
+case "conv":
+    do {
+        try benchConv(threads: threads, seconds: seconds, reference: option("--reference"))
+    } catch {
+        FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
+        exit(1)
+    }
+default:
+    print("usage: facerestore-bench conv [--threads N] [--seconds S] [--reference PYTHON]")
+    exit(args.isEmpty ? 0 : 2)
 }
