@@ -5,7 +5,7 @@ import PackageDescription
 
 let package = Package(
     name: "FaceRestore",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],   // Synchronization.Mutex
     products: [
         .library(name: "FaceRestoreEngine", targets: ["FaceRestoreEngine"]),
         .library(name: "FaceRestoreWeights", targets: ["FaceRestoreWeights"]),

@@ -40,6 +40,9 @@ func expectMatches(_ out: Tensor, _ name: String, _ ctx: ComputeContext, relTol:
     #expect(out.shape == expected.shape, "\(name): shape \(out.shape) vs torch \(expected.shape)", sourceLocation: sourceLocation)
     guard out.shape == expected.shape else { return }
     let d = deviation(try ctx.array(out), expected.floats())
+    if ProcessInfo.processInfo.environment["FACERESTORE_PARITY_REPORT"] != nil {
+        print("parity \(name) max_abs \(d.maxAbs) scale \(d.scale) nmse \(d.nmse)")
+    }
     #expect(d.maxAbs <= abs(relTol) * d.scale, "\(name): max abs \(d.maxAbs) at scale \(d.scale)", sourceLocation: sourceLocation)
     #expect(d.nmse <= 1e-10, "\(name): normalized MSE \(d.nmse)", sourceLocation: sourceLocation)
 }
