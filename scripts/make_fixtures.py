@@ -220,6 +220,9 @@ def make_checkpoints():
     with zipfile.ZipFile(os.path.join(WEIGHTS, "evil_zip.pth"), "w", zipfile.ZIP_STORED) as z:
         z.writestr(zipfile.ZipInfo("evil/data.pkl", FIXED_TIME), evil)
         z.writestr(zipfile.ZipInfo("evil/version", FIXED_TIME), "3\n")
+    # the same call spelled `os system` (as hand-made or Windows-independent pickles write it)
+    with zipfile.ZipFile(os.path.join(WEIGHTS, "evil_os.pth"), "w", zipfile.ZIP_STORED) as z:
+        z.writestr(zipfile.ZipInfo("evil/data.pkl", FIXED_TIME), evil.replace(b"cposix\n", b"cos\n"))
     legacy_header = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2) + pickle.dumps(
         {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2)
     evil_builtin = b"\x80\x02cbuiltins\neval\nX\x0b\x00\x00\x00print('hi')\x85R."

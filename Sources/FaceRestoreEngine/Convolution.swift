@@ -46,9 +46,7 @@ private final class FixedWeightKernel: Sendable {
     let hasBias: Bool
     let postOps: [PostOp]
     let weightsDesc: MemoryDesc
-    let weights: TensorStorage
-    let plainWeightsDesc: MemoryDesc
-    let plainWeights: TensorStorage   // kept for the rare re-layout when a shape needs another format
+    let weights: TensorStorage        // the only copy: the PyTorch-layout array is not kept
     let bias: TensorStorage?
     let outputSize: @Sendable (Int, Int) -> (Int, Int)
     private let cache = Mutex<[Entry]>([])
@@ -62,8 +60,6 @@ private final class FixedWeightKernel: Sendable {
         self.strides = strides
         self.padding = padding
         self.postOps = postOps
-        self.plainWeightsDesc = plainWeightsDesc
-        self.plainWeights = plainWeights
         self.outputSize = outputSize
         self.hasBias = bias != nil
         if let bias {
@@ -127,8 +123,8 @@ private final class FixedWeightKernel: Sendable {
                                  outChannels: outChannels, dst: dst, strides: strides, padding: padding)
             let p = try context.make(op, postOps: postOps)
             let wd = p.weightsDesc
-            let ws = TensorStorage(bytes: wd.byteSize)
-            try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: wd, ws.pointer)
+            let ws = wd == weightsDesc ? weights : TensorStorage(bytes: wd.byteSize)
+            if wd != weightsDesc { try context.reorder(from: weightsDesc, weights.pointer, to: wd, ws.pointer) }
             made = Entry(input: x.desc, src: p.srcDesc, dst: p.dstDesc, primitive: p, weightsDesc: wd, weights: ws)
         }
         cache.withLock { $0.append(made) }

@@ -33,6 +33,13 @@ let cliFixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)
 let weightsFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("FaceRestoreWeightsTests/Fixtures")
 
+let fullRandomCheckpoint: String? = {
+    let dir = ProcessInfo.processInfo.environment["FACERESTORE_REFERENCE_FIXTURES"]
+        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/facerestore-reference/fixtures").path
+    let path = dir + "/gfpgan_v1.4_random.pth"
+    return FileManager.default.fileExists(atPath: path) ? path : nil
+}()
+
 @Suite struct InspectWeightsCommand {
     @Test func reportsGFPGANv14Layout() throws {
         let r = try run(["inspect-weights", cliFixtures.appendingPathComponent("gfpgan_v1.4_layout.pth").path])
@@ -44,6 +51,16 @@ let weightsFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent(
         #expect(r.stdout.contains("architecture: GFPGANv1Clean (GFPGAN v1.2/v1.3/v1.4 layout): out_size 512, channel_multiplier 2"))
         // the largest tensor is the W+ projection
         #expect(r.stdout.contains("largest tensors:\n  final_linear.weight  [8192, 4096]  33,554,432  float32"))
+    }
+
+    /// The full-size random-weight checkpoint written by torch (scripts/make_fixtures.py), when present.
+    @Test(.enabled(if: fullRandomCheckpoint != nil, "run scripts/make_fixtures.py to create it"))
+    func reportsFullRandomGFPGANv14() throws {
+        let r = try run(["inspect-weights", fullRandomCheckpoint!])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("tensors: 285\n"))
+        #expect(r.stdout.contains("elements: 87,143,276\n"))
+        #expect(r.stdout.contains("architecture: GFPGANv1Clean (GFPGAN v1.2/v1.3/v1.4 layout): out_size 512, channel_multiplier 2"))
     }
 
     @Test func hostilePickleIsOneLineAndNonZero() throws {

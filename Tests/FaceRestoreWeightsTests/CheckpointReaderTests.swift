@@ -110,7 +110,7 @@ func expectSameAsExpected(_ sd: StateDict, sourceLocation: SourceLocation = #_so
 }
 
 @Suite struct HostileAndBrokenFiles {
-    @Test(arguments: [("evil_zip.pth", "posix.system"), ("evil_legacy.pth", "builtins.eval"), ("evil_global.pth", "__builtin__.set")])
+    @Test(arguments: [("evil_zip.pth", "posix.system"), ("evil_os.pth", "os.system"), ("evil_legacy.pth", "builtins.eval"), ("evil_global.pth", "__builtin__.set")])
     func disallowedGlobalsAreRefusedByName(_ file: String, _ global: String) throws {
         let marker = "/tmp/facerestore-pickle-was-executed"
         try? FileManager.default.removeItem(atPath: marker)
