@@ -310,7 +310,54 @@ def make_imaging():
               os.path.join(IMAGING, "convert.safetensors"))
 
 
+# ---------------------------------------------------------------------------------------------
+# Model parity: small random-weight configurations in the official state-dict layout.
+# ---------------------------------------------------------------------------------------------
+def randomize(module, seed):
+    """Replaces every parameter and buffer with random values of a sensible scale, so that no
+    path is hidden by zero initialisation (noise strengths and biases start at 0 upstream)."""
+    g = torch.Generator().manual_seed(seed)
+    sd = module.state_dict()
+    for k, v in sd.items():
+        if not v.is_floating_point():
+            continue
+        if "noises." in k:
+            new = torch.randn(v.shape, generator=g)
+        elif k.endswith("modulation.bias"):
+            new = 1 + 0.1 * torch.randn(v.shape, generator=g)
+        elif v.dim() >= 2:
+            shape = v.shape[1:] if not k.endswith("modulated_conv.weight") else v.shape[2:]
+            fan_in = int(np.prod(shape)) if len(shape) else 1
+            new = torch.randn(v.shape, generator=g) / fan_in ** 0.5
+        else:
+            new = 0.1 * torch.randn(v.shape, generator=g)
+        sd[k] = new
+    module.load_state_dict(sd)
+    return module
+
+
+def make_gfpgan_clean(out_size=32, style=32, cm=1, narrow=0.0625, seed=11, path=None, with_io=True):
+    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+    net = GFPGANv1Clean(out_size=out_size, num_style_feat=style, channel_multiplier=cm, decoder_load_path=None,
+                        fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=narrow,
+                        sft_half=True)
+    randomize(net, seed).eval()
+    g = torch.Generator().manual_seed(seed + 1)
+    x = torch.rand(1, 3, out_size, out_size, generator=g) * 2 - 1
+    with torch.no_grad():
+        y = net(x, return_rgb=False, randomize_noise=False)[0]
+    torch.save({"params_ema": net.state_dict()}, path)
+    return x, y
+
+
+def make_models():
+    os.makedirs(MODELS, exist_ok=True)
+    x, y = make_gfpgan_clean(path=os.path.join(MODELS, "gfpgan_clean_tiny.pth"))
+    save_file({"x": x.contiguous(), "y": y.contiguous()}, os.path.join(MODELS, "gfpgan_clean_tiny_io.safetensors"))
+
+
 if __name__ == "__main__":
+    make_models()
     make_imaging()
     make_ops()
     make_checkpoints()

@@ -1,0 +1,95 @@
+// Strict loading of a state dict into a module tree whose Swift structure mirrors the PyTorch
+// attribute names: each module reads its own keys through a scope (`scope["conv1"]["weight"]`),
+// so full keys such as `stylegan_decoder.style_convs.3.modulated_conv.weight` are built by walking
+// the tree, never from a hand-written key table. A missing or mis-shaped key throws naming the key
+// and both shapes; keys nobody read throw at `finish` unless deliberately listed as unused.
+
+import FaceRestoreEngine
+import FaceRestoreWeights
+
+/// Errors from building a model from weights. Each description is one line.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case missingKey(file: String, key: String, expected: [Int])
+    case shapeMismatch(file: String, key: String, expected: [Int], found: [Int])
+    case unexpectedKeys(file: String, keys: [String])
+    case wrongArchitecture(file: String, expected: String, found: String)
+    case invalidInput(String)
+
+    public var description: String {
+        func s(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+        switch self {
+        case let .missingKey(file, key, expected): return "\(file): missing tensor '\(key)' (expected shape \(s(expected)))"
+        case let .shapeMismatch(file, key, expected, found):
+            return "\(file): tensor '\(key)' has shape \(s(found)), the model expects \(s(expected))"
+        case let .unexpectedKeys(file, keys):
+            return "\(file): \(keys.count) unexpected tensor(s), e.g. '\(keys.prefix(3).joined(separator: "', '"))'"
+        case let .wrongArchitecture(file, expected, found): return "\(file): this is \(found), not \(expected)"
+        case let .invalidInput(message): return message
+        }
+    }
+}
+
+/// Tracks which keys of a state dict were read.
+public final class WeightLoader {
+    public let file: String
+    let stateDict: StateDict
+    private(set) var used: Set<String> = []
+
+    public init(_ stateDict: StateDict, file: String) {
+        self.stateDict = stateDict
+        self.file = file
+    }
+
+    public var root: WeightScope { WeightScope(loader: self, prefix: "") }
+
+    func take(_ key: String, shape: [Int]) throws -> [Float] {
+        guard let t = stateDict[key] else { throw ModelError.missingKey(file: file, key: key, expected: shape) }
+        guard t.shape == shape else { throw ModelError.shapeMismatch(file: file, key: key, expected: shape, found: t.shape) }
+        used.insert(key)
+        return t.floats()
+    }
+
+    /// Marks keys under `prefixes` as deliberately unused and throws if any other key was not read.
+    /// Returns the deliberately unused keys (e.g. GFPGAN's dead style MLP), for reporting.
+    @discardableResult
+    public func finish(deliberatelyUnused prefixes: [String]) throws -> [String] {
+        let rest = stateDict.names.filter { !used.contains($0) }
+        let ignored = rest.filter { k in prefixes.contains { k.hasPrefix($0) } }
+        let unexpected = rest.filter { k in !prefixes.contains { k.hasPrefix($0) } }
+        guard unexpected.isEmpty else { throw ModelError.unexpectedKeys(file: file, keys: unexpected) }
+        return ignored
+    }
+}
+
+/// A position in the module tree: `scope["style_convs"][3]["modulated_conv"]`.
+public struct WeightScope {
+    let loader: WeightLoader
+    public let prefix: String
+
+    public subscript(_ name: String) -> WeightScope { WeightScope(loader: loader, prefix: prefix + name + ".") }
+    public subscript(_ index: Int) -> WeightScope { self[String(index)] }
+
+    /// The values of `<prefix><name>`, which must have exactly `shape`.
+    public func floats(_ name: String, shape: [Int]) throws -> [Float] {
+        try loader.take(prefix + name, shape: shape)
+    }
+
+    /// The shape stored for `<prefix><name>`, if any (for configuration detection).
+    public func shape(_ name: String) -> [Int]? { loader.stateDict[prefix + name]?.shape }
+
+    /// `nn.Conv2d` at this scope (`weight`, optional `bias`).
+    public func conv2d(_ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil, bias: Bool = true,
+                       postOps: [PostOp] = [], hint: (Int, Int) = (64, 64), context: ComputeContext) throws -> Conv2d {
+        let w = try floats("weight", shape: [cout, cin, kernel, kernel])
+        let b = bias ? try floats("bias", shape: [cout]) : nil
+        return try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], bias: b, stride: stride,
+                          padding: Padding2D(padding ?? kernel / 2), postOps: postOps, hint: hint, context: context)
+    }
+
+    /// `nn.Linear` at this scope.
+    public func linear(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, context: ComputeContext) throws -> Linear {
+        let w = try floats("weight", shape: [outFeatures, inFeatures])
+        let b = bias ? try floats("bias", shape: [outFeatures]) : nil
+        return try Linear(weight: w, shape: [outFeatures, inFeatures], bias: b, context: context)
+    }
+}
