@@ -10,6 +10,8 @@
 
 import CPeak
 import FaceRestoreEngine
+import FaceRestoreModels
+import FaceRestoreWeights
 import Foundation
 
 struct ConvShape { let cin: Int, cout: Int, k: Int, stride: Int, hw: Int; let role: String }
@@ -156,6 +158,38 @@ func benchConv(threads: Int, seconds: Double, reference: String?) throws {
     }
 }
 
+/// Times our GFPGANv1Clean forward on the input stored in `io` (key "x") and writes the output
+/// (key "y") to `output`, for scripts/parity_gfpgan.py, which times the reference in the same run.
+func benchGFPGAN(model: String, io: String, output: String?, threads: Int, runs: Int) throws {
+    let ctx = ComputeContext(threads: threads)
+    let t0 = now()
+    let net = try GFPGANv1Clean(path: model, context: ctx)
+    let loadTime = now() - t0
+    let inputs = try SafeTensors.read(path: io)
+    guard let x = inputs["x"] else { throw ModelError.invalidInput("\(io): no tensor 'x'") }
+    let input = Tensor(shape: x.shape, values: x.floats())
+    var result = try net(input, ctx)   // first call: primitive creation
+    var times: [Double] = []
+    for _ in 0..<max(1, runs) {
+        let t = now()
+        result = try net(input, ctx)
+        times.append(now() - t)
+    }
+    times.sort()
+    print(String(format: "ours: load %.2f s, forward median %.3f s (min %.3f s, %d runs, %d threads), peak RSS %.0f MB",
+                 loadTime, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes()))
+    if let output {
+        try SafeTensors.write([("y", WeightTensor(shape: result.shape, floats: try ctx.array(result)))], to: output)
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in MB.
+func peakRSSMegabytes() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return .nan }
+    return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "") .map { $0 / 1024 } ?? .nan
+}
+
 // MARK: command line
 
 let args = Array(CommandLine.arguments.dropFirst())
@@ -173,7 +207,19 @@ case "conv":
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)
     }
+case "gfpgan":
+    do {
+        guard let model = option("--model"), let io = option("--io") else {
+            print("usage: facerestore-bench gfpgan --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N] [--threads N]")
+            exit(2)
+        }
+        try benchGFPGAN(model: model, io: io, output: option("--out"), threads: threads, runs: option("--runs").flatMap(Int.init) ?? 3)
+    } catch {
+        FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
+        exit(1)
+    }
 default:
     print("usage: facerestore-bench conv [--threads N] [--seconds S] [--reference PYTHON]")
+    print("       facerestore-bench gfpgan --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N]")
     exit(args.isEmpty ? 0 : 2)
 }
