@@ -46,7 +46,9 @@ public final class WeightLoader {
         guard let t = stateDict[key] else { throw ModelError.missingKey(file: file, key: key, expected: shape) }
         guard t.shape == shape else { throw ModelError.shapeMismatch(file: file, key: key, expected: shape, found: t.shape) }
         used.insert(key)
-        return t.floats()
+        let values = t.floats()
+        t.releaseMappedPages()   // the model keeps its own (reordered) copy
+        return values
     }
 
     /// Marks keys under `prefixes` as deliberately unused and throws if any other key was not read.

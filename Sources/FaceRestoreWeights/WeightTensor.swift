@@ -115,6 +115,18 @@ public struct WeightTensor: Sendable {
         self.init(dtype: .float32, shape: shape, data: ByteRegion(owner: owned, base: UnsafeRawPointer(owned.pointer), count: floats.count * 4))
     }
 
+    /// Tells the kernel this tensor's pages of a memory-mapped file are no longer needed, so a
+    /// model that has copied the values into its own layout does not also keep the file resident.
+    /// Only whole pages inside the tensor are released; reading the tensor again re-faults them.
+    public func releaseMappedPages() {
+        guard case .contiguous(let region) = source, region.owner is MappedFile, region.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: region.base) + page - 1) / page * page
+        let end = (Int(bitPattern: region.base) + region.count) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, MADV_DONTNEED)
+    }
+
     /// Whether the data is a strided (non-contiguous or broadcast) view of its storage.
     public var isStridedView: Bool { if case .strided = source { return true }; return false }
 

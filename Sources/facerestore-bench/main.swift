@@ -165,6 +165,7 @@ func benchGFPGAN(model: String, io: String, output: String?, threads: Int, runs:
     let t0 = now()
     let net = try GFPGANv1Clean(path: model, context: ctx)
     let loadTime = now() - t0
+    let afterLoad = peakRSSMegabytes()
     let inputs = try SafeTensors.read(path: io)
     guard let x = inputs["x"] else { throw ModelError.invalidInput("\(io): no tensor 'x'") }
     let input = Tensor(shape: x.shape, values: x.floats())
@@ -176,8 +177,8 @@ func benchGFPGAN(model: String, io: String, output: String?, threads: Int, runs:
         times.append(now() - t)
     }
     times.sort()
-    print(String(format: "ours: load %.2f s, forward median %.3f s (min %.3f s, %d runs, %d threads), peak RSS %.0f MB",
-                 loadTime, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes()))
+    print(String(format: "ours: load %.2f s, forward median %.3f s (min %.3f s, %d runs, %d threads), peak RSS %.0f MB (%.0f MB after load)",
+                 loadTime, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes(), afterLoad))
     if let output {
         try SafeTensors.write([("y", WeightTensor(shape: result.shape, floats: try ctx.array(result)))], to: output)
     }
