@@ -70,15 +70,6 @@ struct MemoryDesc: @unchecked Sendable {
         }
     }
 
-    /// Strides in elements when the layout is a plain strided one; nil for blocked layouts.
-    var strides: [Int]? {
-        guard raw.format_kind == dnnl_blocked, raw.format_desc.blocking.inner_nblks == 0 else { return nil }
-        var s = raw.format_desc.blocking.strides
-        return withUnsafeBytes(of: &s) { buf in
-            Array(buf.bindMemory(to: Int64.self).prefix(Int(raw.ndims))).map(Int.init)
-        }
-    }
-
     var byteSize: Int { withUnsafePointer(to: raw) { Int(dnnl_memory_desc_get_size($0)) } }
 
     var isPlain: Bool {
@@ -95,14 +86,6 @@ struct MemoryDesc: @unchecked Sendable {
         var out = dnnl_memory_desc_t()
         let d = dims.map(Int64.init), o = offsets.map(Int64.init)
         let status = withUnsafePointer(to: raw) { dnnl_memory_desc_init_submemory(&out, $0, d, o) }
-        return status == dnnl_success ? MemoryDesc(raw: out) : nil
-    }
-
-    /// The same memory viewed with other dims (plain layouts only).
-    func reshaped(_ newDims: [Int]) -> MemoryDesc? {
-        var out = dnnl_memory_desc_t()
-        let d = newDims.map(Int64.init)
-        let status = withUnsafePointer(to: raw) { dnnl_memory_desc_reshape(&out, $0, Int32(d.count), d) }
         return status == dnnl_success ? MemoryDesc(raw: out) : nil
     }
 }
