@@ -313,9 +313,11 @@ def make_imaging():
 # ---------------------------------------------------------------------------------------------
 # Model parity: small random-weight configurations in the official state-dict layout.
 # ---------------------------------------------------------------------------------------------
-def randomize(module, seed):
+def randomize(module, seed, equalized=False):
     """Replaces every parameter and buffer with random values of a sensible scale, so that no
-    path is hidden by zero initialisation (noise strengths and biases start at 0 upstream)."""
+    path is hidden by zero initialisation (noise strengths and biases start at 0 upstream).
+    `equalized`: the module scales its weights by 1/sqrt(fan_in) at run time (basicsr's
+    equalized-lr layers), so weights are drawn with unit variance instead."""
     g = torch.Generator().manual_seed(seed)
     sd = module.state_dict()
     for k, v in sd.items():
@@ -328,7 +330,7 @@ def randomize(module, seed):
         elif v.dim() >= 2:
             shape = v.shape[1:] if not k.endswith("modulated_conv.weight") else v.shape[2:]
             fan_in = int(np.prod(shape)) if len(shape) else 1
-            new = torch.randn(v.shape, generator=g) / fan_in ** 0.5
+            new = torch.randn(v.shape, generator=g) / (1 if equalized else fan_in ** 0.5)
         else:
             new = 0.1 * torch.randn(v.shape, generator=g)
         sd[k] = new
@@ -350,10 +352,43 @@ def make_gfpgan_clean(out_size=32, style=32, cm=1, narrow=0.0625, seed=11, path=
     return x, y
 
 
+def install_cpu_fused_act():
+    """basicsr's FusedLeakyReLU calls a CUDA-only extension (`fused_act_ext.fused_bias_act`), so
+    upstream GFPGANv1 cannot run on a CPU. Give it the CPU equivalent of that kernel's forward
+    (act=3, grad=0: leaky_relu(x + bias[c], slope) * scale), as rosinality's stylegan2 op does."""
+    import types
+    import basicsr.ops.fused_act.fused_act as fa
+
+    def fused_bias_act(x, bias, refer, act, grad, alpha, scale):
+        assert act == 3 and grad == 0, "forward only"
+        return F.leaky_relu(x + bias.view([1, -1] + [1] * (x.dim() - 2)), alpha) * scale
+
+    fa.fused_act_ext = types.SimpleNamespace(fused_bias_act=fused_bias_act)
+
+
+def make_gfpgan_v1(out_size=64, style=32, cm=1, narrow=0.0625, seed=13, path=None):
+    """GFPGANv1 (paper arch) exactly as GFPGANer builds it for v1 (resample kernel [1,3,3,1],
+    lr_mlp 0.01, input_is_latent, different_w, sft_half), at a given size."""
+    install_cpu_fused_act()
+    from gfpgan.archs.gfpganv1_arch import GFPGANv1
+    net = GFPGANv1(out_size=out_size, num_style_feat=style, channel_multiplier=cm, decoder_load_path=None,
+                   fix_decoder=True, num_mlp=8, lr_mlp=0.01, input_is_latent=True, different_w=True, narrow=narrow,
+                   sft_half=True)
+    randomize(net, seed, equalized=True).eval()
+    g = torch.Generator().manual_seed(seed + 1)
+    x = torch.rand(1, 3, out_size, out_size, generator=g) * 2 - 1
+    with torch.no_grad():
+        y = net(x, return_rgb=False, randomize_noise=False)[0]
+    torch.save({"params_ema": net.state_dict()}, path)
+    return x, y
+
+
 def make_models():
     os.makedirs(MODELS, exist_ok=True)
     x, y = make_gfpgan_clean(path=os.path.join(MODELS, "gfpgan_clean_tiny.pth"))
     save_file({"x": x.contiguous(), "y": y.contiguous()}, os.path.join(MODELS, "gfpgan_clean_tiny_io.safetensors"))
+    x, y = make_gfpgan_v1(path=os.path.join(MODELS, "gfpgan_v1_tiny.pth"))
+    save_file({"x": x.contiguous(), "y": y.contiguous()}, os.path.join(MODELS, "gfpgan_v1_tiny_io.safetensors"))
 
 
 if __name__ == "__main__":

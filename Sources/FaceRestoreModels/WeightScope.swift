@@ -94,4 +94,26 @@ public struct WeightScope {
         let b = bias ? try floats("bias", shape: [outFeatures]) : nil
         return try Linear(weight: w, shape: [outFeatures, inFeatures], bias: b, context: context)
     }
+
+    /// basicsr `EqualLinear`: the weight scaled by `lr_mul/√in` and the bias by `lr_mul` at run time
+    /// upstream; here once, at load.
+    public func equalLinear(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, lrMul: Float = 1,
+                            context: ComputeContext) throws -> Linear {
+        let scale = lrMul / Float(inFeatures).squareRoot()
+        let w = try floats("weight", shape: [outFeatures, inFeatures]).map { $0 * scale }
+        let b = bias ? try floats("bias", shape: [outFeatures]).map { $0 * lrMul } : nil
+        return try Linear(weight: w, shape: [outFeatures, inFeatures], bias: b, context: context)
+    }
+
+    /// basicsr `EqualConv2d` (weight · 1/√(in·k²)), optionally with the bias of a following
+    /// activation fused in (`FusedLeakyReLU`: lrelu(conv + b)·√2, as post-ops lrelu then ·√2).
+    public func equalConv2d(_ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
+                            bias: [Float]? = nil, ownBias: Bool = false, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
+                            context: ComputeContext) throws -> Conv2d {
+        let scale = 1 / Float(cin * kernel * kernel).squareRoot()
+        let w = try floats("weight", shape: [cout, cin, kernel, kernel]).map { $0 * scale }
+        let b = ownBias ? try floats("bias", shape: [cout]) : bias
+        return try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], bias: b, stride: stride,
+                          padding: Padding2D(padding ?? kernel / 2), postOps: postOps, hint: hint, context: context)
+    }
 }

@@ -158,12 +158,12 @@ func benchConv(threads: Int, seconds: Double, reference: String?) throws {
     }
 }
 
-/// Times our GFPGANv1Clean forward on the input stored in `io` (key "x") and writes the output
+/// Times our GFPGAN forward on the input stored in `io` (key "x") and writes the output
 /// (key "y") to `output`, for scripts/parity_gfpgan.py, which times the reference in the same run.
 func benchGFPGAN(model: String, io: String, output: String?, threads: Int, runs: Int) throws {
     let ctx = ComputeContext(threads: threads)
     let t0 = now()
-    let net = try GFPGANv1Clean(path: model, context: ctx)
+    let net = try GFPGAN(path: model, context: ctx)
     let loadTime = now() - t0
     let afterLoad = peakRSSMegabytes()
     let inputs = try SafeTensors.read(path: io)

@@ -1,0 +1,152 @@
+// GFP-GAN as `GFPGANer.enhance` runs it, for both architectures: a U-Net degradation remover whose
+// multi-resolution features modulate a StyleGAN2 decoder through channel-split SFT. The forward
+// pass is shared (gfpgan 1.3.8 `GFPGANv1.forward` and `GFPGANv1Clean.forward`, commit 7552a77);
+// each architecture's file builds its own blocks: GFPGANv1Clean.swift, GFPGANv1.swift.
+// Inference: `return_rgb=False` (the U-Net `toRGB` heads are never used), `input_is_latent=True`
+// (the decoder's `style_mlp` is never used), stored noise unless the caller passes its own
+// (`randomize_noise=False`, our deterministic default). Upstream's `weight` argument is ignored.
+
+import FaceRestoreEngine
+import FaceRestoreWeights
+import Foundation
+
+/// A layer of a model: one tensor in, one out.
+protocol Layer: Sendable {
+    func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor
+}
+
+extension Conv2d: Layer {}
+
+/// Layers applied in order (`nn.Sequential`).
+struct Sequential: Layer {
+    let layers: [any Layer]
+    init(_ layers: [any Layer]) { self.layers = layers }
+    func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
+        try layers.reduce(x) { try $1($0, ctx) }
+    }
+}
+
+/// The two GFP-GAN architectures.
+public enum GFPGANArchitecture: String, Sendable, Equatable {
+    /// `GFPGANv1`, the paper architecture (GFPGAN v1): equalized layers, upfirdn blurs.
+    case original = "GFPGANv1"
+    /// `GFPGANv1Clean` (GFPGAN v1.2, v1.3, v1.4): plain convs, bilinear resampling.
+    case clean = "GFPGANv1Clean"
+}
+
+/// GFP-GAN hyperparameters, detected from the checkpoint's shapes.
+public struct GFPGANConfig: Sendable, Equatable {
+    public var architecture: GFPGANArchitecture = .clean
+    public var outSize: Int = 512
+    public var styleDim: Int = 512            // num_style_feat
+    public var channelMultiplier: Int = 2
+    public var narrow: Double = 1
+    public var sftHalf: Bool = true
+    public var differentW: Bool = true
+
+    public init() {}
+
+    /// Reads the configuration from tensor shapes (architecture from the key names, out size from
+    /// the number of ToRGB layers, narrow from the constant input, the multiplier from the last
+    /// ToRGB's input channels, the style size from the modulation, sft_half from the condition convs).
+    public static func detect(_ sd: StateDict, file: String) throws -> GFPGANConfig {
+        var c = GFPGANConfig()
+        switch Architecture.detect(sd) {
+        case let .gfpganClean(outSize, cm, narrow)?:
+            (c.architecture, c.outSize, c.channelMultiplier, c.narrow) = (.clean, outSize, max(1, cm), narrow)
+        case let .gfpganV1(outSize, cm, narrow)?:
+            (c.architecture, c.outSize, c.channelMultiplier, c.narrow) = (.original, outSize, max(1, cm), narrow)
+        case let other:
+            throw ModelError.wrongArchitecture(file: file, expected: "GFPGAN (v1, v1.2, v1.3 or v1.4)",
+                                               found: other?.description ?? "an unrecognized network")
+        }
+        if let m = sd["stylegan_decoder.style_conv1.modulated_conv.modulation.weight"]?.shape, m.count == 2 { c.styleDim = m[1] }
+        if let lin = sd["final_linear.weight"]?.shape, lin.count == 2 { c.differentW = lin[0] != c.styleDim }
+        if let s = sd["condition_scale.0.2.weight"]?.shape, s.count == 4 { c.sftHalf = s[0] == s[1] }
+        return c
+    }
+
+    /// Channels of the U-Net at a resolution: the decoder's at narrow/2.
+    func unetChannels(_ r: Int) -> Int {
+        StyleGAN2DecoderSFT.channels(r, multiplier: channelMultiplier, narrow: narrow * 0.5)
+    }
+
+    var logSize: Int { Int(log2(Double(outSize))) }
+}
+
+/// The blocks of one GFP-GAN network, named as the PyTorch attributes.
+struct GFPGANBlocks: Sendable {
+    var convBodyFirst: any Layer
+    var convBodyDown: [any Layer]
+    var finalConv: any Layer
+    var finalLinear: Linear
+    var convBodyUp: [any Layer]
+    var conditionScale: [any Layer]
+    var conditionShift: [any Layer]
+    var decoder: StyleGAN2DecoderSFT
+    /// Key prefixes present in the checkpoint and unused at inference by design.
+    var unusedPrefixes: [String]
+}
+
+/// A GFP-GAN network (either architecture) with weights loaded strictly from a checkpoint.
+/// Immutable and `Sendable`: one instance can restore faces from several threads.
+public final class GFPGAN: Sendable {
+    public let config: GFPGANConfig
+    /// Keys present in the checkpoint but unused at inference, by design (style MLP, U-Net toRGB).
+    public let unusedKeys: [String]
+    let blocks: GFPGANBlocks
+
+    public init(stateDict sd: StateDict, file: String, context: ComputeContext) throws {
+        let c = try GFPGANConfig.detect(sd, file: file)
+        config = c
+        let loader = WeightLoader(sd, file: file)
+        switch c.architecture {
+        case .clean: blocks = try GFPGANBlocks.clean(loader.root, c, context: context)
+        case .original: blocks = try GFPGANBlocks.original(loader.root, c, context: context)
+        }
+        unusedKeys = try loader.finish(deliberatelyUnused: blocks.unusedPrefixes)
+    }
+
+    /// Loads a checkpoint file (`params_ema`, else `params`).
+    public convenience init(path: String, context: ComputeContext) throws {
+        let (sd, _) = try WeightsFile.load(path: path)
+        try self.init(stateDict: sd, file: path, context: context)
+    }
+
+    /// Shapes of the decoder's noise inputs, `[1, 1, r, r]` each, in layer order.
+    public var noiseShapes: [[Int]] {
+        (0..<StyleGAN2DecoderSFT.noiseCount(outSize: config.outSize)).map {
+            let r = StyleGAN2DecoderSFT.noiseResolution($0)
+            return [1, 1, r, r]
+        }
+    }
+
+    /// Restores an aligned face: `[1, 3, S, S]` RGB in [−1, 1] → `[1, 3, S, S]` (plain layout).
+    /// `noise`: one tensor per `noiseShapes` entry; nil uses the checkpoint's stored noise.
+    public func callAsFunction(_ x: Tensor, noise: [Tensor]? = nil, _ ctx: ComputeContext) throws -> Tensor {
+        let s = config.outSize
+        guard x.shape == [1, 3, s, s] else {
+            throw ModelError.invalidInput("GFPGAN expects a [1, 3, \(s), \(s)] face tensor, got \(x.shape)")
+        }
+        if let noise, noise.map(\.shape) != noiseShapes {
+            throw ModelError.invalidInput("GFPGAN expects \(noiseShapes.count) noise tensors shaped \(noiseShapes)")
+        }
+        let b = blocks
+        var feat = try b.convBodyFirst(x, ctx)
+        var skips: [Tensor] = []
+        for block in b.convBodyDown {
+            feat = try block(feat, ctx)
+            skips.insert(feat, at: 0)
+        }
+        feat = try b.finalConv(feat, ctx)
+        let latent = try ctx.array(b.finalLinear(try ctx.reshape(feat, [1, feat.count]), ctx))
+        let codes = config.differentW ? latent : (0..<(config.logSize * 2 - 2)).flatMap { _ in latent }
+        var conditions: [Tensor] = []
+        for k in 0..<b.convBodyUp.count {
+            feat = try b.convBodyUp[k](try ctx.add(feat, skips[k]), ctx)
+            conditions.append(try b.conditionScale[k](feat, ctx))
+            conditions.append(try b.conditionShift[k](feat, ctx))
+        }
+        return try ctx.contiguous(try b.decoder(latent: codes, conditions: conditions, noise: noise, ctx))
+    }
+}

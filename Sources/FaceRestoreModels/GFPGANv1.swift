@@ -1,0 +1,131 @@
+// GFPGANv1, the paper architecture (GFPGAN v1): the blocks of the U-Net with equalized learning-rate
+// layers. Ports gfpgan 1.3.8 `gfpgan/archs/gfpganv1_arch.py` (ConvUpLayer, ResUpBlock,
+// GFPGANv1.__init__), commit 7552a77, and basicsr 1.4.2 `basicsr/archs/stylegan2_arch.py`
+// (ConvLayer, ResBlock, EqualConv2d, ScaledLeakyReLU, UpFirDnSmooth) with `basicsr/ops/fused_act`
+// (FusedLeakyReLU: lrelu(x + b)·√2; upstream runs it on CUDA only, here it is a conv post-op).
+// The shared forward pass is in GFPGAN.swift; the decoder is StyleGAN2DecoderSFT(.original).
+
+import FaceRestoreEngine
+import Foundation
+
+private let sqrt2 = Float(2).squareRoot()
+/// FusedLeakyReLU / ScaledLeakyReLU(0.2) as conv post-ops: lrelu, then ·√2.
+private let scaledLeakyReLU: [PostOp] = [.leakyReLU(0.2), .linear(alpha: sqrt2, beta: 0)]
+
+/// basicsr `ConvLayer`: [blur] → EqualConv2d → [FusedLeakyReLU | ScaledLeakyReLU]. With
+/// `downsample`, an upfirdn blur with pad ((p+1)/2, p/2), p = 2 + (k − 1), then a stride-2 conv.
+struct ConvLayer: Layer {
+    let blur: UpFirDn2d?
+    let conv: Conv2d
+
+    init(_ scope: WeightScope, in cin: Int, out cout: Int, kernel: Int, downsample: Bool = false, bias: Bool = true,
+         activate: Bool = true, resolution: Int, context: ComputeContext) throws {
+        let convIndex = downsample ? 1 : 0
+        if downsample {
+            let p = 2 + (kernel - 1)
+            blur = try UpFirDn2d(kernel: resampleKernel(), kernelSize: (4, 4), channels: cin,
+                                 pad: ((p + 1) / 2, p / 2, (p + 1) / 2, p / 2), context: context)
+        } else {
+            blur = nil
+        }
+        // The conv has its own bias only without activation; FusedLeakyReLU carries it otherwise.
+        let activationBias = activate && bias ? try scope[convIndex + 1].floats("bias", shape: [cout]) : nil
+        let out = downsample ? resolution / 2 : resolution
+        conv = try scope[convIndex].equalConv2d(cin, cout, kernel: kernel, stride: downsample ? 2 : 1,
+                                                padding: downsample ? 0 : kernel / 2, bias: activationBias,
+                                                ownBias: bias && !activate, postOps: activate ? scaledLeakyReLU : [],
+                                                hint: (out, out), context: context)
+    }
+
+    func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
+        try conv(try blur.map { try $0(x, ctx) } ?? x, ctx)
+    }
+}
+
+/// gfpgan `ConvUpLayer`: bilinear ×2 → EqualConv2d → [FusedLeakyReLU (`activation.bias`)].
+struct ConvUpLayer: Layer {
+    let conv: Conv2d
+
+    init(_ scope: WeightScope, in cin: Int, out cout: Int, kernel: Int, padding: Int, bias: Bool, activate: Bool,
+         resolution: Int, context: ComputeContext) throws {
+        let activationBias = activate && bias ? try scope["activation"].floats("bias", shape: [cout]) : nil
+        conv = try scope.equalConv2d(cin, cout, kernel: kernel, padding: padding, bias: activationBias,
+                                     ownBias: bias && !activate, postOps: activate ? scaledLeakyReLU : [],
+                                     hint: (resolution * 2, resolution * 2), context: context)
+    }
+
+    func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
+        try conv(try ctx.resize(x, factor: 2, mode: .bilinear), ctx)
+    }
+}
+
+/// basicsr `ResBlock` (down) and gfpgan `ResUpBlock` (up): (conv2(conv1(x)) + skip(x)) / √2.
+struct ResidualBlock: Layer {
+    let conv1: ConvLayer
+    let conv2: any Layer
+    let skip: any Layer
+
+    init(_ scope: WeightScope, in cin: Int, out cout: Int, down: Bool, resolution: Int, context: ComputeContext) throws {
+        conv1 = try ConvLayer(scope["conv1"], in: cin, out: cin, kernel: 3, resolution: resolution, context: context)
+        if down {
+            conv2 = try ConvLayer(scope["conv2"], in: cin, out: cout, kernel: 3, downsample: true, resolution: resolution,
+                                  context: context)
+            skip = try ConvLayer(scope["skip"], in: cin, out: cout, kernel: 1, downsample: true, bias: false, activate: false,
+                                 resolution: resolution, context: context)
+        } else {
+            conv2 = try ConvUpLayer(scope["conv2"], in: cin, out: cout, kernel: 3, padding: 1, bias: true, activate: true,
+                                    resolution: resolution, context: context)
+            skip = try ConvUpLayer(scope["skip"], in: cin, out: cout, kernel: 1, padding: 0, bias: false, activate: false,
+                                   resolution: resolution, context: context)
+        }
+    }
+
+    func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
+        let sum = try ctx.add(try conv2(try conv1(x, ctx), ctx), try skip(x, ctx))
+        return try ctx.scale(sum, by: 1 / sqrt2)
+    }
+}
+
+extension GFPGANBlocks {
+    /// `GFPGANv1.__init__` with the inference settings of `GFPGANer` (arch 'original').
+    static func original(_ root: WeightScope, _ c: GFPGANConfig, context: ComputeContext) throws -> GFPGANBlocks {
+        var cin = c.unetChannels(c.outSize)
+        let first = try ConvLayer(root["conv_body_first"], in: 3, out: cin, kernel: 1, resolution: c.outSize, context: context)
+        var down: [any Layer] = []
+        for (k, level) in stride(from: c.logSize, to: 2, by: -1).enumerated() {
+            let cout = c.unetChannels(1 << (level - 1))
+            down.append(try ResidualBlock(root["conv_body_down"][k], in: cin, out: cout, down: true, resolution: 1 << level,
+                                          context: context))
+            cin = cout
+        }
+        let c4 = c.unetChannels(4)
+        let finalConv = try ConvLayer(root["final_conv"], in: cin, out: c4, kernel: 3, resolution: 4, context: context)
+        let numLatent = c.logSize * 2 - 2
+        let finalLinear = try root["final_linear"].equalLinear(c4 * 16, c.differentW ? numLatent * c.styleDim : c.styleDim,
+                                                               context: context)
+        var up: [any Layer] = [], scales: [any Layer] = [], shifts: [any Layer] = []
+        cin = c4
+        for (k, level) in (3...c.logSize).enumerated() {
+            let r = 1 << level
+            let cout = c.unetChannels(r)
+            up.append(try ResidualBlock(root["conv_body_up"][k], in: cin, out: cout, down: false, resolution: r / 2,
+                                        context: context))
+            let sftOut = c.sftHalf ? cout : cout * 2
+            // EqualConv2d → ScaledLeakyReLU(0.2) → EqualConv2d
+            func condition(_ s: WeightScope) throws -> Sequential {
+                Sequential([try s[0].equalConv2d(cout, cout, kernel: 3, ownBias: true, postOps: scaledLeakyReLU, hint: (r, r),
+                                                 context: context),
+                            try s[2].equalConv2d(cout, sftOut, kernel: 3, ownBias: true, hint: (r, r), context: context)])
+            }
+            scales.append(try condition(root["condition_scale"][k]))
+            shifts.append(try condition(root["condition_shift"][k]))
+            cin = cout
+        }
+        let decoder = try StyleGAN2DecoderSFT(root["stylegan_decoder"], variant: .original, outSize: c.outSize,
+                                              styleDim: c.styleDim, multiplier: c.channelMultiplier, narrow: c.narrow,
+                                              sftHalf: c.sftHalf, context: context)
+        return GFPGANBlocks(convBodyFirst: first, convBodyDown: down, finalConv: finalConv, finalLinear: finalLinear,
+                            convBodyUp: up, conditionScale: scales, conditionShift: shifts, decoder: decoder,
+                            unusedPrefixes: ["stylegan_decoder.style_mlp.", "toRGB."])
+    }
+}

@@ -1,0 +1,270 @@
+// The StyleGAN2 decoder with channel-split SFT that GFPGAN modulates, in both of its forms:
+// - `.clean` ports gfpgan 1.3.8 `gfpgan/archs/stylegan2_clean_arch.py` (ModulatedConv2d, StyleConv,
+//   ToRGB, StyleGAN2GeneratorClean) and `gfpganv1_clean_arch.py` (StyleGAN2GeneratorCSFT), commit
+//   7552a77: plain weights, bilinear upsampling, bias inside the activation's input.
+// - `.original` ports basicsr 1.4.2 `basicsr/archs/stylegan2_arch.py` (EqualLinear, ModulatedConv2d,
+//   StyleConv, ToRGB, UpFirDnUpsample, UpFirDnSmooth, StyleGAN2Generator) and gfpgan 1.3.8
+//   `gfpganv1_arch.py` (StyleGAN2GeneratorSFT): equalized learning-rate scaling, transposed-conv
+//   upsampling followed by the [1,3,3,1] blur, upfirdn ToRGB skips, FusedLeakyReLU (lrelu(x+b)·√2).
+//
+// Modulation without per-call weight rewrites: upstream scales the conv weight by the style
+// (W·s) and demodulates it (·rsqrt(Σ(W·s)² + 1e-8)) on every call. Because both factors are
+// per-channel, conv(x, W·s·d) = d ⊙ conv(x ⊙ s, W): we scale the input channels by s, run the
+// fixed weight (reordered once at load) and scale the output channels by d, with
+// d[o] = rsqrt(Σᵢ s[i]²·‖W[o,i]‖² + 1e-8) from norms precomputed at load. The original form's
+// equalized-lr factor 1/√(in·k²) is folded into s; d also commutes with the (linear, depthwise)
+// blur that follows its transposed convolution.
+
+import FaceRestoreEngine
+import Foundation
+
+/// Which StyleGAN2 implementation a checkpoint was trained with.
+enum StyleGAN2Variant: Sendable {
+    /// GFPGAN's `stylegan2_clean_arch` (v1.2, v1.3, v1.4).
+    case clean
+    /// rosinality/basicsr StyleGAN2 with the [1,3,3,1] resample kernel (GFPGAN v1).
+    case original
+}
+
+/// StyleGAN2's 2-D resample kernel: the outer product of [1,3,3,1], normalized to sum 1, times `gain`
+/// (`make_resample_kernel`; upsampling layers multiply by factor²).
+func resampleKernel(gain: Float = 1) -> [Float] {
+    let k: [Float] = [1, 3, 3, 1]
+    return k.flatMap { a in k.map { b in a * b / 64 * gain } }
+}
+
+/// `ModulatedConv2d`: `modulation` Linear(style → in), `weight` [1, out, in, k, k].
+struct ModulatedConv2d: Sendable {
+    let inChannels: Int
+    let outChannels: Int
+    let demodulate: Bool
+    let modulation: Linear
+    /// Equalized-lr weight scale folded into the style (1 in the clean form).
+    let styleScale: Float
+    enum Upsampling: Sendable {
+        case none(Conv2d)
+        /// Clean: bilinear ×2, then a 3×3 conv.
+        case bilinear(Conv2d)
+        /// Original: transposed conv (stride 2, no padding), then the upfirdn blur.
+        case transposed(ConvTranspose2d, blur: UpFirDn2d)
+    }
+    let op: Upsampling
+    /// ‖W[o, i, :, :]‖², row-major [out, in] (for demodulation).
+    let weightSquares: [Float]
+
+    init(_ scope: WeightScope, variant: StyleGAN2Variant, in cin: Int, out cout: Int, kernel: Int, styleDim: Int,
+         demodulate: Bool, upsample: Bool, resolution: Int, context: ComputeContext) throws {
+        inChannels = cin
+        outChannels = cout
+        self.demodulate = demodulate
+        let k2 = kernel * kernel
+        let w = try scope.floats("weight", shape: [1, cout, cin, kernel, kernel])
+        switch variant {
+        case .clean:
+            modulation = try scope["modulation"].linear(styleDim, cin, context: context)
+            styleScale = 1
+        case .original:
+            modulation = try scope["modulation"].equalLinear(styleDim, cin, context: context)
+            styleScale = 1 / Float(cin * k2).squareRoot()
+        }
+        let r = (resolution, resolution)
+        switch (variant, upsample) {
+        case (_, false):
+            op = .none(try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], padding: Padding2D(kernel / 2),
+                                  hint: r, context: context))
+        case (.clean, true):
+            op = .bilinear(try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], padding: Padding2D(kernel / 2),
+                                      hint: r, context: context))
+        case (.original, true):
+            // conv_transpose2d takes [in, out, k, k]: the modulated weight transposed.
+            var t = [Float](repeating: 0, count: w.count)
+            for o in 0..<cout { for i in 0..<cin { for j in 0..<k2 { t[(i * cout + o) * k2 + j] = w[(o * cin + i) * k2 + j] } } }
+            let deconv = try ConvTranspose2d(weight: t, shape: [cin, cout, kernel, kernel], stride: 2, padding: 0,
+                                             hint: (resolution / 2, resolution / 2), context: context)
+            // UpFirDnSmooth(upsample_factor=2): kernel·4, pad ((p+1)/2 + 1, p/2 + 1) with p = 4 − 2 − (k − 1).
+            let p = 2 - (kernel - 1)
+            let (p0, p1) = ((p + 1) / 2 + 1, p / 2 + 1)
+            op = .transposed(deconv, blur: try UpFirDn2d(kernel: resampleKernel(gain: 4), kernelSize: (4, 4), channels: cout,
+                                                         pad: (p0, p1, p0, p1), context: context))
+        }
+        weightSquares = demodulate ? (0..<(cout * cin)).map { oi in
+            var s: Float = 0
+            for j in 0..<k2 { let v = w[oi * k2 + j]; s += v * v }
+            return s
+        } : []
+    }
+
+    /// `conv(x ⊙ s)` (resampled as the variant does) and the per-output-channel demodulation factors
+    /// (nil without demodulation).
+    func callAsFunction(_ x: Tensor, style: Tensor, _ ctx: ComputeContext) throws -> (Tensor, [Float]?) {
+        var s = try ctx.array(modulation(style, ctx))
+        if styleScale != 1 { s = s.map { $0 * styleScale } }
+        let input = try ctx.multiply(x, Tensor(shape: [1, inChannels, 1, 1], values: s))
+        let y: Tensor
+        switch op {
+        case .none(let conv): y = try conv(input, ctx)
+        case .bilinear(let conv): y = try conv(try ctx.resize(input, factor: 2, mode: .bilinear), ctx)
+        case let .transposed(deconv, blur): y = try blur(try deconv(input, ctx), ctx)
+        }
+        guard demodulate else { return (y, nil) }
+        let s2 = s.map { $0 * $0 }
+        let demod = (0..<outChannels).map { o -> Float in
+            var acc: Float = 0
+            for i in 0..<inChannels { acc += weightSquares[o * inChannels + i] * s2[i] }
+            return 1 / (acc + 1e-8).squareRoot()
+        }
+        return (y, demod)
+    }
+}
+
+/// `StyleConv`. Clean: lrelu₀.₂(modconv(x)·√2 + w·noise + bias), bias `[1, out, 1, 1]`.
+/// Original: lrelu₀.₂(modconv(x) + w·noise + bias)·√2 with FusedLeakyReLU's `activate.bias`
+/// (computed as lrelu(√2·(…)), the same function since lrelu is positively homogeneous).
+struct StyleConv: Sendable {
+    let modulatedConv: ModulatedConv2d
+    let noiseWeight: Float
+    let bias: [Float]
+    let variant: StyleGAN2Variant
+
+    init(_ scope: WeightScope, variant: StyleGAN2Variant, in cin: Int, out cout: Int, styleDim: Int, upsample: Bool,
+         resolution: Int, context: ComputeContext) throws {
+        self.variant = variant
+        modulatedConv = try ModulatedConv2d(scope["modulated_conv"], variant: variant, in: cin, out: cout, kernel: 3,
+                                            styleDim: styleDim, demodulate: true, upsample: upsample,
+                                            resolution: resolution, context: context)
+        noiseWeight = try scope.floats("weight", shape: [1])[0]
+        switch variant {
+        case .clean: bias = try scope.floats("bias", shape: [1, cout, 1, 1])
+        case .original: bias = try scope["activate"].floats("bias", shape: [cout])
+        }
+    }
+
+    func callAsFunction(_ x: Tensor, style: Tensor, noise: Tensor, _ ctx: ComputeContext) throws -> Tensor {
+        let (y, demod) = try modulatedConv(x, style: style, ctx)
+        let sqrt2 = Float(2).squareRoot()
+        let scale = demod!.map { $0 * sqrt2 }
+        switch variant {
+        case .clean:
+            return try ctx.affine(y, scale: scale, shift: bias, spatial: noise, spatialWeight: noiseWeight, leakyReLUSlope: 0.2)
+        case .original:
+            return try ctx.affine(y, scale: scale, shift: bias.map { $0 * sqrt2 }, spatial: noise,
+                                  spatialWeight: noiseWeight * sqrt2, leakyReLUSlope: 0.2)
+        }
+    }
+}
+
+/// `ToRGB`: modconv 1×1 without demodulation, + bias, + the previous skip upsampled ×2 (clean:
+/// bilinear; original: `UpFirDnUpsample`, upfirdn up 2 with kernel·4 and pad (2, 1)).
+struct ToRGB: Sendable {
+    let modulatedConv: ModulatedConv2d
+    let bias: [Float]
+    enum SkipUpsampling: Sendable { case none, bilinear, upfirdn(UpFirDn2d) }
+    let skipUpsampling: SkipUpsampling
+
+    init(_ scope: WeightScope, variant: StyleGAN2Variant, in cin: Int, styleDim: Int, upsample: Bool, resolution: Int,
+         context: ComputeContext) throws {
+        modulatedConv = try ModulatedConv2d(scope["modulated_conv"], variant: variant, in: cin, out: 3, kernel: 1,
+                                            styleDim: styleDim, demodulate: false, upsample: false,
+                                            resolution: resolution, context: context)
+        bias = try scope.floats("bias", shape: [1, 3, 1, 1])
+        switch (variant, upsample) {
+        case (_, false): skipUpsampling = .none
+        case (.clean, true): skipUpsampling = .bilinear
+        case (.original, true):
+            skipUpsampling = .upfirdn(try UpFirDn2d(kernel: resampleKernel(gain: 4), kernelSize: (4, 4), channels: 3, up: 2,
+                                                    pad: (2, 1, 2, 1), context: context))
+        }
+    }
+
+    func callAsFunction(_ x: Tensor, style: Tensor, skip: Tensor?, _ ctx: ComputeContext) throws -> Tensor {
+        let (y, _) = try modulatedConv(x, style: style, ctx)
+        let out = try ctx.affine(y, shift: bias)
+        guard let skip else { return out }
+        switch skipUpsampling {
+        case .none: return try ctx.add(out, skip)
+        case .bilinear: return try ctx.add(out, try ctx.resize(skip, factor: 2, mode: .bilinear))
+        case .upfirdn(let up): return try ctx.add(out, try up(skip, ctx))
+        }
+    }
+}
+
+/// The decoder (`StyleGAN2GeneratorCSFT` / `StyleGAN2GeneratorSFT`) with `input_is_latent=True`
+/// (the style MLP is never run). Noise is the checkpoint's `noises.noise{i}` buffers, as
+/// `randomize_noise=False`, unless the caller passes its own.
+struct StyleGAN2DecoderSFT: Sendable {
+    let styleDim: Int
+    let constantInput: Tensor
+    let styleConv1: StyleConv
+    let toRGB1: ToRGB
+    let styleConvs: [StyleConv]
+    let toRGBs: [ToRGB]
+    /// `noises.noise{i}`: [1, 1, r, r].
+    let noises: [Tensor]
+    let sftHalf: Bool
+
+    /// Channels of the decoder at a resolution (`StyleGAN2Generator.channels`).
+    static func channels(_ resolution: Int, multiplier: Int, narrow: Double) -> Int {
+        let base: Double = resolution <= 32 ? 512 : Double(16384 / resolution * multiplier)
+        return Int(base * narrow)
+    }
+
+    /// Number of StyleConv layers (and noise inputs) for an output size: 2·(log₂ size − 2) + 1.
+    static func noiseCount(outSize: Int) -> Int { (Int(log2(Double(outSize))) - 2) * 2 + 1 }
+
+    /// The side of noise input `i`.
+    static func noiseResolution(_ i: Int) -> Int { 1 << ((i + 5) / 2) }
+
+    init(_ scope: WeightScope, variant: StyleGAN2Variant, outSize: Int, styleDim: Int, multiplier: Int, narrow: Double,
+         sftHalf: Bool, context: ComputeContext) throws {
+        self.styleDim = styleDim
+        self.sftHalf = sftHalf
+        let logSize = Int(log2(Double(outSize)))
+        let c4 = Self.channels(4, multiplier: multiplier, narrow: narrow)
+        constantInput = Tensor(shape: [1, c4, 4, 4], values: try scope["constant_input"].floats("weight", shape: [1, c4, 4, 4]))
+        styleConv1 = try StyleConv(scope["style_conv1"], variant: variant, in: c4, out: c4, styleDim: styleDim,
+                                   upsample: false, resolution: 4, context: context)
+        toRGB1 = try ToRGB(scope["to_rgb1"], variant: variant, in: c4, styleDim: styleDim, upsample: false, resolution: 4,
+                           context: context)
+        var convs: [StyleConv] = [], rgbs: [ToRGB] = []
+        var cin = c4
+        for (k, level) in (3...logSize).enumerated() {
+            let r = 1 << level
+            let cout = Self.channels(r, multiplier: multiplier, narrow: narrow)
+            convs.append(try StyleConv(scope["style_convs"][2 * k], variant: variant, in: cin, out: cout, styleDim: styleDim,
+                                       upsample: true, resolution: r, context: context))
+            convs.append(try StyleConv(scope["style_convs"][2 * k + 1], variant: variant, in: cout, out: cout,
+                                       styleDim: styleDim, upsample: false, resolution: r, context: context))
+            rgbs.append(try ToRGB(scope["to_rgbs"][k], variant: variant, in: cout, styleDim: styleDim, upsample: true,
+                                  resolution: r, context: context))
+            cin = cout
+        }
+        styleConvs = convs
+        toRGBs = rgbs
+        noises = try (0..<Self.noiseCount(outSize: outSize)).map { i in
+            let r = Self.noiseResolution(i)
+            return Tensor(shape: [1, 1, r, r], values: try scope["noises"].floats("noise\(i)", shape: [1, 1, r, r]))
+        }
+    }
+
+    /// `latent`: W+ codes, one row of `styleDim` per layer; `conditions`: [scale₀, shift₀, scale₁, …];
+    /// `noise`: one tensor per StyleConv (default: the stored buffers).
+    func callAsFunction(latent: [Float], conditions: [Tensor], noise: [Tensor]? = nil, _ ctx: ComputeContext) throws -> Tensor {
+        let noise = noise ?? noises
+        func w(_ i: Int) -> Tensor { Tensor(shape: [1, styleDim], values: Array(latent[(i * styleDim)..<((i + 1) * styleDim)])) }
+        var out = try styleConv1(constantInput, style: w(0), noise: noise[0], ctx)
+        var skip = try toRGB1(out, style: w(1), skip: nil, ctx)
+        var i = 1
+        for k in 0..<toRGBs.count {
+            out = try styleConvs[2 * k](out, style: w(i), noise: noise[2 * k + 1], ctx)
+            if i < conditions.count {
+                let c = out.shape[1]
+                out = try ctx.spatialFeatureTransform(out, scale: conditions[i - 1], shift: conditions[i],
+                                                      fromChannel: sftHalf ? c / 2 : 0)
+            }
+            out = try styleConvs[2 * k + 1](out, style: w(i + 1), noise: noise[2 * k + 2], ctx)
+            skip = try toRGBs[k](out, style: w(i + 2), skip: skip, ctx)
+            i += 2
+        }
+        return skip
+    }
+}
