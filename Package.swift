@@ -25,7 +25,10 @@ let package = Package(
         .target(name: "FaceRestoreEngine", dependencies: ["CDNNL"]),
         .target(name: "FaceRestoreWeights", dependencies: ["FaceRestoreEngine"]),
         .target(name: "FaceRestoreModels", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"]),
-        .target(name: "FaceRestoreImaging", dependencies: ["FaceRestoreEngine"]),
+        // libpng (classic API behind a C layer: it needs setjmp), TurboJPEG 2.x and libexif.
+        .target(name: "CImageCodecs", path: "Sources/CImageCodecs",
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("turbojpeg"), .linkedLibrary("exif")]),
+        .target(name: "FaceRestoreImaging", dependencies: ["FaceRestoreEngine", "CImageCodecs"]),
         .target(name: "FaceRestorePipeline", dependencies: ["FaceRestoreModels", "FaceRestoreImaging"]),
         .executableTarget(
             name: "facerestore",

@@ -41,8 +41,10 @@ BIG = os.environ.get("FACERESTORE_REFERENCE_FIXTURES", os.path.expanduser("~/.ca
 
 def versions():
     from importlib.metadata import version
+    import cv2
     pkgs = ["torch", "numpy", "basicsr", "facexlib", "gfpgan", "realesrgan", "safetensors"]
-    return "".join(f"{p} {version(p) if p != 'torch' else torch.__version__}\n" for p in pkgs) + f"python {sys.version.split()[0]}\n"
+    return ("".join(f"{p} {version(p) if p != 'torch' else torch.__version__}\n" for p in pkgs)
+            + f"opencv {cv2.__version__}\npython {sys.version.split()[0]}\n")
 
 
 def rnd(g, *shape, scale=1.0):
@@ -305,9 +307,61 @@ def make_imaging():
     y = torch.cat([y, ties], dim=2)
     out = tensor2img(y, rgb2bgr=True, min_max=(-1, 1))
     os.makedirs(IMAGING, exist_ok=True)
+    make_resize(rng)
+    make_codecs()
     save_file({"in.image": torch.from_numpy(img.copy()), "in.tensor": t[None].contiguous(),
                "out.tensor": y.contiguous(), "out.image": torch.from_numpy(out.copy())},
               os.path.join(IMAGING, "convert.safetensors"))
+
+
+def make_codecs():
+    """Small PNG/JPEG files in the variants photos come in, and what `cv2.imread(path,
+    IMREAD_COLOR)` returns for each (the reference pipeline's first step)."""
+    import cv2
+    from PIL import Image
+    d = os.path.join(IMAGING, "codecs")
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(21)
+    h, w = 13, 17
+    ramp = np.linspace(0, 1, w)[None, :] * np.linspace(0.2, 1, h)[:, None]
+    rgb8 = np.stack([ramp * 255, (1 - ramp) * 255, rng.integers(0, 256, (h, w))], -1).astype(np.uint8)
+    rgb16 = (np.stack([ramp, 1 - ramp, rng.random((h, w))], -1) * 65535).astype(np.uint16)
+    cv2.imwrite(os.path.join(d, "rgb8.png"), rgb8)
+    cv2.imwrite(os.path.join(d, "rgb16.png"), rgb16)
+    cv2.imwrite(os.path.join(d, "gray8.png"), rgb8[..., 0])
+    cv2.imwrite(os.path.join(d, "gray16.png"), rgb16[..., 1])
+    cv2.imwrite(os.path.join(d, "bgra8.png"), np.dstack([rgb8, (ramp * 255).astype(np.uint8)]))
+    Image.fromarray(rgb8[..., ::-1]).convert("P", palette=Image.ADAPTIVE, colors=16).save(os.path.join(d, "palette.png"))
+    Image.fromarray(rgb8[..., 0] > 128).save(os.path.join(d, "gray1.png"))
+    Image.fromarray(rgb8[..., ::-1]).save(os.path.join(d, "photo.jpg"), quality=90)
+    Image.fromarray(rgb8[..., 0]).save(os.path.join(d, "gray.jpg"), quality=90)
+    for o in (3, 6, 8):
+        exif = Image.Exif()
+        exif[0x0112] = o
+        Image.fromarray(rgb8[..., ::-1]).save(os.path.join(d, f"orient{o}.jpg"), quality=90, exif=exif)
+    expected = {}
+    for name in sorted(os.listdir(d)):
+        img = cv2.imread(os.path.join(d, name), cv2.IMREAD_COLOR)
+        expected[name] = torch.from_numpy(np.ascontiguousarray(img))
+    save_file(expected, os.path.join(IMAGING, "codecs.safetensors"))
+
+
+def make_resize(rng):
+    """cv2.resize INTER_LINEAR on 8-bit BGR, as `--aligned` mode resizes inputs to 512: upscale,
+    downscale, the exact-2x (INTER_AREA) shortcut, same size, degenerate sizes, and row lengths
+    that end on both SIMD and scalar tails."""
+    import cv2
+    cases = {"up": ((23, 37), (100, 128)), "down": ((150, 200), (61, 77)), "half": ((64, 64), (32, 32)),
+             "same": ((80, 100), (80, 100)), "slight": ((129, 130), (128, 128)), "odd": ((10, 300), (67, 299)),
+             "dot": ((1, 1), (3, 5)), "tiny": ((7, 3), (1, 1)), "wide": ((33, 517), (31, 512))}
+    out = {}
+    for name, ((h, w), (dh, dw)) in cases.items():
+        img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        # smooth gradients as well as noise, so both rounding regimes are exercised
+        img[: h // 2] = (np.linspace(0, 255, w)[None, :, None] * np.ones((h // 2, 1, 3))).astype(np.uint8)
+        out[f"{name}.src"] = torch.from_numpy(img.copy())
+        out[f"{name}.dst"] = torch.from_numpy(cv2.resize(img, (dw, dh), interpolation=cv2.INTER_LINEAR).copy())
+    save_file(out, os.path.join(IMAGING, "resize.safetensors"))
 
 
 # ---------------------------------------------------------------------------------------------

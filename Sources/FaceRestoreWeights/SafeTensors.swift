@@ -2,6 +2,7 @@
 // a JSON header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}},
 // then the tensor bytes. Reads are memory-mapped; writes are atomic (temp file + rename).
 
+import FaceRestoreEngine
 import Foundation
 
 public enum SafeTensors {
@@ -61,24 +62,11 @@ public enum SafeTensors {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
         for (_, t) in tensors { t.withUnsafeBytes { out.append(contentsOf: $0) } }
-        try writeAtomically(out, to: path)
+        do { try writeFileAtomically(out, to: path) } catch let e as FileWriteError {
+            throw WeightsError.unreadable(path: path, reason: e.reason)
+        }
     }
 }
 
 /// Writes `data` to a temporary file beside `path`, syncs it, then renames it over `path`, so a
 /// reader never sees a half-written file.
-func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    do {
-        try data.write(to: tmp)
-        let fd = open(tmp.path, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(tmp.path, path) == 0 else {
-            throw WeightsError.unreadable(path: path, reason: "cannot rename into place: \(String(cString: strerror(errno)))")
-        }
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw error
-    }
-}

@@ -1,0 +1,39 @@
+// Atomic file output: write a temporary file beside the destination, flush it to disk, then
+// rename it into place, so a reader (or a crash) never sees a half-written file.
+
+import Foundation
+
+/// Why an output file could not be written. One line, naming the file.
+public struct FileWriteError: Error, CustomStringConvertible, Equatable {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): cannot write (\(reason))" }
+}
+
+/// Writes `data` to `path` atomically (temporary file + fsync + rename in the same directory).
+public func writeFileAtomically(_ data: Data, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    let dir = url.deletingLastPathComponent()
+    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UUID().uuidString.prefix(8))")
+    func fail(_ what: String) -> FileWriteError { FileWriteError(path: path, reason: "\(what): \(String(cString: strerror(errno)))") }
+    let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+    guard fd >= 0 else { throw fail("cannot create a temporary file in \(dir.path)") }
+    var ok = false
+    defer {
+        if !ok { unlink(tmp.path) }
+    }
+    let written = data.withUnsafeBytes { raw -> Bool in
+        var offset = 0
+        while offset < raw.count {
+            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 { if errno == EINTR { continue }; return false }
+            offset += n
+        }
+        return true
+    }
+    guard written else { let e = fail("write failed"); close(fd); throw e }
+    guard fsync(fd) == 0 else { let e = fail("fsync failed"); close(fd); throw e }
+    close(fd)
+    guard rename(tmp.path, path) == 0 else { throw fail("cannot rename into place") }
+    ok = true
+}

@@ -1,0 +1,98 @@
+// Decoding against `cv2.imread(path, IMREAD_COLOR)` (OpenCV 4.6) on the variants photos come in,
+// encoding round trips, and bad input (fixtures from scripts/make_fixtures.py).
+
+import FaceRestoreImaging
+import FaceRestoreWeights
+import Foundation
+import Testing
+
+let codecDir = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("codecs")
+let codecExpected = try! SafeTensors.read(path: Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+    .appendingPathComponent("codecs.safetensors").path)
+
+@Suite struct ImageDecoding {
+    @Test(arguments: ["rgb8.png", "rgb16.png", "gray8.png", "gray16.png", "gray1.png", "bgra8.png", "palette.png",
+                      "photo.jpg", "gray.jpg", "orient3.jpg", "orient6.jpg", "orient8.jpg"])
+    func decodesLikeOpenCVImread(_ name: String) throws {
+        let decoded = try ImageIO.read(path: codecDir.appendingPathComponent(name).path)
+        let expected = pixelImage(codecExpected[name]!)
+        #expect(decoded.image.width == expected.width && decoded.image.height == expected.height)
+        #expect(decoded.image.pixels == expected.pixels)
+    }
+
+    @Test func keepsWhatImreadDrops() throws {
+        let rgba = try ImageIO.read(path: codecDir.appendingPathComponent("bgra8.png").path)
+        #expect(rgba.alpha?.count == rgba.image.width * rgba.image.height)
+        #expect(rgba.sourceChannels == 4)
+        let deep = try ImageIO.read(path: codecDir.appendingPathComponent("rgb16.png").path)
+        #expect(deep.sourceDepth == 16 && deep.alpha == nil)
+        let turned = try ImageIO.read(path: codecDir.appendingPathComponent("orient6.jpg").path)
+        #expect(turned.orientation == 6 && turned.image.width == 13 && turned.image.height == 17)
+    }
+
+    @Test func pngRoundTripIsLossless() throws {
+        let src = try ImageIO.read(path: codecDir.appendingPathComponent("bgra8.png").path)
+        let data = try ImageIO.encode(src.image, alpha: src.alpha, format: .png, path: "mem.png")
+        let back = try ImageIO.decode(data, path: "mem.png")
+        #expect(back.image == src.image && back.alpha == src.alpha)
+        // Deterministic bytes.
+        #expect(try ImageIO.encode(src.image, alpha: src.alpha, format: .png, path: "mem.png") == data)
+    }
+
+    @Test func jpegRoundTripIsClose() throws {
+        let (w, h) = (40, 24)
+        let px = (0..<(w * h)).flatMap { p -> [UInt8] in
+            let (x, y) = (p % w, p / w)
+            return [UInt8(x * 6), UInt8(y * 10), UInt8((x + y) * 4)]
+        }
+        let src = PixelImage(width: w, height: h, channels: 3, pixels: px)
+        let back = try ImageIO.decode(try ImageIO.encode(src, format: .jpeg, path: "mem.jpg", jpegQuality: 95), path: "mem.jpg")
+        #expect(back.image.width == w && back.image.height == h && back.format == .jpeg)
+        let worst = zip(back.image.pixels, src.pixels).map { abs(Int($0) - Int($1)) }.max()!
+        #expect(worst <= 10, "max abs error \(worst) at quality 95 on smooth gradients")
+    }
+
+    @Test func everyPrefixOfAFileIsAnErrorNotACrash() throws {
+        for name in ["rgb8.png", "photo.jpg", "rgb16.png"] {
+            let data = try Data(contentsOf: codecDir.appendingPathComponent(name))
+            for n in stride(from: 0, to: data.count - 1, by: 7) {
+                #expect(throws: ImageError.self, "\(name) cut at \(n)") { try ImageIO.decode(data.prefix(n), path: name) }
+            }
+        }
+    }
+
+    @Test func badFilesGiveOneLineNamingTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fr-bad-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let empty = dir.appendingPathComponent("empty.png").path
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        let text = dir.appendingPathComponent("notes.jpg").path
+        FileManager.default.createFile(atPath: text, contents: Data("hello".utf8))
+        for (path, fragment) in [(empty, "empty file"), (text, "not a PNG or JPEG"), (dir.path, "is a directory"),
+                                 (dir.appendingPathComponent("missing.png").path, "no such file")] {
+            do { _ = try ImageIO.read(path: path); Issue.record("\(path) decoded") } catch {
+                let line = "\(error)"
+                #expect(line.hasPrefix(path) && line.contains(fragment) && !line.contains("\n"), "\(line)")
+            }
+        }
+    }
+
+    @Test func limitsAreCheckedBeforeDecoding() throws {
+        let path = codecDir.appendingPathComponent("photo.jpg").path
+        #expect(throws: ImageError.limits(path: path, reason: "image is 17×13, beyond the limit of 16×16384 and 0 megapixels")) {
+            try ImageIO.read(path: path, limits: ImageLimits(maxWidth: 16, maxHeight: 16384, maxPixels: 1000))
+        }
+    }
+
+    @Test func writesAtomicallyAndRefusesUnknownExtensions() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fr-write-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let img = PixelImage(width: 2, height: 1, channels: 3, pixels: [1, 2, 3, 4, 5, 6])
+        try ImageIO.write(img, to: dir.appendingPathComponent("a.png").path)
+        #expect(try ImageIO.read(path: dir.appendingPathComponent("a.png").path).image == img)
+        #expect(throws: ImageError.self) { try ImageIO.write(img, to: dir.appendingPathComponent("a.gif").path) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["a.png"])   // no temporaries left
+    }
+}
