@@ -392,6 +392,17 @@ def randomize(module, seed, equalized=False):
     return module
 
 
+def make_noise():
+    """torch.manual_seed(s) then normal_() on float tensors, in order: what upstream's StyleConv
+    draws when randomize_noise=True (our --seed reproduces it)."""
+    out = {}
+    for seed in (0, 1234):
+        torch.manual_seed(seed)
+        for i, n in enumerate([16, 64, 64, 256, 20, 1000]):
+            out[f"seed{seed}.{i}"] = torch.empty(n).normal_()
+    save_file(out, os.path.join(ENGINE, "noise.safetensors"))
+
+
 def make_gfpgan_clean(out_size=32, style=32, cm=1, narrow=0.0625, seed=11, path=None, with_io=True):
     from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
     net = GFPGANv1Clean(out_size=out_size, num_style_feat=style, channel_multiplier=cm, decoder_load_path=None,
@@ -446,6 +457,7 @@ def make_models():
 
 
 if __name__ == "__main__":
+    make_noise()
     make_models()
     make_imaging()
     make_ops()
