@@ -50,6 +50,7 @@ let package = Package(
         .testTarget(name: "FaceRestoreImagingTests", dependencies: ["FaceRestoreImaging", "FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline"]),
-        .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore", "FaceRestoreImaging", "FaceRestoreWeights"],
+                    resources: [.copy("Fixtures")]),
     ]
 )

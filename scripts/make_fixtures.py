@@ -456,9 +456,51 @@ def make_models():
     save_file({"x": x.contiguous(), "y": y.contiguous()}, os.path.join(MODELS, "gfpgan_v1_tiny_io.safetensors"))
 
 
+def make_aligned_cli():
+    """`restore --aligned` end to end on the tiny models, as GFPGANer.enhance(has_aligned=True)
+    does it (cv2.imread, cv2.resize to the model size, img2tensor + normalize, the network with
+    stored noise, tensor2img, cv2.imwrite), on a crop of a public-domain photo (Grace Hopper,
+    matplotlib's sample data)."""
+    import cv2
+    from basicsr.utils import img2tensor, tensor2img
+    from torchvision.transforms.functional import normalize
+    src = cv2.imread("/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg", cv2.IMREAD_COLOR)
+    face = cv2.resize(src[60:300, 150:390], (45, 45), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(os.path.join(CLI, "face.png"), face)
+    install_cpu_fused_act()
+    from gfpgan.archs.gfpganv1_arch import GFPGANv1
+    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+    out = {}
+    for name in ("gfpgan_clean_tiny", "gfpgan_v1_tiny"):
+        sd = torch.load(os.path.join(MODELS, f"{name}.pth"))["params_ema"]
+        size = sd["stylegan_decoder.noises.noise0"].shape[-1] * 2 ** ((len([k for k in sd if k.startswith("stylegan_decoder.noises.")]) - 1) // 2)
+        style = sd["stylegan_decoder.style_conv1.modulated_conv.modulation.weight"].shape[1]
+        if name.startswith("gfpgan_clean"):
+            net = GFPGANv1Clean(out_size=size, num_style_feat=style, channel_multiplier=1, decoder_load_path=None,
+                                fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=0.0625, sft_half=True)
+        else:
+            net = GFPGANv1(out_size=size, num_style_feat=style, channel_multiplier=1, decoder_load_path=None, fix_decoder=True,
+                           num_mlp=8, lr_mlp=0.01, input_is_latent=True, different_w=True, narrow=0.0625, sft_half=True)
+        net.load_state_dict(sd, strict=True)
+        net.eval()
+        img = cv2.imread(os.path.join(CLI, "face.png"), cv2.IMREAD_COLOR)
+        crop = cv2.resize(img, (size, size))
+        t = img2tensor(crop / 255., bgr2rgb=True, float32=True)
+        normalize(t, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), inplace=True)
+        with torch.no_grad():
+            y = net(t.unsqueeze(0), return_rgb=False, randomize_noise=False)[0]
+            torch.manual_seed(7)
+            y7 = net(t.unsqueeze(0), return_rgb=False, randomize_noise=True)[0]
+        out[f"{name}.cropped"] = torch.from_numpy(crop.copy())
+        out[f"{name}.restored"] = torch.from_numpy(tensor2img(y, rgb2bgr=True, min_max=(-1, 1)).copy())
+        out[f"{name}.restored_seed7"] = torch.from_numpy(tensor2img(y7, rgb2bgr=True, min_max=(-1, 1)).copy())
+    save_file(out, os.path.join(CLI, "aligned_expected.safetensors"))
+
+
 if __name__ == "__main__":
     make_noise()
     make_models()
+    make_aligned_cli()
     make_imaging()
     make_ops()
     make_checkpoints()

@@ -5,3 +5,9 @@
 
 void omp_set_num_threads(int num_threads);
 int omp_get_max_threads(void);
+
+// glibc <malloc.h> (not part of Swift's Glibc module): lets executables keep freed activation
+// buffers in the heap instead of returning each one to the kernel (see ProcessTuning.swift).
+#if defined(__GLIBC__)
+int mallopt(int param, int value);
+#endif

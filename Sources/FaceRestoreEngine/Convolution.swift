@@ -49,7 +49,7 @@ private final class FixedWeightKernel: Sendable {
     let weights: TensorStorage        // the only copy: the PyTorch-layout array is not kept
     let bias: TensorStorage?
     let outputSize: @Sendable (Int, Int) -> (Int, Int)
-    private let cache = Mutex<[Entry]>([])
+    private let cache: Mutex<[Entry]>
 
     init(kind: WeightedKind, weightDims: [Int], plainWeightsDesc: MemoryDesc, plainWeights: TensorStorage,
          bias: [Float]?, outChannels: Int, inChannels: Int, strides: [Int], padding: Padding2D, postOps: [PostOp],
@@ -78,6 +78,10 @@ private final class FixedWeightKernel: Sendable {
         weightsDesc = probe.weightsDesc
         weights = TensorStorage(bytes: weightsDesc.byteSize)
         try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: weightsDesc, weights.pointer)
+        // Keep the probe: an input at the hinted size in the layout oneDNN chose for it (the
+        // layout the previous layer produces) then needs no primitive creation on the first call.
+        cache = Mutex([Entry(input: probe.srcDesc, src: probe.srcDesc, dst: probe.dstDesc, primitive: probe,
+                             weightsDesc: weightsDesc, weights: weights)])
     }
 
     static func opDesc(kind: WeightedKind, src: MemoryDesc, weights: MemoryDesc, hasBias: Bool, outChannels: Int,

@@ -16,10 +16,11 @@ let binary: URL = {
 
 struct RunResult { let status: Int32; let stdout: String; let stderr: String }
 
-func run(_ args: [String]) throws -> RunResult {
+func run(_ args: [String], environment: [String: String] = [:]) throws -> RunResult {
     let p = Process()
     p.executableURL = binary
     p.arguments = args
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

@@ -1,0 +1,118 @@
+// The models FaceRestore knows: official file names and download URLs (gfpgan 1.3.8
+// `inference_gfpgan.py` and README, commit 7552a77; facexlib 0.3.0 `facexlib/detection/__init__.py`,
+// `facexlib/parsing/__init__.py`), sizes where known, and where an installed copy is looked for.
+// Downloading (`facerestore models fetch`) belongs to the whole-photo pipeline; here a missing or
+// damaged model already gets one line saying what to get, from where, and where to put it.
+
+import Foundation
+
+/// What kind of network a registry entry is.
+public enum ModelKind: String, Sendable {
+    case faceRestoration = "face restoration"
+    case faceDetection = "face detection"
+    case faceParsing = "face parsing"
+}
+
+/// One downloadable model.
+public struct ModelEntry: Sendable, Equatable {
+    /// The name users pass (`-v 1.4`, `facerestore models fetch 1.4`).
+    public let name: String
+    public let title: String
+    public let kind: ModelKind
+    public let fileName: String
+    public let url: String
+    /// Exact size in bytes, when known (checked before loading: catches truncated downloads).
+    public let size: Int?
+    /// SHA-256 of the official file, when known.
+    public let sha256: String?
+    public let license: String
+}
+
+/// Why a model could not be found or used. One line.
+public enum ModelRegistryError: Error, CustomStringConvertible, Equatable {
+    case unknownName(String, known: [String])
+    case notInstalled(ModelEntry, searched: [String])
+    case wrongSize(path: String, expected: Int, found: Int)
+
+    public var description: String {
+        switch self {
+        case let .unknownName(name, known):
+            return "unknown model '\(name)' (known: \(known.joined(separator: ", ")))"
+        case let .notInstalled(entry, searched):
+            let size = entry.size.map { " (\(Self.grouped($0)) bytes)" } ?? ""
+            return "\(entry.title) is not installed: download \(entry.url)\(size) and put it at \(searched[0]), or pass --model-path FILE"
+        case let .wrongSize(path, expected, found):
+            return "\(path): \(Self.grouped(found)) bytes, but the official file has \(Self.grouped(expected)) (an interrupted download?); download it again"
+        }
+    }
+
+    static func grouped(_ n: Int) -> String {
+        let digits = String(n)
+        return digits.enumerated().map { i, c in (i > 0 && (digits.count - i) % 3 == 0 ? "," : "") + String(c) }.joined()
+    }
+}
+
+public struct ModelRegistry: Sendable {
+    /// `$FACERESTORE_HOME/models`, default `~/.cache/facerestore/models`.
+    public let modelDirectory: String
+    /// Extra directories searched after `modelDirectory` (upstream's own locations, relative to
+    /// the working directory, so an existing GFPGAN checkout's weights are found).
+    public let extraDirectories: [String]
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        let home = environment["FACERESTORE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.cache/facerestore")
+        modelDirectory = home + "/models"
+        extraDirectories = ["experiments/pretrained_models", "gfpgan/weights"]
+    }
+
+    static let gfpganReleases = "https://github.com/TencentARC/GFPGAN/releases/download/"
+    static let facexlibReleases = "https://github.com/xinntao/facexlib/releases/download/"
+
+    public static let entries: [ModelEntry] = [
+        ModelEntry(name: "1", title: "GFPGAN v1", kind: .faceRestoration, fileName: "GFPGANv1.pth",
+                   url: gfpganReleases + "v0.1.0/GFPGANv1.pth", size: nil, sha256: nil, license: "GFPGAN (Apache-2.0 code; see upstream for model terms)"),
+        ModelEntry(name: "1.2", title: "GFPGAN v1.2", kind: .faceRestoration, fileName: "GFPGANCleanv1-NoCE-C2.pth",
+                   url: gfpganReleases + "v0.2.0/GFPGANCleanv1-NoCE-C2.pth", size: nil, sha256: nil, license: "GFPGAN (Apache-2.0 code; see upstream for model terms)"),
+        ModelEntry(name: "1.3", title: "GFPGAN v1.3", kind: .faceRestoration, fileName: "GFPGANv1.3.pth",
+                   url: gfpganReleases + "v1.3.0/GFPGANv1.3.pth", size: nil, sha256: nil, license: "GFPGAN (Apache-2.0 code; see upstream for model terms)"),
+        ModelEntry(name: "1.4", title: "GFPGAN v1.4", kind: .faceRestoration, fileName: "GFPGANv1.4.pth",
+                   url: gfpganReleases + "v1.3.0/GFPGANv1.4.pth", size: 348_632_874, sha256: nil, license: "GFPGAN (Apache-2.0 code; see upstream for model terms)"),
+        ModelEntry(name: "retinaface-resnet50", title: "RetinaFace ResNet50 detector", kind: .faceDetection,
+                   fileName: "detection_Resnet50_Final.pth", url: facexlibReleases + "v0.1.0/detection_Resnet50_Final.pth",
+                   size: 109_497_761, sha256: nil, license: "MIT (facexlib)"),
+        ModelEntry(name: "retinaface-mobilenet0.25", title: "RetinaFace MobileNet0.25 detector", kind: .faceDetection,
+                   fileName: "detection_mobilenet0.25_Final.pth", url: facexlibReleases + "v0.1.0/detection_mobilenet0.25_Final.pth",
+                   size: nil, sha256: nil, license: "MIT (facexlib)"),
+        ModelEntry(name: "parsenet", title: "ParseNet face parsing", kind: .faceParsing, fileName: "parsing_parsenet.pth",
+                   url: facexlibReleases + "v0.2.2/parsing_parsenet.pth", size: 85_331_193, sha256: nil, license: "MIT (facexlib)"),
+    ]
+
+    public static func entry(named name: String) throws -> ModelEntry {
+        // Accept upstream's spellings too: "v1.4", "GFPGANv1.4", "1.4".
+        var key = name.lowercased()
+        for prefix in ["gfpgan", "v"] where key.hasPrefix(prefix) { key.removeFirst(prefix.count) }
+        guard let e = entries.first(where: { $0.name == key || $0.name == name.lowercased() }) else {
+            throw ModelRegistryError.unknownName(name, known: entries.map(\.name))
+        }
+        return e
+    }
+
+    /// Where `entry` would be installed in the cache.
+    public func installPath(_ entry: ModelEntry) -> String { modelDirectory + "/" + entry.fileName }
+
+    /// The installed file for `entry`: the first existing one among the cache and upstream's
+    /// locations, checked against the official size when it is known.
+    public func locate(_ entry: ModelEntry) throws -> String {
+        let candidates = [installPath(entry)] + extraDirectories.map { $0 + "/" + entry.fileName }
+        for path in candidates {
+            guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+                  (attrs[.type] as? FileAttributeType) != .typeDirectory else { continue }
+            if let expected = entry.size, let found = (attrs[.size] as? NSNumber)?.intValue, found != expected {
+                throw ModelRegistryError.wrongSize(path: path, expected: expected, found: found)
+            }
+            return path
+        }
+        throw ModelRegistryError.notInstalled(entry, searched: candidates)
+    }
+}
