@@ -1,57 +1,85 @@
 #!/usr/bin/env python3
 """Full-size GFPGAN parity and speed against the reference, in one run (reference env, not CI).
 
-    ~/.cache/facerestore-reference/venv/bin/python scripts/parity_gfpgan.py [--threads 2] [--runs 3]
+    ~/.cache/facerestore-reference/venv/bin/python scripts/parity_gfpgan.py [--threads 2] [--runs 3] [--only v1.4|v1]
 
-Builds GFPGANv1Clean at the v1.4 configuration (out 512, channel multiplier 2) with random
-weights in the official layout (every parameter and noise buffer randomized, seed fixed), saves it
-as a checkpoint, runs upstream gfpgan 1.3.8 (`randomize_noise=False`) and our
-`facerestore-bench gfpgan` on the same random input, and reports max abs error on the [-1, 1]
-output, the share of PNG pixels within 1 gray level after `tensor2img`, and the speed ratio.
+For GFPGAN v1.4 (GFPGANv1Clean, out 512, channel multiplier 2) and GFPGAN v1 (GFPGANv1, the
+paper architecture, channel multiplier 1): builds the upstream architecture with random weights
+in the official state-dict layout (every parameter and noise buffer randomized, seed fixed) and
+saves it as a checkpoint; then
+  1. network: runs upstream gfpgan 1.3.8 (`randomize_noise=False`) and `facerestore-bench gfpgan`
+     on the same random input; reports max abs error on the [-1, 1] output and the speed ratio
+     (reference and ours timed in this same run, same thread count);
+  2. CLI: runs the steps of `GFPGANer.enhance(has_aligned=True)` (cv2.imread, cv2.resize to 512,
+     img2tensor + normalize, the network, tensor2img) and `facerestore restore --aligned` on a
+     real photo (Grace Hopper, public domain, from matplotlib's sample data), and reports the
+     share of PNG pixels within 1 gray level and identical.
+Upstream's GFPGANv1 needs basicsr's CUDA-only fused_act; its CPU equivalent is installed here
+(make_fixtures.install_cpu_fused_act).
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
+import cv2
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import BIG, make_gfpgan_clean  # noqa: E402
+from make_fixtures import BIG, install_cpu_fused_act, make_gfpgan_clean, make_gfpgan_v1  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PHOTO = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"
 
 
 def tensor2img(t):
     """basicsr tensor2img for a [1,3,H,W] RGB tensor in [-1, 1] → HWC BGR uint8."""
-    x = ((t[0].float().clamp(-1, 1) + 1) / 2).numpy().transpose(1, 2, 0)[:, :, ::-1]
-    return (x * 255.0).round().astype(np.uint8)
+    from basicsr.utils import tensor2img as t2i
+    return t2i(t, rgb2bgr=True, min_max=(-1, 1))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    os.makedirs(BIG, exist_ok=True)
-    ckpt = os.path.join(BIG, "gfpgan_v1.4_parity.pth")
-    io = os.path.join(BIG, "gfpgan_v1.4_parity_io.safetensors")
-    ours_out = os.path.join(BIG, "gfpgan_v1.4_parity_ours.safetensors")
+def build(name):
+    install_cpu_fused_act()
+    ckpt = os.path.join(BIG, f"gfpgan_{name}_parity.pth")
+    if name == "v1.4":
+        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+        x, y = make_gfpgan_clean(out_size=512, style=512, cm=2, narrow=1, seed=2024, path=ckpt)
+        net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
+                            fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
+    else:
+        from gfpgan.archs.gfpganv1_arch import GFPGANv1
+        x, y = make_gfpgan_v1(out_size=512, style=512, cm=1, narrow=1, seed=2025, path=ckpt)
+        net = GFPGANv1(out_size=512, num_style_feat=512, channel_multiplier=1, decoder_load_path=None, fix_decoder=True,
+                       num_mlp=8, lr_mlp=0.01, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
+    # Load the saved checkpoint as GFPGANer does (params_ema, strict).
+    net.load_state_dict(torch.load(ckpt)["params_ema"], strict=True)
+    return ckpt, net.eval(), x, y
 
-    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
-    x, y = make_gfpgan_clean(out_size=512, style=512, cm=2, narrow=1, seed=2024, path=ckpt)
+
+def reference_aligned(net, path):
+    """GFPGANer.enhance(has_aligned=True) for one image, without its (network-bound) helper."""
+    from basicsr.utils import img2tensor
+    from torchvision.transforms.functional import normalize
+    img = cv2.resize(cv2.imread(path, cv2.IMREAD_COLOR), (512, 512))
+    t = img2tensor(img / 255., bgr2rgb=True, float32=True)
+    normalize(t, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), inplace=True)
+    with torch.no_grad():
+        out = net(t.unsqueeze(0), return_rgb=False, randomize_noise=False)[0]
+    return tensor2img(out)
+
+
+def compare(name, args):
+    ckpt, net, x, y = build(name)
+    io = os.path.join(BIG, f"gfpgan_{name}_parity_io.safetensors")
+    ours_out = os.path.join(BIG, f"gfpgan_{name}_parity_ours.safetensors")
     save_file({"x": x.contiguous(), "y": y.contiguous()}, io)
 
-    # Reference timing: load the same checkpoint as a user would, then time forward calls.
-    net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
-                        fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
-    net.load_state_dict(torch.load(ckpt)["params_ema"], strict=True)
-    net.eval()
     times = []
     with torch.no_grad():
         net(x, return_rgb=False, randomize_noise=False)
@@ -60,25 +88,51 @@ def main():
             net(x, return_rgb=False, randomize_noise=False)
             times.append(time.perf_counter() - t0)
     ref_time = statistics.median(times)
-    print(f"reference: torch {torch.__version__}, forward median {ref_time:.3f} s ({args.runs} runs, {args.threads} threads)")
 
     bench = os.path.join(ROOT, ".build/release/facerestore-bench")
     out = subprocess.run([bench, "gfpgan", "--model", ckpt, "--io", io, "--out", ours_out, "--threads", str(args.threads),
                           "--runs", str(args.runs)], capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"facerestore-bench failed: {out.stderr}")
-    print(out.stdout.strip())
     ours_time = float(out.stdout.split("forward median ")[1].split(" s")[0])
     ours = load_file(ours_out)["y"]
     err = (ours - y).abs().max().item()
     err_clamped = (ours.clamp(-1, 1) - y.clamp(-1, 1)).abs().max().item()
-    a, b = tensor2img(ours).astype(int), tensor2img(y).astype(int)
-    within = (np.abs(a - b) <= 1).mean() * 100
-    print(f"GFPGAN v1.4 config (512, cm 2), random weights: max abs error {err:.3g} on the raw output "
-          f"(range {y.min().item():.2f}..{y.max().item():.2f}), {err_clamped:.3g} after clamping to [-1,1]; "
-          f"PNG pixels within 1 gray level: {within:.4f}%; "
-          f"identical: {(a == b).mean() * 100:.4f}%")
-    print(f"speed: ours {ours_time:.3f} s, reference {ref_time:.3f} s, ratio {ref_time / ours_time:.2f}x")
+
+    # CLI on a real photo against the reference aligned pipeline.
+    tmp = tempfile.mkdtemp()
+    try:
+        photo = os.path.join(tmp, "hopper.jpg")
+        shutil.copy(PHOTO, photo)
+        expected = reference_aligned(net, photo)
+        cli = subprocess.run([os.path.join(ROOT, ".build/release/facerestore"), "restore", "-i", photo, "-o", tmp,
+                              "--aligned", "--model-path", ckpt, "--threads", str(args.threads)], capture_output=True, text=True)
+        if cli.returncode != 0:
+            sys.exit(f"facerestore restore failed: {cli.stderr}")
+        got = cv2.imread(os.path.join(tmp, "restored_faces", "hopper_00.png"), cv2.IMREAD_COLOR)
+    finally:
+        shutil.rmtree(tmp)
+    d = np.abs(got.astype(int) - expected.astype(int))
+    print(f"GFPGAN {name} (512, random weights): network max abs {err:.3g} raw (output range "
+          f"{y.min().item():.2f}..{y.max().item():.2f}), {err_clamped:.3g} clamped to [-1,1]; "
+          f"CLI on grace_hopper.jpg: {(d <= 1).mean() * 100:.4f}% of PNG values within 1 gray level, "
+          f"{(d == 0).mean() * 100:.4f}% identical, max diff {d.max()}")
+    print(f"  {out.stdout.strip()}")
+    print(f"  speed: ours {ours_time:.3f} s, reference (torch {torch.__version__}) {ref_time:.3f} s, "
+          f"ratio {ref_time / ours_time:.2f}x ({args.runs} runs, {args.threads} threads)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", choices=["v1.4", "v1"])
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.makedirs(BIG, exist_ok=True)
+    for name in ["v1.4", "v1"]:
+        if args.only in (None, name):
+            compare(name, args)
 
 
 if __name__ == "__main__":
