@@ -18,25 +18,38 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Where and how ops run: a oneDNN CPU engine and the number of threads each op may use.
+/// Arithmetic of the convolutions of layers built with a context.
+public enum Precision: String, Sendable, CaseIterable {
+    /// float32 everywhere (the default; parity with the reference).
+    case fp32
+    /// bfloat16 weights and activations into the convolutions, float32 accumulation and outputs
+    /// (oneDNN's avx512_core_bf16 kernels); everything else stays float32. Opt-in: faster, less exact.
+    case bf16
+}
+
+/// Where and how ops run: a oneDNN CPU engine, the number of threads each op may use, and the
+/// precision layers built with it compute in (read when a layer reorders its weights at load).
 public struct ComputeContext: Sendable {
     /// Threads used by each op (OpenMP team size for oneDNN primitives).
     public let threads: Int
+    public let precision: Precision
     let engine: DNNLEngine
 
     /// - Parameter threads: threads per op; defaults to all active cores.
-    public init(threads: Int? = nil) {
+    public init(threads: Int? = nil, precision: Precision = .fp32) {
         self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.precision = precision
         self.engine = DNNLEngine()
     }
 
     /// A context sharing this one's engine with another thread count.
     public func with(threads: Int) -> ComputeContext {
-        ComputeContext(threads: max(1, threads), engine: engine)
+        ComputeContext(threads: max(1, threads), precision: precision, engine: engine)
     }
 
-    private init(threads: Int, engine: DNNLEngine) {
+    private init(threads: Int, precision: Precision, engine: DNNLEngine) {
         self.threads = threads
+        self.precision = precision
         self.engine = engine
     }
 

@@ -49,6 +49,8 @@ private final class FixedWeightKernel: Sendable {
     let weights: TensorStorage        // the only copy: the PyTorch-layout array is not kept
     let bias: TensorStorage?
     let outputSize: @Sendable (Int, Int) -> (Int, Int)
+    /// Data type of the source and weights (f32, or bf16 in `.bf16` precision); outputs are f32.
+    let computeType: dnnl_data_type_t
     private let cache: Mutex<[Entry]>
 
     init(kind: WeightedKind, weightDims: [Int], plainWeightsDesc: MemoryDesc, plainWeights: TensorStorage,
@@ -69,18 +71,24 @@ private final class FixedWeightKernel: Sendable {
         } else {
             self.bias = nil
         }
+        // bf16 only for ordinary (ungrouped) convolutions wide enough for its kernels.
+        let bf16 = context.precision == .bf16 && weightDims.count == 4 && inChannels >= 16 && outChannels >= 16
+        computeType = bf16 ? dnnl_bf16 : dnnl_f32
         // Ask oneDNN for its preferred weight layout on a representative input, then reorder once.
         let (oh, ow) = outputSize(hint.0, hint.1)
-        let probe = try context.make(Self.opDesc(kind: kind, src: .any([1, inChannels, hint.0, hint.1]),
-                                                 weights: .any(weightDims), hasBias: bias != nil, outChannels: outChannels,
-                                                 dst: .any([1, outChannels, oh, ow]), strides: strides, padding: padding),
+        let probe = try context.make(Self.opDesc(kind: kind, src: .any([1, inChannels, hint.0, hint.1], type: computeType),
+                                                 weights: .any(weightDims, type: computeType), hasBias: bias != nil,
+                                                 outChannels: outChannels, dst: .any([1, outChannels, oh, ow]),
+                                                 strides: strides, padding: padding),
                                      postOps: postOps)
         weightsDesc = probe.weightsDesc
         weights = TensorStorage(bytes: weightsDesc.byteSize)
         try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: weightsDesc, weights.pointer)
         // Keep the probe: an input at the hinted size in the layout oneDNN chose for it (the
         // layout the previous layer produces) then needs no primitive creation on the first call.
-        cache = Mutex([Entry(input: probe.srcDesc, src: probe.srcDesc, dst: probe.dstDesc, primitive: probe,
+        // In bf16 the f32 channels-last input of that size maps to it (converted on each call).
+        let key = bf16 ? MemoryDesc.channelsLast([1, inChannels, hint.0, hint.1]) : probe.srcDesc
+        cache = Mutex([Entry(input: key, src: probe.srcDesc, dst: probe.dstDesc, primitive: probe,
                              weightsDesc: weightsDesc, weights: weights)])
     }
 
@@ -115,7 +123,10 @@ private final class FixedWeightKernel: Sendable {
             return p
         }
         var made: Entry
-        if let p = attempt(src: x.desc, weights: weightsDesc) {
+        if computeType != dnnl_f32, let p = attempt(src: .any(x.shape, type: computeType), weights: weightsDesc) {
+            // bf16: the activation is converted into the kernel's layout and type on each call.
+            made = Entry(input: x.desc, src: p.srcDesc, dst: p.dstDesc, primitive: p, weightsDesc: weightsDesc, weights: weights)
+        } else if let p = attempt(src: x.desc, weights: weightsDesc) {
             // The input's own layout with the load-time weights: nothing to convert.
             made = Entry(input: x.desc, src: x.desc, dst: p.dstDesc, primitive: p, weightsDesc: weightsDesc, weights: weights)
         } else if let p = attempt(src: .any(x.shape), weights: weightsDesc) {
@@ -123,7 +134,8 @@ private final class FixedWeightKernel: Sendable {
             made = Entry(input: x.desc, src: p.srcDesc, dst: p.dstDesc, primitive: p, weightsDesc: weightsDesc, weights: weights)
         } else {
             // This shape prefers another weight layout: reorder the weights once for it and cache.
-            let op = Self.opDesc(kind: kind, src: .any(x.shape), weights: .any(weightDims), hasBias: hasBias,
+            let op = Self.opDesc(kind: kind, src: .any(x.shape, type: computeType), weights: .any(weightDims, type: computeType),
+                                 hasBias: hasBias,
                                  outChannels: outChannels, dst: dst, strides: strides, padding: padding)
             let p = try context.make(op, postOps: postOps)
             let wd = p.weightsDesc

@@ -160,8 +160,8 @@ func benchConv(threads: Int, seconds: Double, reference: String?) throws {
 
 /// Times our GFPGAN forward on the input stored in `io` (key "x") and writes the output
 /// (key "y") to `output`, for scripts/parity_gfpgan.py, which times the reference in the same run.
-func benchGFPGAN(model: String, io: String, output: String?, threads: Int, runs: Int) throws {
-    let ctx = ComputeContext(threads: threads)
+func benchGFPGAN(model: String, io: String, output: String?, threads: Int, runs: Int, precision: Precision) throws {
+    let ctx = ComputeContext(threads: threads, precision: precision)
     let t0 = now()
     let net = try GFPGAN(path: model, context: ctx)
     let loadTime = now() - t0
@@ -214,10 +214,11 @@ case "conv":
 case "gfpgan":
     do {
         guard let model = option("--model"), let io = option("--io") else {
-            print("usage: facerestore-bench gfpgan --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N] [--threads N]")
+            print("usage: facerestore-bench gfpgan --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N] [--threads N] [--precision fp32|bf16]")
             exit(2)
         }
-        try benchGFPGAN(model: model, io: io, output: option("--out"), threads: threads, runs: option("--runs").flatMap(Int.init) ?? 3)
+        try benchGFPGAN(model: model, io: io, output: option("--out"), threads: threads, runs: option("--runs").flatMap(Int.init) ?? 3,
+                        precision: option("--precision").flatMap(Precision.init(rawValue:)) ?? .fp32)
     } catch {
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)

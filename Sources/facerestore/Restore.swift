@@ -12,6 +12,8 @@ import FaceRestorePipeline
 import FaceRestoreWeights
 import Foundation
 
+extension Precision: ExpressibleByArgument {}
+
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Restore faces with GFP-GAN (v1, v1.2, v1.3, v1.4).",
@@ -46,6 +48,9 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: "CPU threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Convolution precision: fp32 (default, matches the reference) or bf16 (faster, opt-in).")
+    var precision: Precision = .fp32
+
     @Flag(name: .long, help: "Print per-stage timings for each image.")
     var verbose = false
 
@@ -59,7 +64,7 @@ struct Restore: ParsableCommand {
                  + "pass --aligned to restore aligned face crops")
         }
         ProcessTuning.keepFreedMemoryForReuse()
-        let context = ComputeContext(threads: threads)
+        let context = ComputeContext(threads: threads, precision: precision)
         let files = try inputFiles()
         let model = try resolveModel()
         let loadStart = Date()
