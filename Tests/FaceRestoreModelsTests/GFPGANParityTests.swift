@@ -48,6 +48,17 @@ let modelFixtures = Bundle.module.url(forResource: "Fixtures", withExtension: ni
         try check("gfpgan_v1_tiny", expectedConfig: c)
     }
 
+    @Test func bf16PrecisionIsCloseButNotIdentical() throws {
+        let bf16 = ComputeContext(threads: 2, precision: .bf16)
+        let path = modelFixtures.appendingPathComponent("gfpgan_v1_tiny.pth").path
+        let io = try SafeTensors.read(path: modelFixtures.appendingPathComponent("gfpgan_v1_tiny_io.safetensors").path)
+        let x = Tensor(shape: io["x"]!.shape, values: io["x"]!.floats())
+        let out = try bf16.array(try GFPGAN(path: path, context: bf16)(x, bf16))
+        let expected = io["y"]!.floats()
+        let maxAbs = zip(out, expected).map { abs($0 - $1) }.max()!
+        #expect(maxAbs > 1e-4 && maxAbs < 0.1, "bf16 max abs error \(maxAbs)")
+    }
+
     @Test func otherArchitecturesAreRefusedByName() throws {
         let path = modelFixtures.appendingPathComponent("parsenet_layout.pth").path
         #expect(throws: ModelError.self) { try GFPGAN(path: path, context: ctx) }
