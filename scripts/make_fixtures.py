@@ -403,18 +403,34 @@ def make_noise():
     save_file(out, os.path.join(ENGINE, "noise.safetensors"))
 
 
-def make_gfpgan_clean(out_size=32, style=32, cm=1, narrow=0.0625, seed=11, path=None, with_io=True):
-    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
-    net = GFPGANv1Clean(out_size=out_size, num_style_feat=style, channel_multiplier=cm, decoder_load_path=None,
-                        fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=narrow,
-                        sft_half=True)
-    randomize(net, seed).eval()
+def gfpgan_net(arch, out_size, style, cm, narrow):
+    """Upstream GFPGANv1Clean ('clean') or GFPGANv1 ('original') as GFPGANer builds it for
+    inference (input_is_latent, different_w, sft_half; v1: resample kernel [1,3,3,1], lr_mlp 0.01)."""
+    if arch == "clean":
+        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+        return GFPGANv1Clean(out_size=out_size, num_style_feat=style, channel_multiplier=cm, decoder_load_path=None,
+                             fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=narrow,
+                             sft_half=True)
+    install_cpu_fused_act()
+    from gfpgan.archs.gfpganv1_arch import GFPGANv1
+    return GFPGANv1(out_size=out_size, num_style_feat=style, channel_multiplier=cm, decoder_load_path=None,
+                    fix_decoder=True, num_mlp=8, lr_mlp=0.01, input_is_latent=True, different_w=True, narrow=narrow,
+                    sft_half=True)
+
+
+def randomized_forward(net, seed, out_size, path, equalized=False):
+    """Randomizes `net`, runs it (stored noise) on a seeded random input, saves it as a checkpoint."""
+    randomize(net, seed, equalized=equalized).eval()
     g = torch.Generator().manual_seed(seed + 1)
     x = torch.rand(1, 3, out_size, out_size, generator=g) * 2 - 1
     with torch.no_grad():
         y = net(x, return_rgb=False, randomize_noise=False)[0]
     torch.save({"params_ema": net.state_dict()}, path)
     return x, y
+
+
+def make_gfpgan_clean(out_size=32, style=32, cm=1, narrow=0.0625, seed=11, path=None):
+    return randomized_forward(gfpgan_net("clean", out_size, style, cm, narrow), seed, out_size, path)
 
 
 def install_cpu_fused_act():
@@ -432,20 +448,8 @@ def install_cpu_fused_act():
 
 
 def make_gfpgan_v1(out_size=64, style=32, cm=1, narrow=0.0625, seed=13, path=None):
-    """GFPGANv1 (paper arch) exactly as GFPGANer builds it for v1 (resample kernel [1,3,3,1],
-    lr_mlp 0.01, input_is_latent, different_w, sft_half), at a given size."""
-    install_cpu_fused_act()
-    from gfpgan.archs.gfpganv1_arch import GFPGANv1
-    net = GFPGANv1(out_size=out_size, num_style_feat=style, channel_multiplier=cm, decoder_load_path=None,
-                   fix_decoder=True, num_mlp=8, lr_mlp=0.01, input_is_latent=True, different_w=True, narrow=narrow,
-                   sft_half=True)
-    randomize(net, seed, equalized=True).eval()
-    g = torch.Generator().manual_seed(seed + 1)
-    x = torch.rand(1, 3, out_size, out_size, generator=g) * 2 - 1
-    with torch.no_grad():
-        y = net(x, return_rgb=False, randomize_noise=False)[0]
-    torch.save({"params_ema": net.state_dict()}, path)
-    return x, y
+    # Equalized layers scale their weights at run time, so they are drawn with unit variance.
+    return randomized_forward(gfpgan_net("original", out_size, style, cm, narrow), seed, out_size, path, equalized=True)
 
 
 def make_models():
@@ -467,20 +471,12 @@ def make_aligned_cli():
     src = cv2.imread("/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg", cv2.IMREAD_COLOR)
     face = cv2.resize(src[60:300, 150:390], (45, 45), interpolation=cv2.INTER_AREA)
     cv2.imwrite(os.path.join(CLI, "face.png"), face)
-    install_cpu_fused_act()
-    from gfpgan.archs.gfpganv1_arch import GFPGANv1
-    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
     out = {}
     for name in ("gfpgan_clean_tiny", "gfpgan_v1_tiny"):
         sd = torch.load(os.path.join(MODELS, f"{name}.pth"))["params_ema"]
         size = sd["stylegan_decoder.noises.noise0"].shape[-1] * 2 ** ((len([k for k in sd if k.startswith("stylegan_decoder.noises.")]) - 1) // 2)
         style = sd["stylegan_decoder.style_conv1.modulated_conv.modulation.weight"].shape[1]
-        if name.startswith("gfpgan_clean"):
-            net = GFPGANv1Clean(out_size=size, num_style_feat=style, channel_multiplier=1, decoder_load_path=None,
-                                fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=0.0625, sft_half=True)
-        else:
-            net = GFPGANv1(out_size=size, num_style_feat=style, channel_multiplier=1, decoder_load_path=None, fix_decoder=True,
-                           num_mlp=8, lr_mlp=0.01, input_is_latent=True, different_w=True, narrow=0.0625, sft_half=True)
+        net = gfpgan_net("clean" if name.startswith("gfpgan_clean") else "original", size, style, 1, 0.0625)
         net.load_state_dict(sd, strict=True)
         net.eval()
         img = cv2.imread(os.path.join(CLI, "face.png"), cv2.IMREAD_COLOR)

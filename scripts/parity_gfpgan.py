@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import BIG, install_cpu_fused_act, make_gfpgan_clean, make_gfpgan_v1  # noqa: E402
+from make_fixtures import BIG, gfpgan_net, make_gfpgan_clean, make_gfpgan_v1  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTO = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"
@@ -45,18 +45,13 @@ def tensor2img(t):
 
 
 def build(name):
-    install_cpu_fused_act()
     ckpt = os.path.join(BIG, f"gfpgan_{name}_parity.pth")
     if name == "v1.4":
-        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
         x, y = make_gfpgan_clean(out_size=512, style=512, cm=2, narrow=1, seed=2024, path=ckpt)
-        net = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
-                            fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
+        net = gfpgan_net("clean", 512, 512, 2, 1)
     else:
-        from gfpgan.archs.gfpganv1_arch import GFPGANv1
         x, y = make_gfpgan_v1(out_size=512, style=512, cm=1, narrow=1, seed=2025, path=ckpt)
-        net = GFPGANv1(out_size=512, num_style_feat=512, channel_multiplier=1, decoder_load_path=None, fix_decoder=True,
-                       num_mlp=8, lr_mlp=0.01, input_is_latent=True, different_w=True, narrow=1, sft_half=True)
+        net = gfpgan_net("original", 512, 512, 1, 1)
     # Load the saved checkpoint as GFPGANer does (params_ema, strict).
     net.load_state_dict(torch.load(ckpt)["params_ema"], strict=True)
     return ckpt, net.eval(), x, y

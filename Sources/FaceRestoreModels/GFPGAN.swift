@@ -88,6 +88,58 @@ struct GFPGANBlocks: Sendable {
     var unusedPrefixes: [String]
 }
 
+/// What distinguishes the two architectures when their (identically named) module trees are built:
+/// the layer each attribute holds. `GFPGANBlocks.build` walks the tree once for both.
+struct GFPGANLayerFactory {
+    var variant: StyleGAN2Variant
+    /// `conv_body_first`: 1×1, 3 → `cout`, at `resolution`.
+    var first: (WeightScope, _ cout: Int, _ resolution: Int) throws -> any Layer
+    /// `conv_body_down.N` / `conv_body_up.N`: a residual block at input `resolution`.
+    var resBlock: (WeightScope, _ cin: Int, _ cout: Int, _ down: Bool, _ resolution: Int) throws -> any Layer
+    /// `final_conv`: 3×3 at 4×4.
+    var finalConv: (WeightScope, _ cin: Int, _ cout: Int) throws -> any Layer
+    var finalLinear: (WeightScope, _ inFeatures: Int, _ outFeatures: Int) throws -> Linear
+    /// `condition_scale.N` / `condition_shift.N`: conv → lrelu → conv, at `resolution`.
+    var condition: (WeightScope, _ channels: Int, _ sftOut: Int, _ resolution: Int) throws -> any Layer
+}
+
+extension GFPGANBlocks {
+    /// Builds the module tree of `GFPGANv1.__init__` / `GFPGANv1Clean.__init__` (same attributes,
+    /// same channel plan) with the layers `make` gives.
+    static func build(_ root: WeightScope, _ c: GFPGANConfig, _ make: GFPGANLayerFactory,
+                      context: ComputeContext) throws -> GFPGANBlocks {
+        var cin = c.unetChannels(c.outSize)
+        let first = try make.first(root["conv_body_first"], cin, c.outSize)
+        var down: [any Layer] = []
+        for (k, level) in stride(from: c.logSize, to: 2, by: -1).enumerated() {
+            let cout = c.unetChannels(1 << (level - 1))
+            down.append(try make.resBlock(root["conv_body_down"][k], cin, cout, true, 1 << level))
+            cin = cout
+        }
+        let c4 = c.unetChannels(4)
+        let finalConv = try make.finalConv(root["final_conv"], cin, c4)
+        let numLatent = c.logSize * 2 - 2
+        let finalLinear = try make.finalLinear(root["final_linear"], c4 * 16, c.differentW ? numLatent * c.styleDim : c.styleDim)
+        var up: [any Layer] = [], scales: [any Layer] = [], shifts: [any Layer] = []
+        cin = c4
+        for (k, level) in (3...c.logSize).enumerated() {
+            let r = 1 << level
+            let cout = c.unetChannels(r)
+            up.append(try make.resBlock(root["conv_body_up"][k], cin, cout, false, r / 2))
+            let sftOut = c.sftHalf ? cout : cout * 2
+            scales.append(try make.condition(root["condition_scale"][k], cout, sftOut, r))
+            shifts.append(try make.condition(root["condition_shift"][k], cout, sftOut, r))
+            cin = cout
+        }
+        let decoder = try StyleGAN2DecoderSFT(root["stylegan_decoder"], variant: make.variant, outSize: c.outSize,
+                                              styleDim: c.styleDim, multiplier: c.channelMultiplier, narrow: c.narrow,
+                                              sftHalf: c.sftHalf, context: context)
+        return GFPGANBlocks(convBodyFirst: first, convBodyDown: down, finalConv: finalConv, finalLinear: finalLinear,
+                            convBodyUp: up, conditionScale: scales, conditionShift: shifts, decoder: decoder,
+                            unusedPrefixes: ["stylegan_decoder.style_mlp.", "toRGB."])
+    }
+}
+
 /// A GFP-GAN network (either architecture) with weights loaded strictly from a checkpoint.
 /// Immutable and `Sendable`: one instance can restore faces from several threads.
 public final class GFPGAN: Sendable {

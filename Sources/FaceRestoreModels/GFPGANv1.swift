@@ -89,43 +89,19 @@ struct ResidualBlock: Layer {
 extension GFPGANBlocks {
     /// `GFPGANv1.__init__` with the inference settings of `GFPGANer` (arch 'original').
     static func original(_ root: WeightScope, _ c: GFPGANConfig, context: ComputeContext) throws -> GFPGANBlocks {
-        var cin = c.unetChannels(c.outSize)
-        let first = try ConvLayer(root["conv_body_first"], in: 3, out: cin, kernel: 1, resolution: c.outSize, context: context)
-        var down: [any Layer] = []
-        for (k, level) in stride(from: c.logSize, to: 2, by: -1).enumerated() {
-            let cout = c.unetChannels(1 << (level - 1))
-            down.append(try ResidualBlock(root["conv_body_down"][k], in: cin, out: cout, down: true, resolution: 1 << level,
-                                          context: context))
-            cin = cout
-        }
-        let c4 = c.unetChannels(4)
-        let finalConv = try ConvLayer(root["final_conv"], in: cin, out: c4, kernel: 3, resolution: 4, context: context)
-        let numLatent = c.logSize * 2 - 2
-        let finalLinear = try root["final_linear"].equalLinear(c4 * 16, c.differentW ? numLatent * c.styleDim : c.styleDim,
-                                                               context: context)
-        var up: [any Layer] = [], scales: [any Layer] = [], shifts: [any Layer] = []
-        cin = c4
-        for (k, level) in (3...c.logSize).enumerated() {
-            let r = 1 << level
-            let cout = c.unetChannels(r)
-            up.append(try ResidualBlock(root["conv_body_up"][k], in: cin, out: cout, down: false, resolution: r / 2,
-                                        context: context))
-            let sftOut = c.sftHalf ? cout : cout * 2
+        try build(root, c, GFPGANLayerFactory(
+            variant: .original,
+            first: { s, cout, r in try ConvLayer(s, in: 3, out: cout, kernel: 1, resolution: r, context: context) },
+            resBlock: { s, cin, cout, down, r in
+                try ResidualBlock(s, in: cin, out: cout, down: down, resolution: r, context: context)
+            },
+            finalConv: { s, cin, cout in try ConvLayer(s, in: cin, out: cout, kernel: 3, resolution: 4, context: context) },
+            finalLinear: { s, i, o in try s.equalLinear(i, o, context: context) },
             // EqualConv2d → ScaledLeakyReLU(0.2) → EqualConv2d
-            func condition(_ s: WeightScope) throws -> Sequential {
-                Sequential([try s[0].equalConv2d(cout, cout, kernel: 3, ownBias: true, postOps: scaledLeakyReLU, hint: (r, r),
+            condition: { s, ch, sftOut, r in
+                Sequential([try s[0].equalConv2d(ch, ch, kernel: 3, ownBias: true, postOps: scaledLeakyReLU, hint: (r, r),
                                                  context: context),
-                            try s[2].equalConv2d(cout, sftOut, kernel: 3, ownBias: true, hint: (r, r), context: context)])
-            }
-            scales.append(try condition(root["condition_scale"][k]))
-            shifts.append(try condition(root["condition_shift"][k]))
-            cin = cout
-        }
-        let decoder = try StyleGAN2DecoderSFT(root["stylegan_decoder"], variant: .original, outSize: c.outSize,
-                                              styleDim: c.styleDim, multiplier: c.channelMultiplier, narrow: c.narrow,
-                                              sftHalf: c.sftHalf, context: context)
-        return GFPGANBlocks(convBodyFirst: first, convBodyDown: down, finalConv: finalConv, finalLinear: finalLinear,
-                            convBodyUp: up, conditionScale: scales, conditionShift: shifts, decoder: decoder,
-                            unusedPrefixes: ["stylegan_decoder.style_mlp.", "toRGB."])
+                            try s[2].equalConv2d(ch, sftOut, kernel: 3, ownBias: true, hint: (r, r), context: context)])
+            }), context: context)
     }
 }

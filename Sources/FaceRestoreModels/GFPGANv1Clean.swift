@@ -29,41 +29,18 @@ struct ResBlockClean: Layer {
 extension GFPGANBlocks {
     /// `GFPGANv1Clean.__init__`: plain `nn.Conv2d`/`nn.Linear` layers with lrelu(0.2).
     static func clean(_ root: WeightScope, _ c: GFPGANConfig, context: ComputeContext) throws -> GFPGANBlocks {
-        var cin = c.unetChannels(c.outSize)
-        let first = try root["conv_body_first"].conv2d(3, cin, kernel: 1, postOps: [.leakyReLU(0.2)],
-                                                       hint: (c.outSize, c.outSize), context: context)
-        var down: [any Layer] = []
-        for (k, level) in stride(from: c.logSize, to: 2, by: -1).enumerated() {
-            let cout = c.unetChannels(1 << (level - 1))
-            down.append(try ResBlockClean(root["conv_body_down"][k], in: cin, out: cout, down: true, resolution: 1 << level,
-                                          context: context))
-            cin = cout
-        }
-        let c4 = c.unetChannels(4)
-        let finalConv = try root["final_conv"].conv2d(cin, c4, kernel: 3, postOps: [.leakyReLU(0.2)], hint: (4, 4), context: context)
-        let numLatent = c.logSize * 2 - 2
-        let finalLinear = try root["final_linear"].linear(c4 * 16, c.differentW ? numLatent * c.styleDim : c.styleDim,
-                                                          context: context)
-        var up: [any Layer] = [], scales: [any Layer] = [], shifts: [any Layer] = []
-        cin = c4
-        for (k, level) in (3...c.logSize).enumerated() {
-            let r = 1 << level
-            let cout = c.unetChannels(r)
-            up.append(try ResBlockClean(root["conv_body_up"][k], in: cin, out: cout, down: false, resolution: r / 2, context: context))
-            let sftOut = c.sftHalf ? cout : cout * 2
-            func condition(_ s: WeightScope) throws -> Sequential {
-                Sequential([try s[0].conv2d(cout, cout, kernel: 3, postOps: [.leakyReLU(0.2)], hint: (r, r), context: context),
-                            try s[2].conv2d(cout, sftOut, kernel: 3, hint: (r, r), context: context)])
-            }
-            scales.append(try condition(root["condition_scale"][k]))
-            shifts.append(try condition(root["condition_shift"][k]))
-            cin = cout
-        }
-        let decoder = try StyleGAN2DecoderSFT(root["stylegan_decoder"], variant: .clean, outSize: c.outSize,
-                                              styleDim: c.styleDim, multiplier: c.channelMultiplier, narrow: c.narrow,
-                                              sftHalf: c.sftHalf, context: context)
-        return GFPGANBlocks(convBodyFirst: first, convBodyDown: down, finalConv: finalConv, finalLinear: finalLinear,
-                            convBodyUp: up, conditionScale: scales, conditionShift: shifts, decoder: decoder,
-                            unusedPrefixes: ["stylegan_decoder.style_mlp.", "toRGB."])
+        let lrelu: [PostOp] = [.leakyReLU(0.2)]
+        return try build(root, c, GFPGANLayerFactory(
+            variant: .clean,
+            first: { s, cout, r in try s.conv2d(3, cout, kernel: 1, postOps: lrelu, hint: (r, r), context: context) },
+            resBlock: { s, cin, cout, down, r in
+                try ResBlockClean(s, in: cin, out: cout, down: down, resolution: r, context: context)
+            },
+            finalConv: { s, cin, cout in try s.conv2d(cin, cout, kernel: 3, postOps: lrelu, hint: (4, 4), context: context) },
+            finalLinear: { s, i, o in try s.linear(i, o, context: context) },
+            condition: { s, ch, sftOut, r in
+                Sequential([try s[0].conv2d(ch, ch, kernel: 3, postOps: lrelu, hint: (r, r), context: context),
+                            try s[2].conv2d(ch, sftOut, kernel: 3, hint: (r, r), context: context)])
+            }), context: context)
     }
 }
