@@ -309,6 +309,7 @@ def make_imaging():
     os.makedirs(IMAGING, exist_ok=True)
     make_resize(rng)
     make_codecs()
+    make_geometry()
     save_file({"in.image": torch.from_numpy(img.copy()), "in.tensor": t[None].contiguous(),
                "out.tensor": y.contiguous(), "out.image": torch.from_numpy(out.copy())},
               os.path.join(IMAGING, "convert.safetensors"))
@@ -362,6 +363,74 @@ def make_resize(rng):
         out[f"{name}.src"] = torch.from_numpy(img.copy())
         out[f"{name}.dst"] = torch.from_numpy(cv2.resize(img, (dw, dh), interpolation=cv2.INTER_LINEAR).copy())
     save_file(out, os.path.join(IMAGING, "resize.safetensors"))
+
+
+TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
+                         [201.26117, 371.41043], [313.08905, 371.15118]])
+
+
+def make_geometry():
+    """The OpenCV stages of facexlib's align/paste-back (face_restoration_helper.py):
+    estimateAffinePartial2D(LMEDS) on landmark sets with noise and outliers, invertAffineTransform,
+    warpAffine (uint8 with the gray border, uint8 with border 0, float64 with flags=3, float32),
+    GaussianBlur (float64 101/11 as the parse mask, float32 with sigma 0 as the soft mask),
+    erode with square kernels, and resize INTER_LANCZOS4 (the background upscale)."""
+    import cv2
+    rng = np.random.default_rng(31)
+    out = {}
+    # Landmark sets: the template under a random similarity, plus noise; some with one outlier.
+    sets = []
+    for k in range(40):
+        ang, s = rng.uniform(-0.6, 0.6), rng.uniform(0.08, 1.5)
+        t = rng.uniform(-50, 400, 2)
+        r = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]]) * s
+        lm = TEMPLATE_512 @ r.T + t
+        lm += rng.normal(0, [0.0, 0.5, 1.0, 2.0][k % 4] * max(s, 0.2), lm.shape)
+        if k % 5 == 4:
+            lm[rng.integers(0, 5)] += rng.normal(0, 8 * s, 2)
+        sets.append(lm)
+    lms = np.stack(sets)
+    mats = np.stack([cv2.estimateAffinePartial2D(lm, TEMPLATE_512, method=cv2.LMEDS)[0] for lm in lms])
+    out["lmeds.landmarks"] = torch.from_numpy(lms)
+    out["lmeds.template"] = torch.from_numpy(TEMPLATE_512.copy())
+    out["lmeds.matrices"] = torch.from_numpy(mats)
+    out["invert.matrices"] = torch.from_numpy(np.stack([cv2.invertAffineTransform(m) for m in mats]))
+
+    img = rng.integers(0, 256, size=(47, 61, 3), dtype=np.uint8)
+    img[:20] = (np.linspace(0, 255, 61)[None, :, None] * np.ones((20, 1, 3))).astype(np.uint8)
+    out["warp.src"] = torch.from_numpy(img)
+    m = np.array([[0.93, -0.31, 9.3], [0.29, 0.91, -7.7]])
+    out["warp.matrix"] = torch.from_numpy(m)
+    out["warp.gray_border"] = torch.from_numpy(cv2.warpAffine(img, m, (64, 56), borderMode=cv2.BORDER_CONSTANT,
+                                                              borderValue=(135, 133, 132)))
+    inv = cv2.invertAffineTransform(m) * 2
+    inv[:, 2] += 1.0
+    out["warp.inverse_matrix"] = torch.from_numpy(inv)
+    out["warp.inverse"] = torch.from_numpy(cv2.warpAffine(img, inv, (130, 100)))
+    mask = np.zeros((47, 61))
+    mask[8:40, 10:50] = 1.0
+    mask[20:30, 20:30] = 0.25
+    out["warp.mask"] = torch.from_numpy(mask)
+    out["warp.mask_f64"] = torch.from_numpy(cv2.warpAffine(mask, inv, (130, 100), flags=3))
+    out["warp.mask_f32"] = torch.from_numpy(cv2.warpAffine(mask.astype(np.float32), inv, (130, 100)))
+
+    parse = np.zeros((128, 112))
+    parse[30:100, 20:90] = 255
+    parse[50:60, 40:70] = 0
+    out["blur.parse_src"] = torch.from_numpy(parse)
+    b = cv2.GaussianBlur(parse, (101, 101), 11)
+    out["blur.parse_once"] = torch.from_numpy(b)
+    out["blur.parse_twice"] = torch.from_numpy(cv2.GaussianBlur(b, (101, 101), 11))
+    soft = (rng.random((50, 70)) > 0.3).astype(np.float32)
+    out["blur.soft_src"] = torch.from_numpy(soft)
+    for k in (3, 9, 31):
+        out[f"blur.soft_k{k}"] = torch.from_numpy(cv2.GaussianBlur(soft, (k, k), 0))
+    for k in (2, 3, 4, 14):
+        out[f"erode.k{k}"] = torch.from_numpy(cv2.erode(soft, np.ones((k, k), np.uint8)))
+
+    for name, (dw, dh) in {"x2": (122, 94), "x3": (183, 141), "x1_5": (91, 70), "down": (40, 30)}.items():
+        out[f"lanczos.{name}"] = torch.from_numpy(cv2.resize(img, (dw, dh), interpolation=cv2.INTER_LANCZOS4))
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(IMAGING, "geometry.safetensors"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -192,6 +192,15 @@ public struct WeightTensor: Sendable {
         }
     }
 
+    /// Values as float64: exact for float64 tensors, widened from `floats()` otherwise.
+    public func doubles() -> [Double] {
+        guard dtype == .float64 else { return floats().map(Double.init) }
+        let d = data
+        return withExtendedLifetime(d.owner) {
+            (0..<count).map { d.base.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self) }
+        }
+    }
+
     /// Values as Int64 for integer tensors (e.g. BatchNorm's `num_batches_tracked`); nil for floats.
     public func integers() -> [Int64]? {
         let d = data

@@ -1,0 +1,134 @@
+// The OpenCV filters facexlib's paste-back uses, on single-channel float masks. Ported from
+// OpenCV 4.6 `modules/imgproc/src/smooth.dispatch.cpp` (`getGaussianKernelBitExact`,
+// `GaussianBlur`), `filter.simd.hpp` (`RowFilter`, `SymmColumnFilter`), `morph.simd.hpp`
+// (`erode` with a rectangular kernel) and `modules/core/src/copy.cpp` (`borderInterpolate`).
+//   - The kernel: σ ≤ 0 gives σ = 0.15·n + 0.35 (one fused multiply-add) with fixed tables for
+//     n = 1, 3, 5, 7, 9; taps exp(−x²/(2σ²)) normalized by 1 / (2·Σ_half + 1).
+//   - Separable: rows, then columns; the column pass adds mirrored pairs first, f·(a + b).
+//     float64 images run the scalar loops; float32 ones run the AVX2 loops, which fuse
+//     multiply-adds, so `fused` selects that rounding.
+//   - Border: BORDER_REFLECT_101 (…, 2, 1 | 0, 1, 2, …).
+//   - erode: a min filter over the k×k window anchored at k/2; outside pixels are +∞ (ignored).
+
+import Foundation
+
+/// `cv::borderInterpolate(p, len, BORDER_REFLECT_101)`.
+@inline(__always)
+func reflect101(_ p: Int, _ len: Int) -> Int {
+    if len == 1 { return 0 }
+    var p = p
+    while p < 0 || p >= len { p = p < 0 ? -p : 2 * (len - 1) - p }
+    return p
+}
+
+public enum GaussianKernel {
+    /// `cv2.getGaussianKernel(n, sigma)` in double (OpenCV's bit-exact construction).
+    public static func taps(size n: Int, sigma: Double) -> [Double] {
+        precondition(n > 0 && n % 2 == 1, "Gaussian kernel size must be odd and positive, got \(n)")
+        if sigma <= 0 {
+            switch n {
+            case 1: return [1]
+            case 3: return [0.25, 0.5, 0.25]
+            case 5: return [0.0625, 0.25, 0.375, 0.25, 0.0625]
+            case 7: return [0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125]
+            case 9: return [0.015625, 0.05078125, 0.1171875, 0.19921875, 0.234375, 0.19921875, 0.1171875, 0.05078125, 0.015625]
+            default: break
+            }
+        }
+        let s = sigma > 0 ? sigma : (0.35).addingProduct(Double(n), 0.15)
+        let scale = -0.125 / (s * s)
+        let half = (n - 1) / 2
+        var values = [Double](repeating: 0, count: half)
+        var sum = 0.0
+        var x = 1 - n
+        for i in 0..<half {
+            values[i] = exp(Double(x * x) * scale)
+            sum += values[i]
+            x += 2
+        }
+        sum = 1 / (sum * 2 + 1)
+        var out = [Double](repeating: sum, count: n)
+        for i in 0..<half {
+            out[i] = values[i] * sum
+            out[n - 1 - i] = out[i]
+        }
+        return out
+    }
+}
+
+extension Plane {
+    /// `cv2.GaussianBlur(self, (size, size), sigma)` with the default BORDER_REFLECT_101.
+    /// `fused` rounds each multiply-add once (OpenCV's float32 SIMD path); float64 images take the
+    /// unfused scalar path.
+    public func gaussianBlurred(size n: Int, sigma: Double, fused: Bool? = nil) -> Plane {
+        let fma = fused ?? (Element.self == Float.self)
+        let k = GaussianKernel.taps(size: n, sigma: sigma).map { Element($0) }
+        let r = n / 2
+        let (w, h) = (width, height)
+        // Row pass into an intermediate of the same type.
+        var rows = [Element](repeating: 0, count: w * h)
+        let xIndex = (0..<(w + 2 * r)).map { reflect101($0 - r, w) }
+        values.withUnsafeBufferPointer { src in
+            rows.withUnsafeMutableBufferPointer { dst in
+                var line = [Element](repeating: 0, count: w + 2 * r)
+                for y in 0..<h {
+                    for i in line.indices { line[i] = src[y * w + xIndex[i]] }
+                    for x in 0..<w {
+                        var s = k[0] * line[x]
+                        for t in 1..<n { s = fma ? s.addingProduct(k[t], line[x + t]) : s + k[t] * line[x + t] }
+                        dst[y * w + x] = s
+                    }
+                }
+            }
+        }
+        // Column pass, symmetric: centre tap, then f·(below + above) pairs.
+        var out = [Element](repeating: 0, count: w * h)
+        rows.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<h {
+                    let c = y * w
+                    for x in 0..<w { dst[c + x] = k[r] * src[c + x] }
+                    for t in 1...max(r, 1) where t <= r {
+                        let below = reflect101(y + t, h) * w, above = reflect101(y - t, h) * w
+                        let f = k[r + t]
+                        for x in 0..<w {
+                            let pair = src[below + x] + src[above + x]
+                            dst[c + x] = fma ? dst[c + x].addingProduct(f, pair) : dst[c + x] + f * pair
+                        }
+                    }
+                }
+            }
+        }
+        return Plane(width: w, height: h, values: out)
+    }
+
+    /// `cv2.erode(self, np.ones((k, k), np.uint8))`: the minimum over the k×k window anchored at
+    /// (k/2, k/2); pixels outside the image do not count.
+    public func eroded(size k: Int) -> Plane {
+        guard k > 1 else { return self }
+        let a = k / 2
+        let (w, h) = (width, height)
+        var rows = values
+        for y in 0..<h {
+            for x in 0..<w {
+                var m = Element.infinity
+                for t in max(x - a, 0)...min(x - a + k - 1, w - 1) { m = Swift.min(m, values[y * w + t]) }
+                rows[y * w + x] = m
+            }
+        }
+        var out = rows
+        for y in 0..<h {
+            let lo = max(y - a, 0), hi = min(y - a + k - 1, h - 1)
+            for x in 0..<w {
+                var m = Element.infinity
+                for t in lo...hi { m = Swift.min(m, rows[t * w + x]) }
+                out[y * w + x] = m
+            }
+        }
+        return Plane(width: w, height: h, values: out)
+    }
+
+    /// Σ of all values (numpy's `np.sum` on float32 uses pairwise summation; the paste-back only
+    /// takes `int(√Σ) // 20`, so accumulating in double is equivalent there).
+    public var sum: Double { values.reduce(0.0) { $0 + Double($1) } }
+}
