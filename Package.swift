@@ -45,7 +45,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestoreWeightsTests", dependencies: ["FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "FaceRestoreModelsTests", dependencies: ["FaceRestoreModels"],
+        .testTarget(name: "FaceRestoreModelsTests", dependencies: ["FaceRestoreModels", "FaceRestoreImaging"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestoreImagingTests", dependencies: ["FaceRestoreImaging", "FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),

@@ -433,6 +433,104 @@ def make_geometry():
     save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(IMAGING, "geometry.safetensors"))
 
 
+EXAMPLES = os.path.join(ROOT, "examples")
+SHARED_WEIGHTS = os.path.join(ROOT, "..", "shared", "weights")
+PHOTOS = ["grace_hopper.jpg", "astronaut.jpg", "group.jpg"]
+
+
+def make_examples():
+    """examples/group.jpg: the two public-domain faces, one rotated, on one canvas (several faces,
+    a tilted face for the LMedS fit, a face near the edge)."""
+    import cv2
+    g = cv2.imread(os.path.join(EXAMPLES, "grace_hopper.jpg"))
+    a = cv2.imread(os.path.join(EXAMPLES, "astronaut.jpg"))
+    canvas = np.full((420, 700, 3), (90, 110, 130), np.uint8)
+    canvas[30:30 + 352, 20:20 + 300] = cv2.resize(g, (300, 352), interpolation=cv2.INTER_AREA)
+    a = cv2.resize(a, (320, 320), interpolation=cv2.INTER_AREA)
+    rot = cv2.getRotationMatrix2D((160, 160), 18, 1.0)
+    a = cv2.warpAffine(a, rot, (320, 320), borderMode=cv2.BORDER_REFLECT)
+    canvas[60:380, 370:690] = a
+    cv2.imwrite(os.path.join(EXAMPLES, "group.jpg"), canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+def randomize_batchnorm(module, seed):
+    """Random eval statistics for every BatchNorm, so folding is exercised."""
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=g) + 0.5
+            m.bias.data = torch.randn(n, generator=g) * 0.1
+            m.running_mean.data = torch.randn(n, generator=g) * 0.1
+            m.running_var.data = torch.rand(n, generator=g) + 0.5
+            m.num_batches_tracked.fill_(7)
+
+
+def make_retinaface():
+    """RetinaFace against facexlib: the real MobileNet0.25 weights (../shared/weights, not
+    committed) on the example photos, and a random-weight ResNet50 in facexlib's layout (outside
+    the repo: too large). Stores detect_faces rows at 0.97 and 0.5, and the raw head outputs on
+    a small crop."""
+    import cv2
+    from facexlib.detection.retinaface import RetinaFace
+    out = {}
+    mnet_path = os.path.join(SHARED_WEIGHTS, "retinaface_mobilenet0.25_Final.pth")
+    nets = {}
+    if os.path.exists(mnet_path):
+        net = RetinaFace(network_name="mobile0.25", half=False, device=torch.device("cpu"))
+        sd = torch.load(mnet_path, map_location="cpu")
+        net.load_state_dict({k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}, strict=True)
+        nets["mnet"] = net.eval()
+    torch.manual_seed(41)
+    r50 = RetinaFace(network_name="resnet50", half=False, device=torch.device("cpu"))
+    # Calibrate the BatchNorm statistics on a photo (one train-mode pass, cumulative average) so
+    # activations stay O(1) through the random network, then perturb the affine parameters.
+    for m in r50.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    calib = cv2.imread(os.path.join(EXAMPLES, "astronaut.jpg")).astype(np.float32)
+    with torch.no_grad():
+        r50.train()
+        r50(torch.from_numpy(calib.transpose(2, 0, 1))[None] - torch.tensor([104., 117., 123.]).view(1, 3, 1, 1))
+    g = torch.Generator().manual_seed(42)
+    for m in r50.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data = torch.rand(m.num_features, generator=g) * 0.5 + 0.75
+            m.bias.data = torch.randn(m.num_features, generator=g) * 0.1
+    for head in list(r50.BboxHead) + list(r50.LandmarkHead):   # outputs within about [-1, 1]
+        head.conv1x1.weight.data *= 0.3
+        head.conv1x1.bias.data *= 0.3
+    r50.eval()
+    os.makedirs(BIG, exist_ok=True)
+    torch.save(r50.state_dict(), os.path.join(BIG, "retinaface_r50_random.pth"))
+    nets["r50"] = r50
+    big = {}
+    for tag, net in nets.items():
+        dest = out if tag == "mnet" else big
+        with torch.no_grad():
+            for photo in PHOTOS:
+                img = cv2.imread(os.path.join(EXAMPLES, photo))
+                name = photo.split(".")[0]
+                for thr in ((0.97, 0.5) if tag == "mnet" else (0.97,)):
+                    rows = net.detect_faces(img, thr)
+                    dest[f"{tag}.{name}.t{int(thr * 100)}"] = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32).reshape(-1, 15))
+            crop = cv2.imread(os.path.join(EXAMPLES, "grace_hopper.jpg"))[100:220, 150:310]
+            x = torch.from_numpy(crop.astype(np.float32).transpose(2, 0, 1))[None] - torch.tensor([104., 117., 123.]).view(1, 3, 1, 1)
+            loc, conf, lm = net(x)
+            dest[f"{tag}.raw.loc"], dest[f"{tag}.raw.conf"], dest[f"{tag}.raw.landmarks"] = loc[0], conf[0], lm[0]
+    if out:
+        save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(MODELS, "retinaface_mnet_expected.safetensors"))
+    # numpy's argsort order for arrays with ties (facexlib sorts detections with it).
+    rng = np.random.default_rng(43)
+    sorts = {}
+    for k, n in enumerate([5, 16, 17, 18, 40, 100, 333, 1000]):
+        v = (rng.integers(0, max(2, n // 4), n) / 7).astype(np.float32)
+        sorts[f"values{k}"] = torch.from_numpy(v)
+        sorts[f"order{k}"] = torch.from_numpy(np.argsort(v).astype(np.int64))
+    save_file(sorts, os.path.join(MODELS, "numpy_argsort.safetensors"))
+    save_file({k: v.contiguous() for k, v in big.items()}, os.path.join(BIG, "retinaface_r50_expected.safetensors"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Model parity: small random-weight configurations in the official state-dict layout.
 # ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ public struct ComputeContext: Sendable {
     public init(threads: Int? = nil, precision: Precision = .fp32) {
         self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.precision = precision
-        self.engine = DNNLEngine()
+        self.engine = DNNLEngine.cpu
     }
 
     /// A context sharing this one's engine with another thread count.
@@ -106,6 +106,13 @@ public struct ComputeContext: Sendable {
     public func array(_ t: Tensor) throws -> [Float] {
         let plain = try contiguous(t)
         return plain.withPlainValues { Array($0) }
+    }
+
+    /// A 4-D tensor's values in NHWC order (PyTorch's `x.permute(0, 2, 3, 1).contiguous()`).
+    public func arrayNHWC(_ t: Tensor) throws -> [Float] {
+        precondition(t.rank == 4, "arrayNHWC needs a 4-D tensor")
+        let nhwc = try channelsLast(t)
+        return Array(UnsafeBufferPointer(start: nhwc.storage.floats, count: t.count))
     }
 
     /// A plain tensor with new dims and the same element order.

@@ -113,7 +113,12 @@ final class DNNLEngine: @unchecked Sendable {
     // @unchecked: dnnl_engine_t is an immutable, internally synchronized handle.
     let handle: dnnl_engine_t
 
-    init() {
+    /// The process's CPU engine. oneDNN's CPU engine is an immutable handle (no streams, no
+    /// thread pool, no caches of ours), so every context shares it: layers built with one context
+    /// then run with any other (a primitive must run on the engine it was created for).
+    static let cpu = DNNLEngine()
+
+    private init() {
         var e: dnnl_engine_t?
         let status = dnnl_engine_create(&e, dnnl_cpu, 0)
         precondition(status == dnnl_success && e != nil, "oneDNN CPU engine could not be created")

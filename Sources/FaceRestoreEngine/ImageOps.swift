@@ -33,6 +33,62 @@ extension ComputeContext {
         return out
     }
 
+    /// `nn.MaxPool2d(kernel, stride, padding)` (padding counts as −∞). Output is channels-last.
+    public func maxPool2d(_ x: Tensor, kernel k: Int, stride: Int, padding p: Int) throws -> Tensor {
+        guard x.rank == 4, k > 0, stride > 0, p >= 0, p <= k / 2 else {
+            throw EngineError.shapeMismatch(op: "max_pool2d", detail: "\(x.shape), kernel \(k), stride \(stride), padding \(p)")
+        }
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let oh = (h + 2 * p - k) / stride + 1, ow = (w + 2 * p - k) / stride + 1
+        let src = try channelsLast(x)
+        let out = Tensor(uninitialized: .channelsLast([n, c, oh, ow]))
+        let s = src.storage.floats, d = out.storage.floats
+        for b in 0..<n {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let o = d + ((b * oh + oy) * ow + ox) * c
+                    o.initialize(repeating: -.infinity, count: c)
+                    for y in max(oy * stride - p, 0)..<min(oy * stride - p + k, h) {
+                        for xx in max(ox * stride - p, 0)..<min(ox * stride - p + k, w) {
+                            let i = s + ((b * h + y) * w + xx) * c
+                            for ch in 0..<c { o[ch] = max(o[ch], i[ch]) }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// `a + F.interpolate(b, size=a.shape[2:], mode="nearest")`: PyTorch's legacy nearest index
+    /// ⌊dst · (in/out)⌋ in float (exact halving when out = 2·in). Output is channels-last.
+    public func addNearestUpsampled(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        guard a.rank == 4, b.rank == 4, a.shape[0] == b.shape[0], a.shape[1] == b.shape[1] else {
+            throw EngineError.shapeMismatch(op: "add_nearest", detail: "\(a.shape) and \(b.shape)")
+        }
+        let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        let (bh, bw) = (b.shape[2], b.shape[3])
+        func index(_ d: Int, _ input: Int, _ output: Int) -> Int {
+            if input == output { return d }
+            if output == 2 * input { return d >> 1 }
+            let scale = Float(input) / Float(output)
+            return min(Int((Float(d) * scale).rounded(.down)), input - 1)
+        }
+        let ys = (0..<h).map { index($0, bh, h) }, xs = (0..<w).map { index($0, bw, w) }
+        let sa = try channelsLast(a), sb = try channelsLast(b)
+        let out = Tensor(uninitialized: .channelsLast([n, c, h, w]))
+        let pa = sa.storage.floats, pb = sb.storage.floats, d = out.storage.floats
+        for bi in 0..<n {
+            for y in 0..<h {
+                for x in 0..<w {
+                    let o = ((bi * h + y) * w + x) * c, i = ((bi * bh + ys[y]) * bw + xs[x]) * c
+                    for ch in 0..<c { d[o + ch] = pa[o + ch] + pb[i + ch] }
+                }
+            }
+        }
+        return out
+    }
+
     /// `F.pixel_shuffle(x, r)`: `[N, C·r², H, W]` → `[N, C, H·r, W·r]`. Output is plain.
     public func pixelShuffle(_ x: Tensor, factor r: Int) throws -> Tensor {
         guard x.rank == 4, r > 0, x.shape[1] % (r * r) == 0 else {

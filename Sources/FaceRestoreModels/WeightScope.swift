@@ -116,4 +116,22 @@ public struct WeightScope {
         return try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], bias: b, stride: stride,
                           padding: Padding2D(padding ?? kernel / 2), postOps: postOps, hint: hint, context: context)
     }
+
+    /// `nn.Conv2d(bias=False)` at `self[conv]` followed by eval-mode `nn.BatchNorm2d` at
+    /// `self[bn]`, folded into one convolution at load. `num_batches_tracked` is read too.
+    public func convBatchNorm(conv: String, bn: String, _ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1,
+                              padding: Int? = nil, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
+                              context: ComputeContext) throws -> Conv2d {
+        let shape = [cout, cin / groups, kernel, kernel]
+        let w = try self[conv].floats("weight", shape: shape)
+        let norm = self[bn]
+        let folded = try foldBatchNorm(weight: w, bias: nil, gamma: try norm.floats("weight", shape: [cout]),
+                                       beta: try norm.floats("bias", shape: [cout]),
+                                       mean: try norm.floats("running_mean", shape: [cout]),
+                                       variance: try norm.floats("running_var", shape: [cout]))
+        if norm.shape("num_batches_tracked") != nil { _ = try norm.floats("num_batches_tracked", shape: norm.shape("num_batches_tracked")!) }
+        return try Conv2d(weight: folded.weight, shape: shape, bias: folded.bias, stride: stride,
+                          padding: Padding2D(padding ?? kernel / 2), groups: groups, postOps: postOps, hint: hint,
+                          context: context)
+    }
 }
