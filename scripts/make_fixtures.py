@@ -531,6 +531,50 @@ def make_retinaface():
     save_file({k: v.contiguous() for k, v in big.items()}, os.path.join(BIG, "retinaface_r50_expected.safetensors"))
 
 
+def calibrate_batchnorm(net, x, seed):
+    """One train-mode pass with cumulative statistics, so a random network's activations stay
+    O(1), then random BatchNorm affine parameters."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    with torch.no_grad():
+        net.train()
+        net(x)
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data = torch.rand(m.num_features, generator=g) * 0.5 + 0.75
+            m.bias.data = torch.randn(m.num_features, generator=g) * 0.1
+    net.eval()
+
+
+def aligned_face_tensor(size=512):
+    """grace_hopper.jpg resized to size², as GFPGAN's [-1, 1] RGB input."""
+    import cv2
+    from basicsr.utils import img2tensor
+    from torchvision.transforms.functional import normalize
+    img = cv2.resize(cv2.imread(os.path.join(EXAMPLES, "grace_hopper.jpg")), (size, size), interpolation=cv2.INTER_LINEAR)
+    t = img2tensor(img / 255., bgr2rgb=True, float32=True)
+    normalize(t, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), inplace=True)
+    return t[None]
+
+
+def make_parsenet():
+    """A random-weight ParseNet(512, 512, 19) in facexlib's layout and its logits on a face
+    (outside the repo: 85 MB)."""
+    from facexlib.parsing.parsenet import ParseNet
+    torch.manual_seed(51)
+    net = ParseNet(in_size=512, out_size=512, parsing_ch=19)
+    x = aligned_face_tensor()
+    calibrate_batchnorm(net, x, 52)
+    os.makedirs(BIG, exist_ok=True)
+    torch.save(net.state_dict(), os.path.join(BIG, "parsenet_random.pth"))
+    with torch.no_grad():
+        mask, _ = net(x)
+    save_file({"x": x.contiguous(), "logits": mask.contiguous(), "labels": mask.argmax(dim=1).to(torch.uint8).contiguous()},
+              os.path.join(BIG, "parsenet_expected.safetensors"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Model parity: small random-weight configurations in the official state-dict layout.
 # ---------------------------------------------------------------------------------------------
