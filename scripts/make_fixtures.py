@@ -704,10 +704,82 @@ def make_aligned_cli():
     save_file(out, os.path.join(CLI, "aligned_expected.safetensors"))
 
 
+def load_mnet_detector():
+    """facexlib's RetinaFace MobileNet0.25 with the real weights from ../shared/weights."""
+    from facexlib.detection.retinaface import RetinaFace
+    net = RetinaFace(network_name="mobile0.25", half=False, device=torch.device("cpu"))
+    sd = torch.load(os.path.join(SHARED_WEIGHTS, "retinaface_mobilenet0.25_Final.pth"), map_location="cpu")
+    net.load_state_dict({k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}, strict=True)
+    return net.eval()
+
+
+def reference_enhance(img, net, detector, parser=None, upscale=2, face_size=512, only_center_face=False):
+    """`GFPGANer.enhance(img, has_aligned=False, paste_back=True)` step by step with facexlib's
+    FaceRestoreHelper, its models injected instead of downloaded, and the network run with
+    `randomize_noise=False` (upstream's stored-noise path). Returns (cropped, restored, image)."""
+    import facexlib.utils.face_restoration_helper as frh
+    from basicsr.utils import img2tensor, tensor2img
+    from torchvision.transforms.functional import normalize
+    orig = frh.init_detection_model, frh.init_parsing_model
+    frh.init_detection_model = lambda *a, **k: detector
+    frh.init_parsing_model = lambda *a, **k: parser
+    try:
+        helper = frh.FaceRestoreHelper(upscale, face_size=face_size, crop_ratio=(1, 1), det_model="retinaface_resnet50",
+                                       save_ext="png", use_parse=parser is not None, device=torch.device("cpu"))
+    finally:
+        frh.init_detection_model, frh.init_parsing_model = orig
+    helper.read_image(img)
+    helper.get_face_landmarks_5(only_center_face=only_center_face, eye_dist_threshold=5)
+    helper.align_warp_face()
+    for cropped in helper.cropped_faces:
+        t = img2tensor(cropped / 255., bgr2rgb=True, float32=True)
+        normalize(t, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), inplace=True)
+        with torch.no_grad():
+            y = net(t.unsqueeze(0), return_rgb=False, randomize_noise=False)[0]
+        helper.add_restored_face(tensor2img(y.squeeze(0), rgb2bgr=True, min_max=(-1, 1)).astype("uint8"))
+    helper.get_inverse_affine(None)
+    out = helper.paste_faces_to_input_image(upsample_img=None)
+    return helper.cropped_faces, helper.restored_faces, out
+
+
+def make_photo_cli():
+    """`restore` on whole photos end to end with the tiny GFPGANv1Clean (faces aligned at its
+    32² size), the real MobileNet0.25 detector and the soft-mask paste-back (ParseNet's 85 MB do
+    not fit in the repo; scripts/parity_photo.py covers the parse path): group.jpg at -s 1 in
+    full, and the face region of astronaut.jpg at -s 2. Needs ../shared/weights."""
+    import cv2
+    if not os.path.exists(os.path.join(SHARED_WEIGHTS, "retinaface_mobilenet0.25_Final.pth")):
+        print("make_photo_cli: ../shared/weights is absent; skipped")
+        return
+    det = load_mnet_detector()
+    sd = torch.load(os.path.join(MODELS, "gfpgan_clean_tiny.pth"))["params_ema"]
+    net = gfpgan_net("clean", 32, 32, 1, 0.0625)
+    net.load_state_dict(sd, strict=True)
+    net.eval()
+    d = os.path.join(CLI, "photo_expected")
+    os.makedirs(d, exist_ok=True)
+    group = cv2.imread(os.path.join(EXAMPLES, "group.jpg"), cv2.IMREAD_COLOR)
+    crops, faces, out = reference_enhance(group, net, det, upscale=1, face_size=32)
+    cv2.imwrite(os.path.join(d, "group_s1.png"), out)
+    for i, (c, f) in enumerate(zip(crops, faces)):
+        cv2.imwrite(os.path.join(d, f"group_{i:02d}_cropped.png"), c)
+        cv2.imwrite(os.path.join(d, f"group_{i:02d}_restored.png"), f)
+    astro = cv2.imread(os.path.join(EXAMPLES, "astronaut.jpg"), cv2.IMREAD_COLOR)
+    _, _, out = reference_enhance(astro, net, det, upscale=2, face_size=32)
+    cv2.imwrite(os.path.join(d, "astronaut_s2_face.png"), out[ASTRONAUT_FACE[0]:ASTRONAUT_FACE[1], ASTRONAUT_FACE[2]:ASTRONAUT_FACE[3]])
+
+
+ASTRONAUT_FACE = (60, 420, 300, 600)   # rows, cols of the -s 2 output holding the pasted face
+
+
 if __name__ == "__main__":
     make_noise()
     make_models()
     make_aligned_cli()
+    make_examples()
+    make_retinaface()
+    make_parsenet()
+    make_photo_cli()
     make_imaging()
     make_ops()
     make_checkpoints()

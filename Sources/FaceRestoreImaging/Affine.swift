@@ -10,7 +10,7 @@
 import Foundation
 
 /// A 2×3 affine matrix `[[a, b, c], [d, e, f]]` mapping (x, y) to (a·x + b·y + c, d·x + e·y + f).
-public struct AffineTransform: Sendable, Equatable, CustomStringConvertible {
+public struct AffineMatrix: Sendable, Equatable, CustomStringConvertible {
     public var m: [Double]   // row-major, 6 values
 
     public init(_ m: [Double]) {
@@ -18,28 +18,28 @@ public struct AffineTransform: Sendable, Equatable, CustomStringConvertible {
         self.m = m
     }
 
-    public static let identity = AffineTransform([1, 0, 0, 0, 1, 0])
+    public static let identity = AffineMatrix([1, 0, 0, 0, 1, 0])
 
     public func apply(_ p: (x: Double, y: Double)) -> (x: Double, y: Double) {
         (m[0] * p.x + m[1] * p.y + m[2], m[3] * p.x + m[4] * p.y + m[5])
     }
 
     /// `cv2.invertAffineTransform` (a singular matrix gives zeros, as OpenCV).
-    public func inverted() -> AffineTransform {
+    public func inverted() -> AffineMatrix {
         var d = m[0] * m[4] - m[1] * m[3]
         d = d != 0 ? 1 / d : 0
         let a11 = m[4] * d, a22 = m[0] * d, a12 = -m[1] * d, a21 = -m[3] * d
         let b1 = -a11 * m[2] - a12 * m[5]
         let b2 = -a21 * m[2] - a22 * m[5]
-        return AffineTransform([a11, a12, b1, a21, a22, b2])
+        return AffineMatrix([a11, a12, b1, a21, a22, b2])
     }
 
     /// Every coefficient multiplied by `s` (numpy `matrix *= s`).
-    public func scaled(by s: Double) -> AffineTransform { AffineTransform(m.map { $0 * s }) }
+    public func scaled(by s: Double) -> AffineMatrix { AffineMatrix(m.map { $0 * s }) }
 
     /// The translation column shifted by `(dx, dy)`.
-    public func translated(by dx: Double, _ dy: Double) -> AffineTransform {
-        AffineTransform([m[0], m[1], m[2] + dx, m[3], m[4], m[5] + dy])
+    public func translated(by dx: Double, _ dy: Double) -> AffineMatrix {
+        AffineMatrix([m[0], m[1], m[2] + dx, m[3], m[4], m[5] + dy])
     }
 
     public var description: String { "[[\(m[0]), \(m[1]), \(m[2])], [\(m[3]), \(m[4]), \(m[5])]]" }
@@ -66,7 +66,7 @@ public enum SimilarityFit {
     /// `cv2.estimateAffinePartial2D(from, to, method=cv2.LMEDS)` with OpenCV's defaults
     /// (confidence 0.99, 2000 max iterations, 10 refinement iterations). Points are rounded to
     /// float32 first, as OpenCV converts them. Returns nil where OpenCV returns None.
-    public static func estimateLMedS(from src: [(x: Double, y: Double)], to dst: [(x: Double, y: Double)]) -> AffineTransform? {
+    public static func estimateLMedS(from src: [(x: Double, y: Double)], to dst: [(x: Double, y: Double)]) -> AffineMatrix? {
         precondition(src.count == dst.count, "point sets differ in size")
         let count = src.count
         let from = src.map { (x: Float($0.x), y: Float($0.y)) }
@@ -79,7 +79,7 @@ public enum SimilarityFit {
 
         var rng = OpenCVRandom()
         let iterations = max(updateIterationCount(confidence: 0.99, outlierRatio: 0.45, modelPoints: 2, maxIterations: 2000), 3)
-        var best: AffineTransform?
+        var best: AffineMatrix?
         var minMedian = Double.greatestFiniteMagnitude
         for _ in 0..<iterations {
             // RANSACPointSetRegistrator::getSubset with two distinct indices; a 2-point subset of
@@ -115,7 +115,7 @@ public enum SimilarityFit {
 
     /// The exact similarity through two point pairs (`AffinePartial2DEstimatorCallback::runKernel`).
     static func twoPointModel(_ p1: (x: Float, y: Float), _ p2: (x: Float, y: Float),
-                              _ q1: (x: Float, y: Float), _ q2: (x: Float, y: Float)) -> AffineTransform? {
+                              _ q1: (x: Float, y: Float), _ q2: (x: Float, y: Float)) -> AffineMatrix? {
         let (x1, y1, x2, y2) = (Double(p1.x), Double(p1.y), Double(p2.x), Double(p2.y))
         let (X1, Y1, X2, Y2) = (Double(q1.x), Double(q1.y), Double(q2.x), Double(q2.y))
         let d = 1 / ((x1 - x2) * (x1 - x2) + (y1 - y2) * (y1 - y2))
@@ -124,11 +124,11 @@ public enum SimilarityFit {
         let s1 = d * ((Y1 - Y2) * (x1 - x2) - (X1 - X2) * (y1 - y2))
         let s2 = d * ((Y1 - Y2) * (x1 * y2 - x2 * y1) - (X1 * y2 - X2 * y1) * (y1 - y2) - (X1 * x2 - X2 * x1) * (x1 - x2))
         let s3 = d * (-(X1 - X2) * (x1 * y2 - x2 * y1) - (Y1 * x2 - Y2 * x1) * (x1 - x2) - (Y1 * y2 - Y2 * y1) * (y1 - y2))
-        return AffineTransform([s0, -s1, s2, s1, s0, s3])
+        return AffineMatrix([s0, -s1, s2, s1, s0, s3])
     }
 
     /// Per-point squared reprojection errors in float32, as `computeError` does.
-    static func squaredErrors(_ t: AffineTransform, from: [(x: Float, y: Float)], to: [(x: Float, y: Float)]) -> [Float] {
+    static func squaredErrors(_ t: AffineMatrix, from: [(x: Float, y: Float)], to: [(x: Float, y: Float)]) -> [Float] {
         let f = t.m.map { Float($0) }
         return zip(from, to).map { p, q in
             let a = f[0] * p.x + f[1] * p.y + f[2] - q.x
@@ -140,8 +140,8 @@ public enum SimilarityFit {
     /// The least-squares similarity on the inliers: the fixed point OpenCV's Levenberg–Marquardt
     /// refinement converges to (the problem is linear in (a, b, tx, ty)). Falls back to `model`
     /// if the inliers are degenerate.
-    static func refine(_ model: AffineTransform, from: [(x: Float, y: Float)], to: [(x: Float, y: Float)],
-                       inliers: [Bool]) -> AffineTransform {
+    static func refine(_ model: AffineMatrix, from: [(x: Float, y: Float)], to: [(x: Float, y: Float)],
+                       inliers: [Bool]) -> AffineMatrix {
         // Centred closed form of min Σ ‖[a −b; b a]·p + t − q‖².
         var n = 0.0, mx = 0.0, my = 0.0, mu = 0.0, mv = 0.0
         for i in from.indices where inliers[i] {
@@ -158,6 +158,6 @@ public enum SimilarityFit {
         }
         guard sxx > 0 else { return model }
         let a = sa / sxx, b = sb / sxx
-        return AffineTransform([a, -b, mu - a * mx + b * my, b, a, mv - b * mx - a * my])
+        return AffineMatrix([a, -b, mu - a * mx + b * my, b, a, mv - b * mx - a * my])
     }
 }

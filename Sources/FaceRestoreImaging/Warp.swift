@@ -33,12 +33,17 @@ struct WarpSampler {
     let a: Double, b: Double, c: Double, d: Double, e: Double, f: Double
     let adelta: [Int], bdelta: [Int]
 
-    init(_ forward: AffineTransform, width: Int) {
+    let originY: Int
+
+    /// `origin`: where pixel (0, 0) of the output sits in the full destination image, so a
+    /// region is computed with exactly the coordinates the full warp would use.
+    init(_ forward: AffineMatrix, width: Int, origin: (x: Int, y: Int)) {
         let inv = forward.inverted().m
         (a, b, c, d, e, f) = (inv[0], inv[1], inv[2], inv[3], inv[4], inv[5])
         let (ia, id) = (inv[0], inv[3])
-        adelta = (0..<width).map { Self.round(ia * Double($0) * 1024) }
-        bdelta = (0..<width).map { Self.round(id * Double($0) * 1024) }
+        adelta = (0..<width).map { Self.round(ia * Double($0 + origin.x) * 1024) }
+        bdelta = (0..<width).map { Self.round(id * Double($0 + origin.x) * 1024) }
+        originY = origin.y
     }
 
     /// `saturate_cast<int>(double)`: round half to even, saturating.
@@ -50,8 +55,8 @@ struct WarpSampler {
     /// Calls `body(x, sx, sy, fraction)` for each pixel of row `y`.
     @inline(__always)
     func row(_ y: Int, _ body: (Int, Int, Int, Int) -> Void) {
-        let x0 = Self.round((b * Double(y) + c) * 1024) + 16
-        let y0 = Self.round((e * Double(y) + f) * 1024) + 16
+        let x0 = Self.round((b * Double(y + originY) + c) * 1024) + 16
+        let y0 = Self.round((e * Double(y + originY) + f) * 1024) + 16
         for x in 0..<adelta.count {
             let X = (x0 + adelta[x]) >> 5, Y = (y0 + bdelta[x]) >> 5
             let sx = min(max(X >> 5, Int(Int16.min)), Int(Int16.max))
@@ -69,11 +74,13 @@ struct WarpSampler {
 }
 
 extension PixelImage {
-    /// `cv2.warpAffine(self, m, (width, height), INTER_LINEAR, BORDER_CONSTANT, borderValue=border)`.
-    public func warpedAffine(_ m: AffineTransform, width dw: Int, height dh: Int, border: [UInt8]) -> PixelImage {
+    /// `cv2.warpAffine(self, m, (W, H), INTER_LINEAR, BORDER_CONSTANT, borderValue=border)`, or
+    /// the `width × height` region of it whose top-left pixel is `origin`.
+    public func warpedAffine(_ m: AffineMatrix, width dw: Int, height dh: Int, border: [UInt8],
+                             origin: (x: Int, y: Int) = (0, 0)) -> PixelImage {
         let cn = channels
         precondition(border.count >= cn, "border needs \(cn) values")
-        let sampler = WarpSampler(m, width: dw)
+        let sampler = WarpSampler(m, width: dw, origin: origin)
         var out = [UInt8](repeating: 0, count: dw * dh * cn)
         let (w, h) = (width, height)
         pixels.withUnsafeBufferPointer { src in
@@ -105,10 +112,11 @@ extension PixelImage {
 }
 
 extension Plane {
-    /// `cv2.warpAffine(self, m, (width, height))` on a float32/float64 plane: bilinear (also
-    /// what flags=3 gives), constant border `border`.
-    public func warpedAffine(_ m: AffineTransform, width dw: Int, height dh: Int, border: Element = 0) -> Plane {
-        let sampler = WarpSampler(m, width: dw)
+    /// `cv2.warpAffine(self, m, (W, H))` on a float32/float64 plane: bilinear (also what
+    /// flags=3 gives), constant border `border`; or the region of it at `origin`.
+    public func warpedAffine(_ m: AffineMatrix, width dw: Int, height dh: Int, border: Element = 0,
+                             origin: (x: Int, y: Int) = (0, 0)) -> Plane {
+        let sampler = WarpSampler(m, width: dw, origin: origin)
         var out = [Element](repeating: 0, count: dw * dh)
         let (w, h) = (width, height)
         let table: [(Element, Element, Element, Element)] = (0..<1024).map { fr in

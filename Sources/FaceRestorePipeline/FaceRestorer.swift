@@ -18,16 +18,7 @@ public struct AlignedRestoration: Sendable {
     public var timings: RestoreTimings
 
     /// Input and restoration side by side (upstream's `cmp/` image).
-    public var comparison: PixelImage {
-        let (w, h, c) = (input.width, input.height, input.channels)
-        var px = [UInt8](repeating: 0, count: 2 * w * h * c)
-        for y in 0..<h {
-            let row = y * 2 * w * c
-            px.replaceSubrange(row..<(row + w * c), with: input.pixels[(y * w * c)..<((y + 1) * w * c)])
-            px.replaceSubrange((row + w * c)..<(row + 2 * w * c), with: restored.pixels[(y * w * c)..<((y + 1) * w * c)])
-        }
-        return PixelImage(width: 2 * w, height: h, channels: c, pixels: px)
-    }
+    public var comparison: PixelImage { PixelImage.sideBySide(input, restored) }
 }
 
 /// A loaded face restoration model. Immutable and `Sendable`: load once, restore from any thread

@@ -1,6 +1,8 @@
 // `facerestore restore`: upstream `inference_gfpgan.py` (gfpgan 1.3.8, commit 7552a77) in Swift.
+// Whole photos: detect, align, restore and paste back every face, writing `cropped_faces/`,
+// `restored_faces/`, `cmp/` (`<name>_<idx:02d>.png`) and `restored_imgs/<name>.<ext>`, as upstream.
 // With `--aligned`: every input is an aligned face crop, resized to 512 like `cv2.resize`, restored,
-// and written as `cropped_faces/`, `restored_faces/` and `cmp/` `<name>_00.png`, as upstream names them.
+// and written as `<name>_00.png` in the first three folders.
 // A batch goes on past bad files, lists them at the end and exits 1; every output is written
 // atomically (a temporary file renamed into place).
 
@@ -39,6 +41,34 @@ struct Restore: ParsableCommand {
     @Flag(name: .long, help: "Inputs are aligned face crops (no detection or paste-back).")
     var aligned = false
 
+    @Option(name: [.customShort("s"), .customLong("upscale")], help: "Final upsampling of the whole image.")
+    var upscale = 2
+
+    @Option(name: .customLong("bg-upsampler"), help: "Background upsampler: none (LANCZOS4 resize, as upstream on a CPU).")
+    var bgUpsampler = "none"
+
+    @Option(name: .customLong("bg-tile"), help: "Tile size for the background upsampler (0: no tiling).")
+    var bgTile = 400
+
+    @Flag(name: .customLong("only-center-face"), help: "Restore only the face nearest the image centre.")
+    var onlyCenterFace = false
+
+    @Option(name: .long, help: "Restored image format: auto (as the input), png or jpg.")
+    var ext = "auto"
+
+    @Option(name: [.customShort("w"), .customLong("weight")],
+            help: "Blend of the restored face with the aligned input: 1 restored (default), 0 input. Upstream ignores -w; here it works.")
+    var weight = 1.0
+
+    @Option(name: .long, help: "Face detector: auto (RetinaFace ResNet50, else MobileNet0.25, whichever is installed), a registry name, or a .pth file.")
+    var detector = "auto"
+
+    @Option(name: .customLong("detection-threshold"), help: "Face detection score threshold.")
+    var detectionThreshold: Float = 0.97
+
+    @Flag(name: .customLong("no-parse"), help: "Paste back with the soft square mask instead of the ParseNet face mask.")
+    var noParse = false
+
     @Option(name: .long, help: "Fresh StyleGAN noise, drawn as upstream does after torch.manual_seed(N) (default: the checkpoint's stored noise).")
     var seed: UInt64?
 
@@ -56,12 +86,16 @@ struct Restore: ParsableCommand {
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if upscale < 1 || upscale > 8 { throw ValidationError("--upscale must be between 1 and 8") }
+        if !(0...1).contains(weight) { throw ValidationError("--weight must be between 0 and 1") }
+        if !["auto", "png", "jpg", "jpeg"].contains(ext.lowercased()) { throw ValidationError("--ext must be auto, png or jpg") }
+        if !["none", "realesrgan"].contains(bgUpsampler) { throw ValidationError("--bg-upsampler must be none or realesrgan") }
+        if !(0...1).contains(detectionThreshold) { throw ValidationError("--detection-threshold must be between 0 and 1") }
     }
 
     func run() throws {
-        guard aligned else {
-            fail("whole-photo restoration (face detection, alignment and paste-back) is not available yet; "
-                 + "pass --aligned to restore aligned face crops")
+        if bgUpsampler == "realesrgan" {
+            fail("--bg-upsampler realesrgan is not available yet; use --bg-upsampler none (the background is resized with LANCZOS4, as upstream does on a CPU)")
         }
         ProcessTuning.keepFreedMemoryForReuse()
         let context = ComputeContext(threads: threads, precision: precision)
@@ -72,6 +106,10 @@ struct Restore: ParsableCommand {
         do { restorer = try FaceRestorer(modelPath: model, context: context) } catch { fail("\(error)") }
         if verbose {
             printError("model: \(model) (\(restorer.network.config.architecture.rawValue), loaded in \(String(format: "%.2f", Date().timeIntervalSince(loadStart))) s)")
+        }
+        if !aligned {
+            let photo = loadPhotoRestorer(restorer, context: context)
+            return try runPhotos(files, photo, context: context)
         }
         let dirs = ["cropped_faces", "restored_faces", "cmp"].map { output + "/" + $0 }
         for dir in dirs {
@@ -108,6 +146,105 @@ struct Restore: ParsableCommand {
         progress.clear()
         let restored = files.count - failures.count
         print("restored \(restored) face\(restored == 1 ? "" : "s") into \(output)/restored_faces (\(String(format: "%.2f", total.total)) s)")
+        if !failures.isEmpty {
+            printError("facerestore: \(failures.count) of \(files.count) input\(files.count == 1 ? "" : "s") failed:")
+            for f in failures { printError("  \(f)") }
+            throw ExitCode(1)
+        }
+    }
+
+    /// The detector (and parser, unless `--no-parse` or not installed) for whole photos.
+    func loadPhotoRestorer(_ restorer: FaceRestorer, context: ComputeContext) -> PhotoRestorer {
+        let registry = ModelRegistry()
+        let detectorPath: String
+        if FileManager.default.fileExists(atPath: detector) {
+            detectorPath = detector
+        } else if detector == "auto" {
+            let names = ["retinaface-resnet50", "retinaface-mobilenet0.25"]
+            guard let found = names.lazy.compactMap({ try? registry.locate(ModelRegistry.entry(named: $0)) }).first else {
+                let e = try! ModelRegistry.entry(named: names[0])
+                fail("no face detector is installed: run `facerestore models fetch \(e.name)` or download \(e.url) "
+                     + "to \(registry.installPath(e)) (or pass --detector FILE)")
+            }
+            detectorPath = found
+        } else {
+            do {
+                let entry = try ModelRegistry.entry(named: detector)
+                guard entry.kind == .faceDetection else { fail("--detector \(detector): \(entry.title) is not a face detector") }
+                detectorPath = try registry.locate(entry)
+            } catch { fail("\(error)") }
+        }
+        let net: RetinaFace
+        do { net = try RetinaFace(path: detectorPath, context: context) } catch { fail("\(error)") }
+        var parser: ParseNet?
+        if !noParse {
+            let entry = try! ModelRegistry.entry(named: "parsenet")
+            if let path = try? registry.locate(entry) {
+                do { parser = try ParseNet(path: path, context: context) } catch { fail("\(error)") }
+            } else {
+                printError("facerestore: note: \(entry.title) is not installed, so faces are pasted back with the soft square mask "
+                           + "(upstream uses the parsing mask; `facerestore models fetch parsenet` installs it)")
+            }
+        }
+        if verbose { printError("detector: \(detectorPath) (RetinaFace \(net.backbone.rawValue)); paste mask: \(parser == nil ? "soft square" : "ParseNet")") }
+        return PhotoRestorer(restorer: restorer, detector: net, parser: parser)
+    }
+
+    func runPhotos(_ files: [String], _ photo: PhotoRestorer, context: ComputeContext) throws {
+        let dirs = ["cropped_faces", "restored_faces", "cmp", "restored_imgs"].map { output + "/" + $0 }
+        for dir in dirs {
+            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                fail("\(dir): cannot create the output folder (\(error.localizedDescription))")
+            }
+        }
+        let options = PhotoOptions(upscale: upscale, onlyCenterFace: onlyCenterFace, detectionThreshold: detectionThreshold,
+                                   weight: weight, seed: seed)
+        let progress = Progress(total: files.count)
+        var failures: [String] = []
+        var total = RestoreTimings()
+        var faceCount = 0, noFace: [String] = []
+        for (i, file) in files.enumerated() {
+            progress.update(i, file)
+            do {
+                var decode = RestoreTimings()
+                let decoded = try decode.measure(\.decode) { try ImageIO.read(path: file) }
+                let result = try photo.restore(decoded.image, options: options, context: context)
+                var timings = result.timings
+                timings.decode = decode.decode
+                let url = URL(fileURLWithPath: file)
+                let base = url.deletingPathExtension().lastPathComponent
+                let tail = suffix.map { "_" + $0 } ?? ""
+                let outExt = ext.lowercased() == "auto" ? (url.pathExtension.isEmpty ? "png" : url.pathExtension) : ext.lowercased()
+                let alpha = decoded.alpha.map { a in
+                    PixelImage(width: decoded.image.width, height: decoded.image.height, channels: 1, pixels: a)
+                        .resizedLanczos4(width: result.image.width, height: result.image.height).pixels
+                }
+                try timings.measure(\.encode) {
+                    for (k, face) in result.faces.enumerated() {
+                        let name = "\(base)_\(String(format: "%02d", k))"
+                        try ImageIO.write(face.cropped, to: "\(dirs[0])/\(name).png")
+                        try ImageIO.write(face.restored, to: "\(dirs[1])/\(name)\(tail).png")
+                        try ImageIO.write(face.comparison, to: "\(dirs[2])/\(name).png")
+                    }
+                    try ImageIO.write(result.image, alpha: alpha, to: "\(dirs[3])/\(base)\(tail).\(outExt)")
+                }
+                total = total + timings
+                faceCount += result.faces.count
+                if result.faces.isEmpty { noFace.append(file) }
+                let found = result.faces.count == result.detectedCount
+                    ? "\(result.faces.count) face\(result.faces.count == 1 ? "" : "s")"
+                    : "\(result.faces.count) of \(result.detectedCount) detected faces"
+                progress.done(i, file, verbose ? "\(found); \(timings.summary)" : found)
+            } catch {
+                progress.clear()
+                printError("facerestore: \(error)")
+                failures.append("\(error)")
+            }
+        }
+        progress.clear()
+        let done = files.count - failures.count
+        print("restored \(faceCount) face\(faceCount == 1 ? "" : "s") in \(done) image\(done == 1 ? "" : "s") into \(output)/restored_imgs (\(String(format: "%.2f", total.total)) s)")
+        for f in noFace { printError("facerestore: \(f): no face found (the image was upscaled only)") }
         if !failures.isEmpty {
             printError("facerestore: \(failures.count) of \(files.count) input\(files.count == 1 ? "" : "s") failed:")
             for f in failures { printError("  \(f)") }

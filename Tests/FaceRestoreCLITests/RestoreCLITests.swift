@@ -106,7 +106,9 @@ func pixels(_ t: WeightTensor) -> [UInt8] { t.floats().map { UInt8($0) } }
         #expect(parse.stderr.split(separator: "\n").count == 1)
         let unknown = try run(["restore", "-i", face, "--aligned", "-v", "2.0"])
         #expect(unknown.status == 1 && unknown.stderr.contains("unknown model '2.0'"))
-        let whole = try run(["restore", "-i", face, "--model-path", modelsFixtures.appendingPathComponent("gfpgan_v1_tiny.pth").path])
-        #expect(whole.status == 1 && whole.stderr.contains("pass --aligned"))
+        let tiny = modelsFixtures.appendingPathComponent("gfpgan_v1_tiny.pth").path
+        let wrongDetector = try run(["restore", "-i", face, "--model-path", tiny, "--detector", tiny])
+        #expect(wrongDetector.status == 1 && wrongDetector.stderr.contains("not a RetinaFace detector"))
+        #expect(wrongDetector.stderr.split(separator: "\n").count == 1, "\(wrongDetector.stderr)")
     }
 }

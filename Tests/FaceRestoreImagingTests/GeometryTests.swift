@@ -51,7 +51,7 @@ func agreement(_ a: [Double], _ b: [Double], tolerance: Double) -> (share: Doubl
     @Test func invertAffineTransform() {
         let mats = doubles("lmeds.matrices"), inv = doubles("invert.matrices")
         for c in 0..<(mats.count / 6) {
-            let m = AffineTransform(Array(mats[(c * 6)..<(c * 6 + 6)])).inverted()
+            let m = AffineMatrix(Array(mats[(c * 6)..<(c * 6 + 6)])).inverted()
             for i in 0..<6 { #expect(m.m[i] == inv[c * 6 + i]) }
         }
     }
@@ -59,7 +59,7 @@ func agreement(_ a: [Double], _ b: [Double], tolerance: Double) -> (share: Doubl
     @Test func warpAffineUInt8GrayBorder() {
         let src = pixelImage(geometry["warp.src"]!)
         let expected = pixelImage(geometry["warp.gray_border"]!)
-        let out = src.warpedAffine(AffineTransform(doubles("warp.matrix")), width: expected.width, height: expected.height,
+        let out = src.warpedAffine(AffineMatrix(doubles("warp.matrix")), width: expected.width, height: expected.height,
                                    border: [135, 133, 132])
         let differing = zip(out.pixels, expected.pixels).filter { $0 != $1 }.count
         #expect(differing == 0, "\(differing) of \(out.pixels.count) values differ")
@@ -68,14 +68,14 @@ func agreement(_ a: [Double], _ b: [Double], tolerance: Double) -> (share: Doubl
     @Test func warpAffineUInt8InverseZeroBorder() {
         let src = pixelImage(geometry["warp.src"]!)
         let expected = pixelImage(geometry["warp.inverse"]!)
-        let out = src.warpedAffine(AffineTransform(doubles("warp.inverse_matrix")), width: expected.width,
+        let out = src.warpedAffine(AffineMatrix(doubles("warp.inverse_matrix")), width: expected.width,
                                    height: expected.height, border: [0, 0, 0])
         let differing = zip(out.pixels, expected.pixels).filter { $0 != $1 }.count
         #expect(differing == 0, "\(differing) of \(out.pixels.count) values differ")
     }
 
     @Test func warpAffineFloatMasks() {
-        let m = AffineTransform(doubles("warp.inverse_matrix"))
+        let m = AffineMatrix(doubles("warp.inverse_matrix"))
         let f64 = plane("warp.mask", as: Double.self).warpedAffine(m, width: 130, height: 100)
         let a = agreement(f64.values, doubles("warp.mask_f64"), tolerance: 1e-12)
         #expect(a.share == 1, "float64 max diff \(a.maxDiff)")

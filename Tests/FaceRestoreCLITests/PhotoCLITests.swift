@@ -1,0 +1,103 @@
+// `facerestore restore` on whole photos against the reference steps of GFPGANer.enhance with
+// facexlib's FaceRestoreHelper (fixture from scripts/make_fixtures.py `make_photo_cli`): the tiny
+// GFPGANv1Clean, the real MobileNet0.25 detector from ../shared/weights (skipped when absent) and
+// the soft-mask paste-back; plus a photo without faces and the missing-detector message.
+
+import FaceRestoreImaging
+import Foundation
+import Testing
+
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let sharedDetector: String? = {
+    let p = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/weights/retinaface_mobilenet0.25_Final.pth").path
+    return FileManager.default.fileExists(atPath: p) ? p : nil
+}()
+let photoExpected = cliFixtures.appendingPathComponent("photo_expected")
+
+/// Share of values equal and within one gray level, and the largest difference.
+func grayLevels(_ a: PixelImage, _ b: PixelImage) -> (within1: Double, equal: Double, maxDiff: Int) {
+    precondition(a.pixels.count == b.pixels.count)
+    let d = zip(a.pixels, b.pixels).map { abs(Int($0) - Int($1)) }
+    let n = Double(d.count)
+    return (Double(d.filter { $0 <= 1 }.count) / n, Double(d.filter { $0 == 0 }.count) / n, d.max() ?? 0)
+}
+
+func crop(_ image: PixelImage, rows: Range<Int>, cols: Range<Int>) -> PixelImage {
+    var px = [UInt8]()
+    for y in rows { px += image.pixels[((y * image.width + cols.lowerBound) * 3)..<((y * image.width + cols.upperBound) * 3)] }
+    return PixelImage(width: cols.count, height: rows.count, channels: 3, pixels: px)
+}
+
+@Suite struct PhotoCommand {
+    let tiny = modelsFixtures.appendingPathComponent("gfpgan_clean_tiny.pth").path
+
+    func restore(_ photo: String, _ extra: [String]) throws -> (URL, RunResult) {
+        let out = try temporaryFolder("photo")
+        let r = try run(["restore", "-i", repoRoot.appendingPathComponent("examples/\(photo)").path, "-o", out.path,
+                         "--model-path", tiny, "--detector", sharedDetector!, "--no-parse", "--threads", "2"] + extra)
+        return (out, r)
+    }
+
+    @Test(.enabled(if: sharedDetector != nil, "../shared/weights is absent"))
+    func groupPhotoMatchesReference() throws {
+        let (out, r) = try restore("group.jpg", ["-s", "1", "--ext", "png"])
+        defer { try? FileManager.default.removeItem(at: out) }
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("restored 2 faces in 1 image"))
+        let ours = try ImageIO.read(path: out.path + "/restored_imgs/group.png").image
+        let theirs = try ImageIO.read(path: photoExpected.appendingPathComponent("group_s1.png").path).image
+        let g = grayLevels(ours, theirs)
+        #expect(g.within1 >= 0.999, "within 1 gray level: \(g.within1), max diff \(g.maxDiff)")
+        for i in 0..<2 {
+            let name = String(format: "group_%02d", i)
+            // Landmarks agree with facexlib to ~1e-4 px, not bit for bit, so a warp coordinate can
+            // land on the neighbouring 1/32 px step: crops agree to a gray level, not exactly.
+            let crop = try ImageIO.read(path: out.path + "/cropped_faces/\(name).png").image
+            let c = grayLevels(crop, try ImageIO.read(path: photoExpected.appendingPathComponent("\(name)_cropped.png").path).image)
+            print("photo group crop \(i): \(c.equal * 100)% identical, max diff \(c.maxDiff)")
+            #expect(c.within1 >= 0.99, "crop \(i): within 1 gray level \(c.within1), max diff \(c.maxDiff)")
+            let face = try ImageIO.read(path: out.path + "/restored_faces/\(name).png").image
+            let f = grayLevels(face, try ImageIO.read(path: photoExpected.appendingPathComponent("\(name)_restored.png").path).image)
+            #expect(f.within1 >= 0.99, "restored face \(i): within 1 gray level \(f.within1), max diff \(f.maxDiff)")
+            #expect(FileManager.default.fileExists(atPath: out.path + "/cmp/\(name).png"))
+        }
+        print("photo group -s 1: \(g.equal * 100)% identical, \(g.within1 * 100)% within 1 gray level")
+    }
+
+    @Test(.enabled(if: sharedDetector != nil, "../shared/weights is absent"))
+    func upscaledPhotoMatchesReference() throws {
+        let (out, r) = try restore("astronaut.jpg", ["--ext", "png"])
+        defer { try? FileManager.default.removeItem(at: out) }
+        #expect(r.status == 0, "\(r.stderr)")
+        let ours = try ImageIO.read(path: out.path + "/restored_imgs/astronaut.png").image
+        #expect(ours.width == 1024 && ours.height == 1024)
+        let theirs = try ImageIO.read(path: photoExpected.appendingPathComponent("astronaut_s2_face.png").path).image
+        let g = grayLevels(crop(ours, rows: 60..<420, cols: 300..<600), theirs)
+        #expect(g.within1 >= 0.999, "within 1 gray level: \(g.within1), max diff \(g.maxDiff)")
+        print("photo astronaut -s 2 (face region): \(g.equal * 100)% identical, \(g.within1 * 100)% within 1 gray level")
+    }
+
+    @Test(.enabled(if: sharedDetector != nil, "../shared/weights is absent"))
+    func photoWithoutFacesIsUpscaledAndReported() throws {
+        let input = try temporaryFolder("noface"), out = try temporaryFolder("noface-out")
+        defer { try? FileManager.default.removeItem(at: input); try? FileManager.default.removeItem(at: out) }
+        let flat = PixelImage(width: 40, height: 30, channels: 3, pixels: [UInt8](repeating: 128, count: 40 * 30 * 3))
+        try ImageIO.write(flat, to: input.path + "/wall.png")
+        let r = try run(["restore", "-i", input.path + "/wall.png", "-o", out.path, "--model-path", tiny,
+                         "--detector", sharedDetector!, "--no-parse"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("wall.png: no face found"))
+        let img = try ImageIO.read(path: out.path + "/restored_imgs/wall.png").image
+        #expect(img.width == 80 && img.height == 60)
+    }
+
+    @Test func missingDetectorSaysWhatToInstall() throws {
+        let home = try temporaryFolder("home"), out = try temporaryFolder("nodet")
+        defer { try? FileManager.default.removeItem(at: home); try? FileManager.default.removeItem(at: out) }
+        let r = try run(["restore", "-i", repoRoot.appendingPathComponent("examples/group.jpg").path, "-o", out.path,
+                         "--model-path", tiny], environment: ["FACERESTORE_HOME": home.path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("no face detector is installed"))
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    }
+}
