@@ -60,6 +60,8 @@ extension Plane {
     /// `cv2.GaussianBlur(self, (size, size), sigma)` with the default BORDER_REFLECT_101.
     /// `fused` rounds each multiply-add once (OpenCV's float32 SIMD path); float64 images take the
     /// unfused scalar path.
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
     public func gaussianBlurred(size n: Int, sigma: Double, fused: Bool? = nil) -> Plane {
         let fma = fused ?? (Element.self == Float.self)
         let k = GaussianKernel.taps(size: n, sigma: sigma).map { Element($0) }
@@ -71,13 +73,21 @@ extension Plane {
         values.withUnsafeBufferPointer { src in
             rows.withUnsafeMutableBufferPointer { dst in
                 var line = [Element](repeating: 0, count: w + 2 * r)
+                var acc = [Element](repeating: 0, count: w)
                 for y in 0..<h {
                     for i in line.indices { line[i] = src[y * w + xIndex[i]] }
-                    for x in 0..<w {
-                        var s = k[0] * line[x]
-                        for t in 1..<n { s = fma ? s.addingProduct(k[t], line[x + t]) : s + k[t] * line[x + t] }
-                        dst[y * w + x] = s
+                    // Tap-major, so the loop over x vectorizes; each sum still runs t = 0, 1, ….
+                    let k0 = k[0]
+                    for x in 0..<w { acc[x] = k0 * line[x] }
+                    for t in 1..<max(n, 1) {
+                        let f = k[t]
+                        if fma {
+                            for x in 0..<w { acc[x] = acc[x].addingProduct(f, line[x + t]) }
+                        } else {
+                            for x in 0..<w { acc[x] = acc[x] + f * line[x + t] }
+                        }
                     }
+                    for x in 0..<w { dst[y * w + x] = acc[x] }
                 }
             }
         }
@@ -91,9 +101,10 @@ extension Plane {
                     for t in 1...max(r, 1) where t <= r {
                         let below = reflect101(y + t, h) * w, above = reflect101(y - t, h) * w
                         let f = k[r + t]
-                        for x in 0..<w {
-                            let pair = src[below + x] + src[above + x]
-                            dst[c + x] = fma ? dst[c + x].addingProduct(f, pair) : dst[c + x] + f * pair
+                        if fma {
+                            for x in 0..<w { dst[c + x] = dst[c + x].addingProduct(f, src[below + x] + src[above + x]) }
+                        } else {
+                            for x in 0..<w { dst[c + x] = dst[c + x] + f * (src[below + x] + src[above + x]) }
                         }
                     }
                 }
@@ -103,29 +114,46 @@ extension Plane {
     }
 
     /// `cv2.erode(self, np.ones((k, k), np.uint8))`: the minimum over the k×k window anchored at
-    /// (k/2, k/2); pixels outside the image do not count.
+    /// (k/2, k/2); pixels outside the image do not count. Separable, O(1) per pixel (a sliding
+    /// minimum with a monotonic queue along rows, then along columns).
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
     public func eroded(size k: Int) -> Plane {
         guard k > 1 else { return self }
         let a = k / 2
         let (w, h) = (width, height)
         var rows = values
+        var line = [Element](repeating: 0, count: max(w, h)), out = line
         for y in 0..<h {
-            for x in 0..<w {
-                var m = Element.infinity
-                for t in max(x - a, 0)...min(x - a + k - 1, w - 1) { m = Swift.min(m, values[y * w + t]) }
-                rows[y * w + x] = m
-            }
+            for x in 0..<w { line[x] = values[y * w + x] }
+            Self.slidingMin(line, count: w, before: a, after: k - 1 - a, into: &out)
+            for x in 0..<w { rows[y * w + x] = out[x] }
         }
-        var out = rows
-        for y in 0..<h {
-            let lo = max(y - a, 0), hi = min(y - a + k - 1, h - 1)
-            for x in 0..<w {
-                var m = Element.infinity
-                for t in lo...hi { m = Swift.min(m, rows[t * w + x]) }
-                out[y * w + x] = m
-            }
+        var result = rows
+        for x in 0..<w {
+            for y in 0..<h { line[y] = rows[y * w + x] }
+            Self.slidingMin(line, count: h, before: a, after: k - 1 - a, into: &out)
+            for y in 0..<h { result[y * w + x] = out[y] }
         }
-        return Plane(width: w, height: h, values: out)
+        return Plane(width: w, height: h, values: result)
+    }
+
+    /// out[i] = min(v[max(i − before, 0) … min(i + after, n − 1)]).
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
+    static func slidingMin(_ v: [Element], count n: Int, before: Int, after: Int, into out: inout [Element]) {
+        var queue = [Int](repeating: 0, count: n)   // indices with increasing values
+        var head = 0, tail = 0, next = 0
+        for i in 0..<n {
+            while next < n && next <= i + after {
+                while tail > head && v[queue[tail - 1]] >= v[next] { tail -= 1 }
+                queue[tail] = next
+                tail += 1
+                next += 1
+            }
+            while queue[head] < i - before { head += 1 }
+            out[i] = v[queue[head]]
+        }
     }
 
     /// Σ of all values (numpy's `np.sum` on float32 uses pairwise summation; the paste-back only

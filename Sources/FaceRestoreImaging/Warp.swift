@@ -114,6 +114,8 @@ extension PixelImage {
 extension Plane {
     /// `cv2.warpAffine(self, m, (W, H))` on a float32/float64 plane: bilinear (also what
     /// flags=3 gives), constant border `border`; or the region of it at `origin`.
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
     public func warpedAffine(_ m: AffineMatrix, width dw: Int, height dh: Int, border: Element = 0,
                              origin: (x: Int, y: Int) = (0, 0)) -> Plane {
         let sampler = WarpSampler(m, width: dw, origin: origin)

@@ -69,6 +69,9 @@ struct Restore: ParsableCommand {
     @Flag(name: .customLong("no-parse"), help: "Paste back with the soft square mask instead of the ParseNet face mask.")
     var noParse = false
 
+    @Option(name: .long, help: "A ParseNet checkpoint to use instead of the installed parsing_parsenet.pth.")
+    var parser: String?
+
     @Option(name: .long, help: "Fresh StyleGAN noise, drawn as upstream does after torch.manual_seed(N) (default: the checkpoint's stored noise).")
     var seed: UInt64?
 
@@ -179,7 +182,10 @@ struct Restore: ParsableCommand {
         var parser: ParseNet?
         if !noParse {
             let entry = try! ModelRegistry.entry(named: "parsenet")
-            if let path = try? registry.locate(entry) {
+            if let parserPath = self.parser {
+                guard FileManager.default.fileExists(atPath: parserPath) else { fail("\(parserPath): no such parser file") }
+                do { parser = try ParseNet(path: parserPath, context: context) } catch { fail("\(error)") }
+            } else if let path = try? registry.locate(entry) {
                 do { parser = try ParseNet(path: path, context: context) } catch { fail("\(error)") }
             } else {
                 printError("facerestore: note: \(entry.title) is not installed, so faces are pasted back with the soft square mask "
