@@ -9,7 +9,7 @@ struct FaceRestoreCommand: ParsableCommand {
         commandName: "facerestore",
         abstract: "Restore faces in old and damaged photos (GFP-GAN, GPEN) natively, without Python.",
         version: "0.1.0",
-        subcommands: [Restore.self, InspectWeights.self]
+        subcommands: [Restore.self, Detect.self, Models.self, InspectWeights.self]
     )
 }
 

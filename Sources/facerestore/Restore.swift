@@ -159,26 +159,7 @@ struct Restore: ParsableCommand {
     /// The detector (and parser, unless `--no-parse` or not installed) for whole photos.
     func loadPhotoRestorer(_ restorer: FaceRestorer, context: ComputeContext) -> PhotoRestorer {
         let registry = ModelRegistry()
-        let detectorPath: String
-        if FileManager.default.fileExists(atPath: detector) {
-            detectorPath = detector
-        } else if detector == "auto" {
-            let names = ["retinaface-resnet50", "retinaface-mobilenet0.25"]
-            guard let found = names.lazy.compactMap({ try? registry.locate(ModelRegistry.entry(named: $0)) }).first else {
-                let e = try! ModelRegistry.entry(named: names[0])
-                fail("no face detector is installed: run `facerestore models fetch \(e.name)` or download \(e.url) "
-                     + "to \(registry.installPath(e)) (or pass --detector FILE)")
-            }
-            detectorPath = found
-        } else {
-            do {
-                let entry = try ModelRegistry.entry(named: detector)
-                guard entry.kind == .faceDetection else { fail("--detector \(detector): \(entry.title) is not a face detector") }
-                detectorPath = try registry.locate(entry)
-            } catch { fail("\(error)") }
-        }
-        let net: RetinaFace
-        do { net = try RetinaFace(path: detectorPath, context: context) } catch { fail("\(error)") }
+        let net = loadDetector(detector, context: context, verbose: false)
         var parser: ParseNet?
         if !noParse {
             let entry = try! ModelRegistry.entry(named: "parsenet")
@@ -192,7 +173,7 @@ struct Restore: ParsableCommand {
                            + "(upstream uses the parsing mask; `facerestore models fetch parsenet` installs it)")
             }
         }
-        if verbose { printError("detector: \(detectorPath) (RetinaFace \(net.backbone.rawValue)); paste mask: \(parser == nil ? "soft square" : "ParseNet")") }
+        if verbose { printError("detector: RetinaFace \(net.backbone.rawValue); paste mask: \(parser == nil ? "soft square" : "ParseNet")") }
         return PhotoRestorer(restorer: restorer, detector: net, parser: parser)
     }
 
