@@ -91,6 +91,25 @@ func crop(_ image: PixelImage, rows: Range<Int>, cols: Range<Int>) -> PixelImage
         #expect(img.width == 80 && img.height == 60)
     }
 
+    @Test(.enabled(if: sharedDetector != nil, "../shared/weights is absent"))
+    func batchOfPhotosGoesOnPastBadFiles() throws {
+        let input = try temporaryFolder("photos-in"), out = try temporaryFolder("photos-out")
+        defer { try? FileManager.default.removeItem(at: input); try? FileManager.default.removeItem(at: out) }
+        let good = repoRoot.appendingPathComponent("examples/grace_hopper.jpg").path
+        try FileManager.default.copyItem(atPath: good, toPath: input.path + "/a_good.jpg")
+        FileManager.default.createFile(atPath: input.path + "/b_empty.png", contents: Data())
+        let jpeg = try Data(contentsOf: URL(fileURLWithPath: good))
+        FileManager.default.createFile(atPath: input.path + "/c_truncated.jpg", contents: jpeg.prefix(200))
+        FileManager.default.createFile(atPath: input.path + "/d_notes.txt", contents: Data("hello".utf8))
+        let r = try run(["restore", "-i", input.path, "-o", out.path, "--model-path", tiny, "--detector", sharedDetector!, "--no-parse"])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("restored 1 face in 1 image"), "\(r.stdout)")
+        #expect(r.stderr.contains("3 of 4 inputs failed"), "\(r.stderr)")
+        for bad in ["b_empty.png", "c_truncated.jpg", "d_notes.txt"] { #expect(r.stderr.contains(input.path + "/" + bad + ":")) }
+        let written = try FileManager.default.contentsOfDirectory(atPath: out.path + "/restored_imgs")
+        #expect(written == ["a_good.jpg"])
+    }
+
     @Test func missingDetectorSaysWhatToInstall() throws {
         let home = try temporaryFolder("home"), out = try temporaryFolder("nodet")
         defer { try? FileManager.default.removeItem(at: home); try? FileManager.default.removeItem(at: out) }
