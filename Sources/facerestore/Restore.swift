@@ -114,32 +114,51 @@ struct Restore: ParsableCommand {
             let photo = loadPhotoRestorer(restorer, context: context)
             return try runPhotos(files, photo, context: context)
         }
-        let dirs = ["cropped_faces", "restored_faces", "cmp"].map { output + "/" + $0 }
-        for dir in dirs {
+        let dirs = makeFolders(["cropped_faces", "restored_faces", "cmp"])
+        let (total, failures) = forEachInput(files) { file, decoded, timings in
+            let result = try restorer.restoreAligned(decoded.image, seed: seed, context: context)
+            timings = timings + result.timings
+            let face = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent + "_00"
+            try timings.measure(\.encode) {
+                try ImageIO.write(result.input, to: "\(dirs[0])/\(face).png")
+                try ImageIO.write(result.restored, to: "\(dirs[1])/\(face)\(suffix.map { "_" + $0 } ?? "").png")
+                try ImageIO.write(result.comparison, to: "\(dirs[2])/\(face).png")
+            }
+            return verbose ? timings.summary : nil
+        }
+        let restored = files.count - failures.count
+        print("restored \(restored) face\(restored == 1 ? "" : "s") into \(output)/restored_faces (\(String(format: "%.2f", total.total)) s)")
+        try reportFailures(failures, of: files.count)
+    }
+
+    /// Creates the output subfolders; one line and exit 1 when one cannot be made.
+    func makeFolders(_ names: [String]) -> [String] {
+        names.map { name in
+            let dir = output + "/" + name
             do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
                 fail("\(dir): cannot create the output folder (\(error.localizedDescription))")
             }
+            return dir
         }
+    }
+
+    /// Decodes each input and passes it to `body` with timings holding the decode time; `body`
+    /// restores and writes it, adds its stages to the timings and returns the detail for its
+    /// progress line. Shows progress, adds up the timings, and reports and collects failures, so a
+    /// batch goes on past bad files.
+    func forEachInput(_ files: [String], _ body: (String, DecodedImage, inout RestoreTimings) throws -> String?)
+        -> (RestoreTimings, [String]) {
         let progress = Progress(total: files.count)
         var failures: [String] = []
         var total = RestoreTimings()
         for (i, file) in files.enumerated() {
             progress.update(i, file)
             do {
-                var decode = RestoreTimings()
-                let decoded = try decode.measure(\.decode) { try ImageIO.read(path: file) }
-                let result = try restorer.restoreAligned(decoded.image, seed: seed, context: context)
-                var timings = result.timings
-                timings.decode = decode.decode
-                let base = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
-                let face = "\(base)_00"
-                try timings.measure(\.encode) {
-                    try ImageIO.write(result.input, to: "\(dirs[0])/\(face).png")
-                    try ImageIO.write(result.restored, to: "\(dirs[1])/\(face)\(suffix.map { "_" + $0 } ?? "").png")
-                    try ImageIO.write(result.comparison, to: "\(dirs[2])/\(face).png")
-                }
+                var timings = RestoreTimings()
+                let decoded = try timings.measure(\.decode) { try ImageIO.read(path: file) }
+                let detail = try body(file, decoded, &timings)
                 total = total + timings
-                progress.done(i, file, verbose ? timings.summary : nil)
+                progress.done(i, file, detail)
             } catch {
                 progress.clear()
                 printError("facerestore: \(error)")
@@ -147,13 +166,15 @@ struct Restore: ParsableCommand {
             }
         }
         progress.clear()
-        let restored = files.count - failures.count
-        print("restored \(restored) face\(restored == 1 ? "" : "s") into \(output)/restored_faces (\(String(format: "%.2f", total.total)) s)")
-        if !failures.isEmpty {
-            printError("facerestore: \(failures.count) of \(files.count) input\(files.count == 1 ? "" : "s") failed:")
-            for f in failures { printError("  \(f)") }
-            throw ExitCode(1)
-        }
+        return (total, failures)
+    }
+
+    /// Lists the failed inputs and exits 1 when there are any.
+    func reportFailures(_ failures: [String], of count: Int) throws {
+        guard !failures.isEmpty else { return }
+        printError("facerestore: \(failures.count) of \(count) input\(count == 1 ? "" : "s") failed:")
+        for f in failures { printError("  \(f)") }
+        throw ExitCode(1)
     }
 
     /// The detector (and parser, unless `--no-parse` or not installed) for whole photos.
@@ -178,65 +199,41 @@ struct Restore: ParsableCommand {
     }
 
     func runPhotos(_ files: [String], _ photo: PhotoRestorer, context: ComputeContext) throws {
-        let dirs = ["cropped_faces", "restored_faces", "cmp", "restored_imgs"].map { output + "/" + $0 }
-        for dir in dirs {
-            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-                fail("\(dir): cannot create the output folder (\(error.localizedDescription))")
-            }
-        }
+        let dirs = makeFolders(["cropped_faces", "restored_faces", "cmp", "restored_imgs"])
         let options = PhotoOptions(upscale: upscale, onlyCenterFace: onlyCenterFace, detectionThreshold: detectionThreshold,
                                    weight: weight, seed: seed)
-        let progress = Progress(total: files.count)
-        var failures: [String] = []
-        var total = RestoreTimings()
         var faceCount = 0, noFace: [String] = []
-        for (i, file) in files.enumerated() {
-            progress.update(i, file)
-            do {
-                var decode = RestoreTimings()
-                let decoded = try decode.measure(\.decode) { try ImageIO.read(path: file) }
-                let result = try photo.restore(decoded.image, options: options, context: context)
-                var timings = result.timings
-                timings.decode = decode.decode
-                let url = URL(fileURLWithPath: file)
-                let base = url.deletingPathExtension().lastPathComponent
-                let tail = suffix.map { "_" + $0 } ?? ""
-                let outExt = ext.lowercased() == "auto" ? (url.pathExtension.isEmpty ? "png" : url.pathExtension) : ext.lowercased()
-                let alpha = decoded.alpha.map { a in
-                    PixelImage(width: decoded.image.width, height: decoded.image.height, channels: 1, pixels: a)
-                        .resizedLanczos4(width: result.image.width, height: result.image.height).pixels
-                }
-                try timings.measure(\.encode) {
-                    for (k, face) in result.faces.enumerated() {
-                        let name = "\(base)_\(String(format: "%02d", k))"
-                        try ImageIO.write(face.cropped, to: "\(dirs[0])/\(name).png")
-                        try ImageIO.write(face.restored, to: "\(dirs[1])/\(name)\(tail).png")
-                        try ImageIO.write(face.comparison, to: "\(dirs[2])/\(name).png")
-                    }
-                    try ImageIO.write(result.image, alpha: alpha, to: "\(dirs[3])/\(base)\(tail).\(outExt)")
-                }
-                total = total + timings
-                faceCount += result.faces.count
-                if result.faces.isEmpty { noFace.append(file) }
-                let found = result.faces.count == result.detectedCount
-                    ? "\(result.faces.count) face\(result.faces.count == 1 ? "" : "s")"
-                    : "\(result.faces.count) of \(result.detectedCount) detected faces"
-                progress.done(i, file, verbose ? "\(found); \(timings.summary)" : found)
-            } catch {
-                progress.clear()
-                printError("facerestore: \(error)")
-                failures.append("\(error)")
+        let (total, failures) = forEachInput(files) { file, decoded, timings in
+            let result = try photo.restore(decoded.image, options: options, context: context)
+            timings = timings + result.timings
+            let url = URL(fileURLWithPath: file)
+            let base = url.deletingPathExtension().lastPathComponent
+            let tail = suffix.map { "_" + $0 } ?? ""
+            let outExt = ext.lowercased() == "auto" ? (url.pathExtension.isEmpty ? "png" : url.pathExtension) : ext.lowercased()
+            let alpha = decoded.alpha.map { a in
+                PixelImage(width: decoded.image.width, height: decoded.image.height, channels: 1, pixels: a)
+                    .resizedLanczos4(width: result.image.width, height: result.image.height).pixels
             }
+            try timings.measure(\.encode) {
+                for (k, face) in result.faces.enumerated() {
+                    let name = "\(base)_\(String(format: "%02d", k))"
+                    try ImageIO.write(face.cropped, to: "\(dirs[0])/\(name).png")
+                    try ImageIO.write(face.restored, to: "\(dirs[1])/\(name)\(tail).png")
+                    try ImageIO.write(face.comparison, to: "\(dirs[2])/\(name).png")
+                }
+                try ImageIO.write(result.image, alpha: alpha, to: "\(dirs[3])/\(base)\(tail).\(outExt)")
+            }
+            faceCount += result.faces.count
+            if result.faces.isEmpty { noFace.append(file) }
+            let found = result.faces.count == result.detectedCount
+                ? "\(result.faces.count) face\(result.faces.count == 1 ? "" : "s")"
+                : "\(result.faces.count) of \(result.detectedCount) detected faces"
+            return verbose ? "\(found); \(timings.summary)" : found
         }
-        progress.clear()
         let done = files.count - failures.count
         print("restored \(faceCount) face\(faceCount == 1 ? "" : "s") in \(done) image\(done == 1 ? "" : "s") into \(output)/restored_imgs (\(String(format: "%.2f", total.total)) s)")
         for f in noFace { printError("facerestore: \(f): no face found (the image was upscaled only)") }
-        if !failures.isEmpty {
-            printError("facerestore: \(failures.count) of \(files.count) input\(files.count == 1 ? "" : "s") failed:")
-            for f in failures { printError("  \(f)") }
-            throw ExitCode(1)
-        }
+        try reportFailures(failures, of: files.count)
     }
 
     /// The input file, or the regular, non-hidden files of the input folder in name order.
