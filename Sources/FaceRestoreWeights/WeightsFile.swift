@@ -6,6 +6,7 @@ public enum WeightsFormat: String, Sendable {
     case torchZip = "PyTorch (zip)"
     case torchLegacy = "PyTorch (legacy)"
     case safetensors = "safetensors"
+    case onnx = "ONNX"
 }
 
 public enum WeightsFile {
@@ -29,6 +30,8 @@ public enum WeightsFile {
             let len = UInt64(littleEndian: b.loadUnaligned(as: UInt64.self))
             if len > 1, len < UInt64(b.count), b[8] == UInt8(ascii: "{") { return .safetensors }
         }
+        // ONNX has no magic: a ModelProto starts with field 1 (ir_version, a varint).
+        if b.count >= 2, b[0] == 0x08, file.path.lowercased().hasSuffix(".onnx") { return .onnx }
         if b.count >= 2, b[0] == 0x50, b[1] == 0x4b { throw WeightsError.truncated(path: file.path, detail: "zip header cut short") }
         throw WeightsError.unknownFormat(path: file.path)
     }
@@ -41,6 +44,8 @@ public enum WeightsFile {
         switch format {
         case .safetensors:
             return (try SafeTensors.read(file), format)
+        case .onnx:
+            return (try ONNXModel(file).initializers, format)
         case .torchZip, .torchLegacy:
             let (root, storages) = format == .torchZip ? try TorchCheckpoint.readZip(file) : try TorchCheckpoint.readLegacy(file)
             return (try stateDict(from: root, storages: storages, path: path), format)

