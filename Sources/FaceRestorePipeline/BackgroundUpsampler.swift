@@ -1,0 +1,183 @@
+// Real-ESRGAN image restoration as realesrgan 0.3.0's `RealESRGANer` runs it
+// (`realesrgan/utils.py`: pre_process, tile_process, post_process, enhance): the 8-bit BGR image
+// scaled to [0, 1] RGB, reflect-padded by `pre_pad` on the right and bottom and, for the x2 (x1)
+// network, to a multiple of 2 (4); cut into `tile`² tiles (row-major) each read with `tile_pad`
+// pixels of context and written back without blending; cropped; clamped to [0, 1]; ×255 and
+// rounded half to even; an alpha channel goes through the network as gray→RGB→gray like
+// upstream's `alpha_upsampler='realesrgan'`; and `outscale` ≠ scale is reached by INTER_LANCZOS4.
+// Tiles are quantized to 8 bits as they are written (the post-processing is per pixel), so only
+// one tile of float output is alive at a time.
+
+import FaceRestoreEngine
+import FaceRestoreImaging
+import FaceRestoreModels
+import FaceRestoreWeights
+import Foundation
+
+/// A Real-ESRGAN network (RRDBNet or SRVGGNetCompact) with upstream's tiling. Immutable and `Sendable`.
+public struct RealESRGANer: Sendable {
+    public enum Network: Sendable {
+        case rrdb(RRDBNet)
+        case srvgg(SRVGGNetCompact)
+    }
+
+    public let network: Network
+    public let modelPath: String
+    /// Tile side in input pixels; 0 runs the whole image at once (`--bg-tile`).
+    public var tile: Int
+    public var tilePad: Int
+    /// Reflect padding on the right and bottom before the network (GFPGAN uses 0, RealESRGANer's default is 10).
+    public var prePad: Int
+
+    /// Loads a Real-ESRGAN `.pth` (`params_ema`/`params`) or `.safetensors`, or an ncnn `.param`
+    /// (with its `.bin` beside it).
+    public init(modelPath: String, tile: Int = 400, tilePad: Int = 10, prePad: Int = 0, context: ComputeContext) throws {
+        let sd: StateDict
+        if modelPath.hasSuffix(".param") || modelPath.hasSuffix(".bin") {
+            let ncnn = try NCNNModel(path: modelPath)
+            sd = ncnn.layers.contains { $0.type == "PReLU" }
+                ? try SRVGGNetCompact.stateDict(fromNCNN: ncnn) : try RRDBNet.stateDict(fromNCNN: ncnn)
+        } else {
+            sd = try WeightsFile.load(path: modelPath).0
+        }
+        switch Architecture.detect(sd) {
+        case .srvggNetCompact?: network = .srvgg(try SRVGGNetCompact(stateDict: sd, file: modelPath, context: context))
+        default: network = .rrdb(try RRDBNet(stateDict: sd, file: modelPath, context: context))
+        }
+        self.modelPath = modelPath
+        self.tile = tile
+        self.tilePad = tilePad
+        self.prePad = prePad
+    }
+
+    /// The network's upscaling factor.
+    public var scale: Int {
+        switch network {
+        case .rrdb(let n): return n.scale
+        case .srvgg(let n): return n.scale
+        }
+    }
+
+    public var title: String {
+        switch network {
+        case .rrdb(let n): return "Real-ESRGAN RRDBNet x\(n.scale) (\(n.blockCount) blocks)"
+        case .srvgg(let n): return "Real-ESRGAN SRVGGNetCompact x\(n.scale) (\(n.convCount) convs)"
+        }
+    }
+
+    func forward(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
+        switch network {
+        case .rrdb(let n): return try n(x, ctx)
+        case .srvgg(let n): return try n(x, ctx)
+        }
+    }
+
+    /// `RealESRGANer.enhance(img, outscale)` on an 8-bit BGR or BGRA image. `progress` is called
+    /// after each tile with (done, total), per pass (the alpha channel is a second pass).
+    public func enhance(_ image: PixelImage, outscale: Double? = nil, context: ComputeContext,
+                        progress: ((Int, Int) -> Void)? = nil) throws -> PixelImage {
+        precondition(image.channels == 3 || image.channels == 4, "enhance needs a BGR or BGRA image")
+        let (w, h, c) = (image.width, image.height, image.channels)
+        // RGB planes in [0, 1] (`img / 255` in float32, BGR → RGB).
+        var rgb = [Float](repeating: 0, count: 3 * w * h)
+        for i in 0..<(w * h) {
+            for k in 0..<3 { rgb[k * w * h + i] = Float(image.pixels[i * c + 2 - k]) / 255 }
+        }
+        let s = scale
+        var out = try run(rgb, width: w, height: h, context: context, progress: progress) { planes, index in
+            // Output BGR from RGB planes.
+            (0..<3).map { k in planes[(2 - k) * index.stride + index.offset] }
+        }
+        var channels = 3
+        if c == 4 {
+            let a = (0..<(w * h)).map { Float(image.pixels[$0 * 4 + 3]) / 255 }
+            let alpha = try run(a + a + a, width: w, height: h, context: context, progress: progress) { planes, index in
+                // clamp_(0, 1), then cv2.COLOR_BGR2GRAY on the BGR float output: 0.114·B + 0.587·G + 0.299·R.
+                let (r, g, b) = (min(max(planes[index.offset], 0), 1), min(max(planes[index.stride + index.offset], 0), 1),
+                                 min(max(planes[2 * index.stride + index.offset], 0), 1))
+                return [b * 0.114 + g * 0.587 + r * 0.299]
+            }
+            var merged = [UInt8](repeating: 0, count: w * s * h * s * 4)
+            for i in 0..<(w * s * h * s) {
+                merged[4 * i] = out[3 * i]; merged[4 * i + 1] = out[3 * i + 1]; merged[4 * i + 2] = out[3 * i + 2]
+                merged[4 * i + 3] = alpha[i]
+            }
+            out = merged
+            channels = 4
+        }
+        let result = PixelImage(width: w * s, height: h * s, channels: channels, pixels: out)
+        if let outscale, outscale != Double(s) {
+            return result.resizedLanczos4(width: Int(Double(w) * outscale), height: Int(Double(h) * outscale))
+        }
+        return result
+    }
+
+    /// Pads, tiles and runs 3 planes (`[3, H, W]`, RGB in [0, 1]); `pixel` maps the output planes
+    /// of a tile at one position to the stored channel values (before ×255).
+    private func run(_ planes: [Float], width w: Int, height h: Int, context: ComputeContext,
+                     progress: ((Int, Int) -> Void)?,
+                     pixel: ([Float], (offset: Int, stride: Int)) -> [Float]) throws -> [UInt8] {
+        let s = scale
+        // pre_pad, then the mod pad for the x2 (multiple of 2) and x1 (multiple of 4) networks.
+        var (pw, ph) = (w + prePad, h + prePad)
+        let mod = s == 2 ? 2 : s == 1 ? 4 : 1
+        pw += (mod - pw % mod) % mod
+        ph += (mod - ph % mod) % mod
+        guard pw - w < w || w == pw, ph - h < h || h == ph else {
+            throw ModelError.invalidInput("the image (\(w)×\(h)) is too small for Real-ESRGAN's reflect padding")
+        }
+        let padded = Self.reflectPadded(planes, width: w, height: h, toWidth: pw, height: ph)
+        let (ow, oh) = (w * s, h * s)     // the crops of post_process keep exactly the unpadded area
+        let outChannels = pixel([Float](repeating: 0, count: 3), (0, 1)).count
+        var out = [UInt8](repeating: 0, count: ow * oh * outChannels)
+        let tileSize = tile > 0 ? tile : max(pw, ph)
+        let tilesX = (pw + tileSize - 1) / tileSize, tilesY = (ph + tileSize - 1) / tileSize
+        for ty in 0..<tilesY {
+            for tx in 0..<tilesX {
+                let (x0, y0) = (tx * tileSize, ty * tileSize)
+                let (x1, y1) = (min(x0 + tileSize, pw), min(y0 + tileSize, ph))
+                let pad = tile > 0 ? tilePad : 0
+                let (px0, py0, px1, py1) = (max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, pw), min(y1 + pad, ph))
+                let (tw, th) = (px1 - px0, py1 - py0)
+                let input = Tensor(shape: [1, 3, th, tw]) { t in
+                    for k in 0..<3 {
+                        for y in 0..<th {
+                            for x in 0..<tw { t[(k * th + y) * tw + x] = padded[(k * ph + py0 + y) * pw + px0 + x] }
+                        }
+                    }
+                }
+                let y = try context.array(try forward(input, context))
+                let (stw, sth) = (tw * s, th * s)
+                // The tile's own area (without context), clipped to the unpadded output.
+                for oy in stride(from: y0 * s, to: min(y1 * s, oh), by: 1) {
+                    let sy = oy - py0 * s
+                    for ox in stride(from: x0 * s, to: min(x1 * s, ow), by: 1) {
+                        let sx = ox - px0 * s
+                        let values = pixel(y, (sy * stw + sx, stw * sth))
+                        for (k, v) in values.enumerated() {
+                            // clamp_(0, 1), then (x · 255).round() in float32, half to even.
+                            let q = (min(max(v, 0), 1) * 255).rounded(.toNearestOrEven)
+                            out[(oy * ow + ox) * outChannels + k] = UInt8(q)
+                        }
+                    }
+                }
+                progress?(ty * tilesX + tx + 1, tilesX * tilesY)
+            }
+        }
+        return out
+    }
+
+    /// `F.pad(x, (0, pw − w, 0, ph − h), 'reflect')` on `[3, H, W]` planes.
+    static func reflectPadded(_ planes: [Float], width w: Int, height h: Int, toWidth pw: Int, height ph: Int) -> [Float] {
+        if pw == w && ph == h { return planes }
+        func reflect(_ i: Int, _ n: Int) -> Int { i < n ? i : 2 * (n - 1) - i }
+        var out = [Float](repeating: 0, count: 3 * pw * ph)
+        for k in 0..<3 {
+            for y in 0..<ph {
+                let sy = reflect(y, h)
+                for x in 0..<pw { out[(k * ph + y) * pw + x] = planes[(k * h + sy) * w + reflect(x, w)] }
+            }
+        }
+        return out
+    }
+}
