@@ -90,13 +90,7 @@ public struct RealESRGANer: Sendable {
         }
         var channels = 3
         if c == 4 {
-            let a = (0..<(w * h)).map { Float(image.pixels[$0 * 4 + 3]) / 255 }
-            let alpha = try run(a + a + a, width: w, height: h, context: context, progress: progress) { planes, index in
-                // clamp_(0, 1), then cv2.COLOR_BGR2GRAY on the BGR float output: 0.114·B + 0.587·G + 0.299·R.
-                let (r, g, b) = (min(max(planes[index.offset], 0), 1), min(max(planes[index.stride + index.offset], 0), 1),
-                                 min(max(planes[2 * index.stride + index.offset], 0), 1))
-                return [b * 0.114 + g * 0.587 + r * 0.299]
-            }
+            let alpha = try alphaPass((0..<(w * h)).map { image.pixels[$0 * 4 + 3] }, width: w, height: h, context: context, progress: progress)
             var merged = [UInt8](repeating: 0, count: w * s * h * s * 4)
             for i in 0..<(w * s * h * s) {
                 merged[4 * i] = out[3 * i]; merged[4 * i + 1] = out[3 * i + 1]; merged[4 * i + 2] = out[3 * i + 2]
@@ -110,6 +104,28 @@ public struct RealESRGANer: Sendable {
             return result.resizedLanczos4(width: Int(Double(w) * outscale), height: Int(Double(h) * outscale))
         }
         return result
+    }
+
+    /// An alpha channel as `enhance` upsamples it (gray → RGB → network → clamp → gray), at the
+    /// network's scale, then `outscale` by LANCZOS4.
+    public func enhanceAlpha(_ alpha: [UInt8], width w: Int, height h: Int, outscale: Double? = nil, context: ComputeContext,
+                             progress: ((Int, Int) -> Void)? = nil) throws -> [UInt8] {
+        let up = try alphaPass(alpha, width: w, height: h, context: context, progress: progress)
+        let s = scale
+        guard let outscale, outscale != Double(s) else { return up }
+        return PixelImage(width: w * s, height: h * s, channels: 1, pixels: up)
+            .resizedLanczos4(width: Int(Double(w) * outscale), height: Int(Double(h) * outscale)).pixels
+    }
+
+    private func alphaPass(_ alpha: [UInt8], width w: Int, height h: Int, context: ComputeContext,
+                           progress: ((Int, Int) -> Void)?) throws -> [UInt8] {
+        let a = alpha.map { Float($0) / 255 }
+        return try run(a + a + a, width: w, height: h, context: context, progress: progress) { planes, index in
+            // clamp_(0, 1), then cv2.COLOR_BGR2GRAY on the BGR float output: 0.114·B + 0.587·G + 0.299·R.
+            let (r, g, b) = (min(max(planes[index.offset], 0), 1), min(max(planes[index.stride + index.offset], 0), 1),
+                             min(max(planes[2 * index.stride + index.offset], 0), 1))
+            return [b * 0.114 + g * 0.587 + r * 0.299]
+        }
     }
 
     /// Pads, tiles and runs 3 planes (`[3, H, W]`, RGB in [0, 1]); `pixel` maps the output planes

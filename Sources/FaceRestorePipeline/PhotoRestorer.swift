@@ -71,6 +71,8 @@ public struct PhotoRestorer: Sendable {
     public let restorer: FaceRestorer
     public let detector: RetinaFace
     public let parser: ParseNet?
+    /// Upsamples the background (`--bg-upsampler realesrgan`); nil resizes it with LANCZOS4.
+    public let background: RealESRGANer?
 
     /// facexlib's 5-point FFHQ template for a 512² face.
     public static let template512: [(x: Double, y: Double)] = [
@@ -78,10 +80,11 @@ public struct PhotoRestorer: Sendable {
     ]
     public static let cropBorder: [UInt8] = [135, 133, 132]
 
-    public init(restorer: FaceRestorer, detector: RetinaFace, parser: ParseNet?) {
+    public init(restorer: FaceRestorer, detector: RetinaFace, parser: ParseNet?, background: RealESRGANer? = nil) {
         self.restorer = restorer
         self.detector = detector
         self.parser = parser
+        self.background = background
     }
 
     /// Faces as `GFPGANer.enhance` keeps them: detected, eye distance ≥ 5 px, optionally only the
@@ -102,8 +105,10 @@ public struct PhotoRestorer: Sendable {
         return (kept, all.count)
     }
 
-    /// Restores every face of an 8-bit BGR photo and pastes them back.
-    public func restore(_ image: PixelImage, options: PhotoOptions = PhotoOptions(), context: ComputeContext) throws -> PhotoRestoration {
+    /// Restores every face of an 8-bit BGR photo and pastes them back. `backgroundProgress` gets
+    /// (tile, tiles) from the background upsampler.
+    public func restore(_ image: PixelImage, options: PhotoOptions = PhotoOptions(), context: ComputeContext,
+                        backgroundProgress: ((Int, Int) -> Void)? = nil) throws -> PhotoRestoration {
         precondition(image.channels == 3, "restore(_:) needs a BGR image")
         guard options.upscale >= 1 else { throw ModelError.invalidInput("upscale must be at least 1, got \(options.upscale)") }
         var timings = RestoreTimings()
@@ -124,18 +129,26 @@ public struct PhotoRestorer: Sendable {
             faces.append(RestoredFace(detection: face, affine: affine, cropped: cropped, restored: restored.restored))
         }
         let useParse = parser != nil
+        // `bg_upsampler.enhance(img, outscale=upscale)`, then facexlib resizes it to (w·s, h·s)
+        // with LANCZOS4: the same size, which OpenCV returns unchanged.
+        let (w, h) = (image.width * options.upscale, image.height * options.upscale)
+        let upsampled = try timings.measure(\.background) { () throws -> PixelImage in
+            guard let background else { return image.resizedLanczos4(width: w, height: h) }
+            let up = try background.enhance(image, outscale: Double(options.upscale), context: context, progress: backgroundProgress)
+            return up.width == w && up.height == h ? up : up.resizedLanczos4(width: w, height: h)
+        }
         let out = try timings.measure(\.paste) {
-            try paste(faces, onto: image, upscale: options.upscale, context: context)
+            try paste(faces, onto: upsampled, upscale: options.upscale, context: context)
         }
         return PhotoRestoration(faces: faces, detectedCount: detected, image: out, timings: timings, usedParsing: useParse)
     }
 
     // MARK: paste-back
 
-    /// `paste_faces_to_input_image` with `upsample_img=None`.
-    func paste(_ faces: [RestoredFace], onto image: PixelImage, upscale: Int, context: ComputeContext) throws -> PixelImage {
-        let (w, h) = (image.width * upscale, image.height * upscale)
-        var background = image.resizedLanczos4(width: w, height: h)
+    /// `paste_faces_to_input_image` onto the upsampled photo.
+    func paste(_ faces: [RestoredFace], onto upsampled: PixelImage, upscale: Int, context: ComputeContext) throws -> PixelImage {
+        let (w, h) = (upsampled.width, upsampled.height)
+        var background = upsampled
         guard !faces.isEmpty else { return background }
         let inverses = faces.map { face -> AffineMatrix in
             let inv = face.affine.inverted().scaled(by: Double(upscale))

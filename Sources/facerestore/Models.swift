@@ -62,13 +62,7 @@ struct Models: ParsableCommand {
                 }
                 found += 1
                 do {
-                    let (sd, _) = try WeightsFile.load(path: path)
-                    guard let arch = Architecture.detect(sd), Self.matches(arch, e.kind) else {
-                        printError("facerestore: \(path): does not hold a \(e.kind.rawValue) network FaceRestore knows")
-                        bad += 1
-                        continue
-                    }
-                    print("ok  \(e.name): \(path) (\(arch))")
+                    print("ok  \(e.name): \(path) (\(try Self.describe(path, e.kind)))")
                 } catch {
                     printError("facerestore: \(error)")
                     bad += 1
@@ -78,10 +72,14 @@ struct Models: ParsableCommand {
             if bad > 0 { throw ExitCode(1) }
         }
 
-        static func matches(_ a: Architecture, _ kind: ModelKind) -> Bool {
-            switch (a, kind) {
-            case (.gfpganClean, .faceRestoration), (.gfpganV1, .faceRestoration), (.retinaFace, .faceDetection), (.parseNet, .faceParsing): return true
-            default: return false
+        /// Builds the network the entry's kind calls for (strict loading), and names it.
+        static func describe(_ path: String, _ kind: ModelKind) throws -> String {
+            let ctx = ComputeContext(threads: 1)
+            switch kind {
+            case .faceRestoration: return try GFPGAN(path: path, context: ctx).config.architecture.rawValue
+            case .faceDetection: return "RetinaFace \(try RetinaFace(path: path, context: ctx).backbone.rawValue)"
+            case .faceParsing: _ = try ParseNet(path: path, context: ctx); return "ParseNet"
+            case .imageRestoration: return try RealESRGANer(modelPath: path, context: ctx).title
             }
         }
     }

@@ -44,8 +44,13 @@ struct Restore: ParsableCommand {
     @Option(name: [.customShort("s"), .customLong("upscale")], help: "Final upsampling of the whole image.")
     var upscale = 2
 
-    @Option(name: .customLong("bg-upsampler"), help: "Background upsampler: none (LANCZOS4 resize, as upstream on a CPU).")
+    @Option(name: .customLong("bg-upsampler"),
+            help: "Background upsampler: realesrgan (Real-ESRGAN; upstream's default, which it turns off on CPUs) or none (LANCZOS4 resize).")
     var bgUpsampler = "none"
+
+    @Option(name: .customLong("bg-model"),
+            help: "Real-ESRGAN model for --bg-upsampler and the offline fallback: auto (x2plus, x4plus, else the ncnn x4plus from PyPI), a registry name, or a .pth/.param file.")
+    var bgModel = "auto"
 
     @Option(name: .customLong("bg-tile"), help: "Tile size for the background upsampler (0: no tiling).")
     var bgTile = 400
@@ -97,13 +102,20 @@ struct Restore: ParsableCommand {
     }
 
     func run() throws {
-        if bgUpsampler == "realesrgan" {
-            fail("--bg-upsampler realesrgan is not available yet; use --bg-upsampler none (the background is resized with LANCZOS4, as upstream does on a CPU)")
-        }
         ProcessTuning.keepFreedMemoryForReuse()
         let context = ComputeContext(threads: threads, precision: precision)
         let files = try inputFiles()
-        let model = try resolveModel()
+        let model: String
+        switch resolveModel() {
+        case .success(let path): model = path
+        case .failure(let missing):
+            // Offline default: no face model, but a general restorer may be installed.
+            guard !aligned, let general = try? loadBackground(context: context, spec: "auto") else { fail("\(missing)") }
+            printError("facerestore: \(missing)")
+            printError("facerestore: restoring the whole image with the general restorer instead: \(general.title) (\(general.modelPath)); "
+                       + "faces are not restored by a face model until one is installed")
+            return try runGeneral(files, general, context: context)
+        }
         let loadStart = Date()
         let restorer: FaceRestorer
         do { restorer = try FaceRestorer(modelPath: model, context: context) } catch { fail("\(error)") }
@@ -111,7 +123,12 @@ struct Restore: ParsableCommand {
             printError("model: \(model) (\(restorer.network.config.architecture.rawValue), loaded in \(String(format: "%.2f", Date().timeIntervalSince(loadStart))) s)")
         }
         if !aligned {
-            let photo = loadPhotoRestorer(restorer, context: context)
+            var background: RealESRGANer?
+            if bgUpsampler == "realesrgan" {
+                do { background = try loadBackground(context: context, spec: bgModel) } catch { fail("\(error)") }
+                if verbose { printError("background: \(background!.title) (\(background!.modelPath)), tile \(bgTile)") }
+            }
+            let photo = loadPhotoRestorer(restorer, background: background, context: context)
             return try runPhotos(files, photo, context: context)
         }
         let dirs = makeFolders(["cropped_faces", "restored_faces", "cmp"])
@@ -178,7 +195,7 @@ struct Restore: ParsableCommand {
     }
 
     /// The detector (and parser, unless `--no-parse` or not installed) for whole photos.
-    func loadPhotoRestorer(_ restorer: FaceRestorer, context: ComputeContext) -> PhotoRestorer {
+    func loadPhotoRestorer(_ restorer: FaceRestorer, background: RealESRGANer?, context: ComputeContext) -> PhotoRestorer {
         let registry = ModelRegistry()
         let net = loadDetector(detector, context: context, verbose: false)
         var parser: ParseNet?
@@ -195,23 +212,88 @@ struct Restore: ParsableCommand {
             }
         }
         if verbose { printError("detector: RetinaFace \(net.backbone.rawValue); paste mask: \(parser == nil ? "soft square" : "ParseNet")") }
-        return PhotoRestorer(restorer: restorer, detector: net, parser: parser)
+        return PhotoRestorer(restorer: restorer, detector: net, parser: parser, background: background)
+    }
+
+    /// The Real-ESRGAN model for `spec`: a file, a registry name, or `auto` (the first installed of
+    /// `ModelRegistry.backgroundModels`). Throws one line naming what is missing.
+    func loadBackground(context: ComputeContext, spec: String) throws -> RealESRGANer {
+        let registry = ModelRegistry()
+        let path: String
+        if FileManager.default.fileExists(atPath: spec) {
+            path = spec
+        } else if spec == "auto" {
+            guard let found = ModelRegistry.backgroundModels.lazy.compactMap({ try? registry.locate(ModelRegistry.entry(named: $0)) }).first else {
+                throw ModelRegistryError.notInstalled(try ModelRegistry.entry(named: "realesrgan-x4plus-ncnn"),
+                                                      searched: [registry.installPath(try ModelRegistry.entry(named: "realesrgan-x4plus-ncnn"))])
+            }
+            path = found
+        } else {
+            let entry = try ModelRegistry.entry(named: spec)
+            guard entry.kind == .imageRestoration else { throw ValidationError("--bg-model \(spec): \(entry.title) is not a Real-ESRGAN model") }
+            path = try registry.locate(entry)
+        }
+        return try RealESRGANer(modelPath: path, tile: bgTile, tilePad: 10, prePad: 0, context: context)
+    }
+
+    /// A progress line over the tiles of one image, on a terminal only.
+    func tileProgress(_ index: Int, _ count: Int, _ file: String) -> ((Int, Int) -> Void)? {
+        guard isatty(STDERR_FILENO) == 1 else { return nil }
+        return { done, total in
+            FileHandle.standardError.write(Data("\r\u{1B}[K[\(index + 1)/\(count)] \(file): background tile \(done)/\(total)".utf8))
+        }
+    }
+
+    /// The offline default: every image through the general restorer at `--upscale`, written to
+    /// `restored_imgs/` (alpha through the network as upstream's RealESRGANer does).
+    func runGeneral(_ files: [String], _ general: RealESRGANer, context: ComputeContext) throws {
+        let dirs = makeFolders(["restored_imgs"])
+        var index = 0
+        let (total, failures) = forEachInput(files) { file, decoded, timings in
+            defer { index += 1 }
+            let progress = tileProgress(index, files.count, file)
+            let image = try timings.measure(\.background) {
+                try general.enhance(decoded.image, outscale: Double(upscale), context: context, progress: progress)
+            }
+            let alpha = try decoded.alpha.map { a in
+                try timings.measure(\.background) {
+                    try general.enhanceAlpha(a, width: decoded.image.width, height: decoded.image.height, outscale: Double(upscale), context: context)
+                }
+            }
+            let url = URL(fileURLWithPath: file)
+            let outExt = ext.lowercased() == "auto" ? (url.pathExtension.isEmpty ? "png" : url.pathExtension) : ext.lowercased()
+            let name = url.deletingPathExtension().lastPathComponent + (suffix.map { "_" + $0 } ?? "")
+            try timings.measure(\.encode) { try ImageIO.write(image, alpha: alpha, to: "\(dirs[0])/\(name).\(outExt)") }
+            return verbose ? timings.summary : nil
+        }
+        let done = files.count - failures.count
+        print("restored \(done) image\(done == 1 ? "" : "s") with \(general.title) into \(output)/restored_imgs (\(String(format: "%.2f", total.total)) s)")
+        try reportFailures(failures, of: files.count)
     }
 
     func runPhotos(_ files: [String], _ photo: PhotoRestorer, context: ComputeContext) throws {
         let dirs = makeFolders(["cropped_faces", "restored_faces", "cmp", "restored_imgs"])
         let options = PhotoOptions(upscale: upscale, onlyCenterFace: onlyCenterFace, detectionThreshold: detectionThreshold,
                                    weight: weight, seed: seed)
-        var faceCount = 0, noFace: [String] = []
+        var faceCount = 0, noFace: [String] = [], index = 0
         let (total, failures) = forEachInput(files) { file, decoded, timings in
-            let result = try photo.restore(decoded.image, options: options, context: context)
+            defer { index += 1 }
+            let result = try photo.restore(decoded.image, options: options, context: context,
+                                           backgroundProgress: tileProgress(index, files.count, file))
             timings = timings + result.timings
             let url = URL(fileURLWithPath: file)
             let base = url.deletingPathExtension().lastPathComponent
             let tail = suffix.map { "_" + $0 } ?? ""
             let outExt = ext.lowercased() == "auto" ? (url.pathExtension.isEmpty ? "png" : url.pathExtension) : ext.lowercased()
-            let alpha = decoded.alpha.map { a in
-                PixelImage(width: decoded.image.width, height: decoded.image.height, channels: 1, pixels: a)
+            // Alpha: through Real-ESRGAN when it upsamples the background (upstream's RealESRGANer),
+            // else LANCZOS4 like the background.
+            let alpha = try decoded.alpha.map { a -> [UInt8] in
+                if let bg = photo.background {
+                    let up = try bg.enhanceAlpha(a, width: decoded.image.width, height: decoded.image.height,
+                                                 outscale: Double(upscale), context: context)
+                    return up
+                }
+                return PixelImage(width: decoded.image.width, height: decoded.image.height, channels: 1, pixels: a)
                     .resizedLanczos4(width: result.image.width, height: result.image.height).pixels
             }
             try timings.measure(\.encode) {
@@ -251,15 +333,19 @@ struct Restore: ParsableCommand {
         return files
     }
 
-    func resolveModel() throws -> String {
+    /// The face model's path, or (for an official model that is not installed) why not.
+    func resolveModel() -> Result<String, ModelRegistryError> {
         if let modelPath {
             guard FileManager.default.fileExists(atPath: modelPath) else { fail("\(modelPath): no such model file") }
-            return modelPath
+            return .success(modelPath)
         }
         do {
             let entry = try ModelRegistry.entry(named: modelVersion)
             guard entry.kind == .faceRestoration else { fail("-v \(modelVersion): \(entry.title) is not a face restoration model") }
-            return try ModelRegistry().locate(entry)
+            return .success(try ModelRegistry().locate(entry))
+        } catch let e as ModelRegistryError {
+            if case .notInstalled = e { return .failure(e) }
+            fail("\(e)")
         } catch { fail("\(error)") }
     }
 }
