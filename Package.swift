@@ -39,7 +39,7 @@ let package = Package(
         // Benchmarks: our time and the reference PyTorch time in the same run (see README).
         .target(name: "CPeak", path: "Sources/CPeak"),
         .executableTarget(name: "facerestore-bench",
-                          dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "CPeak"]),
+                          dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestorePipeline", "CPeak"]),
 
         .testTarget(name: "FaceRestoreEngineTests", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),

@@ -65,7 +65,8 @@ public struct RealESRGANer: Sendable {
         }
     }
 
-    func forward(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
+    /// The network on `[1, 3, H, W]` RGB in [0, 1] (no padding, tiling or clamping).
+    public func forward(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
         switch network {
         case .rrdb(let n): return try n(x, ctx)
         case .srvgg(let n): return try n(x, ctx)

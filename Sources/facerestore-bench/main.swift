@@ -11,6 +11,7 @@
 import CPeak
 import FaceRestoreEngine
 import FaceRestoreModels
+import FaceRestorePipeline
 import FaceRestoreWeights
 import Foundation
 
@@ -186,6 +187,33 @@ func benchGFPGAN(model: String, io: String, output: String?, threads: Int, runs:
     }
 }
 
+/// Times one Real-ESRGAN forward on a `size`² random tile (seeded, in [0, 1]); scripts/bench_realesrgan.py
+/// times PyTorch on the same tile shape in the same run.
+func benchRealESRGAN(model: String, size: Int, threads: Int, runs: Int, precision: Precision) throws {
+    let ctx = ComputeContext(threads: threads, precision: precision)
+    let t0 = now()
+    let up = try RealESRGANer(modelPath: model, tile: 0, context: ctx)
+    let loadTime = now() - t0
+    var state: UInt64 = 12345
+    let values = (0..<(3 * size * size)).map { _ -> Float in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(state >> 40) / Float(1 << 24)
+    }
+    let x = Tensor(shape: [1, 3, size, size], values: values)
+    let t1 = now()
+    _ = try up.forward(x, ctx)
+    let first = now() - t1
+    var times: [Double] = []
+    for _ in 0..<max(1, runs) {
+        let t = now()
+        _ = try up.forward(x, ctx)
+        times.append(now() - t)
+    }
+    times.sort()
+    print(String(format: "ours: %@, %d² tile: load %.2f s, first forward %.3f s, forward median %.3f s (min %.3f s, %d runs, %d threads), peak RSS %.0f MB",
+                 up.title, size, loadTime, first, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes()))
+}
+
 /// Peak resident set size of this process (VmHWM), in MB.
 func peakRSSMegabytes() -> Double {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
@@ -223,8 +251,22 @@ case "gfpgan":
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)
     }
+case "esrgan":
+    do {
+        guard let model = option("--model") else {
+            print("usage: facerestore-bench esrgan --model CKPT|PARAM [--size 400] [--runs N] [--threads N] [--precision fp32|bf16]")
+            exit(2)
+        }
+        try benchRealESRGAN(model: model, size: option("--size").flatMap(Int.init) ?? 400, threads: threads,
+                            runs: option("--runs").flatMap(Int.init) ?? 3,
+                            precision: option("--precision").flatMap(Precision.init(rawValue:)) ?? .fp32)
+    } catch {
+        FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
+        exit(1)
+    }
 default:
     print("usage: facerestore-bench conv [--threads N] [--seconds S] [--reference PYTHON]")
     print("       facerestore-bench gfpgan --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N]")
+    print("       facerestore-bench esrgan --model CKPT|PARAM [--size 400] [--runs N]")
     exit(args.isEmpty ? 0 : 2)
 }

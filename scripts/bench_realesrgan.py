@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Real-ESRGAN speed: our forward and PyTorch's on the same tile shape, in the same run.
+
+    ~/.cache/facerestore-reference/venv/bin/python scripts/bench_realesrgan.py [--size 400] [--runs 3] [--threads 2]
+
+Uses the full-size random-weight RRDBNet x2plus / x4plus checkpoints that
+`scripts/make_fixtures.py make_realesrgan` writes to ~/.cache/facerestore-reference/fixtures, and
+the real ncnn x4plus from the model cache when present (ours only: PyTorch cannot read ncnn).
+PyTorch is timed in NCHW and channels_last; the better of the two is the reference.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIG = os.environ.get("FACERESTORE_REFERENCE_FIXTURES", os.path.expanduser("~/.cache/facerestore-reference/fixtures"))
+HOME = os.environ.get("FACERESTORE_HOME") or os.path.expanduser("~/.cache/facerestore")
+
+
+def torch_time(scale, size, runs, threads):
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+    torch.set_num_threads(threads)
+    net = RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=scale)
+    net.load_state_dict(torch.load(os.path.join(BIG, f"realesrgan_x{scale}plus_random.pth"))["params_ema"])
+    net.eval()
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    best = None
+    for layout in ("nchw", "channels_last"):
+        m = net.to(memory_format=torch.channels_last) if layout == "channels_last" else net
+        xi = x.to(memory_format=torch.channels_last) if layout == "channels_last" else x
+        with torch.no_grad():
+            m(xi)
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                m(xi)
+                times.append(time.perf_counter() - t)
+        med = statistics.median(times)
+        print(f"  torch {torch.__version__} {layout}: median {med:.3f} s over {runs} runs")
+        best = med if best is None else min(best, med)
+    return best
+
+
+def ours(model, size, runs, threads, precision="fp32"):
+    exe = os.path.join(ROOT, ".build/release/facerestore-bench")
+    out = subprocess.run([exe, "esrgan", "--model", model, "--size", str(size), "--runs", str(runs), "--threads", str(threads),
+                          "--precision", precision], capture_output=True, text=True, check=True).stdout.strip()
+    print("  " + out)
+    return float(re.search(r"forward median ([0-9.]+) s", out).group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=400)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    subprocess.run(["swift", "build", "-c", "release", "--product", "facerestore-bench"], cwd=ROOT, check=True,
+                   capture_output=True)
+    for scale in (2, 4):
+        print(f"RRDBNet x{scale}plus, {a.size}² tile, {a.threads} threads:")
+        ref = torch_time(scale, a.size, a.runs, a.threads)
+        path = os.path.join(BIG, f"realesrgan_x{scale}plus_random.pth")
+        mine = ours(path, a.size, a.runs, a.threads)
+        print(f"  => fp32 speed-up {ref / mine:.2f}×")
+        mine16 = ours(path, a.size, a.runs, a.threads, "bf16")
+        print(f"  => bf16 speed-up {ref / mine16:.2f}×")
+    ncnn = os.path.join(HOME, "models", "realesrgan-x4plus.param")
+    if os.path.exists(ncnn):
+        print(f"ncnn realesrgan-x4plus (real weights, ours only), {a.size}² tile:")
+        ours(ncnn, a.size, a.runs, a.threads)
+
+
+if __name__ == "__main__":
+    main()
