@@ -119,4 +119,46 @@ func crop(_ image: PixelImage, rows: Range<Int>, cols: Range<Int>) -> PixelImage
         #expect(r.stderr.contains("no face detector is installed"))
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
+
+    @Test func offlineDefaultRestoresWithTheGeneralRestorer() throws {
+        // No face model in the cache, but a Real-ESRGAN (here a tiny x2 as RealESRGAN_x2plus.pth):
+        // the run says what is missing and restores the whole image with it.
+        let home = try temporaryFolder("offhome"), out = try temporaryFolder("offline")
+        defer { try? FileManager.default.removeItem(at: home); try? FileManager.default.removeItem(at: out) }
+        try FileManager.default.createDirectory(at: home.appendingPathComponent("models"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: modelsFixtures.appendingPathComponent("realesrgan_rrdb_x2_tiny.pth"),
+                                         to: home.appendingPathComponent("models/RealESRGAN_x2plus.pth"))
+        let face = cliFixtures.appendingPathComponent("face.png").path
+        let r = try run(["restore", "-i", face, "-o", out.path, "-v", "1.4", "-s", "3"], environment: ["FACERESTORE_HOME": home.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("GFPGAN v1.4 is not installed"))
+        #expect(r.stderr.contains("general restorer instead: Real-ESRGAN RRDBNet x2"), "\(r.stderr)")
+        let input = try ImageIO.read(path: face).image
+        let output = try ImageIO.read(path: out.path + "/restored_imgs/face.png").image
+        #expect(output.width == 3 * input.width && output.height == 3 * input.height)
+        // Without any model, the same command stops with the one line.
+        let empty = try temporaryFolder("emptyhome")
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let none = try run(["restore", "-i", face, "-o", out.path, "-v", "1.4"], environment: ["FACERESTORE_HOME": empty.path])
+        #expect(none.status == 1)
+        #expect(none.stderr.split(separator: "\n").count == 1, "\(none.stderr)")
+    }
+
+    @Test(.enabled(if: sharedDetector != nil, "../shared/weights is absent"))
+    func backgroundUpsamplerRunsRealESRGAN() throws {
+        let out = try temporaryFolder("bg")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let bg = modelsFixtures.appendingPathComponent("realesrgan_rrdb_x2_tiny.pth").path
+        let r = try run(["restore", "-i", repoRoot.appendingPathComponent("examples/group.jpg").path, "-o", out.path,
+                         "--model-path", tiny, "--detector", sharedDetector!, "--no-parse", "--bg-upsampler", "realesrgan",
+                         "--bg-model", bg, "--bg-tile", "200"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("restored 2 faces in 1 image"), "\(r.stdout)")
+        let output = try ImageIO.read(path: out.path + "/restored_imgs/group.jpg").image
+        #expect(output.width == 1400 && output.height == 840)
+        let missing = try run(["restore", "-i", repoRoot.appendingPathComponent("examples/group.jpg").path, "-o", out.path,
+                               "--model-path", tiny, "--detector", sharedDetector!, "--bg-upsampler", "realesrgan",
+                               "--bg-model", out.path + "/nope.pth"])
+        #expect(missing.status == 1)
+    }
 }
