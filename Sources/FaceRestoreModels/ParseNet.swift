@@ -55,8 +55,7 @@ public final class ParseNet: Sendable {
 
     public init(stateDict sd: StateDict, file: String, context ctx: ComputeContext) throws {
         guard Architecture.detect(sd) == .parseNet else {
-            let found = Architecture.detect(sd).map(\.description) ?? "not a network FaceRestore knows"
-            throw ModelError.wrongArchitecture(file: file, expected: "ParseNet face parsing", found: found)
+            throw ModelError.wrongArchitecture(file: file, expected: "ParseNet face parsing", in: sd)
         }
         let loader = WeightLoader(sd, file: file)
         let root = loader.root

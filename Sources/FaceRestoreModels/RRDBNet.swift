@@ -54,8 +54,7 @@ public final class RRDBNet: Sendable {
 
     public init(stateDict sd: StateDict, file: String, context ctx: ComputeContext) throws {
         guard case .rrdbNet(let scale, let f, let blocks)? = Architecture.detect(sd), [1, 2, 4].contains(scale) else {
-            let found = Architecture.detect(sd).map(\.description) ?? "not a network FaceRestore knows"
-            throw ModelError.wrongArchitecture(file: file, expected: "a Real-ESRGAN RRDBNet", found: found)
+            throw ModelError.wrongArchitecture(file: file, expected: "a Real-ESRGAN RRDBNet", in: sd)
         }
         self.scale = scale
         features = f

@@ -60,8 +60,7 @@ public final class RetinaFace: Sendable {
         precondition(inputMean.count == 3)
         self.inputMean = inputMean
         guard case .retinaFace(let name)? = Architecture.detect(sd) else {
-            let found = Architecture.detect(sd).map(\.description) ?? "not a network FaceRestore knows"
-            throw ModelError.wrongArchitecture(file: file, expected: "a RetinaFace detector", found: found)
+            throw ModelError.wrongArchitecture(file: file, expected: "a RetinaFace detector", in: sd)
         }
         let loader = WeightLoader(sd, file: file)
         let root = loader.root

@@ -16,8 +16,7 @@ public final class SRVGGNetCompact: Sendable {
 
     public init(stateDict sd: StateDict, file: String, context ctx: ComputeContext) throws {
         guard case .srvggNetCompact(let scale, let f, let n)? = Architecture.detect(sd), scale >= 1 else {
-            let found = Architecture.detect(sd).map(\.description) ?? "not a network FaceRestore knows"
-            throw ModelError.wrongArchitecture(file: file, expected: "a Real-ESRGAN SRVGGNetCompact", found: found)
+            throw ModelError.wrongArchitecture(file: file, expected: "a Real-ESRGAN SRVGGNetCompact", in: sd)
         }
         self.scale = scale
         features = f

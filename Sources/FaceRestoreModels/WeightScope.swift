@@ -27,6 +27,11 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case let .invalidInput(message): return message
         }
     }
+
+    /// `file` does not hold `expected`: names what its tensors do look like.
+    static func wrongArchitecture(file: String, expected: String, in sd: StateDict) -> ModelError {
+        .wrongArchitecture(file: file, expected: expected, found: Architecture.detect(sd).map(\.description) ?? "not a network FaceRestore knows")
+    }
 }
 
 /// Tracks which keys of a state dict were read.

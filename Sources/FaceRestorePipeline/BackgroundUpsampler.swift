@@ -85,10 +85,7 @@ public struct RealESRGANer: Sendable {
             for k in 0..<3 { rgb[k * w * h + i] = Float(image.pixels[i * c + 2 - k]) / 255 }
         }
         let s = scale
-        var out = try run(rgb, width: w, height: h, context: context, progress: progress) { planes, index in
-            // Output BGR from RGB planes.
-            (0..<3).map { k in planes[(2 - k) * index.stride + index.offset] }
-        }
+        var out = try run(rgb, width: w, height: h, output: .bgr, context: context, progress: progress)
         var channels = 3
         if c == 4 {
             let alpha = try alphaPass((0..<(w * h)).map { image.pixels[$0 * 4 + 3] }, width: w, height: h, context: context, progress: progress)
@@ -121,31 +118,31 @@ public struct RealESRGANer: Sendable {
     private func alphaPass(_ alpha: [UInt8], width w: Int, height h: Int, context: ComputeContext,
                            progress: ((Int, Int) -> Void)?) throws -> [UInt8] {
         let a = alpha.map { Float($0) / 255 }
-        return try run(a + a + a, width: w, height: h, context: context, progress: progress) { planes, index in
-            // clamp_(0, 1), then cv2.COLOR_BGR2GRAY on the BGR float output: 0.114·B + 0.587·G + 0.299·R.
-            let (r, g, b) = (min(max(planes[index.offset], 0), 1), min(max(planes[index.stride + index.offset], 0), 1),
-                             min(max(planes[2 * index.stride + index.offset], 0), 1))
-            return [b * 0.114 + g * 0.587 + r * 0.299]
-        }
+        return try run(a + a + a, width: w, height: h, output: .gray, context: context, progress: progress)
     }
 
-    /// Pads, tiles and runs 3 planes (`[3, H, W]`, RGB in [0, 1]); `pixel` maps the output planes
-    /// of a tile at one position to the stored channel values (before ×255).
-    private func run(_ planes: [Float], width w: Int, height h: Int, context: ComputeContext,
-                     progress: ((Int, Int) -> Void)?,
-                     pixel: ([Float], (offset: Int, stride: Int)) -> [Float]) throws -> [UInt8] {
+    /// What a tile's output planes become: BGR values, or one gray value (the alpha pass).
+    private enum TileOutput { case bgr, gray }
+
+    /// Pads, tiles and runs 3 planes (`[3, H, W]`, RGB in [0, 1]), storing each output position as
+    /// `output` says: clamp_(0, 1), then for the alpha pass cv2.COLOR_BGR2GRAY on the BGR floats
+    /// (0.114·B + 0.587·G + 0.299·R), then (x · 255).round() in float32, half to even.
+    private func run(_ planes: [Float], width w: Int, height h: Int, output: TileOutput, context: ComputeContext,
+                     progress: ((Int, Int) -> Void)?) throws -> [UInt8] {
         let s = scale
         // pre_pad, then the mod pad for the x2 (multiple of 2) and x1 (multiple of 4) networks.
         var (pw, ph) = (w + prePad, h + prePad)
         let mod = s == 2 ? 2 : s == 1 ? 4 : 1
         pw += (mod - pw % mod) % mod
         ph += (mod - ph % mod) % mod
-        guard pw - w < w || w == pw, ph - h < h || h == ph else {
+        guard pw - w < w, ph - h < h else {   // reflect padding needs pad < size
             throw ModelError.invalidInput("the image (\(w)×\(h)) is too small for Real-ESRGAN's reflect padding")
         }
         let padded = Self.reflectPadded(planes, width: w, height: h, toWidth: pw, height: ph)
         let (ow, oh) = (w * s, h * s)     // the crops of post_process keep exactly the unpadded area
-        let outChannels = pixel([Float](repeating: 0, count: 3), (0, 1)).count
+        let outChannels = output == .bgr ? 3 : 1
+        func byte(_ v: Float) -> UInt8 { UInt8((v * 255).rounded(.toNearestOrEven)) }
+        func clamped(_ v: Float) -> Float { min(max(v, 0), 1) }
         var out = [UInt8](repeating: 0, count: ow * oh * outChannels)
         let tileSize = tile > 0 ? tile : max(pw, ph)
         let tilesX = (pw + tileSize - 1) / tileSize, tilesY = (ph + tileSize - 1) / tileSize
@@ -170,11 +167,12 @@ public struct RealESRGANer: Sendable {
                     let sy = oy - py0 * s
                     for ox in stride(from: x0 * s, to: min(x1 * s, ow), by: 1) {
                         let sx = ox - px0 * s
-                        let values = pixel(y, (sy * stw + sx, stw * sth))
-                        for (k, v) in values.enumerated() {
-                            // clamp_(0, 1), then (x · 255).round() in float32, half to even.
-                            let q = (min(max(v, 0), 1) * 255).rounded(.toNearestOrEven)
-                            out[(oy * ow + ox) * outChannels + k] = UInt8(q)
+                        let (at, plane) = (sy * stw + sx, stw * sth)
+                        let (r, g, b) = (clamped(y[at]), clamped(y[plane + at]), clamped(y[2 * plane + at]))
+                        let o = (oy * ow + ox) * outChannels
+                        switch output {
+                        case .bgr: (out[o], out[o + 1], out[o + 2]) = (byte(b), byte(g), byte(r))
+                        case .gray: out[o] = byte(clamped(b * 0.114 + g * 0.587 + r * 0.299))
                         }
                     }
                 }

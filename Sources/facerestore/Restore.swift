@@ -224,8 +224,8 @@ struct Restore: ParsableCommand {
             path = spec
         } else if spec == "auto" {
             guard let found = ModelRegistry.backgroundModels.lazy.compactMap({ try? registry.locate(ModelRegistry.entry(named: $0)) }).first else {
-                throw ModelRegistryError.notInstalled(try ModelRegistry.entry(named: "realesrgan-x4plus-ncnn"),
-                                                      searched: [registry.installPath(try ModelRegistry.entry(named: "realesrgan-x4plus-ncnn"))])
+                let offline = try ModelRegistry.entry(named: "realesrgan-x4plus-ncnn")
+                throw ModelRegistryError.notInstalled(offline, searched: [registry.installPath(offline)])
             }
             path = found
         } else {
@@ -289,9 +289,8 @@ struct Restore: ParsableCommand {
             // else LANCZOS4 like the background.
             let alpha = try decoded.alpha.map { a -> [UInt8] in
                 if let bg = photo.background {
-                    let up = try bg.enhanceAlpha(a, width: decoded.image.width, height: decoded.image.height,
-                                                 outscale: Double(upscale), context: context)
-                    return up
+                    return try bg.enhanceAlpha(a, width: decoded.image.width, height: decoded.image.height,
+                                               outscale: Double(upscale), context: context)
                 }
                 return PixelImage(width: decoded.image.width, height: decoded.image.height, channels: 1, pixels: a)
                     .resizedLanczos4(width: result.image.width, height: result.image.height).pixels
