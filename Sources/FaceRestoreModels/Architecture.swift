@@ -70,8 +70,10 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
             return nil
         }
         if shapes.keys.contains(where: { $0.hasPrefix("ecd0.") }), shapes.keys.contains(where: { $0.hasPrefix("generator.") }) {
-            let rgbs = count("generator.to_rgbs.", ".bias")
-            return .gpen(size: rgbs > 0 ? 1 << (rgbs + 2) : 0)
+            // ecd0 (1×1 at full size), then one stride-2 layer per halving down to 4×4.
+            var encoders = 0
+            while has("ecd\(encoders).0.0.weight") || has("ecd\(encoders).0.1.weight") { encoders += 1 }
+            return .gpen(size: encoders > 0 ? 1 << (encoders + 1) : 0)
         }
         if has("ClassHead.0.conv1x1.weight"), has("ssh1.conv3X3.0.weight") {
             if has("body.stage1.0.0.weight") { return .retinaFace(backbone: "MobileNet0.25") }

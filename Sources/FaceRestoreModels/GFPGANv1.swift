@@ -8,9 +8,9 @@
 import FaceRestoreEngine
 import Foundation
 
-private let sqrt2 = Float(2).squareRoot()
-/// FusedLeakyReLU / ScaledLeakyReLU(0.2) as conv post-ops: lrelu, then ·√2.
-private let scaledLeakyReLU: [PostOp] = [.leakyReLU(0.2), .linear(alpha: sqrt2, beta: 0)]
+let sqrt2 = Float(2).squareRoot()
+/// FusedLeakyReLU / ScaledLeakyReLU(0.2) as conv (or linear) post-ops: lrelu, then ·√2.
+let scaledLeakyReLU: [PostOp] = [.leakyReLU(0.2), .linear(alpha: sqrt2, beta: 0)]
 
 /// basicsr `ConvLayer`: [blur] → EqualConv2d → [FusedLeakyReLU | ScaledLeakyReLU]. With
 /// `downsample`, an upfirdn blur with pad ((p+1)/2, p/2), p = 2 + (k − 1), then a stride-2 conv.

@@ -161,9 +161,11 @@ struct ToRGB: Sendable {
     enum SkipUpsampling: Sendable { case none, bilinear, upfirdn(UpFirDn2d) }
     let skipUpsampling: SkipUpsampling
 
+    /// `convKey`: the attribute holding the modulated conv (`modulated_conv` in basicsr/gfpgan,
+    /// `conv` in GPEN).
     init(_ scope: WeightScope, variant: StyleGAN2Variant, in cin: Int, styleDim: Int, upsample: Bool, resolution: Int,
-         context: ComputeContext) throws {
-        modulatedConv = try ModulatedConv2d(scope["modulated_conv"], variant: variant, in: cin, out: 3, kernel: 1,
+         convKey: String = "modulated_conv", context: ComputeContext) throws {
+        modulatedConv = try ModulatedConv2d(scope[convKey], variant: variant, in: cin, out: 3, kernel: 1,
                                             styleDim: styleDim, demodulate: false, upsample: false,
                                             resolution: resolution, context: context)
         bias = try scope.floats("bias", shape: [1, 3, 1, 1])

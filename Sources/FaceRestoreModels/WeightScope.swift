@@ -103,11 +103,11 @@ public struct WeightScope {
     /// basicsr `EqualLinear`: the weight scaled by `lr_mul/√in` and the bias by `lr_mul` at run time
     /// upstream; here once, at load.
     public func equalLinear(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, lrMul: Float = 1,
-                            context: ComputeContext) throws -> Linear {
+                            postOps: [PostOp] = [], context: ComputeContext) throws -> Linear {
         let scale = lrMul / Float(inFeatures).squareRoot()
         let w = try floats("weight", shape: [outFeatures, inFeatures]).map { $0 * scale }
         let b = bias ? try floats("bias", shape: [outFeatures]).map { $0 * lrMul } : nil
-        return try Linear(weight: w, shape: [outFeatures, inFeatures], bias: b, context: context)
+        return try Linear(weight: w, shape: [outFeatures, inFeatures], bias: b, postOps: postOps, context: context)
     }
 
     /// basicsr `EqualConv2d` (weight · 1/√(in·k²)), optionally with the bias of a following

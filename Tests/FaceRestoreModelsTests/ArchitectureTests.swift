@@ -20,6 +20,8 @@ func layout(_ name: String) throws -> StateDict {
         ("rrdbnet_x4", Architecture.rrdbNet(scale: 4, features: 64, blocks: 23)),
         ("srvgg_x4", Architecture.srvggNetCompact(scale: 4, features: 64, convs: 32)),
         ("retinaface_r50", Architecture.retinaFace(backbone: "ResNet50")),
+        ("gpen_512", Architecture.gpen(size: 512)),
+        ("gpen_256", Architecture.gpen(size: 256)),
     ])
     func recognizesOfficialLayouts(_ name: String, _ expected: Architecture) throws {
         #expect(Architecture.detect(try layout(name)) == expected)
