@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "CImageCodecs", path: "Sources/CImageCodecs",
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("turbojpeg"), .linkedLibrary("exif")]),
         .target(name: "FaceRestoreImaging", dependencies: ["FaceRestoreEngine", "CImageCodecs"]),
-        .target(name: "FaceRestorePipeline", dependencies: ["FaceRestoreModels", "FaceRestoreImaging"]),
+        .target(name: "FaceRestorePipeline", dependencies: ["FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging"]),
         .executableTarget(
             name: "facerestore",
             dependencies: [

@@ -19,8 +19,10 @@ import io
 import json
 import os
 import pickle
+import shutil
 import struct
 import sys
+import tempfile
 import zipfile
 from collections import OrderedDict
 
@@ -966,11 +968,101 @@ def make_photo_cli():
     cv2.imwrite(os.path.join(d, "astronaut_s2_face.png"), out[ASTRONAUT_FACE[0]:ASTRONAUT_FACE[1], ASTRONAUT_FACE[2]:ASTRONAUT_FACE[3]])
 
 
-ASTRONAUT_FACE = (60, 420, 300, 600)   # rows, cols of the -s 2 output holding the pasted face
+ASTRONAUT_FACE = (60, 420, 300, 600)
+
+
+class FacexlibBoxes:
+    """GPEN's RetinaFaceDetection replaced by facexlib's detector (the one FaceRestore ports), in
+    GPEN's output format: dets [x1, y1, x2, y2, score] and landmarks [x1…x5, y1…y5]."""
+
+    def __init__(self, net, threshold=0.9):
+        self.net, self.threshold = net, threshold
+
+    def detect(self, img):
+        with torch.no_grad():
+            found = self.net.detect_faces(img, conf_threshold=self.threshold)
+        found = np.asarray(found, dtype=np.float32).reshape(-1, 15)
+        return found[:, :5], np.concatenate([found[:, 5:15:2], found[:, 6:15:2]], axis=1)
+
+
+def gpen_enhancement(net, in_size, detector, parser_path=None, alpha=1.0, upscale=1):
+    """yangxy/GPEN `FaceEnhancement` as `face_enhancement.py` builds it, its models injected: the
+    detector above, a FaceGAN holding `net`, GPEN's own FaceParse loading `parser_path` (facexlib's
+    ParseNet file: same network, same keys), and for upscale > 1 an "SR model" that resizes with
+    LANCZOS4 (our background without --bg-upsampler). Without a parser, `mask_postprocess` returns
+    the blurred square that `FaceEnhancement.__init__` prepares (GPEN's commented-out alternative)."""
+    import types
+    import cv2
+    gpen_import()
+    import face_enhancement as fe_mod
+    from face_gan import FaceGAN
+    from face_parsing import FaceParse
+    gan = FaceGAN.__new__(FaceGAN)
+    gan.model, gan.device, gan.is_norm = net.eval(), "cpu", True
+    gan.in_resolution = gan.out_resolution = in_size
+    tmp = tempfile.mkdtemp()
+    if parser_path:
+        os.makedirs(os.path.join(tmp, "weights"))
+        os.symlink(parser_path, os.path.join(tmp, "weights", "ParseNet-latest.pth"))
+        parser = FaceParse(tmp, device="cpu")
+    else:
+        parser = types.SimpleNamespace(process=lambda img: [np.zeros((512, 512), np.uint8)])
+    sr = types.SimpleNamespace(process=lambda img: cv2.resize(img, (img.shape[1] * upscale, img.shape[0] * upscale),
+                                                              interpolation=cv2.INTER_LANCZOS4))
+    saved = fe_mod.RetinaFaceDetection, fe_mod.FaceGAN, fe_mod.RealESRNet, fe_mod.FaceParse
+    fe_mod.RetinaFaceDetection = lambda *a, **k: detector
+    fe_mod.FaceGAN = lambda *a, **k: gan
+    fe_mod.RealESRNet = lambda *a, **k: sr
+    fe_mod.FaceParse = lambda *a, **k: parser
+    try:
+        args = types.SimpleNamespace(channel_multiplier=1, narrow=1, key=None, sr_model=None, sr_scale=upscale,
+                                     tile_size=0, alpha=alpha)
+        enh = fe_mod.FaceEnhancement(args, base_dir=tmp, in_size=in_size, model="unused", use_sr=upscale > 1, device="cpu")
+    finally:
+        fe_mod.RetinaFaceDetection, fe_mod.FaceGAN, fe_mod.RealESRNet, fe_mod.FaceParse = saved
+        shutil.rmtree(tmp)
+    if not parser_path:
+        enh.mask_postprocess = lambda mask: enh.mask
+    return enh
+
+
+def make_gpen_photo_cli():
+    """`restore` with a GPEN model on whole photos against GPEN's FaceEnhancement.process, with
+    the tiny random GPEN (64²), the real MobileNet0.25 detector (../shared/weights) and GPEN's
+    square mask (ParseNet's 85 MB do not fit in the repo; scripts/parity_gpen.py covers the parse
+    path): group.jpg at -s 1 with --alpha 0.8, and the face region of astronaut.jpg at -s 2."""
+    import cv2
+    if not os.path.exists(os.path.join(SHARED_WEIGHTS, "retinaface_mobilenet0.25_Final.pth")):
+        print("make_gpen_photo_cli: ../shared/weights is absent; skipped")
+        return
+    gm = gpen_import()
+    net = gm.FullGenerator(64, 32, 8, channel_multiplier=1, narrow=1 / 32, device="cpu")
+    net.load_state_dict(torch.load(os.path.join(MODELS, "gpen_tiny64.pth")), strict=True)
+    det = FacexlibBoxes(load_mnet_detector())
+    d = os.path.join(CLI, "photo_expected")
+    os.makedirs(d, exist_ok=True)
+    group = cv2.imread(os.path.join(EXAMPLES, "group.jpg"), cv2.IMREAD_COLOR)
+    with torch.no_grad():
+        out, crops, faces = gpen_enhancement(net, 64, det, alpha=0.8).process(group)
+    cv2.imwrite(os.path.join(d, "gpen_group_s1.png"), out)
+    for i, (c, f) in enumerate(zip(crops, faces)):
+        cv2.imwrite(os.path.join(d, f"gpen_group_{i:02d}_cropped.png"), c)
+        cv2.imwrite(os.path.join(d, f"gpen_group_{i:02d}_restored.png"), f)
+    # --aligned: FaceEnhancement.process(img, aligned=True) = FaceGAN.process (resize, network, truncation).
+    face = cv2.imread(os.path.join(CLI, "face.png"), cv2.IMREAD_COLOR)
+    with torch.no_grad():
+        restored, _, _ = gpen_enhancement(net, 64, det).process(face, aligned=True)
+    cv2.imwrite(os.path.join(d, "gpen_aligned_face.png"), restored)
+    astro = cv2.imread(os.path.join(EXAMPLES, "astronaut.jpg"), cv2.IMREAD_COLOR)
+    with torch.no_grad():
+        out, _, _ = gpen_enhancement(net, 64, det, upscale=2).process(astro)
+    cv2.imwrite(os.path.join(d, "gpen_astronaut_s2_face.png"),
+                out[ASTRONAUT_FACE[0]:ASTRONAUT_FACE[1], ASTRONAUT_FACE[2]:ASTRONAUT_FACE[3]])
+   # rows, cols of the -s 2 output holding the pasted face
 
 
 STEPS = [make_noise, make_models, make_gpen, make_aligned_cli, make_examples, make_retinaface, make_tiny_retinaface,
-         make_realesrgan, make_parsenet, make_photo_cli, make_imaging, make_ops, make_checkpoints, make_layouts]
+         make_realesrgan, make_parsenet, make_photo_cli, make_gpen_photo_cli, make_imaging, make_ops, make_checkpoints, make_layouts]
 
 if __name__ == "__main__":
     # `make_fixtures.py` regenerates everything; `make_fixtures.py make_tiny_retinaface …` only those steps.

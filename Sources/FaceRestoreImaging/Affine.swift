@@ -161,3 +161,35 @@ public enum SimilarityFit {
         return AffineMatrix([a, -b, mu - a * mx + b * my, b, a, mv - b * mx - a * my])
     }
 }
+
+extension SimilarityFit {
+    /// The Umeyama least-squares similarity (rotation, uniform scale, translation) taking `src` onto
+    /// `dst`, as GPEN's `align_faces._umeyama` computes it (yangxy/GPEN `align_faces.py`, commit
+    /// 2c73670; the skimage algorithm). Points are rounded to float32 first, as GPEN passes them.
+    /// In 2-D the SVD solution has a closed form: the rotation by atan2(A₁₀ − A₀₁, A₀₀ + A₁₁) of
+    /// the cross-covariance A = dstᵀ·src / n, whose trace against A (= Σσᵢdᵢ, reflection-corrected)
+    /// is hypot(A₀₀ + A₁₁, A₁₀ − A₀₁). `fixedScale` replaces the estimated scale (GPEN's inverse
+    /// fit passes 1/scale). Returns the matrix and its scale; nil for coincident points.
+    public static func umeyama(from src: [(x: Double, y: Double)], to dst: [(x: Double, y: Double)],
+                               fixedScale: Double? = nil) -> (matrix: AffineMatrix, scale: Double)? {
+        precondition(src.count == dst.count && !src.isEmpty, "point sets differ in size or are empty")
+        let n = Double(src.count)
+        let s = src.map { (x: Double(Float($0.x)), y: Double(Float($0.y))) }
+        let d = dst.map { (x: Double(Float($0.x)), y: Double(Float($0.y))) }
+        let sm = (x: s.reduce(0) { $0 + $1.x } / n, y: s.reduce(0) { $0 + $1.y } / n)
+        let dm = (x: d.reduce(0) { $0 + $1.x } / n, y: d.reduce(0) { $0 + $1.y } / n)
+        var a00 = 0.0, a01 = 0.0, a10 = 0.0, a11 = 0.0, variance = 0.0
+        for (p, q) in zip(s, d) {
+            let (sx, sy, dx, dy) = (p.x - sm.x, p.y - sm.y, q.x - dm.x, q.y - dm.y)
+            a00 += dx * sx; a01 += dx * sy; a10 += dy * sx; a11 += dy * sy
+            variance += sx * sx + sy * sy
+        }
+        let (c, sn) = ((a00 + a11) / n, (a10 - a01) / n)
+        let r = (c * c + sn * sn).squareRoot()
+        guard r > 0, variance > 0 else { return nil }
+        let scale = fixedScale ?? r / (variance / n)
+        let (rc, rs) = (c / r * scale, sn / r * scale)
+        let tx = dm.x - (rc * sm.x - rs * sm.y), ty = dm.y - (rs * sm.x + rc * sm.y)
+        return (AffineMatrix([rc, -rs, tx, rs, rc, ty]), scale)
+    }
+}

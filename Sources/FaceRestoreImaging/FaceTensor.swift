@@ -42,8 +42,20 @@ public enum FaceTensor {
         }
     }
 
-    /// A `[1, 3, H, W]` RGB tensor in [−1, 1] as an 8-bit BGR image (basicsr `tensor2img`).
-    public static func bgrImage(from tensor: Tensor, _ context: ComputeContext) throws -> PixelImage {
+    /// How a network output becomes 8 bits.
+    public enum Quantization: Sendable {
+        /// basicsr `tensor2img`: clamp to [−1, 1], `(x + 1) / 2 · 255`, round half to even (GFPGAN).
+        case roundHalfEven
+        /// GPEN's `FaceGAN.tensor2img`: `x · 0.5 + 0.5`, clip to [0, 1], `· 255`, `astype(uint8)`
+        /// (truncation).
+        case truncate
+    }
+
+    /// A `[1, 3, H, W]` RGB tensor in [−1, 1] as an 8-bit BGR image (basicsr `tensor2img`, or
+    /// GPEN's truncating variant).
+    public static func bgrImage(from tensor: Tensor, quantization: Quantization = .roundHalfEven,
+                                _ context: ComputeContext) throws -> PixelImage {
+        if quantization == .truncate { return try truncatedImage(from: tensor, context) }
         guard tensor.rank == 4, tensor.shape[0] == 1, tensor.shape[1] == 3 else {
             throw EngineError.shapeMismatch(op: "tensor2img", detail: "needs [1, 3, H, W], got \(tensor.shape)")
         }
@@ -55,6 +67,22 @@ public enum FaceTensor {
                 let v = min(max(values[c * h * w + i], -1), 1)
                 let scaled = ((v + 1) / 2) * 255
                 pixels[i * 3 + (2 - c)] = UInt8(scaled.rounded(.toNearestOrEven))
+            }
+        }
+        return PixelImage(width: w, height: h, channels: 3, pixels: pixels)
+    }
+
+    private static func truncatedImage(from tensor: Tensor, _ context: ComputeContext) throws -> PixelImage {
+        guard tensor.rank == 4, tensor.shape[0] == 1, tensor.shape[1] == 3 else {
+            throw EngineError.shapeMismatch(op: "tensor2img", detail: "needs [1, 3, H, W], got \(tensor.shape)")
+        }
+        let (h, w) = (tensor.shape[2], tensor.shape[3])
+        let values = try context.array(tensor)
+        var pixels = [UInt8](repeating: 0, count: h * w * 3)
+        for c in 0..<3 {
+            for i in 0..<(h * w) {
+                let v = min(max(values[c * h * w + i] * 0.5 + 0.5, 0), 1) * 255
+                pixels[i * 3 + (2 - c)] = UInt8(v.rounded(.towardZero))
             }
         }
         return PixelImage(width: w, height: h, channels: 3, pixels: pixels)

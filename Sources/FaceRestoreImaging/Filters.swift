@@ -160,3 +160,46 @@ extension Plane {
     /// takes `int(√Σ) // 20`, so accumulating in double is equivalent there).
     public var sum: Double { values.reduce(0.0) { $0 + Double($1) } }
 }
+
+extension PixelImage {
+    /// `cv2.filter2D(img, -1, k)` with GPEN's 3×3 smoothing kernel [1,2,1]ᵀ[1,2,1]/16 on 8-bit
+    /// images (BORDER_REFLECT_101). The float sums are exact (multiples of 1/16), so the result is
+    /// the exact mean rounded half to even, as OpenCV's float path rounds it.
+    public func smoothed3x3() -> PixelImage {
+        let (w, h, cn) = (width, height, channels)
+        guard w > 0, h > 0 else { return self }
+        let k = [1, 2, 1]
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        for y in 0..<h {
+            for x in 0..<w {
+                for c in 0..<cn {
+                    var sum = 0
+                    for dy in -1...1 {
+                        let yy = h == 1 ? 0 : reflect101(y + dy, h)
+                        for dx in -1...1 {
+                            let xx = w == 1 ? 0 : reflect101(x + dx, w)
+                            sum += k[dy + 1] * k[dx + 1] * Int(pixels[(yy * w + xx) * cn + c])
+                        }
+                    }
+                    // sum/16 rounded half to even.
+                    let q = sum >> 4, r = sum & 15
+                    out[(y * w + x) * cn + c] = UInt8(clamping: r > 8 || (r == 8 && q & 1 == 1) ? q + 1 : q)
+                }
+            }
+        }
+        return PixelImage(width: w, height: h, channels: cn, pixels: out)
+    }
+
+    /// `cv2.addWeighted(a, alpha, b, 1 − alpha, 0)` on 8-bit images: float32 arithmetic, rounded
+    /// half to even and saturated. `alpha` = 1 returns `a`.
+    public static func addWeighted(_ a: PixelImage, _ alpha: Double, _ b: PixelImage) -> PixelImage {
+        precondition(a.width == b.width && a.height == b.height && a.channels == b.channels, "addWeighted needs equal images")
+        if alpha == 1 { return a }
+        let (fa, fb) = (Float(alpha), Float(1 - alpha))
+        let px = zip(a.pixels, b.pixels).map { p, q -> UInt8 in
+            let v: Float = Float(p) * fa + Float(q) * fb
+            return UInt8(clamping: Int(v.rounded(.toNearestOrEven)))
+        }
+        return PixelImage(width: a.width, height: a.height, channels: a.channels, pixels: px)
+    }
+}

@@ -96,3 +96,43 @@ extension PixelImage {
         return PixelImage(width: dw, height: dh, channels: cn, pixels: out)
     }
 }
+
+extension Plane where Element == Float {
+    /// `cv2.resize(mask, (width, height))` (INTER_LINEAR) on a float32 plane: float coefficients
+    /// (1 − f, f) with f from `(d + 0.5)·(src/dst) − 0.5`, edge samples clamped; an exact 2×
+    /// downscale is OpenCV's fast INTER_AREA (2×2 mean); the same size is a copy.
+    public func resizedLinear(width dw: Int, height dh: Int) -> Plane<Float> {
+        precondition(dw > 0 && dh > 0 && width > 0 && height > 0, "resize to \(dw)×\(dh) from \(width)×\(height)")
+        if dw == width && dh == height { return self }
+        var out = [Float](repeating: 0, count: dw * dh)
+        if width == dw * 2 && height == dh * 2 {
+            for y in 0..<dh {
+                for x in 0..<dw {
+                    let r0 = 2 * y * width + 2 * x, r1 = r0 + width
+                    out[y * dw + x] = (values[r0] + values[r0 + 1] + values[r1] + values[r1 + 1]) * 0.25
+                }
+            }
+            return Plane(width: dw, height: dh, values: out)
+        }
+        func taps(_ source: Int, _ destination: Int) -> [(Int, Int, Float)] {
+            let scale = Double(source) / Double(destination)
+            return (0..<destination).map { d in
+                var f = Float((Double(d) + 0.5) * scale - 0.5)
+                var s = Int(f.rounded(.down))
+                f -= Float(s)
+                if s < 0 { f = 0; s = 0 }
+                if s >= source - 1 { f = 0; s = source - 1 }
+                return (s, min(s + 1, source - 1), f)
+            }
+        }
+        let xs = taps(width, dw), ys = taps(height, dh)
+        var rows = [Float](repeating: 0, count: height * dw)
+        for y in 0..<height {
+            for (x, t) in xs.enumerated() { rows[y * dw + x] = values[y * width + t.0] * (1 - t.2) + values[y * width + t.1] * t.2 }
+        }
+        for (y, t) in ys.enumerated() {
+            for x in 0..<dw { out[y * dw + x] = rows[t.0 * dw + x] * (1 - t.2) + rows[t.1 * dw + x] * t.2 }
+        }
+        return Plane(width: dw, height: dh, values: out)
+    }
+}

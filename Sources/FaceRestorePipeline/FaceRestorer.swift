@@ -3,10 +3,13 @@
 // img2tensor + normalize, the network, `tensor2img` with round-half-even. Upstream's `weight`
 // argument has no effect there and is not offered. Noise is the checkpoint's stored buffers
 // (deterministic), or with a seed the exact draws upstream makes after `torch.manual_seed(seed)`.
+// GPEN models follow yangxy/GPEN `face_model/face_gan.py` (FaceGAN.process, commit 2c73670): the
+// same resize and normalization, no noise, and `tensor2img` truncating instead of rounding.
 
 import FaceRestoreEngine
 import FaceRestoreImaging
 import FaceRestoreModels
+import FaceRestoreWeights
 import Foundation
 
 /// One restored aligned face.
@@ -21,36 +24,74 @@ public struct AlignedRestoration: Sendable {
     public var comparison: PixelImage { PixelImage.sideBySide(input, restored) }
 }
 
+/// The face restoration network of a checkpoint, by architecture.
+public enum FaceNetwork: Sendable {
+    case gfpgan(GFPGAN)
+    case gpen(GPEN)
+
+    /// The architecture's name with its configuration, e.g. "GFPGANv1Clean" or "GPEN-512".
+    public var name: String {
+        switch self {
+        case .gfpgan(let net): return net.config.architecture.rawValue
+        case .gpen(let net): return "GPEN-\(net.config.size)"
+        }
+    }
+}
+
 /// A loaded face restoration model. Immutable and `Sendable`: load once, restore from any thread
 /// (each call brings its own `ComputeContext`, which sets the thread count).
 public struct FaceRestorer: Sendable {
-    public let network: GFPGAN
+    public let network: FaceNetwork
     public let modelPath: String
 
-    /// Loads a GFPGAN checkpoint (v1, v1.2, v1.3 or v1.4; the architecture is read from its tensors).
+    /// Loads a GFPGAN (v1, v1.2, v1.3, v1.4) or GPEN (BFR 256/512/1024/2048) checkpoint; the
+    /// architecture and configuration are read from its tensors.
     public init(modelPath: String, context: ComputeContext) throws {
-        network = try GFPGAN(path: modelPath, context: context)
+        let (sd, _) = try WeightsFile.load(path: modelPath)
+        switch Architecture.detect(sd) {
+        case .gpen?: network = .gpen(try GPEN(stateDict: sd, file: modelPath, context: context))
+        case .gfpganClean?, .gfpganV1?: network = .gfpgan(try GFPGAN(stateDict: sd, file: modelPath, context: context))
+        case let other:
+            throw ModelError.wrongArchitecture(file: modelPath, expected: "a face restoration model (GFPGAN v1/v1.2/v1.3/v1.4 or GPEN)",
+                                               found: other?.description ?? "not a network FaceRestore knows")
+        }
         self.modelPath = modelPath
     }
 
-    /// The side of the square faces the model restores (512 for every official GFPGAN).
-    public var faceSize: Int { network.config.outSize }
+    /// The side of the square faces the model restores (512 for every official GFPGAN; GPEN's size).
+    public var faceSize: Int {
+        switch network {
+        case .gfpgan(let net): return net.config.outSize
+        case .gpen(let net): return net.config.size
+        }
+    }
+
+    /// Whether this is a GPEN model (its own alignment template, paste-back and output rounding).
+    public var isGPEN: Bool { if case .gpen = network { return true } else { return false } }
 
     /// Fresh noise as upstream draws it (`randomize_noise=True`) right after `torch.manual_seed(seed)`.
+    /// GPEN has none (its noise inputs are the encoder's features): empty.
     public func noise(seed: UInt64) -> [Tensor] {
+        guard case .gfpgan(let net) = network else { return [] }
         var generator = TorchGenerator(seed: seed)
-        return network.noiseShapes.map { Tensor(shape: $0, values: generator.normal(count: $0.reduce(1, *))) }
+        return net.noiseShapes.map { Tensor(shape: $0, values: generator.normal(count: $0.reduce(1, *))) }
     }
 
     /// Restores an aligned face crop (8-bit BGR, any size: it is resized like `cv2.resize`).
+    /// GFPGAN: `GFPGANer.enhance(has_aligned=True)`; GPEN: `FaceGAN.process` (same input
+    /// normalization, truncating output). `seed` only affects GFPGAN.
     public func restoreAligned(_ image: PixelImage, seed: UInt64? = nil, context: ComputeContext) throws -> AlignedRestoration {
         var timings = RestoreTimings()
         let s = faceSize
         let input = timings.measure(\.align) { image.resizedLinear(width: s, height: s) }
         let restored = try timings.measure(\.network) { () throws -> PixelImage in
             let x = FaceTensor.normalized(bgr: input)
-            let y = try network(x, noise: seed.map { noise(seed: $0) }, context)
-            return try FaceTensor.bgrImage(from: y, context)
+            switch network {
+            case .gfpgan(let net):
+                return try FaceTensor.bgrImage(from: try net(x, noise: seed.map { noise(seed: $0) }, context), context)
+            case .gpen(let net):
+                return try FaceTensor.bgrImage(from: try net(x, context), quantization: .truncate, context)
+            }
         }
         return AlignedRestoration(input: input, restored: restored, timings: timings)
     }

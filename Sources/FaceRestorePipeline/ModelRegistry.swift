@@ -1,6 +1,6 @@
 // The models FaceRestore knows: official file names and download URLs (gfpgan 1.3.8
 // `inference_gfpgan.py` and README, commit 7552a77; facexlib 0.3.0 `facexlib/detection/__init__.py`,
-// `facexlib/parsing/__init__.py`), sizes where known, and where an installed copy is looked for.
+// `facexlib/parsing/__init__.py`; yangxy/GPEN README, commit 2c73670), sizes where known, and where an installed copy is looked for.
 // Downloading (`facerestore models fetch`) belongs to the whole-photo pipeline; here a missing or
 // damaged model already gets one line saying what to get, from where, and where to put it.
 
@@ -76,6 +76,10 @@ public struct ModelRegistry: Sendable {
     static let gfpganReleases = "https://github.com/TencentARC/GFPGAN/releases/download/"
     static let facexlibReleases = "https://github.com/xinntao/facexlib/releases/download/"
     static let realESRGANReleases = "https://github.com/xinntao/Real-ESRGAN/releases/download/"
+    /// yangxy/GPEN README (commit 2c73670): the models' download links.
+    static let gpenModels = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/"
+    static let gpenHiRes = "https://www.modelscope.cn/api/v1/models/damo/cv_gpen_image-portrait-enhancement-hires/repo?Revision=master&FilePath="
+    static let gpenLicense = "GPEN (see yangxy/GPEN for model terms)"
 
     public static let entries: [ModelEntry] = [
         ModelEntry(name: "1", title: "GFPGAN v1", kind: .faceRestoration, fileName: "GFPGANv1.pth",
@@ -86,6 +90,19 @@ public struct ModelRegistry: Sendable {
                    url: gfpganReleases + "v1.3.0/GFPGANv1.3.pth", size: nil, sha256: nil, license: "GFPGAN (Apache-2.0 code; see upstream for model terms)"),
         ModelEntry(name: "1.4", title: "GFPGAN v1.4", kind: .faceRestoration, fileName: "GFPGANv1.4.pth",
                    url: gfpganReleases + "v1.3.0/GFPGANv1.4.pth", size: 348_632_874, sha256: nil, license: "GFPGAN (Apache-2.0 code; see upstream for model terms)"),
+        ModelEntry(name: "gpen-256", title: "GPEN-BFR-256", kind: .faceRestoration, fileName: "GPEN-BFR-256.pth",
+                   url: gpenModels + "GPEN-BFR-256.pth", size: nil, sha256: nil, license: gpenLicense),
+        ModelEntry(name: "gpen-512", title: "GPEN-BFR-512", kind: .faceRestoration, fileName: "GPEN-BFR-512.pth",
+                   url: gpenModels + "GPEN-BFR-512.pth", size: nil, sha256: nil, license: gpenLicense),
+        // 1024 and 2048 are published on ModelScope only (GPEN README, 2023-02-15) as
+        // pytorch_model.pt and pytorch_model-2048.pt; saved here under GPEN's naming.
+        ModelEntry(name: "gpen-1024", title: "GPEN-BFR-1024", kind: .faceRestoration, fileName: "GPEN-BFR-1024.pt",
+                   url: gpenHiRes + "pytorch_model.pt", size: nil, sha256: nil, license: gpenLicense),
+        ModelEntry(name: "gpen-2048", title: "GPEN-BFR-2048", kind: .faceRestoration, fileName: "GPEN-BFR-2048.pt",
+                   url: gpenHiRes + "pytorch_model-2048.pt", size: nil, sha256: nil, license: gpenLicense),
+        ModelEntry(name: "gpen-parsenet", title: "ParseNet face parsing (GPEN's ParseNet-latest)", kind: .faceParsing,
+                   fileName: "ParseNet-latest.pth", url: gpenModels + "ParseNet-latest.pth", size: nil, sha256: nil,
+                   license: gpenLicense),
         ModelEntry(name: "retinaface-resnet50", title: "RetinaFace ResNet50 detector", kind: .faceDetection,
                    fileName: "detection_Resnet50_Final.pth", url: facexlibReleases + "v0.1.0/detection_Resnet50_Final.pth",
                    size: 109_497_761, sha256: nil, license: "MIT (facexlib)"),
@@ -129,6 +146,8 @@ public struct ModelRegistry: Sendable {
         // Accept upstream's spellings too: "v1.4", "GFPGANv1.4", "1.4".
         var key = name.lowercased()
         for prefix in ["gfpgan", "v"] where key.hasPrefix(prefix) { key.removeFirst(prefix.count) }
+        // GPEN's file names: "GPEN-BFR-512" → "gpen-512".
+        key = key.replacingOccurrences(of: "gpen-bfr-", with: "gpen-")
         guard let e = entries.first(where: { $0.name == key || $0.name == name.lowercased() }) else {
             throw ModelRegistryError.unknownName(name, known: entries.map(\.name))
         }

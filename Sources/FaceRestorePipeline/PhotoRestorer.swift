@@ -25,7 +25,8 @@ public struct PhotoOptions: Sendable, Equatable {
     public var onlyCenterFace = false
     /// Detection score threshold (facexlib's 0.97 in GFPGAN).
     public var detectionThreshold: Float = 0.97
-    /// Blend of the restored face with the aligned input crop: 1 = restored (upstream), 0 = input.
+    /// Blend of the restored face with the aligned input crop: 1 = restored (upstream), 0 = input
+    /// (GPEN's `--alpha`).
     public var weight: Double = 1
     /// Fresh StyleGAN noise from this seed (see `FaceRestorer.noise(seed:)`); nil = stored noise.
     public var seed: UInt64?
@@ -89,10 +90,11 @@ public struct PhotoRestorer: Sendable {
 
     /// Faces as `GFPGANer.enhance` keeps them: detected, eye distance ≥ 5 px, optionally only the
     /// one nearest the centre.
-    public func faces(in image: PixelImage, options: PhotoOptions, context: ComputeContext) throws -> (kept: [DetectedFace], detected: Int) {
+    public func faces(in image: PixelImage, options: PhotoOptions, eyeDistanceFilter: Bool = true,
+                      context: ComputeContext) throws -> (kept: [DetectedFace], detected: Int) {
         let all = try detector.detect(bgr: image.pixels, width: image.width, height: image.height,
                                       threshold: options.detectionThreshold, context)
-        var kept = all.filter { $0.eyeDistance >= 5 }
+        var kept = eyeDistanceFilter ? all.filter { $0.eyeDistance >= 5 } : all
         if options.onlyCenterFace, !kept.isEmpty {
             let (cx, cy) = (Double(image.width) / 2, Double(image.height) / 2)
             func distance(_ f: DetectedFace) -> Double {
@@ -105,12 +107,16 @@ public struct PhotoRestorer: Sendable {
         return (kept, all.count)
     }
 
-    /// Restores every face of an 8-bit BGR photo and pastes them back. `backgroundProgress` gets
-    /// (tile, tiles) from the background upsampler.
+    /// Restores every face of an 8-bit BGR photo and pastes them back (GFPGAN's pipeline, or
+    /// GPEN's for a GPEN model: GPENPhoto.swift). `backgroundProgress` gets (tile, tiles) from the
+    /// background upsampler.
     public func restore(_ image: PixelImage, options: PhotoOptions = PhotoOptions(), context: ComputeContext,
                         backgroundProgress: ((Int, Int) -> Void)? = nil) throws -> PhotoRestoration {
         precondition(image.channels == 3, "restore(_:) needs a BGR image")
         guard options.upscale >= 1 else { throw ModelError.invalidInput("upscale must be at least 1, got \(options.upscale)") }
+        if restorer.isGPEN {
+            return try restoreGPEN(image, options: options, context: context, backgroundProgress: backgroundProgress)
+        }
         var timings = RestoreTimings()
         let (kept, detected) = try timings.measure(\.detect) { try self.faces(in: image, options: options, context: context) }
         let size = restorer.faceSize

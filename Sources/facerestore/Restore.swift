@@ -18,9 +18,10 @@ extension Precision: ExpressibleByArgument {}
 
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Restore faces with GFP-GAN (v1, v1.2, v1.3, v1.4).",
+        abstract: "Restore faces with GFP-GAN (v1, v1.2, v1.3, v1.4) or GPEN (BFR 256, 512, 1024, 2048).",
         discussion: """
-        Like upstream inference_gfpgan.py. Models are looked for in $FACERESTORE_HOME/models \
+        Like upstream inference_gfpgan.py; GPEN models run GPEN's own pipeline (face_enhancement.py: \
+        its template, Umeyama alignment, mask and blending; -s 1 and threshold 0.9 by default). Models are looked for in $FACERESTORE_HOME/models \
         (default ~/.cache/facerestore/models), then experiments/pretrained_models and gfpgan/weights. \
         Output is deterministic: the same input and flags give the same bytes.
         """
@@ -32,17 +33,19 @@ struct Restore: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Output folder.")
     var output = "results"
 
-    @Option(name: [.customShort("v"), .customLong("version")], help: "GFPGAN model version: 1, 1.2, 1.3 or 1.4.")
+    @Option(name: [.customShort("v"), .customLong("version")],
+            help: "Model: GFPGAN 1, 1.2, 1.3 or 1.4, or GPEN gpen-256, gpen-512, gpen-1024 or gpen-2048.")
     var modelVersion = "1.3"
 
-    @Option(name: .customLong("model-path"), help: "A GFPGAN checkpoint to use instead of -v.")
+    @Option(name: .customLong("model-path"), help: "A GFPGAN or GPEN checkpoint to use instead of -v.")
     var modelPath: String?
 
     @Flag(name: .long, help: "Inputs are aligned face crops (no detection or paste-back).")
     var aligned = false
 
-    @Option(name: [.customShort("s"), .customLong("upscale")], help: "Final upsampling of the whole image.")
-    var upscale = 2
+    @Option(name: [.customShort("s"), .customLong("upscale")],
+            help: "Final upsampling of the whole image (default 2; 1 for GPEN models, as GPEN without --use_sr).")
+    var upscaleOption: Int?
 
     @Option(name: .customLong("bg-upsampler"),
             help: "Background upsampler: realesrgan (Real-ESRGAN; upstream's default, which it turns off on CPUs) or none (LANCZOS4 resize).")
@@ -63,13 +66,16 @@ struct Restore: ParsableCommand {
 
     @Option(name: [.customShort("w"), .customLong("weight")],
             help: "Blend of the restored face with the aligned input: 1 restored (default), 0 input. Upstream ignores -w; here it works.")
-    var weight = 1.0
+    var weightOption: Double?
+
+    @Option(name: .long, help: "GPEN's name for -w: blend of the restored face with the aligned input (cv2.addWeighted).")
+    var alpha: Double?
 
     @Option(name: .long, help: "Face detector: auto (RetinaFace ResNet50, else MobileNet0.25, whichever is installed), a registry name, or a .pth file.")
     var detector = "auto"
 
-    @Option(name: .customLong("detection-threshold"), help: "Face detection score threshold.")
-    var detectionThreshold: Float = 0.97
+    @Option(name: .customLong("detection-threshold"), help: "Face detection score threshold (default 0.97; 0.9 for GPEN models).")
+    var detectionThresholdOption: Float?
 
     @Flag(name: .customLong("no-parse"), help: "Paste back with the soft square mask instead of the ParseNet face mask.")
     var noParse = false
@@ -94,12 +100,21 @@ struct Restore: ParsableCommand {
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if upscale < 1 || upscale > 8 { throw ValidationError("--upscale must be between 1 and 8") }
-        if !(0...1).contains(weight) { throw ValidationError("--weight must be between 0 and 1") }
+        if let upscaleOption, upscaleOption < 1 || upscaleOption > 8 { throw ValidationError("--upscale must be between 1 and 8") }
+        if weightOption != nil, alpha != nil { throw ValidationError("-w/--weight and --alpha are the same setting: give one") }
+        if !(0...1).contains(weight) { throw ValidationError("--weight/--alpha must be between 0 and 1") }
         if !["auto", "png", "jpg", "jpeg"].contains(ext.lowercased()) { throw ValidationError("--ext must be auto, png or jpg") }
         if !["none", "realesrgan"].contains(bgUpsampler) { throw ValidationError("--bg-upsampler must be none or realesrgan") }
-        if !(0...1).contains(detectionThreshold) { throw ValidationError("--detection-threshold must be between 0 and 1") }
+        if let t = detectionThresholdOption, !(0...1).contains(t) { throw ValidationError("--detection-threshold must be between 0 and 1") }
     }
+
+    /// `-w` or `--alpha` (default 1: the restored face).
+    var weight: Double { weightOption ?? alpha ?? 1 }
+
+    /// The model family's defaults where the user gave none: GFPGAN's (upstream inference_gfpgan.py)
+    /// or GPEN's (demo.py without --use_sr; RetinaFaceDetection's 0.9).
+    func upscale(gpen: Bool) -> Int { upscaleOption ?? (gpen ? 1 : 2) }
+    func detectionThreshold(gpen: Bool) -> Float { detectionThresholdOption ?? (gpen ? 0.9 : 0.97) }
 
     func run() throws {
         ProcessTuning.keepFreedMemoryForReuse()
@@ -120,8 +135,9 @@ struct Restore: ParsableCommand {
         let restorer: FaceRestorer
         do { restorer = try FaceRestorer(modelPath: model, context: context) } catch { fail("\(error)") }
         if verbose {
-            printError("model: \(model) (\(restorer.network.config.architecture.rawValue), loaded in \(String(format: "%.2f", Date().timeIntervalSince(loadStart))) s)")
+            printError("model: \(model) (\(restorer.network.name), loaded in \(String(format: "%.2f", Date().timeIntervalSince(loadStart))) s)")
         }
+        if restorer.isGPEN, seed != nil { printError("facerestore: note: GPEN has no random noise (its noise inputs are the encoder's features); --seed has no effect") }
         if !aligned {
             var background: RealESRGANer?
             if bgUpsampler == "realesrgan" {
@@ -201,17 +217,20 @@ struct Restore: ParsableCommand {
         var parser: ParseNet?
         if !noParse {
             let entry = try! ModelRegistry.entry(named: "parsenet")
+            // GPEN's own parser first for GPEN models; facexlib's is the same network.
+            let names = restorer.isGPEN ? ["gpen-parsenet", "parsenet"] : ["parsenet"]
             if let parserPath = self.parser {
                 guard FileManager.default.fileExists(atPath: parserPath) else { fail("\(parserPath): no such parser file") }
                 do { parser = try ParseNet(path: parserPath, context: context) } catch { fail("\(error)") }
-            } else if let path = try? registry.locate(entry) {
+            } else if let path = names.lazy.compactMap({ try? registry.locate(ModelRegistry.entry(named: $0)) }).first {
                 do { parser = try ParseNet(path: path, context: context) } catch { fail("\(error)") }
             } else {
-                printError("facerestore: note: \(entry.title) is not installed, so faces are pasted back with the soft square mask "
-                           + "(upstream uses the parsing mask; `facerestore models fetch parsenet` installs it)")
+                let fallback = restorer.isGPEN ? "GPEN's blurred square mask" : "the soft square mask"
+                printError("facerestore: note: \(entry.title) is not installed, so faces are pasted back with \(fallback) "
+                           + "(upstream uses the parsing mask; `facerestore models fetch \(names[0])` installs it)")
             }
         }
-        if verbose { printError("detector: RetinaFace \(net.backbone.rawValue); paste mask: \(parser == nil ? "soft square" : "ParseNet")") }
+        if verbose { printError("detector: RetinaFace \(net.backbone.rawValue); paste mask: \(parser == nil ? "square" : "ParseNet")") }
         return PhotoRestorer(restorer: restorer, detector: net, parser: parser, background: background)
     }
 
@@ -248,16 +267,17 @@ struct Restore: ParsableCommand {
     /// `restored_imgs/` (alpha through the network as upstream's RealESRGANer does).
     func runGeneral(_ files: [String], _ general: RealESRGANer, context: ComputeContext) throws {
         let dirs = makeFolders(["restored_imgs"])
+        let scale = upscale(gpen: modelVersion.lowercased().hasPrefix("gpen"))
         var index = 0
         let (total, failures) = forEachInput(files) { file, decoded, timings in
             defer { index += 1 }
             let progress = tileProgress(index, files.count, file)
             let image = try timings.measure(\.background) {
-                try general.enhance(decoded.image, outscale: Double(upscale), context: context, progress: progress)
+                try general.enhance(decoded.image, outscale: Double(scale), context: context, progress: progress)
             }
             let alpha = try decoded.alpha.map { a in
                 try timings.measure(\.background) {
-                    try general.enhanceAlpha(a, width: decoded.image.width, height: decoded.image.height, outscale: Double(upscale), context: context)
+                    try general.enhanceAlpha(a, width: decoded.image.width, height: decoded.image.height, outscale: Double(scale), context: context)
                 }
             }
             let url = URL(fileURLWithPath: file)
@@ -273,7 +293,8 @@ struct Restore: ParsableCommand {
 
     func runPhotos(_ files: [String], _ photo: PhotoRestorer, context: ComputeContext) throws {
         let dirs = makeFolders(["cropped_faces", "restored_faces", "cmp", "restored_imgs"])
-        let options = PhotoOptions(upscale: upscale, onlyCenterFace: onlyCenterFace, detectionThreshold: detectionThreshold,
+        let gpen = photo.restorer.isGPEN, scale = upscale(gpen: gpen)
+        let options = PhotoOptions(upscale: scale, onlyCenterFace: onlyCenterFace, detectionThreshold: detectionThreshold(gpen: gpen),
                                    weight: weight, seed: seed)
         var faceCount = 0, noFace: [String] = [], index = 0
         let (total, failures) = forEachInput(files) { file, decoded, timings in
@@ -290,7 +311,7 @@ struct Restore: ParsableCommand {
             let alpha = try decoded.alpha.map { a -> [UInt8] in
                 if let bg = photo.background {
                     return try bg.enhanceAlpha(a, width: decoded.image.width, height: decoded.image.height,
-                                               outscale: Double(upscale), context: context)
+                                               outscale: Double(scale), context: context)
                 }
                 return PixelImage(width: decoded.image.width, height: decoded.image.height, channels: 1, pixels: a)
                     .resizedLanczos4(width: result.image.width, height: result.image.height).pixels

@@ -102,7 +102,7 @@ func pixels(_ t: WeightTensor) -> [UInt8] { t.floats().map { UInt8($0) } }
     @Test func otherArchitecturesAndUnknownVersionsAreOneLine() throws {
         let parse = try run(["restore", "-i", face, "--aligned", "--model-path", modelsFixtures.appendingPathComponent("parsenet_layout.pth").path])
         #expect(parse.status == 1)
-        #expect(parse.stderr.hasSuffix("parsenet_layout.pth: this is ParseNet face parsing (19 classes), not GFPGAN (v1, v1.2, v1.3 or v1.4)\n"))
+        #expect(parse.stderr.hasSuffix("parsenet_layout.pth: this is ParseNet face parsing (19 classes), not a face restoration model (GFPGAN v1/v1.2/v1.3/v1.4 or GPEN)\n"))
         #expect(parse.stderr.split(separator: "\n").count == 1)
         let unknown = try run(["restore", "-i", face, "--aligned", "-v", "2.0"])
         #expect(unknown.status == 1 && unknown.stderr.contains("unknown model '2.0'"))
