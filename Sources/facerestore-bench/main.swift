@@ -159,12 +159,17 @@ func benchConv(threads: Int, seconds: Double, reference: String?) throws {
     }
 }
 
-/// Times our GFPGAN forward on the input stored in `io` (key "x") and writes the output
-/// (key "y") to `output`, for scripts/parity_gfpgan.py, which times the reference in the same run.
-func benchGFPGAN(model: String, io: String, output: String?, threads: Int, runs: Int, precision: Precision) throws {
+/// Times our face model forward (GFPGAN or GPEN, read from the checkpoint) on the input stored in
+/// `io` (key "x") and writes the output (key "y") to `output`, for scripts/parity_gfpgan.py and
+/// scripts/parity_gpen.py, which time the reference in the same run.
+func benchFaceModel(model: String, io: String, output: String?, threads: Int, runs: Int, precision: Precision) throws {
     let ctx = ComputeContext(threads: threads, precision: precision)
     let t0 = now()
-    let net = try GFPGAN(path: model, context: ctx)
+    let net: (Tensor, ComputeContext) throws -> Tensor
+    switch try FaceRestorer(modelPath: model, context: ctx).network {
+    case .gfpgan(let gfpgan): net = { try gfpgan($0, $1) }
+    case .gpen(let gpen): net = { try gpen($0, $1) }
+    }
     let loadTime = now() - t0
     let afterLoad = peakRSSMegabytes()
     let inputs = try SafeTensors.read(path: io)
@@ -239,13 +244,13 @@ case "conv":
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)
     }
-case "gfpgan":
+case "gfpgan", "gpen":
     do {
         guard let model = option("--model"), let io = option("--io") else {
-            print("usage: facerestore-bench gfpgan --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N] [--threads N] [--precision fp32|bf16]")
+            print("usage: facerestore-bench gfpgan|gpen --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N] [--threads N] [--precision fp32|bf16]")
             exit(2)
         }
-        try benchGFPGAN(model: model, io: io, output: option("--out"), threads: threads, runs: option("--runs").flatMap(Int.init) ?? 3,
+        try benchFaceModel(model: model, io: io, output: option("--out"), threads: threads, runs: option("--runs").flatMap(Int.init) ?? 3,
                         precision: option("--precision").flatMap(Precision.init(rawValue:)) ?? .fp32)
     } catch {
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
