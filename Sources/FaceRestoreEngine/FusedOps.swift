@@ -53,6 +53,41 @@ extension ComputeContext {
         return out
     }
 
+    /// `affine(cat([a, b], dim: 1), scale:, shift:, leakyReLUSlope:)` in one pass, without the
+    /// concatenated tensor (GPEN's StyledConv: FusedLeakyReLU over the conv output and its noise
+    /// input, concatenated). `scale` and `shift` cover the 2·C output channels. Channels-last result.
+    public func affineConcat(_ a: Tensor, _ b: Tensor, scale: [Float], shift: [Float], leakyReLUSlope slope: Float) throws -> Tensor {
+        guard a.rank == 4, b.shape == a.shape else {
+            throw EngineError.shapeMismatch(op: "affineConcat", detail: "\(a.shape) and \(b.shape)")
+        }
+        let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        guard scale.count == 2 * c, shift.count == 2 * c else {
+            throw EngineError.shapeMismatch(op: "affineConcat", detail: "\(scale.count) scales, \(shift.count) shifts for \(2 * c) channels")
+        }
+        let x = try channelsLast(a), y = try channelsLast(b)
+        let out = Tensor(uninitialized: .channelsLast([n, 2 * c, h, w]))
+        let xs = x.storage.floats, ys = y.storage.floats, d = out.storage.floats
+        scale.withUnsafeBufferPointer { sc in shift.withUnsafeBufferPointer { sh in
+            parallelRows(n * h) { rows in
+                for row in rows {
+                    for px in 0..<w {
+                        let p = row * w + px
+                        let src0 = xs + p * c, src1 = ys + p * c, dst = d + p * 2 * c
+                        for ch in 0..<c {
+                            let v = src0[ch] * sc[ch] + sh[ch]
+                            dst[ch] = v < 0 ? v * slope : v
+                        }
+                        for ch in 0..<c {
+                            let v = src1[ch] * sc[c + ch] + sh[c + ch]
+                            dst[c + ch] = v < 0 ? v * slope : v
+                        }
+                    }
+                }
+            }
+        } }
+        return out
+    }
+
     /// GFPGAN's channel-split SFT: channels `from..<C` become `x·scale + shift` (scale and shift are
     /// `[N, C − from, H, W]`), the others pass through. The result is channels-last.
     public func spatialFeatureTransform(_ x: Tensor, scale: Tensor, shift: Tensor, fromChannel from: Int) throws -> Tensor {

@@ -90,7 +90,7 @@ struct GPENStyledConv: Sendable {
             throw ModelError.invalidInput("GPEN: encoder feature \(feature.shape) does not fit a \(y.shape) style conv")
         }
         let scale = demod!.map { $0 * sqrt2 } + [Float](repeating: noiseWeight * sqrt2, count: cout)
-        return try ctx.affine(try ctx.concat([y, feature]), scale: scale, shift: shift, leakyReLUSlope: 0.2)
+        return try ctx.affineConcat(y, feature, scale: scale, shift: shift, leakyReLUSlope: 0.2)
     }
 }
 

@@ -76,7 +76,7 @@ struct Models: ParsableCommand {
         static func describe(_ path: String, _ kind: ModelKind) throws -> String {
             let ctx = ComputeContext(threads: 1)
             switch kind {
-            case .faceRestoration: return try GFPGAN(path: path, context: ctx).config.architecture.rawValue
+            case .faceRestoration: return try FaceRestorer(modelPath: path, context: ctx).network.name
             case .faceDetection: return "RetinaFace \(try RetinaFace(path: path, context: ctx).backbone.rawValue)"
             case .faceParsing: _ = try ParseNet(path: path, context: ctx); return "ParseNet"
             case .imageRestoration: return try RealESRGANer(modelPath: path, context: ctx).title
