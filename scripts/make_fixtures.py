@@ -46,7 +46,8 @@ def versions():
     import cv2
     pkgs = ["torch", "numpy", "basicsr", "facexlib", "gfpgan", "realesrgan", "safetensors"]
     return ("".join(f"{p} {version(p) if p != 'torch' else torch.__version__}\n" for p in pkgs)
-            + f"opencv {cv2.__version__}\npython {sys.version.split()[0]}\n")
+            + f"opencv {cv2.__version__}\npython {sys.version.split()[0]}\n"
+            + f"yangxy/GPEN {GPEN_COMMIT} (GPEN steps; read from $GPEN_REPO)\n")
 
 
 def rnd(g, *shape, scale=1.0):
@@ -809,6 +810,7 @@ def make_models():
     save_file({"x": x.contiguous(), "y": y.contiguous()}, os.path.join(MODELS, "gfpgan_v1_tiny_io.safetensors"))
 
 
+GPEN_COMMIT = "2c736702983368847fb544d234a22ac7cff25802"   # the GPEN code the fixtures were made with
 GPEN_REPO = os.environ.get("GPEN_REPO", os.path.expanduser("~/.cache/facerestore-reference/GPEN"))
 
 
@@ -857,6 +859,50 @@ def gpen_forward(size, style, cm, narrow, seed, path, n_mlp=8):
     with torch.no_grad():
         y, _ = net(x)
     return net, x, y
+
+
+def make_gpen_imaging():
+    """The numeric stages of GPEN's pipeline against its own code and OpenCV 4.6: the reference
+    points (`get_reference_facial_points` at 64/256/512/1024), `_umeyama` forward and inverse
+    fits as `warp_and_crop_face` makes them (float32 points; the FFHQ-ish template under random
+    similarities and landmark noise), `cv2.filter2D` with the 3×3 smoothing kernel, `cv2.addWeighted`,
+    and float32 mask resizes (512 → 64, 256, 1024)."""
+    import cv2
+    gpen_import()
+    from align_faces import _umeyama, get_reference_facial_points
+    rng = np.random.default_rng(77)
+    out = {}
+    for size in (64, 256, 512, 1024):
+        out[f"template{size}"] = torch.from_numpy(np.float32(get_reference_facial_points((size, size), 0.25, (0, 0), True)).copy())
+    ref = np.float32(get_reference_facial_points((512, 512), 0.25, (0, 0), True))
+    src_sets, fwd, inv = [], [], []
+    for i in range(24):
+        a, sc = rng.uniform(-0.6, 0.6), rng.uniform(0.1, 3.0)
+        R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) / sc
+        pts = (ref - 256) @ R.T + rng.uniform(50, 900, 2) + rng.normal(0, 2.0 * (i % 3), (5, 2))
+        src = np.float32(pts)
+        params, scale = _umeyama(src, ref)
+        back, _ = _umeyama(ref, src, False, scale=1.0 / scale)
+        src_sets.append(src)
+        fwd.append(params[:2, :])
+        inv.append(back[:2, :])
+    out["points"] = torch.from_numpy(np.stack(src_sets))
+    out["forward"] = torch.from_numpy(np.stack(fwd))
+    out["inverse"] = torch.from_numpy(np.stack(inv))
+    img = rng.integers(0, 256, (29, 37, 3), dtype=np.uint8)
+    other = rng.integers(0, 256, (29, 37, 3), dtype=np.uint8)
+    kernel = np.array([[0.0625, 0.125, 0.0625], [0.125, 0.25, 0.125], [0.0625, 0.125, 0.0625]], dtype="float32")
+    out["image"], out["other"] = torch.from_numpy(img), torch.from_numpy(other)
+    out["smoothed"] = torch.from_numpy(cv2.filter2D(img, -1, kernel))
+    for alpha in (0.8, 0.35):
+        out[f"weighted{alpha}"] = torch.from_numpy(cv2.addWeighted(img, alpha, other, 1. - alpha, 0.0))
+    # The mask resize at 1/8 scale: 512 → 64 (the 8× down of GPEN-64), 256 (exact 2×: area path)
+    # and 1024 (2× up) as 64 → 8, 32 and 128.
+    mask = cv2.GaussianBlur(np.float32(rng.random((64, 64)) > 0.5), (7, 7), 2)
+    out["mask"] = torch.from_numpy(mask)
+    for size in (8, 32, 128, 45):
+        out[f"mask{size}"] = torch.from_numpy(cv2.resize(mask, (size, size)))
+    save_file(out, os.path.join(IMAGING, "gpen_imaging.safetensors"))
 
 
 def make_gpen():
@@ -1061,7 +1107,7 @@ def make_gpen_photo_cli():
    # rows, cols of the -s 2 output holding the pasted face
 
 
-STEPS = [make_noise, make_models, make_gpen, make_aligned_cli, make_examples, make_retinaface, make_tiny_retinaface,
+STEPS = [make_noise, make_models, make_gpen, make_gpen_imaging, make_aligned_cli, make_examples, make_retinaface, make_tiny_retinaface,
          make_realesrgan, make_parsenet, make_photo_cli, make_gpen_photo_cli, make_imaging, make_ops, make_checkpoints, make_layouts]
 
 if __name__ == "__main__":

@@ -190,14 +190,15 @@ extension PixelImage {
         return PixelImage(width: w, height: h, channels: cn, pixels: out)
     }
 
-    /// `cv2.addWeighted(a, alpha, b, 1 − alpha, 0)` on 8-bit images: float32 arithmetic, rounded
-    /// half to even and saturated. `alpha` = 1 returns `a`.
+    /// `cv2.addWeighted(a, alpha, b, 1 − alpha, 0)` on 8-bit images as OpenCV 4.6's SIMD path
+    /// computes it: `fma(a, α, fma(b, β, 0))` in float32, rounded half to even and saturated.
+    /// `alpha` = 1 returns `a`.
     public static func addWeighted(_ a: PixelImage, _ alpha: Double, _ b: PixelImage) -> PixelImage {
         precondition(a.width == b.width && a.height == b.height && a.channels == b.channels, "addWeighted needs equal images")
         if alpha == 1 { return a }
         let (fa, fb) = (Float(alpha), Float(1 - alpha))
         let px = zip(a.pixels, b.pixels).map { p, q -> UInt8 in
-            let v: Float = Float(p) * fa + Float(q) * fb
+            let v = (Float(q) * fb).addingProduct(Float(p), fa)
             return UInt8(clamping: Int(v.rounded(.toNearestOrEven)))
         }
         return PixelImage(width: a.width, height: a.height, channels: a.channels, pixels: px)
