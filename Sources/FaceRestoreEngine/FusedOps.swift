@@ -56,7 +56,10 @@ extension ComputeContext {
     /// `affine(cat([a, b], dim: 1), scale:, shift:, leakyReLUSlope:)` in one pass, without the
     /// concatenated tensor (GPEN's StyledConv: FusedLeakyReLU over the conv output and its noise
     /// input, concatenated). `scale` and `shift` cover the 2·C output channels. Channels-last result.
-    public func affineConcat(_ a: Tensor, _ b: Tensor, scale: [Float], shift: [Float], leakyReLUSlope slope: Float) throws -> Tensor {
+    /// `outputScale` (2·C factors) multiplies the activated result, rounded separately as a
+    /// following `multiply` would.
+    public func affineConcat(_ a: Tensor, _ b: Tensor, scale: [Float], shift: [Float], leakyReLUSlope slope: Float,
+                             outputScale: [Float]? = nil) throws -> Tensor {
         guard a.rank == 4, b.shape == a.shape else {
             throw EngineError.shapeMismatch(op: "affineConcat", detail: "\(a.shape) and \(b.shape)")
         }
@@ -66,8 +69,12 @@ extension ComputeContext {
         }
         let x = try channelsLast(a), y = try channelsLast(b)
         let out = Tensor(uninitialized: .channelsLast([n, 2 * c, h, w]))
+        if let outputScale, outputScale.count != 2 * c {
+            throw EngineError.shapeMismatch(op: "affineConcat", detail: "\(outputScale.count) output scales for \(2 * c) channels")
+        }
+        let post = outputScale ?? [Float](repeating: 1, count: 2 * c)
         let xs = x.storage.floats, ys = y.storage.floats, d = out.storage.floats
-        scale.withUnsafeBufferPointer { sc in shift.withUnsafeBufferPointer { sh in
+        post.withUnsafeBufferPointer { ps in scale.withUnsafeBufferPointer { sc in shift.withUnsafeBufferPointer { sh in
             parallelRows(n * h) { rows in
                 for row in rows {
                     for px in 0..<w {
@@ -75,16 +82,16 @@ extension ComputeContext {
                         let src0 = xs + p * c, src1 = ys + p * c, dst = d + p * 2 * c
                         for ch in 0..<c {
                             let v = src0[ch] * sc[ch] + sh[ch]
-                            dst[ch] = v < 0 ? v * slope : v
+                            dst[ch] = (v < 0 ? v * slope : v) * ps[ch]
                         }
                         for ch in 0..<c {
                             let v = src1[ch] * sc[c + ch] + sh[c + ch]
-                            dst[c + ch] = v < 0 ? v * slope : v
+                            dst[c + ch] = (v < 0 ? v * slope : v) * ps[c + ch]
                         }
                     }
                 }
             }
-        } }
+        } } }
         return out
     }
 

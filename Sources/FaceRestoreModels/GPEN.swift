@@ -83,14 +83,17 @@ struct GPENStyledConv: Sendable {
         shift = try scope["activate"].floats("bias", shape: [2 * cout]).map { $0 * sqrt2 }
     }
 
-    func callAsFunction(_ x: Tensor, style: Tensor, feature: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        let (y, demod) = try modulatedConv(x, style: style, ctx)
+    /// `x` already multiplied by `scales` (the conv's `inputScales`), or nil scales to multiply
+    /// here; `outputScale` multiplies the result in the same pass (the next conv's input scales).
+    func callAsFunction(_ x: Tensor, style: Tensor, scales: [Float]? = nil, feature: Tensor, outputScale: [Float]? = nil,
+                        _ ctx: ComputeContext) throws -> Tensor {
+        let (y, demod) = try scales.map { try modulatedConv(scaled: x, scales: $0, ctx) } ?? modulatedConv(x, style: style, ctx)
         let cout = modulatedConv.outChannels
         guard feature.shape == [1, cout, y.shape[2], y.shape[3]] else {
             throw ModelError.invalidInput("GPEN: encoder feature \(feature.shape) does not fit a \(y.shape) style conv")
         }
         let scale = demod!.map { $0 * sqrt2 } + [Float](repeating: noiseWeight * sqrt2, count: cout)
-        return try ctx.affineConcat(y, feature, scale: scale, shift: shift, leakyReLUSlope: 0.2)
+        return try ctx.affineConcat(y, feature, scale: scale, shift: shift, leakyReLUSlope: 0.2, outputScale: outputScale)
     }
 }
 
@@ -186,8 +189,11 @@ public final class GPEN: Sendable {
         var out = try conv1(constantInput, style: style, feature: byResolution[0], ctx)
         var skip = try toRGB1(out, style: style, skip: nil, ctx)
         for k in 0..<toRGBs.count {
-            out = try convs[2 * k](out, style: style, feature: byResolution[k + 1], ctx)
-            out = try convs[2 * k + 1](out, style: style, feature: byResolution[k + 1], ctx)
+            // The second conv's input scaling is folded into the first conv's activation pass (its
+            // output has no other consumer).
+            let next = try convs[2 * k + 1].modulatedConv.inputScales(style, ctx)
+            out = try convs[2 * k](out, style: style, feature: byResolution[k + 1], outputScale: next, ctx)
+            out = try convs[2 * k + 1](out, style: style, scales: next, feature: byResolution[k + 1], ctx)
             skip = try toRGBs[k](out, style: style, skip: skip, ctx)
         }
         return try ctx.contiguous(skip)

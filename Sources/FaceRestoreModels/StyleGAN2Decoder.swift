@@ -97,9 +97,19 @@ struct ModulatedConv2d: Sendable {
     /// `conv(x ⊙ s)` (resampled as the variant does) and the per-output-channel demodulation factors
     /// (nil without demodulation).
     func callAsFunction(_ x: Tensor, style: Tensor, _ ctx: ComputeContext) throws -> (Tensor, [Float]?) {
-        var s = try ctx.array(modulation(style, ctx))
-        if styleScale != 1 { s = s.map { $0 * styleScale } }
-        let input = try ctx.multiply(x, Tensor(shape: [1, inChannels, 1, 1], values: s))
+        let s = try inputScales(style, ctx)
+        return try callAsFunction(scaled: try ctx.multiply(x, Tensor(shape: [1, inChannels, 1, 1], values: s)), scales: s, ctx)
+    }
+
+    /// The per-input-channel factors s (the modulation, with the equalized-lr scale folded in).
+    func inputScales(_ style: Tensor, _ ctx: ComputeContext) throws -> [Float] {
+        let s = try ctx.array(modulation(style, ctx))
+        return styleScale != 1 ? s.map { $0 * styleScale } : s
+    }
+
+    /// The same on an input already multiplied by `scales` (`inputScales`), for callers that fold
+    /// the multiplication into the pass producing the input.
+    func callAsFunction(scaled input: Tensor, scales s: [Float], _ ctx: ComputeContext) throws -> (Tensor, [Float]?) {
         let y: Tensor
         switch op {
         case .none(let conv): y = try conv(input, ctx)
