@@ -69,6 +69,19 @@ def reference_aligned(net, path):
     return tensor2img(out)
 
 
+def bench_ours(ckpt, io, ours_out, y, args):
+    """`facerestore-bench` on the input in `io`: its output (stdout), forward median, and max abs
+    error against the reference output `y`, raw and clamped to [-1, 1]."""
+    bench = os.path.join(ROOT, ".build/release/facerestore-bench")
+    out = subprocess.run([bench, "gfpgan", "--model", ckpt, "--io", io, "--out", ours_out, "--threads", str(args.threads),
+                          "--runs", str(args.runs)], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"facerestore-bench failed: {out.stderr}")
+    ours_time = float(out.stdout.split("forward median ")[1].split(" s")[0])
+    ours = load_file(ours_out)["y"]
+    return out, ours_time, (ours - y).abs().max().item(), (ours.clamp(-1, 1) - y.clamp(-1, 1)).abs().max().item()
+
+
 def compare(name, args):
     ckpt, net, x, y = build(name)
     io = os.path.join(BIG, f"gfpgan_{name}_parity_io.safetensors")
@@ -84,15 +97,7 @@ def compare(name, args):
             times.append(time.perf_counter() - t0)
     ref_time = statistics.median(times)
 
-    bench = os.path.join(ROOT, ".build/release/facerestore-bench")
-    out = subprocess.run([bench, "gfpgan", "--model", ckpt, "--io", io, "--out", ours_out, "--threads", str(args.threads),
-                          "--runs", str(args.runs)], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"facerestore-bench failed: {out.stderr}")
-    ours_time = float(out.stdout.split("forward median ")[1].split(" s")[0])
-    ours = load_file(ours_out)["y"]
-    err = (ours - y).abs().max().item()
-    err_clamped = (ours.clamp(-1, 1) - y.clamp(-1, 1)).abs().max().item()
+    out, ours_time, err, err_clamped = bench_ours(ckpt, io, ours_out, y, args)
 
     # CLI on a real photo against the reference aligned pipeline.
     tmp = tempfile.mkdtemp()

@@ -30,16 +30,16 @@ import time
 import cv2
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fixtures import (BIG, EXAMPLES, PHOTOS, SHARED_WEIGHTS, FacexlibBoxes, gpen_enhancement, gpen_import,  # noqa: E402
                            load_mnet_detector, randomize_gpen)
+from parity_gfpgan import bench_ours  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTO = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"
 CLI = os.path.join(ROOT, ".build/release/facerestore")
-BENCH = os.path.join(ROOT, ".build/release/facerestore-bench")
 CONFIGS = {"512": (512, 2, 1.0, 4096), "256": (256, 1, 0.5, 4097)}
 
 
@@ -84,14 +84,7 @@ def compare(name, args):
     io = os.path.join(BIG, f"gpen_{name}_parity_io.safetensors")
     ours_out = os.path.join(BIG, f"gpen_{name}_parity_ours.safetensors")
     save_file({"x": x.contiguous(), "y": y.contiguous()}, io)
-    out = subprocess.run([BENCH, "gpen", "--model", ckpt, "--io", io, "--out", ours_out, "--threads", str(args.threads),
-                          "--runs", str(args.runs)], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"facerestore-bench failed: {out.stderr}")
-    ours_time = float(out.stdout.split("forward median ")[1].split(" s")[0])
-    ours = load_file(ours_out)["y"]
-    err = (ours - y).abs().max().item()
-    err_clamped = (ours.clamp(-1, 1) - y.clamp(-1, 1)).abs().max().item()
+    out, ours_time, err, err_clamped = bench_ours(ckpt, io, ours_out, y, args)   # the model is read from the file
 
     tmp = tempfile.mkdtemp()
     try:

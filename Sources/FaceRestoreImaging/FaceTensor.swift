@@ -55,7 +55,6 @@ public enum FaceTensor {
     /// GPEN's truncating variant).
     public static func bgrImage(from tensor: Tensor, quantization: Quantization = .roundHalfEven,
                                 _ context: ComputeContext) throws -> PixelImage {
-        if quantization == .truncate { return try truncatedImage(from: tensor, context) }
         guard tensor.rank == 4, tensor.shape[0] == 1, tensor.shape[1] == 3 else {
             throw EngineError.shapeMismatch(op: "tensor2img", detail: "needs [1, 3, H, W], got \(tensor.shape)")
         }
@@ -64,25 +63,13 @@ public enum FaceTensor {
         var pixels = [UInt8](repeating: 0, count: h * w * 3)
         for c in 0..<3 {
             for i in 0..<(h * w) {
-                let v = min(max(values[c * h * w + i], -1), 1)
-                let scaled = ((v + 1) / 2) * 255
-                pixels[i * 3 + (2 - c)] = UInt8(scaled.rounded(.toNearestOrEven))
-            }
-        }
-        return PixelImage(width: w, height: h, channels: 3, pixels: pixels)
-    }
-
-    private static func truncatedImage(from tensor: Tensor, _ context: ComputeContext) throws -> PixelImage {
-        guard tensor.rank == 4, tensor.shape[0] == 1, tensor.shape[1] == 3 else {
-            throw EngineError.shapeMismatch(op: "tensor2img", detail: "needs [1, 3, H, W], got \(tensor.shape)")
-        }
-        let (h, w) = (tensor.shape[2], tensor.shape[3])
-        let values = try context.array(tensor)
-        var pixels = [UInt8](repeating: 0, count: h * w * 3)
-        for c in 0..<3 {
-            for i in 0..<(h * w) {
-                let v = min(max(values[c * h * w + i] * 0.5 + 0.5, 0), 1) * 255
-                pixels[i * 3 + (2 - c)] = UInt8(v.rounded(.towardZero))
+                let x = values[c * h * w + i]
+                let byte: UInt8
+                switch quantization {
+                case .roundHalfEven: byte = UInt8((((min(max(x, -1), 1) + 1) / 2) * 255).rounded(.toNearestOrEven))
+                case .truncate: byte = UInt8((min(max(x * 0.5 + 0.5, 0), 1) * 255).rounded(.towardZero))
+                }
+                pixels[i * 3 + (2 - c)] = byte
             }
         }
         return PixelImage(width: w, height: h, channels: 3, pixels: pixels)

@@ -38,19 +38,23 @@ extension PhotoRestorer {
         return reference.map { p in (x: Double(Float((p.0 + 8 + 28) * factor)), y: Double(Float((p.1 + 28) * factor))) }
     }
 
-    /// The paste mask GPEN builds at 512² (before resizing to the model size): ParseNet's face
-    /// classes, or without a parser the blurred square `FaceEnhancement.__init__` prepares.
+    /// GPEN's unused alternative to the parse mask, prepared once in `FaceEnhancement.__init__`:
+    /// `cv2.rectangle(mask, (26, 26), (486, 486), 1, -1, LINE_AA)` on a float32 512² plane, blurred
+    /// (101, σ 4) twice in float32, resized to the model size. The same for every face.
+    static func gpenSquareMask(size: Int) -> Plane<Float> {
+        let s = 512, frame = 26
+        let square = Plane<Float>(width: s, height: s, values: (0..<(s * s)).map { i in
+            (frame...(s - frame)).contains(i % s) && (frame...(s - frame)).contains(i / s) ? 1 : 0
+        })
+        return square.gaussianBlurred(size: 101, sigma: 4).gaussianBlurred(size: 101, sigma: 4).resizedLinear(width: size, height: size)
+    }
+
+    /// The paste mask for one restored face at the model size: ParseNet's face classes, or without
+    /// a parser the square mask made at init.
     func gpenMask(_ restored: PixelImage, context: ComputeContext) throws -> Plane<Float> {
         let s = 512, frame = 26
         let size = restorer.faceSize
-        guard let parser else {
-            // `cv2.rectangle(mask, (26, 26), (486, 486), 1, -1, LINE_AA)` on float32, blurred in float32.
-            let square = Plane<Float>(width: s, height: s, values: (0..<(s * s)).map { i in
-                (frame...(s - frame)).contains(i % s) && (frame...(s - frame)).contains(i / s) ? 1 : 0
-            })
-            return square.gaussianBlurred(size: 101, sigma: 4).gaussianBlurred(size: 101, sigma: 4)
-                .resizedLinear(width: size, height: size)
-        }
+        guard let parser else { return gpenSquare ?? Self.gpenSquareMask(size: size) }
         let input = restored.resizedLinear(width: s, height: s)
         // FaceParse.img2tensor: BGR→RGB, `img / 255. * 2 - 1` in float64, then float32.
         let x = Tensor(shape: [1, 3, s, s]) { out in
@@ -102,9 +106,7 @@ extension PhotoRestorer {
         }
         let out = try timings.measure(\.paste) { () throws -> PixelImage in
             guard !faces.isEmpty else { return upsampled }
-            // Without a parser every face has the same mask: computed once.
-            let square = parser == nil ? try gpenMask(faces[0].restored, context: context) : nil
-            let masks = try faces.map { try square ?? gpenMask($0.restored, context: context) }
+            let masks = try faces.map { try gpenMask($0.restored, context: context) }
             return pasteGPEN(pasted, masks: masks, inverses: inverses, onto: upsampled)
         }
         return PhotoRestoration(faces: faces, detectedCount: detectedCount, image: out, timings: timings, usedParsing: parser != nil)

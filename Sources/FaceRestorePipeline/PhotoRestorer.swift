@@ -74,6 +74,8 @@ public struct PhotoRestorer: Sendable {
     public let parser: ParseNet?
     /// Upsamples the background (`--bg-upsampler realesrgan`); nil resizes it with LANCZOS4.
     public let background: RealESRGANer?
+    /// GPEN's paste mask without a parser (the same for every face), made once here.
+    let gpenSquare: Plane<Float>?
 
     /// facexlib's 5-point FFHQ template for a 512² face.
     public static let template512: [(x: Double, y: Double)] = [
@@ -86,6 +88,7 @@ public struct PhotoRestorer: Sendable {
         self.detector = detector
         self.parser = parser
         self.background = background
+        gpenSquare = restorer.isGPEN && parser == nil ? Self.gpenSquareMask(size: restorer.faceSize) : nil
     }
 
     /// Faces as `GFPGANer.enhance` keeps them: detected, eye distance ≥ 5 px, optionally only the
