@@ -46,6 +46,11 @@ struct MemoryDesc: @unchecked Sendable {
         dims.count == 4 ? MemoryDesc(dims: dims, tag: dnnl_acdb) : plain(dims)
     }
 
+    /// oneDNN's nChw16c (`aBcd16b`): channels in blocks of 16, each block a channels-last image.
+    static func channelBlocked16(_ dims: [Int]) -> MemoryDesc {
+        MemoryDesc(dims: dims, tag: dnnl_aBcd16b)
+    }
+
     /// "Let the primitive choose" descriptor.
     static func any(_ dims: [Int], type: dnnl_data_type_t = dnnl_f32) -> MemoryDesc {
         MemoryDesc(dims: dims, tag: dnnl_format_tag_any, type: type)
@@ -78,6 +83,12 @@ struct MemoryDesc: @unchecked Sendable {
 
     var isChannelsLast: Bool {
         dims.count == 4 && self == MemoryDesc.channelsLast(dims)
+    }
+
+    /// nChw16c with a channel count that is a multiple of 16 (no padded channels).
+    var isChannelBlocked16: Bool {
+        let d = dims
+        return d.count == 4 && d[1] % 16 == 0 && self == MemoryDesc.channelBlocked16(d)
     }
 
     /// A view of a region (sub-tensor) of this memory; only valid where oneDNN allows it
@@ -138,7 +149,7 @@ struct PrimitiveArg {
 /// A primitive's op descriptor, as oneDNN 2.x builds them.
 enum OpDesc {
     case convolution(src: MemoryDesc, weights: MemoryDesc, bias: MemoryDesc?, dst: MemoryDesc,
-                     strides: [Int], dilation: [Int], padL: [Int], padR: [Int])
+                     strides: [Int], dilation: [Int], padL: [Int], padR: [Int], winograd: Bool = false)
     case deconvolution(src: MemoryDesc, weights: MemoryDesc, bias: MemoryDesc?, dst: MemoryDesc,
                        strides: [Int], padL: [Int], padR: [Int])
     case eltwise(alg: dnnl_alg_kind_t, data: MemoryDesc, alpha: Float, beta: Float)
@@ -328,14 +339,15 @@ private func withOpDesc(_ op: OpDesc, _ body: (const_dnnl_op_desc_t) -> dnnl_sta
         return withUnsafePointer(to: &d) { body(UnsafeRawPointer($0)) }
     }
     switch op {
-    case let .convolution(src, weights, bias, dst, strides, dilation, padL, padR):
+    case let .convolution(src, weights, bias, dst, strides, dilation, padL, padR, winograd):
         var d = dnnl_convolution_desc_t()
+        let alg = winograd ? dnnl_convolution_winograd : dnnl_convolution_direct
         var s = src.raw, w = weights.raw, o = dst.raw, b = bias?.raw ?? dnnl_memory_desc_t()
         let st = strides.map(Int64.init), dl = dilation.map { Int64($0 - 1) }
         let pl = padL.map(Int64.init), pr = padR.map(Int64.init)
         let status = bias == nil
-            ? dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_convolution_direct, &s, &w, nil, &o, st, dl, pl, pr)
-            : dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_convolution_direct, &s, &w, &b, &o, st, dl, pl, pr)
+            ? dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_inference, alg, &s, &w, nil, &o, st, dl, pl, pr)
+            : dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_inference, alg, &s, &w, &b, &o, st, dl, pl, pr)
         return run(&d, status)
     case let .deconvolution(src, weights, bias, dst, strides, padL, padR):
         var d = dnnl_deconvolution_desc_t()

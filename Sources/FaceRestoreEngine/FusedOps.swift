@@ -1,7 +1,19 @@
-// Fused per-channel ops on channels-last activations, one memory pass each (StyleGAN2's
-// StyleConv/ToRGB tails and GFPGAN's channel-split SFT), split across the context's threads.
+// Fused per-channel ops, one memory pass each (StyleGAN2's StyleConv/ToRGB tails, GPEN's
+// concatenating noise, GFPGAN's channel-split SFT), split across the context's threads.
+//
+// They read and write 4-D activations in either of two layouts, keeping the one they are given:
+// channels-last (NHWC) or oneDNN's nChw16c, which the Winograd convolutions produce. Both are
+// "channel-blocked": element (n, c, y, x) of a tensor with C channels in blocks of B lies at
+// ((n·C/B + c/B)·H·W + y·W + x)·B + c mod B, with B = C for channels-last and 16 for nChw16c.
 
 import Foundation
+
+/// A 4-D activation in a channel-blocked layout, with its block size.
+struct ChannelBlocked {
+    let tensor: Tensor
+    let block: Int
+    var pointer: UnsafeMutablePointer<Float> { tensor.storage.floats }
+}
 
 extension ComputeContext {
     /// Splits `count` rows over the context's threads.
@@ -16,9 +28,35 @@ extension ComputeContext {
         }
     }
 
+    /// `t` as it is when nChw16c (and `allowBlocked`), else in channels-last.
+    func channelBlocked(_ t: Tensor, allowBlocked: Bool = true) throws -> ChannelBlocked {
+        if allowBlocked, t.desc.isChannelBlocked16 { return ChannelBlocked(tensor: t, block: 16) }
+        return ChannelBlocked(tensor: try channelsLast(t), block: t.shape[1])
+    }
+
+    /// `t` in the channel-blocked layout with block `block` (16, or its channel count).
+    func channelBlocked(_ t: Tensor, block: Int) throws -> ChannelBlocked {
+        let desc: MemoryDesc = block == t.shape[1] ? .channelsLast(t.shape) : .channelBlocked16(t.shape)
+        return ChannelBlocked(tensor: try reordered(t, to: desc), block: block)
+    }
+
+    /// Calls `body(rowStart, channelBase, pixelBase)` for every row of pixels of one channel block:
+    /// the row's B·W values start at `rowStart`; `channelBase` is the block's first channel and
+    /// `pixelBase` the row's first pixel index in N·H·W order.
+    func forEachBlockRow(n: Int, c: Int, h: Int, w: Int, block: Int, _ body: (Int, Int, Int) -> Void) {
+        let blocks = c / block
+        parallelRows(n * blocks * h) { rows in
+            for row in rows {
+                let y = row % h, nb = row / h, cb = nb % blocks, b = nb / blocks
+                body(row * w * block, cb * block, (b * h + y) * w)
+            }
+        }
+    }
+
     /// `y = act(x·scale[c] + shift[c] + spatialWeight·spatial[n, 0, h, w])` for a 4-D tensor, where
-    /// every term is optional and `act` is a leaky ReLU when `slope` is given. The result is
-    /// channels-last. (StyleConv: modulated conv · √2·demod + w·noise + bias, then lrelu 0.2.)
+    /// every term is optional and `act` is a leaky ReLU when `slope` is given. The result keeps the
+    /// input's layout if it is nChw16c, else is channels-last. (StyleConv: modulated conv · √2·demod
+    /// + w·noise + bias, then lrelu 0.2.)
     public func affine(_ x: Tensor, scale: [Float]? = nil, shift: [Float]? = nil, spatial: Tensor? = nil,
                        spatialWeight: Float = 1, leakyReLUSlope slope: Float? = nil) throws -> Tensor {
         guard x.rank == 4 else { throw EngineError.shapeMismatch(op: "affine", detail: "needs NCHW, got \(x.shape)") }
@@ -28,24 +66,21 @@ extension ComputeContext {
         if let spatial, spatial.shape != [n, 1, h, w] {
             throw EngineError.shapeMismatch(op: "affine", detail: "spatial term \(spatial.shape) for input \(x.shape)")
         }
-        let src = try channelsLast(x)
+        let src = try channelBlocked(x)
         let sp = try spatial.map { try contiguous($0) }
-        let out = Tensor(uninitialized: src.desc)
-        let ones = [Float](repeating: 1, count: c), zeros = [Float](repeating: 0, count: c)
-        let sc = scale ?? ones, sh = shift ?? zeros
-        let s = src.storage.floats, d = out.storage.floats
+        let out = Tensor(uninitialized: src.tensor.desc)
+        let sc = scale ?? [Float](repeating: 1, count: c), sh = shift ?? [Float](repeating: 0, count: c)
+        let s = src.pointer, d = out.storage.floats, bs = src.block
         let noise = sp?.storage.floats
         let negative = slope ?? 1
         sc.withUnsafeBufferPointer { scp in sh.withUnsafeBufferPointer { shp in
-            parallelRows(n * h) { rows in
-                for row in rows {
-                    for px in 0..<w {
-                        let base = (row * w + px) * c
-                        let add = noise.map { spatialWeight * $0[row * w + px] } ?? 0
-                        for ch in 0..<c {
-                            let v = s[base + ch] * scp[ch] + add + shp[ch]
-                            d[base + ch] = v < 0 ? v * negative : v
-                        }
+            forEachBlockRow(n: n, c: c, h: h, w: w, block: bs) { start, c0, p0 in
+                for px in 0..<w {
+                    let base = start + px * bs
+                    let add = noise.map { spatialWeight * $0[p0 + px] } ?? 0
+                    for j in 0..<bs {
+                        let v = s[base + j] * scp[c0 + j] + add + shp[c0 + j]
+                        d[base + j] = v < 0 ? v * negative : v
                     }
                 }
             }
@@ -55,9 +90,9 @@ extension ComputeContext {
 
     /// `affine(cat([a, b], dim: 1), scale:, shift:, leakyReLUSlope:)` in one pass, without the
     /// concatenated tensor (GPEN's StyledConv: FusedLeakyReLU over the conv output and its noise
-    /// input, concatenated). `scale` and `shift` cover the 2·C output channels. Channels-last result.
-    /// `outputScale` (2·C factors) multiplies the activated result, rounded separately as a
-    /// following `multiply` would.
+    /// input, concatenated). `scale` and `shift` cover the 2·C output channels. The result is
+    /// nChw16c when `a` is, else channels-last. `outputScale` (2·C factors) multiplies the activated
+    /// result, rounded separately as a following `multiply` would.
     public func affineConcat(_ a: Tensor, _ b: Tensor, scale: [Float], shift: [Float], leakyReLUSlope slope: Float,
                              outputScale: [Float]? = nil) throws -> Tensor {
         guard a.rank == 4, b.shape == a.shape else {
@@ -67,26 +102,34 @@ extension ComputeContext {
         guard scale.count == 2 * c, shift.count == 2 * c else {
             throw EngineError.shapeMismatch(op: "affineConcat", detail: "\(scale.count) scales, \(shift.count) shifts for \(2 * c) channels")
         }
-        let x = try channelsLast(a), y = try channelsLast(b)
-        let out = Tensor(uninitialized: .channelsLast([n, 2 * c, h, w]))
         if let outputScale, outputScale.count != 2 * c {
             throw EngineError.shapeMismatch(op: "affineConcat", detail: "\(outputScale.count) output scales for \(2 * c) channels")
         }
+        let x = try channelBlocked(a)
+        let y = try channelBlocked(b, block: x.block)
+        let dims = [n, 2 * c, h, w]
+        let out = Tensor(uninitialized: x.block == c ? .channelsLast(dims) : .channelBlocked16(dims))
         let post = outputScale ?? [Float](repeating: 1, count: 2 * c)
-        let xs = x.storage.floats, ys = y.storage.floats, d = out.storage.floats
+        let xs = x.pointer, ys = y.pointer, d = out.storage.floats
+        // Output block size: 2·C for channels-last (one block holding a's then b's channels), 16 for
+        // nChw16c (a's blocks, then b's).
+        let bo = x.block == c ? 2 * c : 16
+        let hw = h * w
         post.withUnsafeBufferPointer { ps in scale.withUnsafeBufferPointer { sc in shift.withUnsafeBufferPointer { sh in
-            parallelRows(n * h) { rows in
-                for row in rows {
+            forEachBlockRow(n: n, c: 2 * c, h: h, w: w, block: bo) { start, c0, p0 in
+                // The row's channels c0..<c0+bo come from a (below c) and then b, each run
+                // contiguous in its source.
+                let runs = [(xs, c0, min(c0 + bo, c)), (ys, max(c0, c), c0 + bo)]
+                for (src, lo, hi) in runs where lo < hi {
+                    let from = lo < c ? lo : lo - c
+                    // Consecutive pixels of a row are one block apart in both layouts.
+                    let row = src + Self.blockedOffset(pixel: p0, channel: from, channels: c, hw: hw, block: x.block)
                     for px in 0..<w {
-                        let p = row * w + px
-                        let src0 = xs + p * c, src1 = ys + p * c, dst = d + p * 2 * c
-                        for ch in 0..<c {
-                            let v = src0[ch] * sc[ch] + sh[ch]
-                            dst[ch] = (v < 0 ? v * slope : v) * ps[ch]
-                        }
-                        for ch in 0..<c {
-                            let v = src1[ch] * sc[c + ch] + sh[c + ch]
-                            dst[c + ch] = (v < 0 ? v * slope : v) * ps[c + ch]
+                        let dst = d + start + px * bo + (lo - c0)
+                        let o = row + px * x.block
+                        for j in 0..<(hi - lo) {
+                            let v = o[j] * sc[lo + j] + sh[lo + j]
+                            dst[j] = (v < 0 ? v * slope : v) * ps[lo + j]
                         }
                     }
                 }
@@ -95,8 +138,16 @@ extension ComputeContext {
         return out
     }
 
+    /// The offset of (pixel p of N·H·W, channel ch) in a channel-blocked tensor.
+    @inline(__always)
+    static func blockedOffset(pixel p: Int, channel ch: Int, channels c: Int, hw: Int, block: Int) -> Int {
+        let b = p / hw, q = p - b * hw
+        return ((b * (c / block) + ch / block) * hw + q) * block + ch % block
+    }
+
     /// GFPGAN's channel-split SFT: channels `from..<C` become `x·scale + shift` (scale and shift are
-    /// `[N, C − from, H, W]`), the others pass through. The result is channels-last.
+    /// `[N, C − from, H, W]`), the others pass through. The result keeps nChw16c when `x`, the
+    /// scale and the split point allow it, else is channels-last.
     public func spatialFeatureTransform(_ x: Tensor, scale: Tensor, shift: Tensor, fromChannel from: Int) throws -> Tensor {
         guard x.rank == 4 else { throw EngineError.shapeMismatch(op: "sft", detail: "needs NCHW, got \(x.shape)") }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
@@ -104,15 +155,22 @@ extension ComputeContext {
         guard from >= 0, k > 0, scale.shape == [n, k, h, w], shift.shape == [n, k, h, w] else {
             throw EngineError.shapeMismatch(op: "sft", detail: "input \(x.shape), scale \(scale.shape), shift \(shift.shape), from channel \(from)")
         }
-        let src = try channelsLast(x), a = try channelsLast(scale), b = try channelsLast(shift)
-        let out = Tensor(uninitialized: src.desc)
-        let s = src.storage.floats, d = out.storage.floats, ap = a.storage.floats, bp = b.storage.floats
-        parallelRows(n * h) { rows in
-            for row in rows {
-                for px in 0..<w {
-                    let p = row * w + px
-                    (d + p * c).update(from: s + p * c, count: from)
-                    for j in 0..<k { d[p * c + from + j] = s[p * c + from + j] * ap[p * k + j] + bp[p * k + j] }
+        let src = try channelBlocked(x, allowBlocked: from % 16 == 0)
+        let blocked = src.block == 16
+        let a = try channelBlocked(scale, block: blocked ? 16 : k), b = try channelBlocked(shift, block: blocked ? 16 : k)
+        let out = Tensor(uninitialized: src.tensor.desc)
+        let s = src.pointer, d = out.storage.floats, ap = a.pointer, bp = b.pointer, bs = src.block
+        forEachBlockRow(n: n, c: c, h: h, w: w, block: bs) { start, c0, p0 in
+            // Channels below `from` pass through; the rest are contiguous in scale and shift.
+            let split = min(max(from - c0, 0), bs)
+            let row = split < bs ? Self.blockedOffset(pixel: p0, channel: c0 + split - from, channels: k, hw: h * w, block: a.block) : 0
+            for px in 0..<w {
+                let base = start + px * bs
+                (d + base).update(from: s + base, count: split)
+                guard split < bs else { continue }
+                let o = row + px * a.block
+                for j in split..<bs {
+                    d[base + j] = s[base + j] * ap[o + j - split] + bp[o + j - split]
                 }
             }
         }

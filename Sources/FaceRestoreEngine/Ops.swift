@@ -40,7 +40,10 @@ extension ComputeContext {
             throw EngineError.shapeMismatch(op: op, detail: "\(a.shape) and \(b.shape) (the second may broadcast)")
         }
         // Same-shape operands share the first one's layout so the fast kernel applies.
-        let rhs = a.shape == b.shape ? try reordered(b, to: a.desc) : b
+        // A per-channel operand of an nChw16c tensor is blocked too (else oneDNN 2.6 falls back to its
+        // reference kernel).
+        let rhs = a.shape == b.shape ? try reordered(b, to: a.desc)
+            : (a.desc.isChannelBlocked16 && b.shape == [1, a.shape[1], 1, 1] ? try reordered(b, to: .channelBlocked16(b.shape)) : b)
         let p = try make(.binary(alg: alg, src0: a.desc, src1: rhs.desc, dst: a.desc))
         let out = Tensor(uninitialized: a.desc)
         try run(p, [PrimitiveArg(role: DNNL_ARG_SRC_0, desc: a.desc, data: a.storage.pointer),
@@ -78,8 +81,10 @@ extension ComputeContext {
         guard height > 0, width > 0 else { throw EngineError.shapeMismatch(op: "resize", detail: "\(x.shape) to \(height)×\(width)") }
         let (ih, iw) = (x.shape[2], x.shape[3])
         let dstDims = [x.shape[0], x.shape[1], height, width]
-        let dst = x.layout == .plain ? MemoryDesc.plain(dstDims) : MemoryDesc.channelsLast(dstDims)
-        let src = x.layout == .plain ? x : try channelsLast(x)
+        // Plain and nChw16c inputs keep their layout through oneDNN's resampling; others go channels-last.
+        let dst = x.layout == .plain ? MemoryDesc.plain(dstDims)
+            : (x.desc.isChannelBlocked16 ? MemoryDesc.channelBlocked16(dstDims) : MemoryDesc.channelsLast(dstDims))
+        let src = x.layout == .plain || x.desc.isChannelBlocked16 ? x : try channelsLast(x)
         // oneDNN maps coordinates by the size ratio; that equals PyTorch's mapping exactly when the
         // ratio is 2 or 1/2 in both dims and matches the requested scale.
         let exact = { (i: Int, o: Int, s: Double) in (o == 2 * i && s == 0.5) || (2 * o == i && s == 2) }
@@ -142,7 +147,10 @@ extension ComputeContext {
         }
         var dims = first.shape
         dims[axis] = tensors.reduce(0) { $0 + $1.shape[axis] }
-        let dst: MemoryDesc = first.layout == .plain ? .plain(dims) : .channelsLast(dims)
+        // nChw16c inputs (Winograd outputs) concatenated along channels stay nChw16c: oneDNN's fast
+        // concat copies whole blocks; mixing layouts falls back to its slow reference kernel.
+        let blocked = axis == 1 && tensors.allSatisfy { $0.desc.isChannelBlocked16 }
+        let dst: MemoryDesc = first.layout == .plain ? .plain(dims) : (blocked ? .channelBlocked16(dims) : .channelsLast(dims))
         let p: Primitive
         do {
             p = try Primitive.concat(tensors.map(\.desc), axis: axis, dst: dst, engine: engine)

@@ -163,7 +163,7 @@ func benchConv(threads: Int, seconds: Double, reference: String?) throws {
 /// `io` (key "x") and writes the output (key "y") to `output`, for scripts/parity_gfpgan.py and
 /// scripts/parity_gpen.py, which time the reference in the same run.
 func benchFaceModel(model: String, io: String, output: String?, threads: Int, runs: Int, precision: Precision) throws {
-    let ctx = ComputeContext(threads: threads, precision: precision)
+    let ctx = ComputeContext(threads: threads, precision: precision, winograd: !args.contains("--no-winograd"))
     let t0 = now()
     let net: (Tensor, ComputeContext) throws -> Tensor
     switch try FaceRestorer(modelPath: model, context: ctx).network {
@@ -195,7 +195,7 @@ func benchFaceModel(model: String, io: String, output: String?, threads: Int, ru
 /// Times one Real-ESRGAN forward on a `size`² random tile (seeded, in [0, 1]); scripts/bench_realesrgan.py
 /// times PyTorch on the same tile shape in the same run.
 func benchRealESRGAN(model: String, size: Int, threads: Int, runs: Int, precision: Precision) throws {
-    let ctx = ComputeContext(threads: threads, precision: precision)
+    let ctx = ComputeContext(threads: threads, precision: precision, winograd: !args.contains("--no-winograd"))
     let t0 = now()
     let up = try RealESRGANer(modelPath: model, tile: 0, context: ctx)
     let loadTime = now() - t0

@@ -95,6 +95,9 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: "Convolution precision: fp32 (default, matches the reference) or bf16 (faster, opt-in).")
     var precision: Precision = .fp32
 
+    @Flag(name: .long, help: "Direct convolutions only (no Winograd): about 30% slower, less memory; outputs differ by a few ulps.")
+    var noWinograd = false
+
     @Flag(name: .long, help: "Print per-stage timings for each image.")
     var verbose = false
 
@@ -118,7 +121,7 @@ struct Restore: ParsableCommand {
 
     func run() throws {
         ProcessTuning.keepFreedMemoryForReuse()
-        let context = ComputeContext(threads: threads, precision: precision)
+        let context = ComputeContext(threads: threads, precision: precision, winograd: !noWinograd)
         let files = try inputFiles()
         let model: String
         switch resolveModel() {
