@@ -121,15 +121,17 @@ private final class FixedWeightKernel: Sendable {
     }
 
     /// Whether a Winograd kernel is worth trying: 3×3, stride 1, no dilation or groups, float32,
-    /// at least 64 input and 32 output channels and an output of at least 16×16 at the hinted size
-    /// (below those the transforms cost more than they save: measured with oneDNN 2.6 on this
-    /// project's AVX-512 machine, 1.2–2.7× faster above them, 0.7–0.9× for 16–32 channels), and
-    /// the context allowing it. A static rule, so the same input always takes the same kernels.
+    /// at least 64 input and 32 output channels, an output of at least 64×64 at the hinted size,
+    /// and the context allowing it. A static rule, so the same input always takes the same kernels.
+    /// Measured with oneDNN 2.6 on this project's AVX-512 machine: 1.2–2.7× faster per call above
+    /// these sizes, 0.7–0.9× with 16–32 channels; and the one-off weight transform at load (about
+    /// 60 ms for 512×512 channels) outweighs a whole forward pass's saving below 64×64 (3 ms per
+    /// call at 16², 12 ms at 32², 47 ms at 64² for 512×512 channels).
     static func winogradCandidate(kind: WeightedKind, weightDims: [Int], strides: [Int], output: (Int, Int),
                                   context: ComputeContext) -> Bool {
         guard context.winograd, case .conv(let dilation) = kind, dilation == [1, 1], weightDims.count == 4,
               weightDims[2] == 3, weightDims[3] == 3, strides == [1, 1] else { return false }
-        return min(output.0, output.1) >= 16 && weightDims[1] >= 64 && weightDims[0] >= 32
+        return min(output.0, output.1) >= 64 && weightDims[1] >= 64 && weightDims[0] >= 32
     }
 
     /// In-place eltwise passes for the post-ops after the fused prefix.
