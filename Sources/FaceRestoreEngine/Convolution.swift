@@ -209,10 +209,20 @@ private final class FixedWeightKernel: Sendable {
         return made
     }
 
-    func forward(_ x: Tensor, context: ComputeContext) throws -> Tensor {
+    /// The layer's output; written into `destination` (and returned) when given and in the
+    /// layout the kernel produces, else into new memory and then converted into `destination`.
+    func forward(_ x: Tensor, into destination: Tensor? = nil, context: ComputeContext) throws -> Tensor {
         let e = try entry(for: x, context: context)
+        if let destination, destination.shape != e.dst.dims {
+            throw EngineError.shapeMismatch(op: "convolution", detail: "output \(e.dst.dims) into \(destination.shape)")
+        }
+        if let destination, destination.desc != e.dst {
+            let y = try forward(x, context: context)
+            try context.reorder(from: y.desc, y.storage.pointer, to: destination.desc, destination.storage.pointer)
+            return destination
+        }
         let src = try context.reordered(x, to: e.src)
-        let out = Tensor(uninitialized: e.dst)
+        let out = destination ?? Tensor(uninitialized: e.dst)
         var args = [PrimitiveArg(role: DNNL_ARG_SRC, desc: e.src, data: src.storage.pointer),
                     PrimitiveArg(role: DNNL_ARG_WEIGHTS, desc: e.weightsDesc, data: e.weights.pointer),
                     PrimitiveArg(role: DNNL_ARG_DST, desc: e.dst, data: out.storage.pointer)]
@@ -284,6 +294,14 @@ public final class Conv2d: Sendable {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
         }
         return try kernel.forward(x, context: context)
+    }
+
+    /// The output written into `destination` (same shape; any layout).
+    func callAsFunction(_ x: Tensor, into destination: Tensor, _ context: ComputeContext) throws {
+        guard x.rank == 4, x.shape[1] == inChannels else {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
+        }
+        _ = try kernel.forward(x, into: destination, context: context)
     }
 
     /// The oneDNN implementation chosen for this input (e.g. "brgconv:avx512_core").

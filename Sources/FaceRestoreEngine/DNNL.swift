@@ -238,6 +238,30 @@ final class Primitive: @unchecked Sendable {
             try dnnlCheck(dnnl_primitive_attr_set_post_ops(attr, ops), "primitive_attr_set_post_ops")
         }
         var pd: dnnl_primitive_desc_t?
+        if case .convolution(_, _, _, _, _, _, _, _, true) = op {
+            // Winograd: oneDNN lists its F(2×2,3×3) kernel first, but its F(4×4,3×3) kernel, when it
+            // takes the shape, is 1.3–2× faster here at every size we use (fewer multiplies).
+            var it: dnnl_primitive_desc_iterator_t?
+            let status: dnnl_status_t = withOpDesc(op) { opDesc in
+                dnnl_primitive_desc_iterator_create(&it, opDesc, attr, engine.handle, nil)
+            }
+            try dnnlCheck(status, "primitive_desc_iterator_create(\(op.name))")
+            defer { dnnl_primitive_desc_iterator_destroy(it) }
+            var first: dnnl_primitive_desc_t?
+            repeat {
+                guard let candidate = dnnl_primitive_desc_iterator_fetch(it) else { break }
+                var s: UnsafePointer<CChar>?
+                let name = dnnl_primitive_desc_query(candidate, dnnl_query_impl_info_str, 0, &s) == dnnl_success && s != nil
+                    ? String(cString: s!) : ""
+                if name.contains("wino_4x3") {
+                    if let first { dnnl_primitive_desc_destroy(first) }
+                    return try Primitive(pd: candidate)
+                }
+                if first == nil { first = candidate } else { dnnl_primitive_desc_destroy(candidate) }
+            } while dnnl_primitive_desc_iterator_next(it) == dnnl_success
+            guard let first else { throw DNNLFailure(call: "primitive_desc_iterator_fetch(\(op.name))", status: dnnl_unimplemented) }
+            return try Primitive(pd: first)
+        }
         let status: dnnl_status_t = withOpDesc(op) { opDesc in
             dnnl_primitive_desc_create(&pd, opDesc, attr, engine.handle, nil)
         }

@@ -13,9 +13,12 @@ import Foundation
 
 /// Aligned, immutable-after-creation float storage.
 final class TensorStorage: @unchecked Sendable {
-    // @unchecked: written only by the op that creates it, before the tensor is returned.
+    // @unchecked: written only by the op that creates it, before the tensor is returned (a
+    // `ChannelStack` writes each channel range of its buffer once, before handing out views of it).
     let pointer: UnsafeMutableRawPointer
     let bytes: Int
+    /// The allocation a view lies in (kept alive by the view); nil when this storage owns its memory.
+    private let parent: TensorStorage?
 
     init(bytes: Int) {
         var p: UnsafeMutableRawPointer?
@@ -25,9 +28,18 @@ final class TensorStorage: @unchecked Sendable {
         }
         pointer = p
         self.bytes = bytes
+        parent = nil
     }
 
-    deinit { free(pointer) }
+    /// `bytes` bytes of `parent` from `offset`.
+    init(viewOf parent: TensorStorage, offset: Int, bytes: Int) {
+        precondition(offset >= 0 && offset + bytes <= parent.bytes, "view outside its storage")
+        pointer = parent.pointer + offset
+        self.bytes = bytes
+        self.parent = parent
+    }
+
+    deinit { if parent == nil { free(pointer) } }
 
     var floats: UnsafeMutablePointer<Float> { pointer.assumingMemoryBound(to: Float.self) }
 }

@@ -21,9 +21,10 @@ struct ResidualDenseBlock: Layer {
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        var features = [x]
-        for conv in convs.dropLast() { features.append(try conv(try ctx.concat(features), ctx)) }
-        let x5 = try convs[4](try ctx.concat(features), ctx)
+        // The dense connections: each conv's output goes straight into the next channel range.
+        var features = try ChannelStack(x, capacity: convs[4].inChannels, ctx)
+        for conv in convs.dropLast() { try features.append(conv, ctx) }
+        let x5 = try convs[4](try features.tensor(ctx), ctx)
         return try ctx.add(try ctx.scale(x5, by: 0.2), x)
     }
 }
