@@ -8,7 +8,8 @@
 import Foundation
 
 extension ComputeContext {
-    /// `nn.ReflectionPad2d((left, right, top, bottom))`. Output is channels-last.
+    /// `nn.ReflectionPad2d((left, right, top, bottom))`. Output is nChw16c for an nChw16c input,
+    /// else channels-last.
     public func reflectionPad2d(_ x: Tensor, _ pad: Padding2D) throws -> Tensor {
         guard x.rank == 4 else { throw EngineError.shapeMismatch(op: "reflection_pad2d", detail: "needs NCHW, got \(x.shape)") }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
@@ -16,19 +17,18 @@ extension ComputeContext {
               min(pad.top, pad.bottom, pad.left, pad.right) >= 0 else {
             throw EngineError.shapeMismatch(op: "reflection_pad2d", detail: "padding \(pad) must be non-negative and below the input size \(h)×\(w)")
         }
-        let src = try channelsLast(x)
+        let src = try channelBlocked(x)
         let oh = h + pad.top + pad.bottom, ow = w + pad.left + pad.right
-        let out = Tensor(uninitialized: .channelsLast([n, c, oh, ow]))
+        let dims = [n, c, oh, ow]
+        let out = Tensor(uninitialized: src.block == c ? .channelsLast(dims) : .channelBlocked16(dims))
         func reflect(_ i: Int, _ size: Int) -> Int { i < 0 ? -i : (i >= size ? 2 * (size - 1) - i : i) }
-        let s = src.storage.floats, d = out.storage.floats
-        for b in 0..<n {
-            for y in 0..<oh {
-                let sy = reflect(y - pad.top, h)
-                for xo in 0..<ow {
-                    let sx = reflect(xo - pad.left, w)
-                    (d + ((b * oh + y) * ow + xo) * c).update(from: s + ((b * h + sy) * w + sx) * c, count: c)
-                }
-            }
+        let s = src.pointer, d = out.storage.floats, bs = src.block
+        let columns = (0..<ow).map { reflect($0 - pad.left, w) }
+        // One (image, channel block) plane at a time: rows of `bs`-channel pixels.
+        forEachBlockRow(n: n, c: c, h: oh, w: ow, block: bs) { start, _, _ in
+            let plane = start / (oh * ow * bs), y = (start / (ow * bs)) % oh
+            let row = s + (plane * h + reflect(y - pad.top, h)) * w * bs
+            for (xo, sx) in columns.enumerated() { (d + start + xo * bs).update(from: row + sx * bs, count: bs) }
         }
         return out
     }

@@ -14,13 +14,16 @@ struct ParseConvLayer: Layer {
     let scale: Scale
     let conv: Conv2d
 
-    init(_ s: WeightScope, _ cin: Int, _ cout: Int, scale: Scale, batchNorm: Bool, leaky: Bool, _ ctx: ComputeContext) throws {
+    /// `size`: the layer's input resolution in the 512² network (before upsampling).
+    init(_ s: WeightScope, _ cin: Int, _ cout: Int, scale: Scale, batchNorm: Bool, leaky: Bool, size: Int, _ ctx: ComputeContext) throws {
         self.scale = scale
         let stride = scale == .down ? 2 : 1
         let post: [PostOp] = leaky ? [.leakyReLU(0.2)] : []
+        let padded = (scale == .up ? 2 * size : size) + 2
         conv = batchNorm
-            ? try s.convBatchNorm(conv: "conv2d", bn: "norm.norm", cin, cout, kernel: 3, stride: stride, padding: 0, postOps: post, context: ctx)
-            : try s["conv2d"].conv2d(cin, cout, kernel: 3, stride: stride, padding: 0, postOps: post, context: ctx)
+            ? try s.convBatchNorm(conv: "conv2d", bn: "norm.norm", cin, cout, kernel: 3, stride: stride, padding: 0, postOps: post,
+                                  hint: (padded, padded), context: ctx)
+            : try s["conv2d"].conv2d(cin, cout, kernel: 3, stride: stride, padding: 0, postOps: post, hint: (padded, padded), context: ctx)
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
@@ -35,11 +38,13 @@ struct ParseResidualBlock: Layer {
     let shortcut: ParseConvLayer?
     let conv1: ParseConvLayer, conv2: ParseConvLayer
 
-    init(_ s: WeightScope, _ cin: Int, _ cout: Int, scale: ParseConvLayer.Scale, _ ctx: ComputeContext) throws {
+    init(_ s: WeightScope, _ cin: Int, _ cout: Int, scale: ParseConvLayer.Scale, size: Int, _ ctx: ComputeContext) throws {
         shortcut = scale == .none && cin == cout
-            ? nil : try ParseConvLayer(s["shortcut_func"], cin, cout, scale: scale, batchNorm: false, leaky: false, ctx)
-        conv1 = try ParseConvLayer(s["conv1"], cin, cout, scale: scale == .up ? .up : .none, batchNorm: true, leaky: true, ctx)
-        conv2 = try ParseConvLayer(s["conv2"], cout, cout, scale: scale == .down ? .down : .none, batchNorm: true, leaky: false, ctx)
+            ? nil : try ParseConvLayer(s["shortcut_func"], cin, cout, scale: scale, batchNorm: false, leaky: false, size: size, ctx)
+        conv1 = try ParseConvLayer(s["conv1"], cin, cout, scale: scale == .up ? .up : .none, batchNorm: true, leaky: true,
+                                   size: size, ctx)
+        conv2 = try ParseConvLayer(s["conv2"], cout, cout, scale: scale == .down ? .down : .none, batchNorm: true, leaky: false,
+                                   size: scale == .up ? 2 * size : size, ctx)
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
@@ -59,16 +64,19 @@ public final class ParseNet: Sendable {
         }
         let loader = WeightLoader(sd, file: file)
         let root = loader.root
-        var enc: [any Layer] = [try ParseConvLayer(root["encoder"][0], 3, 64, scale: .none, batchNorm: false, leaky: false, ctx)]
+        // Layer sizes are those of a 512² input (the size used for the weight layouts; any size runs).
+        var enc: [any Layer] = [try ParseConvLayer(root["encoder"][0], 3, 64, scale: .none, batchNorm: false, leaky: false,
+                                                   size: 512, ctx)]
         for (i, (cin, cout)) in [(64, 128), (128, 256), (256, 256), (256, 256)].enumerated() {
-            enc.append(try ParseResidualBlock(root["encoder"][i + 1], cin, cout, scale: .down, ctx))
+            enc.append(try ParseResidualBlock(root["encoder"][i + 1], cin, cout, scale: .down, size: 512 >> i, ctx))
         }
         encoder = Sequential(enc)
-        body = Sequential(try (0..<10).map { try ParseResidualBlock(root["body"][$0], 256, 256, scale: .none, ctx) })
+        body = Sequential(try (0..<10).map { try ParseResidualBlock(root["body"][$0], 256, 256, scale: .none, size: 32, ctx) })
         decoder = Sequential(try [(256, 256), (256, 256), (256, 128), (128, 64)].enumerated().map { i, c in
-            try ParseResidualBlock(root["decoder"][i], c.0, c.1, scale: .up, ctx)
+            try ParseResidualBlock(root["decoder"][i], c.0, c.1, scale: .up, size: 32 << i, ctx)
         })
-        maskHead = try ParseConvLayer(root["out_mask_conv"], 64, Self.classes, scale: .none, batchNorm: false, leaky: false, ctx)
+        maskHead = try ParseConvLayer(root["out_mask_conv"], 64, Self.classes, scale: .none, batchNorm: false, leaky: false,
+                                      size: 512, ctx)
         try loader.finish(deliberatelyUnused: ["out_img_conv."])
     }
 
