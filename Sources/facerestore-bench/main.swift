@@ -114,7 +114,7 @@ func referenceTimes(python: String, shapes: [ConvShape], threads: Int, seconds: 
 }
 
 func benchConv(threads: Int, seconds: Double, reference: String?) throws {
-    let ctx = ComputeContext(threads: threads)
+    let ctx = ComputeContext(threads: threads, winograd: !args.contains("--no-winograd"))
     let nominal = 520.0
     let peak = measuredPeak(threads: threads)
     print("threads: \(threads)")
