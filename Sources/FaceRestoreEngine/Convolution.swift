@@ -172,39 +172,34 @@ private final class FixedWeightKernel: Sendable {
             guard let p = try? context.make(op, postOps: fusedPostOps), !isReference(p) else { return nil }
             return p
         }
-        var made: Entry
-        if computeType != dnnl_f32, let p = attempt(src: .any(x.shape, type: computeType), weights: weightsDesc) {
+        let p: Primitive, src: MemoryDesc
+        if computeType != dnnl_f32, let q = attempt(src: .any(x.shape, type: computeType), weights: weightsDesc) {
             // bf16: the activation is converted into the kernel's layout and type on each call.
-            made = Entry(input: x.desc, src: p.srcDesc, dst: p.dstDesc, primitive: p, weightsDesc: weightsDesc, weights: weights, trailing: [])
-        } else if let p = attempt(src: x.desc, weights: weightsDesc) {
+            (p, src) = (q, q.srcDesc)
+        } else if let q = attempt(src: x.desc, weights: weightsDesc) {
             // The input's own layout with the load-time weights: nothing to convert.
-            made = Entry(input: x.desc, src: x.desc, dst: p.dstDesc, primitive: p, weightsDesc: weightsDesc, weights: weights, trailing: [])
-        } else if x.desc.isChannelBlocked16, outChannels >= 16, let p = attempt(src: x.desc, weights: .any(weightDims)) {
-            // An nChw16c input (from a Winograd layer) to a direct kernel: weights reordered once
+            (p, src) = (q, x.desc)
+        } else if x.desc.isChannelBlocked16, outChannels >= 16, let q = attempt(src: x.desc, weights: .any(weightDims)) {
+            // An nChw16c input (from a Winograd layer) to a direct kernel: weights converted once
             // for the blocked kernel rather than the activation on every call.
-            let wd = p.weightsDesc
-            let ws = TensorStorage(bytes: wd.byteSize)
-            try context.reorder(from: source.desc, source.storage.pointer, to: wd, ws.pointer)
-            made = Entry(input: x.desc, src: x.desc, dst: p.dstDesc, primitive: p, weightsDesc: wd, weights: ws, trailing: [])
-        } else if let p = attempt(src: .any(x.shape), weights: weightsDesc) {
+            (p, src) = (q, x.desc)
+        } else if let q = attempt(src: .any(x.shape), weights: weightsDesc) {
             // The kernel wants the input in another layout: reorder the activation (once per call).
-            made = Entry(input: x.desc, src: p.srcDesc, dst: p.dstDesc, primitive: p, weightsDesc: weightsDesc, weights: weights, trailing: [])
+            (p, src) = (q, q.srcDesc)
         } else {
-            // This shape prefers another weight layout: reorder the weights once for it and cache.
+            // This shape prefers another weight layout: convert the weights once for it and cache.
             let op = Self.opDesc(kind: kind, src: .any(x.shape, type: computeType), weights: .any(weightDims, type: computeType),
                                  hasBias: hasBias, outChannels: outChannels, dst: dst, strides: strides, padding: padding,
                                  winograd: winograd)
-            let p = try context.make(op, postOps: fusedPostOps)
-            let wd = p.weightsDesc
-            let ws = wd == weightsDesc ? weights : TensorStorage(bytes: wd.byteSize)
-            if wd != weightsDesc { try context.reorder(from: source.desc, source.storage.pointer, to: wd, ws.pointer) }
-            made = Entry(input: x.desc, src: p.srcDesc, dst: p.dstDesc, primitive: p, weightsDesc: wd, weights: ws, trailing: [])
+            let q = try context.make(op, postOps: fusedPostOps)
+            (p, src) = (q, q.srcDesc)
         }
-        let t = try Self.trailingPass(postOps: postOps, fused: fusedPostOps, output: made.dst, context: context)
-        if !t.isEmpty {
-            made = Entry(input: made.input, src: made.src, dst: made.dst, primitive: made.primitive,
-                         weightsDesc: made.weightsDesc, weights: made.weights, trailing: t)
-        }
+        // The load-time weights, or a copy in the layout this primitive wants, made from the source.
+        let wd = p.weightsDesc
+        let ws = wd == weightsDesc ? weights : TensorStorage(bytes: wd.byteSize)
+        if wd != weightsDesc { try context.reorder(from: source.desc, source.storage.pointer, to: wd, ws.pointer) }
+        let made = Entry(input: x.desc, src: src, dst: p.dstDesc, primitive: p, weightsDesc: wd, weights: ws,
+                         trailing: try Self.trailingPass(postOps: postOps, fused: fusedPostOps, output: p.dstDesc, context: context))
         cache.withLock { $0.append(made) }
         return made
     }

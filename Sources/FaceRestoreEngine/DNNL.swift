@@ -213,7 +213,9 @@ final class Primitive: @unchecked Sendable {
     var weightsDesc: MemoryDesc { desc(dnnl_query_weights_md)! }
 
     /// The implementation oneDNN picked, e.g. "brgconv:avx512_core".
-    var implementation: String {
+    var implementation: String { Self.implementation(of: pd) }
+
+    private static func implementation(of pd: dnnl_primitive_desc_t) -> String {
         var s: UnsafePointer<CChar>?
         let status = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s)
         guard status == dnnl_success, let s else { return "?" }
@@ -250,10 +252,7 @@ final class Primitive: @unchecked Sendable {
             var first: dnnl_primitive_desc_t?
             repeat {
                 guard let candidate = dnnl_primitive_desc_iterator_fetch(it) else { break }
-                var s: UnsafePointer<CChar>?
-                let name = dnnl_primitive_desc_query(candidate, dnnl_query_impl_info_str, 0, &s) == dnnl_success && s != nil
-                    ? String(cString: s!) : ""
-                if name.contains("wino_4x3") {
+                if implementation(of: candidate).contains("wino_4x3") {
                     if let first { dnnl_primitive_desc_destroy(first) }
                     return try Primitive(pd: candidate)
                 }
