@@ -310,24 +310,31 @@ public final class ConvTranspose2d: Sendable {
     public let inChannels: Int
     public let outChannels: Int
     public let stride: Int
-    private let kernel: FixedWeightKernel
+    private enum Path: Sendable {
+        case oneDNN(FixedWeightKernel)
+        /// Stride 2: four phase convolutions and an interleave (`PolyphaseTransposedConv`).
+        case polyphase(PolyphaseTransposedConv)
+    }
+    private let path: Path
 
     /// - Parameters:
     ///   - weight: PyTorch layout `[in, out, kh, kw]`, row-major.
     ///   - padding: PyTorch's `padding` (implicit `dilation*(k-1)-padding` zero padding on each side).
     ///   - outputPadding: PyTorch's `output_padding`, added to the bottom/right of the output.
+    ///   - polyphase: run stride 2 as four phase convolutions (the default, faster); false keeps
+    ///     oneDNN's deconvolution kernel.
     public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 2, padding: Int = 0,
-                outputPadding: Int = 0, postOps: [PostOp] = [], hint: (Int, Int) = (32, 32),
+                outputPadding: Int = 0, postOps: [PostOp] = [], hint: (Int, Int) = (32, 32), polyphase: Bool = true,
                 context: ComputeContext) throws {
         try self.init(weight: weight, shape: shape, bias: bias, stride: stride,
                       cropping: Padding2D(top: padding, left: padding, bottom: padding - outputPadding, right: padding - outputPadding),
-                      postOps: postOps, hint: hint, context: context)
+                      postOps: postOps, hint: hint, polyphase: polyphase, context: context)
     }
 
     /// General form: `cropping` removes rows/columns from each side of the full transposed
     /// convolution output (negative values add zero rows/columns).
     public init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int, cropping: Padding2D, groups: Int = 1,
-                postOps: [PostOp] = [], hint: (Int, Int) = (32, 32), context: ComputeContext) throws {
+                postOps: [PostOp] = [], hint: (Int, Int) = (32, 32), polyphase: Bool = true, context: ComputeContext) throws {
         guard shape.count == 4, weight.count == shape.reduce(1, *) else {
             throw EngineError.shapeMismatch(op: "conv_transpose2d", detail: "weight shape \(shape) with \(weight.count) values")
         }
@@ -342,6 +349,11 @@ public final class ConvTranspose2d: Sendable {
         inChannels = i
         outChannels = o
         self.stride = stride
+        if polyphase, PolyphaseTransposedConv.applies(stride: stride, groups: groups, kernel: (kh, kw), cropping: cropping) {
+            path = .polyphase(try PolyphaseTransposedConv(weight: weight, inChannels: i, outChannels: o, kernel: (kh, kw), bias: bias,
+                                                          cropping: cropping, postOps: postOps, hint: hint, context: context))
+            return
+        }
         // PyTorch stores [in, out/g, kh, kw]; oneDNN's logical dims are (out, in, kh, kw), or
         // (g, out/g, in/g, kh, kw) grouped: the same memory described with the "bacd"/"acbde" tags.
         let dims = groups == 1 ? [o, i, kh, kw] : [groups, og, i / groups, kh, kw]
@@ -352,19 +364,39 @@ public final class ConvTranspose2d: Sendable {
         let size: @Sendable (Int, Int) -> (Int, Int) = { h, w in
             ((h - 1) * stride + kh - c.top - c.bottom, (w - 1) * stride + kw - c.left - c.right)
         }
-        kernel = try FixedWeightKernel(kind: .deconv, weightDims: dims, plainWeightsDesc: plainDesc, plainWeights: plain,
-                                       bias: bias, outChannels: o, inChannels: i, strides: [stride, stride],
-                                       padding: cropping, postOps: postOps, outputSize: size, hint: hint, context: context)
+        path = .oneDNN(try FixedWeightKernel(kind: .deconv, weightDims: dims, plainWeightsDesc: plainDesc, plainWeights: plain,
+                                             bias: bias, outChannels: o, inChannels: i, strides: [stride, stride],
+                                             padding: cropping, postOps: postOps, outputSize: size, hint: hint, context: context))
     }
 
     public func callAsFunction(_ x: Tensor, _ context: ComputeContext) throws -> Tensor {
         guard x.rank == 4, x.shape[1] == inChannels else {
             throw EngineError.shapeMismatch(op: "conv_transpose2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
         }
-        return try kernel.forward(x, context: context)
+        switch path {
+        case .oneDNN(let kernel): return try kernel.forward(x, context: context)
+        case .polyphase(let phases): return try phases(x, context)
+        }
     }
 
+    /// `filter(self(x))`; for the polyphase form with a plain FIR filter (StyleGAN2's blur after
+    /// its upsampling transposed convolution) in one pass that never materializes `self(x)`.
+    public func callAsFunction(_ x: Tensor, then filter: UpFirDn2d, _ context: ComputeContext) throws -> Tensor {
+        guard x.rank == 4, x.shape[1] == inChannels, filter.channels == outChannels else {
+            throw EngineError.shapeMismatch(op: "conv_transpose2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
+        }
+        if case .polyphase(let phases) = path, let y = try phases.filtered(x, filter, context) { return y }
+        return try filter(try self(x, context), context)
+    }
+
+    /// The oneDNN implementation chosen for this input; for the polyphase form, "polyphase" and
+    /// the kernels of its phase convolutions.
     public func implementation(for x: Tensor, _ context: ComputeContext) throws -> String {
-        try kernel.implementation(for: x, context: context)
+        switch path {
+        case .oneDNN(let kernel): return try kernel.implementation(for: x, context: context)
+        case .polyphase(let phases):
+            let kernels = try phases.phases.flatMap { try $0.map { try $0.implementation(for: x, context) } }
+            return "polyphase(" + Array(Set(kernels)).sorted().joined(separator: ", ") + ")"
+        }
     }
 }

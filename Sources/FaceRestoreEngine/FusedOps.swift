@@ -6,6 +6,7 @@
 // "channel-blocked": element (n, c, y, x) of a tensor with C channels in blocks of B lies at
 // ((n·C/B + c/B)·H·W + y·W + x)·B + c mod B, with B = C for channels-last and 16 for nChw16c.
 
+import CDNNL
 import Foundation
 
 /// A 4-D activation in a channel-blocked layout, with its block size.
@@ -15,16 +16,30 @@ struct ChannelBlocked {
     var pointer: UnsafeMutablePointer<Float> { tensor.storage.floats }
 }
 
+/// One `parallelRows` call, handed to the OpenMP team.
+private struct RowJob {
+    let count: Int
+    let parts: Int
+    let body: (Range<Int>) -> Void
+}
+
 extension ComputeContext {
-    /// Splits `count` rows over the context's threads.
+    /// Splits `count` rows over the context's threads: an OpenMP team (the one oneDNN's kernels
+    /// run on), each thread taking one contiguous range.
     func parallelRows(_ count: Int, _ body: (Range<Int>) -> Void) {
         let parts = min(threads, max(1, count / 8))
         if parts <= 1 { body(0..<count); return }
         // Each part writes a disjoint range of rows of memory owned by the calling op, which
-        // waits for all parts: sharing the non-Sendable closure is safe here.
-        nonisolated(unsafe) let rows = body
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
-            rows((count * p / parts)..<(count * (p + 1) / parts))
+        // waits for all parts: sharing the non-escaping closure with the team is safe here.
+        withoutActuallyEscaping(body) { rows in
+            var job = RowJob(count: count, parts: parts, body: rows)
+            withUnsafeMutablePointer(to: &job) { p in
+                GOMP_parallel({ raw in
+                    let job = raw!.assumingMemoryBound(to: RowJob.self)
+                    let (count, parts, part) = (job.pointee.count, job.pointee.parts, Int(omp_get_thread_num()))
+                    job.pointee.body((count * part / parts)..<(count * (part + 1) / parts))
+                }, p, UInt32(parts), 0)
+            }
         }
     }
 
@@ -75,6 +90,18 @@ extension ComputeContext {
         let negative = slope ?? 1
         sc.withUnsafeBufferPointer { scp in sh.withUnsafeBufferPointer { shp in
             forEachBlockRow(n: n, c: c, h: h, w: w, block: bs) { start, c0, p0 in
+                if bs % 16 == 0 {
+                    // 16 channels at a time (the same operations in the same order as below).
+                    for px in 0..<w {
+                        let base = start + px * bs
+                        let add = SIMD16<Float>(repeating: noise.map { spatialWeight * $0[p0 + px] } ?? 0)
+                        for j in stride(from: 0, to: bs, by: 16) {
+                            let v = load16(s + base + j) * load16(scp.baseAddress! + c0 + j) + add + load16(shp.baseAddress! + c0 + j)
+                            store16(v.replacing(with: v * negative, where: v .< 0), d + base + j)
+                        }
+                    }
+                    return
+                }
                 for px in 0..<w {
                     let base = start + px * bs
                     let add = noise.map { spatialWeight * $0[p0 + px] } ?? 0
@@ -124,6 +151,18 @@ extension ComputeContext {
                     let from = lo < c ? lo : lo - c
                     // Consecutive pixels of a row are one block apart in both layouts.
                     let row = src + Self.blockedOffset(pixel: p0, channel: from, channels: c, hw: hw, block: x.block)
+                    if (hi - lo) % 16 == 0 {
+                        // 16 channels at a time (the same operations in the same order as below).
+                        for px in 0..<w {
+                            let dst = d + start + px * bo + (lo - c0)
+                            let o = row + px * x.block
+                            for j in stride(from: 0, to: hi - lo, by: 16) {
+                                let v = load16(o + j) * load16(sc.baseAddress! + lo + j) + load16(sh.baseAddress! + lo + j)
+                                store16(v.replacing(with: v * slope, where: v .< 0) * load16(ps.baseAddress! + lo + j), dst + j)
+                            }
+                        }
+                        continue
+                    }
                     for px in 0..<w {
                         let dst = d + start + px * bo + (lo - c0)
                         let o = row + px * x.block
@@ -164,6 +203,18 @@ extension ComputeContext {
             // Channels below `from` pass through; the rest are contiguous in scale and shift.
             let split = min(max(from - c0, 0), bs)
             let row = split < bs ? Self.blockedOffset(pixel: p0, channel: c0 + split - from, channels: k, hw: h * w, block: a.block) : 0
+            if split % 16 == 0, bs % 16 == 0 {
+                // 16 channels at a time (the same operations in the same order as below).
+                for px in 0..<w {
+                    let base = start + px * bs
+                    for j in stride(from: 0, to: split, by: 16) { store16(load16(s + base + j), d + base + j) }
+                    let o = row + px * a.block - split
+                    for j in stride(from: split, to: bs, by: 16) {
+                        store16(load16(s + base + j) * load16(ap + o + j) + load16(bp + o + j), d + base + j)
+                    }
+                }
+                return
+            }
             for px in 0..<w {
                 let base = start + px * bs
                 (d + base).update(from: s + base, count: split)
@@ -177,3 +228,14 @@ extension ComputeContext {
         return out
     }
 }
+
+/// 16 floats from `p` (any alignment).
+@inline(__always)
+func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+
+@inline(__always)
+func load16(_ p: UnsafeMutablePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+
+/// Stores 16 floats at `p` (any alignment).
+@inline(__always)
+func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self) }

@@ -178,8 +178,8 @@ public final class UpFirDn2d: Sendable {
     public let up: Int
     public let down: Int
     public let pad: Padding2D   // top = y0, left = x0, bottom = y1, right = x1
-    private let kernel: [Float]
-    private let kernelSize: (Int, Int)
+    let kernel: [Float]
+    let kernelSize: (Int, Int)
     private enum Path: Sendable { case conv(Conv2d), deconv(ConvTranspose2d), reference }
     private let path: Path
 

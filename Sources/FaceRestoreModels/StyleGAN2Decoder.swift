@@ -114,7 +114,7 @@ struct ModulatedConv2d: Sendable {
         switch op {
         case .none(let conv): y = try conv(input, ctx)
         case .bilinear(let conv): y = try conv(try ctx.resize(input, factor: 2, mode: .bilinear), ctx)
-        case let .transposed(deconv, blur): y = try blur(try deconv(input, ctx), ctx)
+        case let .transposed(deconv, blur): y = try deconv(input, then: blur, ctx)
         }
         guard demodulate else { return (y, nil) }
         let s2 = s.map { $0 * $0 }
