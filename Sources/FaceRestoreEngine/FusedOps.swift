@@ -185,46 +185,113 @@ extension ComputeContext {
     }
 
     /// GFPGAN's channel-split SFT: channels `from..<C` become `x·scale + shift` (scale and shift are
-    /// `[N, C − from, H, W]`), the others pass through. The result keeps nChw16c when `x`, the
-    /// scale and the split point allow it, else is channels-last.
-    public func spatialFeatureTransform(_ x: Tensor, scale: Tensor, shift: Tensor, fromChannel from: Int) throws -> Tensor {
+    /// `[N, C − from, H, W]`), the others pass through; then every channel is multiplied by
+    /// `outputScale` when given (the next modulated conv's input scaling, rounded as a following
+    /// `multiply` would). The result keeps nChw16c when `x`, the scale and the split point allow
+    /// it, else is channels-last.
+    public func spatialFeatureTransform(_ x: Tensor, scale: Tensor, shift: Tensor, fromChannel from: Int,
+                                        outputScale: [Float]? = nil) throws -> Tensor {
         guard x.rank == 4 else { throw EngineError.shapeMismatch(op: "sft", detail: "needs NCHW, got \(x.shape)") }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let k = c - from
         guard from >= 0, k > 0, scale.shape == [n, k, h, w], shift.shape == [n, k, h, w] else {
             throw EngineError.shapeMismatch(op: "sft", detail: "input \(x.shape), scale \(scale.shape), shift \(shift.shape), from channel \(from)")
         }
+        if let outputScale, outputScale.count != c {
+            throw EngineError.shapeMismatch(op: "sft", detail: "\(outputScale.count) output scales for \(c) channels")
+        }
         let src = try channelBlocked(x, allowBlocked: from % 16 == 0)
         let blocked = src.block == 16
         let a = try channelBlocked(scale, block: blocked ? 16 : k), b = try channelBlocked(shift, block: blocked ? 16 : k)
         let out = Tensor(uninitialized: src.tensor.desc)
         let s = src.pointer, d = out.storage.floats, ap = a.pointer, bp = b.pointer, bs = src.block
-        forEachBlockRow(n: n, c: c, h: h, w: w, block: bs) { start, c0, p0 in
-            // Channels below `from` pass through; the rest are contiguous in scale and shift.
-            let split = min(max(from - c0, 0), bs)
-            let row = split < bs ? Self.blockedOffset(pixel: p0, channel: c0 + split - from, channels: k, hw: h * w, block: a.block) : 0
-            if split % 16 == 0, bs % 16 == 0 {
-                // 16 channels at a time (the same operations in the same order as below).
+        let post = outputScale ?? [Float](repeating: 1, count: c)
+        post.withUnsafeBufferPointer { postBuffer in
+            let ps = postBuffer.baseAddress!
+            forEachBlockRow(n: n, c: c, h: h, w: w, block: bs) { start, c0, p0 in
+                // Channels below `from` pass through; the rest are contiguous in scale and shift.
+                let split = min(max(from - c0, 0), bs)
+                let row = split < bs ? Self.blockedOffset(pixel: p0, channel: c0 + split - from, channels: k, hw: h * w, block: a.block) : 0
+                if split % 16 == 0, bs % 16 == 0 {
+                    // 16 channels at a time (the same operations in the same order as below).
+                    for px in 0..<w {
+                        let base = start + px * bs
+                        for j in stride(from: 0, to: split, by: 16) { store16(load16(s + base + j) * load16(ps + c0 + j), d + base + j) }
+                        let o = row + px * a.block - split
+                        for j in stride(from: split, to: bs, by: 16) {
+                            store16((load16(s + base + j) * load16(ap + o + j) + load16(bp + o + j)) * load16(ps + c0 + j), d + base + j)
+                        }
+                    }
+                    return
+                }
                 for px in 0..<w {
                     let base = start + px * bs
-                    for j in stride(from: 0, to: split, by: 16) { store16(load16(s + base + j), d + base + j) }
-                    let o = row + px * a.block - split
-                    for j in stride(from: split, to: bs, by: 16) {
-                        store16(load16(s + base + j) * load16(ap + o + j) + load16(bp + o + j), d + base + j)
+                    for j in 0..<split { d[base + j] = s[base + j] * ps[c0 + j] }
+                    guard split < bs else { continue }
+                    let o = row + px * a.block
+                    for j in split..<bs {
+                        d[base + j] = (s[base + j] * ap[o + j - split] + bp[o + j - split]) * ps[c0 + j]
                     }
-                }
-                return
-            }
-            for px in 0..<w {
-                let base = start + px * bs
-                (d + base).update(from: s + base, count: split)
-                guard split < bs else { continue }
-                let o = row + px * a.block
-                for j in split..<bs {
-                    d[base + j] = s[base + j] * ap[o + j - split] + bp[o + j - split]
                 }
             }
         }
+        return out
+    }
+}
+
+extension ComputeContext {
+    /// A 1×1 convolution to a few output channels in one pass over `x`, with bias and an optional
+    /// addend: `y[n, o] = (Σ_c weights[o·C + c]·x[n, c] + bias[o]) + addend[n, o]`, returned plain
+    /// (NCHW). For StyleGAN2's ToRGB, whose modulation is folded into `weights` per call: no
+    /// scaled copy of the input, no layout conversion, no separate bias and skip passes. Sums in
+    /// another order than oneDNN's convolution (results within float rounding of it).
+    public func pointwiseConv(_ x: Tensor, weights: [Float], bias: [Float], addend: Tensor? = nil) throws -> Tensor {
+        guard x.rank == 4 else { throw EngineError.shapeMismatch(op: "pointwiseConv", detail: "needs NCHW, got \(x.shape)") }
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let o = bias.count
+        guard o > 0, weights.count == o * c else {
+            throw EngineError.shapeMismatch(op: "pointwiseConv", detail: "\(weights.count) weights, \(o) biases for \(c) input channels")
+        }
+        if let addend, addend.shape != [n, o, h, w] {
+            throw EngineError.shapeMismatch(op: "pointwiseConv", detail: "addend \(addend.shape) for output [\(n), \(o), \(h), \(w)]")
+        }
+        let src = try channelBlocked(x)
+        let add = try addend.map { try contiguous($0) }
+        let out = Tensor(shape: [n, o, h, w], repeating: 0)
+        let xs = src.pointer, d = out.storage.floats, bs = src.block
+        let blocks = c / bs, hw = h * w
+        let addPointer = add?.storage.floats
+        weights.withUnsafeBufferPointer { wb in bias.withUnsafeBufferPointer { bb in
+            let wp = wb.baseAddress!
+            parallelRows(n * h) { rows in
+                for row in rows {
+                    let b = row / h, y = row % h
+                    for px in 0..<w {
+                        let pixel = y * w + px
+                        for oc in 0..<o {
+                            var sum: Float = 0
+                            if bs % 16 == 0 {
+                                var acc = SIMD16<Float>(repeating: 0)
+                                for cb in 0..<blocks {
+                                    let xp = xs + ((b * blocks + cb) * hw + pixel) * bs
+                                    let wo = wp + oc * c + cb * bs
+                                    for j in stride(from: 0, to: bs, by: 16) { acc += load16(xp + j) * load16(wo + j) }
+                                }
+                                sum = acc.sum()
+                            } else {
+                                for cb in 0..<blocks {
+                                    let xp = xs + ((b * blocks + cb) * hw + pixel) * bs
+                                    let wo = wp + oc * c + cb * bs
+                                    for j in 0..<bs { sum += xp[j] * wo[j] }
+                                }
+                            }
+                            let i = (b * o + oc) * hw + pixel
+                            d[i] = addPointer.map { (sum + bb[oc]) + $0[i] } ?? sum + bb[oc]
+                        }
+                    }
+                }
+            }
+        } }
         return out
     }
 }

@@ -51,6 +51,8 @@ struct ModulatedConv2d: Sendable {
     let op: Upsampling
     /// ‖W[o, i, :, :]‖², row-major [out, in] (for demodulation).
     let weightSquares: [Float]
+    /// W as [out, in] for 1×1 kernels (ToRGB runs as `pointwiseConv`); empty otherwise.
+    let pointwiseWeights: [Float]
 
     init(_ scope: WeightScope, variant: StyleGAN2Variant, in cin: Int, out cout: Int, kernel: Int, styleDim: Int,
          demodulate: Bool, upsample: Bool, resolution: Int, context: ComputeContext) throws {
@@ -87,6 +89,7 @@ struct ModulatedConv2d: Sendable {
             op = .transposed(deconv, blur: try UpFirDn2d(kernel: resampleKernel(gain: 4), kernelSize: (4, 4), channels: cout,
                                                          pad: (p0, p1, p0, p1), context: context))
         }
+        pointwiseWeights = kernel == 1 ? w : []
         weightSquares = demodulate ? (0..<(cout * cin)).map { oi in
             var s: Float = 0
             for j in 0..<k2 { let v = w[oi * k2 + j]; s += v * v }
@@ -150,7 +153,14 @@ struct StyleConv: Sendable {
     }
 
     func callAsFunction(_ x: Tensor, style: Tensor, noise: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        let (y, demod) = try modulatedConv(x, style: style, ctx)
+        let s = try modulatedConv.inputScales(style, ctx)
+        return try callAsFunction(scaled: try ctx.multiply(x, Tensor(shape: [1, modulatedConv.inChannels, 1, 1], values: s)),
+                                  scales: s, noise: noise, ctx)
+    }
+
+    /// The same on an input already multiplied by `scales` (`modulatedConv.inputScales`).
+    func callAsFunction(scaled x: Tensor, scales: [Float], noise: Tensor, _ ctx: ComputeContext) throws -> Tensor {
+        let (y, demod) = try modulatedConv(scaled: x, scales: scales, ctx)
         let sqrt2 = Float(2).squareRoot()
         let scale = demod!.map { $0 * sqrt2 }
         switch variant {
@@ -188,15 +198,20 @@ struct ToRGB: Sendable {
         }
     }
 
+    /// One pass over `x` (`pointwiseConv`): the style folded into the 1×1 weights, W[o, c]·s[c]
+    /// (the same products as upstream's modulated weight; upstream sums them in conv2d).
     func callAsFunction(_ x: Tensor, style: Tensor, skip: Tensor?, _ ctx: ComputeContext) throws -> Tensor {
-        let (y, _) = try modulatedConv(x, style: style, ctx)
-        let out = try ctx.affine(y, shift: bias)
-        guard let skip else { return out }
-        switch skipUpsampling {
-        case .none: return try ctx.add(out, skip)
-        case .bilinear: return try ctx.add(out, try ctx.resize(skip, factor: 2, mode: .bilinear))
-        case .upfirdn(let up): return try ctx.add(out, try up(skip, ctx))
+        let s = try modulatedConv.inputScales(style, ctx)
+        let c = modulatedConv.inChannels
+        let weights = (0..<(3 * c)).map { modulatedConv.pointwiseWeights[$0] * s[$0 % c] }
+        let addend: Tensor?
+        switch (skip, skipUpsampling) {
+        case (nil, _): addend = nil
+        case (let skip?, .none): addend = skip
+        case (let skip?, .bilinear): addend = try ctx.resize(skip, factor: 2, mode: .bilinear)
+        case (let skip?, .upfirdn(let up)): addend = try up(skip, ctx)
         }
+        return try ctx.pointwiseConv(x, weights: weights, bias: bias, addend: addend)
     }
 }
 
@@ -269,11 +284,16 @@ struct StyleGAN2DecoderSFT: Sendable {
         for k in 0..<toRGBs.count {
             out = try styleConvs[2 * k](out, style: w(i), noise: noise[2 * k + 1], ctx)
             if i < conditions.count {
+                // The SFT pass also applies the next conv's input modulation.
                 let c = out.shape[1]
+                let next = styleConvs[2 * k + 1]
+                let s = try next.modulatedConv.inputScales(w(i + 1), ctx)
                 out = try ctx.spatialFeatureTransform(out, scale: conditions[i - 1], shift: conditions[i],
-                                                      fromChannel: sftHalf ? c / 2 : 0)
+                                                      fromChannel: sftHalf ? c / 2 : 0, outputScale: s)
+                out = try next(scaled: out, scales: s, noise: noise[2 * k + 2], ctx)
+            } else {
+                out = try styleConvs[2 * k + 1](out, style: w(i + 1), noise: noise[2 * k + 2], ctx)
             }
-            out = try styleConvs[2 * k + 1](out, style: w(i + 1), noise: noise[2 * k + 2], ctx)
             skip = try toRGBs[k](out, style: w(i + 2), skip: skip, ctx)
             i += 2
         }

@@ -219,6 +219,32 @@ func benchRealESRGAN(model: String, size: Int, threads: Int, runs: Int, precisio
                  up.title, size, loadTime, first, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes()))
 }
 
+/// Times ParseNet (facexlib's face parser, run by the paste-back on every restored face) on a
+/// seeded 512² input.
+func benchParseNet(model: String, threads: Int, runs: Int) throws {
+    let ctx = ComputeContext(threads: threads, winograd: !args.contains("--no-winograd"))
+    let t0 = now()
+    let net = try ParseNet(path: model, context: ctx)
+    let loadTime = now() - t0
+    var state: UInt64 = 99
+    let x = Tensor(shape: [1, 3, 512, 512], values: (0..<(3 * 512 * 512)).map { _ -> Float in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(state >> 40) / Float(1 << 23) - 1
+    })
+    let t1 = now()
+    _ = try net.logits(x, ctx)
+    let first = now() - t1
+    var times: [Double] = []
+    for _ in 0..<max(1, runs) {
+        let t = now()
+        _ = try net.logits(x, ctx)
+        times.append(now() - t)
+    }
+    times.sort()
+    print(String(format: "ours: ParseNet 512²: load %.2f s, first forward %.3f s, forward median %.3f s (min %.3f s, %d runs, %d threads), peak RSS %.0f MB",
+                 loadTime, first, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes()))
+}
+
 /// Peak resident set size of this process (VmHWM), in MB.
 func peakRSSMegabytes() -> Double {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
@@ -256,6 +282,17 @@ case "gfpgan", "gpen":
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)
     }
+case "parsenet":
+    do {
+        guard let model = option("--model") else {
+            print("usage: facerestore-bench parsenet --model parsing_parsenet.pth [--runs N] [--threads N]")
+            exit(2)
+        }
+        try benchParseNet(model: model, threads: threads, runs: option("--runs").flatMap(Int.init) ?? 3)
+    } catch {
+        FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
+        exit(1)
+    }
 case "esrgan":
     do {
         guard let model = option("--model") else {
@@ -273,5 +310,6 @@ default:
     print("usage: facerestore-bench conv [--threads N] [--seconds S] [--reference PYTHON]")
     print("       facerestore-bench gfpgan --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N]")
     print("       facerestore-bench esrgan --model CKPT|PARAM [--size 400] [--runs N]")
+    print("       facerestore-bench parsenet --model parsing_parsenet.pth [--runs N]")
     exit(args.isEmpty ? 0 : 2)
 }
