@@ -41,6 +41,21 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)   # zip timestamps, so regenerated fixtures a
 BIG = os.environ.get("FACERESTORE_REFERENCE_FIXTURES", os.path.expanduser("~/.cache/facerestore-reference/fixtures"))
 
 
+def alternate_rounds(reference, ours, rounds):
+    """Same-run speed on a noisy machine: `rounds` rounds, each timing the reference (`reference()`
+    returns its median seconds) and then ours (`ours()` returns (median seconds, extra)). Returns
+    the medians over rounds, each round's ratio, and the last `extra`."""
+    import statistics
+    ref_t, our_t, ratios, extra = [], [], [], None
+    for _ in range(rounds):
+        r = reference()
+        o, extra = ours()
+        ref_t.append(r)
+        our_t.append(o)
+        ratios.append(r / o)
+    return statistics.median(ref_t), statistics.median(our_t), ratios, extra
+
+
 def versions():
     from importlib.metadata import version
     import cv2

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Full-size GFPGAN parity and speed against the reference, in one run (reference env, not CI).
 
-    ~/.cache/facerestore-reference/venv/bin/python scripts/parity_gfpgan.py [--threads 2] [--runs 3] [--only v1.4|v1]
+    ~/.cache/facerestore-reference/venv/bin/python scripts/parity_gfpgan.py [--threads 2] [--runs 3] [--rounds 1] [--only v1.4|v1]
 
 For GFPGAN v1.4 (GFPGANv1Clean, out 512, channel multiplier 2) and GFPGAN v1 (GFPGANv1, the
 paper architecture, channel multiplier 1): builds the upstream architecture with random weights
@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import BIG, gfpgan_net, make_gfpgan_clean, make_gfpgan_v1  # noqa: E402
+from make_fixtures import alternate_rounds, BIG, gfpgan_net, make_gfpgan_clean, make_gfpgan_v1  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTO = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"
@@ -88,16 +88,23 @@ def compare(name, args):
     ours_out = os.path.join(BIG, f"gfpgan_{name}_parity_ours.safetensors")
     save_file({"x": x.contiguous(), "y": y.contiguous()}, io)
 
-    times = []
     with torch.no_grad():
         net(x, return_rgb=False, randomize_noise=False)
-        for _ in range(args.runs):
-            t0 = time.perf_counter()
-            net(x, return_rgb=False, randomize_noise=False)
-            times.append(time.perf_counter() - t0)
-    ref_time = statistics.median(times)
 
-    out, ours_time, err, err_clamped = bench_ours(ckpt, io, ours_out, y, args)
+    def reference():
+        times = []
+        with torch.no_grad():
+            for _ in range(args.runs):
+                t0 = time.perf_counter()
+                net(x, return_rgb=False, randomize_noise=False)
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    def ours():
+        out, t, err, err_clamped = bench_ours(ckpt, io, ours_out, y, args)
+        return t, (out, err, err_clamped)
+
+    ref_time, ours_time, ratios, (out, err, err_clamped) = alternate_rounds(reference, ours, args.rounds)
 
     # CLI on a real photo against the reference aligned pipeline.
     tmp = tempfile.mkdtemp()
@@ -119,13 +126,15 @@ def compare(name, args):
           f"{(d == 0).mean() * 100:.4f}% identical, max diff {d.max()}")
     print(f"  {out.stdout.strip()}")
     print(f"  speed: ours {ours_time:.3f} s, reference (torch {torch.__version__}) {ref_time:.3f} s, "
-          f"ratio {ref_time / ours_time:.2f}x ({args.runs} runs, {args.threads} threads)")
+          f"ratio {ref_time / ours_time:.2f}x ({args.runs} runs, {args.threads} threads)"
+          + (f"; per round ({args.rounds} rounds, alternating): " + ", ".join(f"{r:.2f}x" for r in ratios) if args.rounds > 1 else ""))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="alternate reference and ours this many times (noisy machines)")
     ap.add_argument("--only", choices=["v1.4", "v1"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Full-size GPEN parity and speed against the reference, in one run (reference env, not CI).
 
-    ~/.cache/facerestore-reference/venv/bin/python scripts/parity_gpen.py [--threads 2] [--runs 3] [--only 512|256] [--no-photos]
+    ~/.cache/facerestore-reference/venv/bin/python scripts/parity_gpen.py [--threads 2] [--runs 3] [--rounds 1] [--only 512|256] [--no-photos]
 
 Needs yangxy/GPEN's code at $GPEN_REPO (see DEVELOPERS.md) and a release build
 (`swift build -c release`). For GPEN-BFR-512 (FullGenerator 512, channel multiplier 2, narrow 1)
@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import (BIG, EXAMPLES, PHOTOS, SHARED_WEIGHTS, FacexlibBoxes, gpen_enhancement, gpen_import,  # noqa: E402
+from make_fixtures import (alternate_rounds, BIG, EXAMPLES, PHOTOS, SHARED_WEIGHTS, FacexlibBoxes, gpen_enhancement, gpen_import,  # noqa: E402
                            load_mnet_detector, randomize_gpen)
 from parity_gfpgan import bench_ours  # noqa: E402
 
@@ -75,16 +75,24 @@ def compare(name, args):
     size = CONFIGS[name][0]
     with torch.no_grad():
         y, _ = net(x)
-        times = []
-        for _ in range(args.runs):
-            t0 = time.perf_counter()
-            net(x)
-            times.append(time.perf_counter() - t0)
-    ref_time = statistics.median(times)
     io = os.path.join(BIG, f"gpen_{name}_parity_io.safetensors")
     ours_out = os.path.join(BIG, f"gpen_{name}_parity_ours.safetensors")
     save_file({"x": x.contiguous(), "y": y.contiguous()}, io)
-    out, ours_time, err, err_clamped = bench_ours(ckpt, io, ours_out, y, args)   # the model is read from the file
+
+    def reference():
+        times = []
+        with torch.no_grad():
+            for _ in range(args.runs):
+                t0 = time.perf_counter()
+                net(x)
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    def ours():
+        out, t, err, err_clamped = bench_ours(ckpt, io, ours_out, y, args)   # the model is read from the file
+        return t, (out, err, err_clamped)
+
+    ref_time, ours_time, ratios, (out, err, err_clamped) = alternate_rounds(reference, ours, args.rounds)
 
     tmp = tempfile.mkdtemp()
     try:
@@ -104,7 +112,8 @@ def compare(name, args):
           f"{within:.4f}% of PNG values within 1 gray level, {equal:.4f}% identical, max diff {worst}")
     print(f"  {out.stdout.strip()}")
     print(f"  speed: ours {ours_time:.3f} s, reference (yangxy/GPEN, torch {torch.__version__}) {ref_time:.3f} s, "
-          f"ratio {ref_time / ours_time:.2f}x ({args.runs} runs, {args.threads} threads)")
+          f"ratio {ref_time / ours_time:.2f}x ({args.runs} runs, {args.threads} threads)"
+          + (f"; per round ({args.rounds} rounds, alternating): " + ", ".join(f"{r:.2f}x" for r in ratios) if args.rounds > 1 else ""))
     return ckpt, net
 
 
@@ -141,6 +150,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="alternate reference and ours this many times (noisy machines)")
     ap.add_argument("--only", choices=list(CONFIGS))
     ap.add_argument("--no-photos", action="store_true")
     args = ap.parse_args()
