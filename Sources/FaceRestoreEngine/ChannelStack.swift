@@ -12,6 +12,8 @@ public struct ChannelStack {
     private let buffer: Tensor?       // [1, capacity, H, W] nChw16c, when the zero-copy form applies
     private var parts: [Tensor]       // the fallback: tensors to concatenate
     public private(set) var channels: Int
+    /// The first part (the block input).
+    public let head: Tensor
 
     /// A stack holding `first`, with room for `capacity` channels in all.
     public init(_ first: Tensor, capacity: Int, _ ctx: ComputeContext) throws {
@@ -26,10 +28,30 @@ public struct ChannelStack {
             parts = []
             let head = Self.range(of: whole, start: 0, count: c)
             try ctx.reorder(from: first.desc, first.storage.pointer, to: head.desc, head.storage.pointer)
+            self.head = head
         } else {
             buffer = nil
             parts = [first]
+            head = first
         }
+    }
+
+    /// An empty stack for a `[1, c, h, w]` first part that the caller writes into `head` (the op
+    /// producing it writes there directly, so nothing is copied in), with room for `capacity`
+    /// channels; nil where the zero-copy form does not apply (batch above 1, channel counts not
+    /// multiples of 16).
+    public static func awaiting(_ shape: [Int], capacity: Int) -> (stack: ChannelStack, head: Tensor)? {
+        guard shape.count == 4, shape[0] == 1, shape[1] % 16 == 0, capacity % 16 == 0, capacity >= shape[1] else { return nil }
+        let whole = Tensor(uninitialized: .channelBlocked16([1, capacity, shape[2], shape[3]]))
+        let head = range(of: whole, start: 0, count: shape[1])
+        return (ChannelStack(buffer: whole, head: head), head)
+    }
+
+    private init(buffer: Tensor, head: Tensor) {
+        self.buffer = buffer
+        parts = []
+        channels = head.shape[1]
+        self.head = head
     }
 
     /// Channels [start, start + count) of an nChw16c batch-1 tensor, as a tensor sharing its memory.
@@ -57,16 +79,17 @@ public struct ChannelStack {
         let y = try conv(input, ctx)
         if buffer != nil {
             // A range that does not fit the blocked form: continue as a plain concatenation.
-            self = ChannelStack(parts: [input, y])
+            self = ChannelStack(parts: [input, y], head: head)
         } else {
             parts.append(y)
             channels += k
         }
     }
 
-    private init(parts: [Tensor]) {
+    private init(parts: [Tensor], head: Tensor) {
         buffer = nil
         self.parts = parts
         channels = parts.reduce(0) { $0 + $1.shape[1] }
+        self.head = head
     }
 }

@@ -296,6 +296,50 @@ extension ComputeContext {
     }
 }
 
+extension ComputeContext {
+    /// `a·scale + b` in one pass (ESRGAN's residual `x5 * 0.2 + x`, rounded as that expression),
+    /// written into `destination` when given (any view of the right shape, e.g. the head of the
+    /// next dense block's `ChannelStack`), else into a new tensor in `a`'s layout (nChw16c or
+    /// channels-last).
+    public func scaledAdd(_ a: Tensor, scale: Float, _ b: Tensor, into destination: Tensor? = nil) throws -> Tensor {
+        guard a.rank == 4, b.shape == a.shape, destination.map({ $0.shape == a.shape }) ?? true else {
+            throw EngineError.shapeMismatch(op: "scaledAdd", detail: "\(a.shape), \(b.shape) into \(destination?.shape ?? a.shape)")
+        }
+        let out: Tensor
+        if let destination, destination.desc.isChannelBlocked16 || destination.desc.isChannelsLast {
+            out = destination
+        } else if destination == nil {
+            out = Tensor(uninitialized: try channelBlocked(a).tensor.desc)
+        } else {
+            let y = try scaledAdd(a, scale: scale, b)
+            try reorder(from: y.desc, y.storage.pointer, to: destination!.desc, destination!.storage.pointer)
+            return destination!
+        }
+        // Same shape and layout: the three buffers hold the elements in the same order.
+        let block = out.desc.isChannelBlocked16 ? 16 : a.shape[1]
+        let x = try channelBlocked(a, block: block), y = try channelBlocked(b, block: block)
+        let count = out.desc.byteSize / 4
+        let xs = x.pointer, ys = y.pointer, d = out.storage.floats
+        let chunk = 4096
+        let s16 = SIMD16<Float>(repeating: scale)
+        parallelRows((count + chunk - 1) / chunk) { chunks in
+            for c in chunks {
+                let start = c * chunk, end = min(count, start + chunk)
+                var i = start
+                while i + 16 <= end {
+                    store16(load16(xs + i) * s16 + load16(ys + i), d + i)
+                    i += 16
+                }
+                while i < end {
+                    d[i] = xs[i] * scale + ys[i]
+                    i += 1
+                }
+            }
+        }
+        return out
+    }
+}
+
 /// 16 floats from `p` (any alignment).
 @inline(__always)
 func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }

@@ -21,11 +21,21 @@ struct ResidualDenseBlock: Layer {
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
+        try callAsFunction(try ChannelStack(x, capacity: capacity, ctx), into: nil, ctx)
+    }
+
+    /// Channels of the block's feature stack: the input and the four growth outputs.
+    var capacity: Int { convs[4].inChannels }
+
+    /// The block on an input already at the head of `features` (a stack with `capacity`
+    /// channels), its output `x + 0.2·x5` written into `destination` when given (the head of the
+    /// next block's stack), so that no block input is ever copied.
+    func callAsFunction(_ stack: ChannelStack, into destination: Tensor?, _ ctx: ComputeContext) throws -> Tensor {
         // The dense connections: each conv's output goes straight into the next channel range.
-        var features = try ChannelStack(x, capacity: convs[4].inChannels, ctx)
+        var features = stack
         for conv in convs.dropLast() { try features.append(conv, ctx) }
         let x5 = try convs[4](try features.tensor(ctx), ctx)
-        return try ctx.add(try ctx.scale(x5, by: 0.2), x)
+        return try ctx.scaledAdd(x5, scale: 0.2, features.head, into: destination)
     }
 }
 
@@ -38,9 +48,25 @@ struct RRDB: Layer {
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        var y = x
-        for b in blocks { y = try b(y, ctx) }
-        return try ctx.add(try ctx.scale(y, by: 0.2), x)
+        try callAsFunction(try ChannelStack(x, capacity: blocks[0].capacity, ctx), into: nil, ctx)
+    }
+
+    /// The RRDB on an input at the head of `stack` (a stack for its first dense block), its output
+    /// `x + 0.2·rdb3(…)` written into `destination` when given. Each dense block writes its
+    /// output straight into the head of the next one's stack.
+    func callAsFunction(_ stack: ChannelStack, into destination: Tensor?, _ ctx: ComputeContext) throws -> Tensor {
+        var current = stack
+        var y = stack.head
+        for (i, b) in blocks.enumerated() {
+            if i + 1 < blocks.count, let (next, head) = ChannelStack.awaiting(y.shape, capacity: blocks[i + 1].capacity) {
+                _ = try b(current, into: head, ctx)
+                current = next
+            } else {
+                y = try b(current, into: nil, ctx)
+                if i + 1 < blocks.count { current = try ChannelStack(y, capacity: blocks[i + 1].capacity, ctx) }
+            }
+        }
+        return try ctx.scaledAdd(y, scale: 0.2, stack.head, into: destination)
     }
 }
 
@@ -82,8 +108,20 @@ public final class RRDBNet: Sendable {
         if scale == 2 { feat = try ctx.pixelUnshuffle(x, factor: 2) }
         if scale == 1 { feat = try ctx.pixelUnshuffle(x, factor: 4) }
         feat = try convFirst(feat, ctx)
+        // Each RRDB writes its output straight into the head of the next one's first stack.
         var trunk = feat
-        for block in body { trunk = try block(trunk, ctx) }
+        if let first = body.first {
+            var stack = try ChannelStack(feat, capacity: first.blocks[0].capacity, ctx)
+            for (i, block) in body.enumerated() {
+                if i + 1 < body.count, let (next, head) = ChannelStack.awaiting(feat.shape, capacity: body[i + 1].blocks[0].capacity) {
+                    _ = try block(stack, into: head, ctx)
+                    stack = next
+                } else {
+                    trunk = try block(stack, into: nil, ctx)
+                    if i + 1 < body.count { stack = try ChannelStack(trunk, capacity: body[i + 1].blocks[0].capacity, ctx) }
+                }
+            }
+        }
         feat = try ctx.add(feat, try convBody(trunk, ctx))
         feat = try convUp1(try ctx.resize(feat, factor: 2, mode: .nearest), ctx)
         feat = try convUp2(try ctx.resize(feat, factor: 2, mode: .nearest), ctx)

@@ -128,3 +128,62 @@ func agreement(_ a: [UInt8], _ b: [UInt8]) -> (within1: Double, maxDiff: Int) {
         #expect(throws: WeightsError.self) { try NCNNModel(path: param) }
     }
 }
+
+/// The zero-copy dense blocks (each conv writing into a channel range of one nChw16c stack, each
+/// block writing its residual output into the head of the next block's stack) against the same
+/// network written with plain ops (conv, concat, scale, add), on a configuration whose widths are
+/// multiples of 16 (the tiny reference fixture's growth of 8 takes the concat fallback).
+@Suite struct RRDBZeroCopy {
+    let ctx = ComputeContext(threads: 2)
+
+    @Test func chainedStacksMatchPlainOps() throws {
+        let (f, g, blocks) = (32, 16, 2)
+        var names: [String] = [], tensors: [String: WeightTensor] = [:]
+        var seed: UInt64 = 1
+        func add(_ key: String, _ cout: Int, _ cin: Int) {
+            seed += 1
+            var state = seed
+            let n = cout * cin * 9
+            let w = (0..<n).map { _ -> Float in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return (Float(state >> 40) / Float(1 << 23) - 1) / Float(cin * 9).squareRoot()
+            }
+            names += [key + ".weight", key + ".bias"]
+            tensors[key + ".weight"] = WeightTensor(shape: [cout, cin, 3, 3], floats: w)
+            tensors[key + ".bias"] = WeightTensor(shape: [cout], floats: (0..<cout).map { Float($0 % 7) * 0.01 })
+        }
+        add("conv_first", f, 3)
+        for b in 0..<blocks { for r in 1...3 { for c in 1...5 { add("body.\(b).rdb\(r).conv\(c)", c == 5 ? f : g, f + (c - 1) * g) } } }
+        add("conv_body", f, f); add("conv_up1", f, f); add("conv_up2", f, f); add("conv_hr", f, f); add("conv_last", 3, f)
+        let sd = StateDict(names: names, tensors: tensors)
+        let net = try RRDBNet(stateDict: sd, file: "test", context: ctx)
+        let x = Tensor(shape: [1, 3, 20, 18], values: (0..<(3 * 20 * 18)).map { Float(($0 * 37) % 101) / 101 })
+
+        func conv(_ key: String, lrelu: Bool = false) throws -> Conv2d {
+            let w = tensors[key + ".weight"]!
+            return try Conv2d(weight: w.floats(), shape: w.shape, bias: tensors[key + ".bias"]!.floats(), padding: Padding2D(1),
+                              postOps: lrelu ? [.leakyReLU(0.2)] : [], context: ctx)
+        }
+        func rdb(_ p: String, _ x: Tensor) throws -> Tensor {
+            var feats = [x]
+            for c in 1...4 { feats.append(try conv("\(p).conv\(c)", lrelu: true)(try ctx.concat(feats), ctx)) }
+            return try ctx.add(try ctx.scale(try conv("\(p).conv5")(try ctx.concat(feats), ctx), by: 0.2), x)
+        }
+        var feat = try conv("conv_first")(x, ctx)
+        var trunk = feat
+        for b in 0..<blocks {
+            var y = trunk
+            for r in 1...3 { y = try rdb("body.\(b).rdb\(r)", y) }
+            trunk = try ctx.add(try ctx.scale(y, by: 0.2), trunk)
+        }
+        feat = try ctx.add(feat, try conv("conv_body")(trunk, ctx))
+        feat = try conv("conv_up1", lrelu: true)(try ctx.resize(feat, factor: 2, mode: .nearest), ctx)
+        feat = try conv("conv_up2", lrelu: true)(try ctx.resize(feat, factor: 2, mode: .nearest), ctx)
+        let expected = try ctx.array(try conv("conv_last")(try conv("conv_hr", lrelu: true)(feat, ctx), ctx))
+        let got = try ctx.array(try net(x, ctx))
+        #expect(got.count == expected.count)
+        let worst = zip(got, expected).map { abs($0 - $1) }.max() ?? .infinity
+        let scale = expected.map(abs).max() ?? 1
+        #expect(worst <= 1e-5 * max(1, scale), "max abs \(worst) at scale \(scale)")
+    }
+}
