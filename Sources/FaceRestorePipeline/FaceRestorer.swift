@@ -47,7 +47,11 @@ public struct FaceRestorer: Sendable {
     /// Loads a GFPGAN (v1, v1.2, v1.3, v1.4) or GPEN (BFR 256/512/1024/2048) checkpoint; the
     /// architecture and configuration are read from its tensors.
     public init(modelPath: String, context: ComputeContext) throws {
-        let (sd, _) = try WeightsFile.load(path: modelPath)
+        try self.init(stateDict: try WeightsFile.load(path: modelPath).0, modelPath: modelPath, context: context)
+    }
+
+    /// The same from tensors already read from `modelPath` (see `isGPEN(_:)`).
+    public init(stateDict sd: StateDict, modelPath: String, context: ComputeContext) throws {
         switch Architecture.detect(sd) {
         case .gpen?: network = .gpen(try GPEN(stateDict: sd, file: modelPath, context: context))
         case .gfpganClean?, .gfpganV1?: network = .gfpgan(try GFPGAN(stateDict: sd, file: modelPath, context: context))
@@ -68,6 +72,11 @@ public struct FaceRestorer: Sendable {
 
     /// Whether this is a GPEN model (its own alignment template, paste-back and output rounding).
     public var isGPEN: Bool { if case .gpen = network { return true } else { return false } }
+
+    /// Whether these tensors are a GPEN model, known before the (slower) model build.
+    public static func isGPEN(_ sd: StateDict) -> Bool {
+        if case .gpen? = Architecture.detect(sd) { return true } else { return false }
+    }
 
     /// Fresh noise as upstream draws it (`randomize_noise=True`) right after `torch.manual_seed(seed)`.
     /// GPEN has none (its noise inputs are the encoder's features): empty.

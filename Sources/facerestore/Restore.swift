@@ -135,19 +135,30 @@ struct Restore: ParsableCommand {
             return try runGeneral(files, general, context: context)
         }
         let loadStart = Date()
-        let restorer: FaceRestorer
-        do { restorer = try FaceRestorer(modelPath: model, context: context) } catch { fail("\(error)") }
-        if verbose {
-            printError("model: \(model) (\(restorer.network.name), loaded in \(String(format: "%.2f", Date().timeIntervalSince(loadStart))) s)")
-        }
-        if restorer.isGPEN, seed != nil { printError("facerestore: note: GPEN has no random noise (its noise inputs are the encoder's features); --seed has no effect") }
+        let tensors: StateDict
+        do { tensors = try WeightsFile.load(path: model).0 } catch { fail("\(error)") }
+        let gpen = FaceRestorer.isGPEN(tensors)
+        // The face model (most of the loading time: weight layout conversions) is built on another
+        // thread while this one loads the detector, the parser and the background model.
+        let building = Background { try FaceRestorer(stateDict: tensors, modelPath: model, context: context) }
+        var parts: (detector: RetinaFace, parser: ParseNet?, background: RealESRGANer?)?
         if !aligned {
             var background: RealESRGANer?
             if bgUpsampler == "realesrgan" {
                 do { background = try loadBackground(context: context, spec: bgModel) } catch { fail("\(error)") }
                 if verbose { printError("background: \(background!.title) (\(background!.modelPath)), tile \(bgTile)") }
             }
-            let photo = loadPhotoRestorer(restorer, background: background, context: context)
+            let (detector, parser) = loadDetectorAndParser(gpen: gpen, context: context)
+            parts = (detector, parser, background)
+        }
+        let restorer: FaceRestorer
+        do { restorer = try building.value() } catch { fail("\(error)") }
+        if verbose {
+            printError("model: \(model) (\(restorer.network.name), loaded in \(String(format: "%.2f", Date().timeIntervalSince(loadStart))) s)")
+        }
+        if restorer.isGPEN, seed != nil { printError("facerestore: note: GPEN has no random noise (its noise inputs are the encoder's features); --seed has no effect") }
+        if let parts {
+            let photo = PhotoRestorer(restorer: restorer, detector: parts.detector, parser: parts.parser, background: parts.background)
             return try runPhotos(files, photo, context: context)
         }
         let dirs = makeFolders(["cropped_faces", "restored_faces", "cmp"])
@@ -213,28 +224,28 @@ struct Restore: ParsableCommand {
         throw ExitCode(1)
     }
 
-    /// The detector (and parser, unless `--no-parse` or not installed) for whole photos.
-    func loadPhotoRestorer(_ restorer: FaceRestorer, background: RealESRGANer?, context: ComputeContext) -> PhotoRestorer {
+    /// The detector and the parser (unless `--no-parse` or not installed) for whole photos.
+    func loadDetectorAndParser(gpen: Bool, context: ComputeContext) -> (RetinaFace, ParseNet?) {
         let registry = ModelRegistry()
         let net = loadDetector(detector, context: context, verbose: false)
         var parser: ParseNet?
         if !noParse {
             let entry = try! ModelRegistry.entry(named: "parsenet")
             // GPEN's own parser first for GPEN models; facexlib's is the same network.
-            let names = restorer.isGPEN ? ["gpen-parsenet", "parsenet"] : ["parsenet"]
+            let names = gpen ? ["gpen-parsenet", "parsenet"] : ["parsenet"]
             if let parserPath = self.parser {
                 guard FileManager.default.fileExists(atPath: parserPath) else { fail("\(parserPath): no such parser file") }
                 do { parser = try ParseNet(path: parserPath, context: context) } catch { fail("\(error)") }
             } else if let path = names.lazy.compactMap({ try? registry.locate(ModelRegistry.entry(named: $0)) }).first {
                 do { parser = try ParseNet(path: path, context: context) } catch { fail("\(error)") }
             } else {
-                let fallback = restorer.isGPEN ? "GPEN's blurred square mask" : "the soft square mask"
+                let fallback = gpen ? "GPEN's blurred square mask" : "the soft square mask"
                 printError("facerestore: note: \(entry.title) is not installed, so faces are pasted back with \(fallback) "
                            + "(upstream uses the parsing mask; `facerestore models fetch \(names[0])` installs it)")
             }
         }
         if verbose { printError("detector: RetinaFace \(net.backbone.rawValue); paste mask: \(parser == nil ? "square" : "ParseNet")") }
-        return PhotoRestorer(restorer: restorer, detector: net, parser: parser, background: background)
+        return (net, parser)
     }
 
     /// The Real-ESRGAN model for `spec`: a file, a registry name, or `auto` (the first installed of
@@ -401,5 +412,25 @@ struct Progress {
 
     func clear() {
         if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
+
+/// A value computed on another thread; `value()` waits for it.
+final class Background<T: Sendable>: @unchecked Sendable {
+    // @unchecked: `result` is written once before `done` is signalled and read only after waiting.
+    private var result: Result<T, Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () throws -> T) {
+        DispatchQueue.global(qos: .userInitiated).async {
+            self.result = Result(catching: body)
+            self.done.signal()
+        }
+    }
+
+    func value() throws -> T {
+        done.wait()
+        done.signal()
+        return try result!.get()
     }
 }
