@@ -109,8 +109,19 @@ private final class FixedWeightKernel: Sendable {
         winograd = wino
         weightsDesc = probe.weightsDesc
         weights = TensorStorage(bytes: weightsDesc.byteSize)
-        try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: weightsDesc, weights.pointer)
-        source = wino ? (plainWeightsDesc, plainWeights) : (weightsDesc, weights)
+        if wino {
+            // oneDNN's Winograd weight transform reads hwio source weights with contiguous,
+            // vectorized loops but oihw (PyTorch's layout) with strided scalar ones, about 5×
+            // slower: convert to hwio first (one fast reorder) and keep that as the source.
+            let hwio = MemoryDesc(dims: weightDims, tag: dnnl_hwio)
+            let converted = TensorStorage(bytes: hwio.byteSize)
+            try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: hwio, converted.pointer)
+            try context.reorder(from: hwio, converted.pointer, to: weightsDesc, weights.pointer)
+            source = (hwio, converted)
+        } else {
+            try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: weightsDesc, weights.pointer)
+            source = (weightsDesc, weights)
+        }
         // Keep the probe: an input at the hinted size in the layout oneDNN chose for it (the
         // layout the previous layer produces) then needs no primitive creation on the first call.
         // In bf16 the f32 channels-last input of that size maps to it (converted on each call).
