@@ -973,10 +973,11 @@ def load_mnet_detector():
     return net.eval()
 
 
-def reference_enhance(img, net, detector, parser=None, upscale=2, face_size=512, only_center_face=False):
+def reference_enhance(img, net, detector, parser=None, upscale=2, face_size=512, only_center_face=False, bg_upsampler=None):
     """`GFPGANer.enhance(img, has_aligned=False, paste_back=True)` step by step with facexlib's
     FaceRestoreHelper, its models injected instead of downloaded, and the network run with
-    `randomize_noise=False` (upstream's stored-noise path). Returns (cropped, restored, image)."""
+    `randomize_noise=False` (upstream's stored-noise path); `bg_upsampler` (a RealESRGANer)
+    upscales the background as GFPGANer does. Returns (cropped, restored, image)."""
     import facexlib.utils.face_restoration_helper as frh
     from basicsr.utils import img2tensor, tensor2img
     from torchvision.transforms.functional import normalize
@@ -997,8 +998,9 @@ def reference_enhance(img, net, detector, parser=None, upscale=2, face_size=512,
         with torch.no_grad():
             y = net(t.unsqueeze(0), return_rgb=False, randomize_noise=False)[0]
         helper.add_restored_face(tensor2img(y.squeeze(0), rgb2bgr=True, min_max=(-1, 1)).astype("uint8"))
+    bg = bg_upsampler.enhance(img, outscale=upscale)[0] if bg_upsampler is not None else None
     helper.get_inverse_affine(None)
-    out = helper.paste_faces_to_input_image(upsample_img=None)
+    out = helper.paste_faces_to_input_image(upsample_img=bg)
     return helper.cropped_faces, helper.restored_faces, out
 
 

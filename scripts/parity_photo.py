@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Whole-photo parity and end-to-end speed against the reference (reference env, not CI).
 
-    ~/.cache/facerestore-reference/venv/bin/python scripts/parity_photo.py [--threads 2] [--runs 2]
+    ~/.cache/facerestore-reference/venv/bin/python scripts/parity_photo.py [--threads 2] [--runs 2] [--background]
 
 Uses the random-weight GFPGAN v1.4 checkpoint in the official layout made by
 scripts/parity_gfpgan.py (GFPGANv1Clean, 512, channel multiplier 2), the real RetinaFace
@@ -15,6 +15,11 @@ and reports the share of restored-image values equal and within 1 gray level (go
 Then it times one photo with one face end to end, process start to file written, for both: a
 Python process that imports the reference stack, loads the models and runs enhance + imwrite
 (what `inference_gfpgan.py` does), and our CLI process, same thread count, in this same run.
+
+With --background it also runs a 1024×768 photo (the example photos on one canvas, two faces)
+with the background upscaled by Real-ESRGAN x2plus (random weights in the official layout, from
+`make_fixtures.py make_realesrgan`; tile 400, as `inference_gfpgan.py --bg_upsampler realesrgan`):
+the two outputs compared, and both processes timed end to end.
 """
 import argparse
 import os
@@ -50,15 +55,51 @@ parser = ParseNet(in_size=512, out_size=512, parsing_ch=19)
 parser.load_state_dict(torch.load({parser!r}), strict=True)
 parser.eval()
 img = cv2.imread({photo!r}, cv2.IMREAD_COLOR)
-_, _, out = reference_enhance(img, net, load_mnet_detector(), parser, upscale=2)
+bg = None
+if {background!r}:
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+    from realesrgan import RealESRGANer
+    bg = RealESRGANer(scale=2, model_path={background!r}, tile=400, tile_pad=10, pre_pad=0, half=False,
+                      model=RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=2))
+_, _, out = reference_enhance(img, net, load_mnet_detector(), parser, upscale=2, bg_upsampler=bg)
 cv2.imwrite({out!r}, out)
 '''
+BACKGROUND = os.path.join(BIG, "realesrgan_x2plus_random.pth")
+
+
+def canvas_1024x768(path):
+    """The example photos on one 1024×768 canvas (grace_hopper left, astronaut right)."""
+    canvas = np.full((768, 1024, 3), 128, np.uint8)
+    canvas[84:684, 0:512] = cv2.imread(os.path.join(EXAMPLES, "grace_hopper.jpg"), cv2.IMREAD_COLOR)
+    canvas[128:640, 512:1024] = cv2.imread(os.path.join(EXAMPLES, "astronaut.jpg"), cv2.IMREAD_COLOR)
+    cv2.imwrite(path, canvas)
+
+
+def end_to_end(photo, tmp, args, background=None):
+    """Medians of process-start-to-file-written times (reference, ours), rounds alternating, and
+    the two outputs."""
+    ref_out, our_dir = os.path.join(tmp, "ref_e2e.png"), os.path.join(tmp, "ours_e2e")
+    script = REFERENCE_PROCESS.format(scripts=os.path.dirname(os.path.abspath(__file__)), threads=args.threads,
+                                      ckpt=CKPT, parser=PARSER, photo=photo, out=ref_out, background=background)
+    flags = ["--bg-upsampler", "realesrgan", "--bg-model", background, "--bg-tile", "400"] if background else []
+    ref_t, our_t = [], []
+    for _ in range(args.runs):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+        ref_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        subprocess.run([CLI, "restore", "-i", photo, "-o", our_dir, "--model-path", CKPT, "--detector", DETECTOR,
+                        "--parser", PARSER, "--threads", str(args.threads), "--ext", "png"] + flags, check=True, capture_output=True)
+        our_t.append(time.perf_counter() - t)
+    ours = cv2.imread(os.path.join(our_dir, "restored_imgs", os.path.splitext(os.path.basename(photo))[0] + ".png"), cv2.IMREAD_COLOR)
+    return statistics.median(ref_t), statistics.median(our_t), cv2.imread(ref_out, cv2.IMREAD_COLOR), ours
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--background", action="store_true", help="also time a 1024×768 photo with a Real-ESRGAN x2plus background")
     args = ap.parse_args()
     for path, how in [(CKPT, "run scripts/parity_gfpgan.py --only v1.4 first"), (PARSER, "run scripts/make_fixtures.py first"),
                       (DETECTOR, "../shared/weights is needed"), (CLI, "run swift build -c release first")]:
@@ -92,21 +133,19 @@ def main():
                 print(f"{photo:<14} {mask:<6} {len(crops):>5} {100 * (d == 0).mean():>9.3f}% {100 * (d <= 1).mean():>8.3f}% {d.max():>8}")
 
         # End to end, process start to file written: one photo, one face.
-        photo = os.path.join(EXAMPLES, "grace_hopper.jpg")
-        script = REFERENCE_PROCESS.format(scripts=os.path.dirname(os.path.abspath(__file__)), threads=args.threads,
-                                          ckpt=CKPT, parser=PARSER, photo=photo, out=os.path.join(tmp, "ref.png"))
-        ref_t, our_t = [], []
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
-            ref_t.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            subprocess.run([CLI, "restore", "-i", photo, "-o", os.path.join(tmp, "speed"), "--model-path", CKPT, "--detector",
-                            DETECTOR, "--parser", PARSER, "--threads", str(args.threads)], check=True, capture_output=True)
-            our_t.append(time.perf_counter() - t)
-        r, o = statistics.median(ref_t), statistics.median(our_t)
+        r, o, _, _ = end_to_end(os.path.join(EXAMPLES, "grace_hopper.jpg"), tmp, args)
         print(f"end to end, grace_hopper.jpg (1 face, parse mask, upscale 2, {args.threads} threads, median of {args.runs}): "
               f"reference {r:.2f} s, facerestore {o:.2f} s, {r / o:.2f}x")
+        if args.background:
+            if not os.path.exists(BACKGROUND):
+                sys.exit(f"parity_photo: {BACKGROUND} is missing (run scripts/make_fixtures.py first)")
+            photo = os.path.join(tmp, "photo1024x768.png")
+            canvas_1024x768(photo)
+            r, o, ref, ours = end_to_end(photo, tmp, args, background=BACKGROUND)
+            d = np.abs(ours.astype(int) - ref.astype(int))
+            print(f"end to end, 1024×768 photo (2 faces, parse mask, Real-ESRGAN x2plus background, tile 400, upscale 2, "
+                  f"{args.threads} threads, median of {args.runs}): reference {r:.2f} s, facerestore {o:.2f} s, {r / o:.2f}x; "
+                  f"outputs: {100 * (d == 0).mean():.3f}% identical, {100 * (d <= 1).mean():.3f}% within 1 gray level, max diff {d.max()}")
 
 
 if __name__ == "__main__":

@@ -205,10 +205,18 @@ private final class FixedWeightKernel: Sendable {
             let q = try context.make(op, postOps: fusedPostOps)
             (p, src) = (q, q.srcDesc)
         }
-        // The load-time weights, or a copy in the layout this primitive wants, made from the source.
+        // The load-time weights, a copy in this layout made for an earlier input, or a new copy made
+        // from the source (Winograd layouts depend on the input size; tiles of a few sizes share them).
         let wd = p.weightsDesc
-        let ws = wd == weightsDesc ? weights : TensorStorage(bytes: wd.byteSize)
-        if wd != weightsDesc { try context.reorder(from: source.desc, source.storage.pointer, to: wd, ws.pointer) }
+        let ws: TensorStorage
+        if wd == weightsDesc {
+            ws = weights
+        } else if let earlier = cache.withLock({ $0.first { $0.weightsDesc == wd } }) {
+            ws = earlier.weights
+        } else {
+            ws = TensorStorage(bytes: wd.byteSize)
+            try context.reorder(from: source.desc, source.storage.pointer, to: wd, ws.pointer)
+        }
         let made = Entry(input: x.desc, src: src, dst: p.dstDesc, primitive: p, weightsDesc: wd, weights: ws,
                          trailing: try Self.trailingPass(postOps: postOps, fused: fusedPostOps, output: p.dstDesc, context: context))
         cache.withLock { $0.append(made) }
