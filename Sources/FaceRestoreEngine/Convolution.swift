@@ -190,7 +190,7 @@ private final class FixedWeightKernel: Sendable {
         } else if let q = attempt(src: x.desc, weights: weightsDesc) {
             // The input's own layout with the load-time weights: nothing to convert.
             (p, src) = (q, x.desc)
-        } else if x.desc.isChannelBlocked16, outChannels >= 16, let q = attempt(src: x.desc, weights: .any(weightDims)) {
+        } else if x.desc.isChannelBlocked16, let q = attempt(src: x.desc, weights: .any(weightDims)) {
             // An nChw16c input (from a Winograd layer) to a direct kernel: weights converted once
             // for the blocked kernel rather than the activation on every call.
             (p, src) = (q, x.desc)
