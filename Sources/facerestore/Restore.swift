@@ -384,10 +384,14 @@ struct Restore: ParsableCommand {
     }
 }
 
-/// Prints `facerestore: <message>` to standard error and exits 1.
+/// Prints `facerestore: <message>` to standard error and exits 1, at once: another thread may be
+/// building the face model inside oneDNN, and the library destructors that a normal `exit` runs
+/// would pull its state away under it (a crash instead of the one-line error). Nothing is being
+/// written when this is called (outputs are written atomically, and only after loading).
 func fail(_ message: String) -> Never {
     printError("facerestore: \(message)")
-    Restore.exit(withError: ExitCode(1))
+    fflush(nil)   // every output stream (print buffers standard output)
+    _exit(1)
 }
 
 /// Progress over a batch: a rewritten line on a terminal, plain lines otherwise.
