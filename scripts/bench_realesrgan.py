@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real-ESRGAN speed: our forward and PyTorch's on the same tile shape, in the same run.
 
-    ~/.cache/facerestore-reference/venv/bin/python scripts/bench_realesrgan.py [--size 400] [--runs 3] [--threads 2]
+    ~/.cache/facerestore-reference/venv/bin/python scripts/bench_realesrgan.py [--size 400] [--runs 3] [--threads 2] [--only 2|4] [--rounds 1] [--no-bf16] [--no-ncnn]
 
 Uses the full-size random-weight RRDBNet x2plus / x4plus checkpoints that
 `scripts/make_fixtures.py make_realesrgan` writes to ~/.cache/facerestore-reference/fixtures, and
@@ -59,19 +59,32 @@ def main():
     ap.add_argument("--size", type=int, default=400)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", type=int, choices=[2, 4], help="one model (x2plus or x4plus)")
+    ap.add_argument("--rounds", type=int, default=1, help="alternate PyTorch and ours this many times (noisy machines)")
+    ap.add_argument("--no-bf16", action="store_true", help="skip our bf16 mode")
+    ap.add_argument("--no-ncnn", action="store_true", help="skip the real ncnn x4plus")
     a = ap.parse_args()
     subprocess.run(["swift", "build", "-c", "release", "--product", "facerestore-bench"], cwd=ROOT, check=True,
                    capture_output=True)
     for scale in (2, 4):
+        if a.only not in (None, scale):
+            continue
         print(f"RRDBNet x{scale}plus, {a.size}² tile, {a.threads} threads:")
-        ref = torch_time(scale, a.size, a.runs, a.threads)
         path = os.path.join(BIG, f"realesrgan_x{scale}plus_random.pth")
-        mine = ours(path, a.size, a.runs, a.threads)
-        print(f"  => fp32 speed-up {ref / mine:.2f}×")
-        mine16 = ours(path, a.size, a.runs, a.threads, "bf16")
-        print(f"  => bf16 speed-up {ref / mine16:.2f}×")
+        ratios = []
+        for _ in range(a.rounds):
+            ref = torch_time(scale, a.size, a.runs, a.threads)
+            mine = ours(path, a.size, a.runs, a.threads)
+            ratios.append(ref / mine)
+            print(f"  => fp32 speed-up {ref / mine:.2f}×")
+        if a.rounds > 1:
+            print(f"  => fp32 speed-up per round ({a.rounds} rounds, alternating): " + ", ".join(f"{r:.2f}×" for r in ratios)
+                  + f"; median {statistics.median(ratios):.2f}×")
+        if not a.no_bf16:
+            mine16 = ours(path, a.size, a.runs, a.threads, "bf16")
+            print(f"  => bf16 speed-up {ref / mine16:.2f}×")
     ncnn = os.path.join(HOME, "models", "realesrgan-x4plus.param")
-    if os.path.exists(ncnn):
+    if os.path.exists(ncnn) and not a.no_ncnn and a.only in (None, 4):
         print(f"ncnn realesrgan-x4plus (real weights, ours only), {a.size}² tile:")
         ours(ncnn, a.size, a.runs, a.threads)
 
