@@ -340,7 +340,7 @@ public final class ConvTranspose2d: Sendable {
     ///   - weight: PyTorch layout `[in, out, kh, kw]`, row-major.
     ///   - padding: PyTorch's `padding` (implicit `dilation*(k-1)-padding` zero padding on each side).
     ///   - outputPadding: PyTorch's `output_padding`, added to the bottom/right of the output.
-    ///   - polyphase: run stride 2 as four phase convolutions (the default, faster); false keeps
+    ///   - polyphase: run stride 2 as four phase convolutions (the default; see PolyphaseDeconv.swift); false keeps
     ///     oneDNN's deconvolution kernel.
     public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 2, padding: Int = 0,
                 outputPadding: Int = 0, postOps: [PostOp] = [], hint: (Int, Int) = (32, 32), polyphase: Bool = true,
