@@ -41,6 +41,33 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)   # zip timestamps, so regenerated fixtures a
 BIG = os.environ.get("FACERESTORE_REFERENCE_FIXTURES", os.path.expanduser("~/.cache/facerestore-reference/fixtures"))
 
 
+def median_seconds(call, runs):
+    """Median wall time of `runs` calls of `call()` (under torch.no_grad)."""
+    import statistics
+    import time
+    times = []
+    with torch.no_grad():
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def restore_photo(photo, out_dir, model, detector, threads, flags=()):
+    """`facerestore restore` (the release build) on one photo with PNG output; returns the restored
+    image (BGR) or exits with the CLI's error."""
+    import cv2
+    import subprocess
+    cli = os.path.join(ROOT, ".build/release/facerestore")
+    r = subprocess.run([cli, "restore", "-i", photo, "-o", out_dir, "--model-path", model, "--detector", detector,
+                        "--ext", "png", "--threads", str(threads)] + list(flags), capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"facerestore restore failed on {photo}: {r.stderr.strip()}")
+    return cv2.imread(os.path.join(out_dir, "restored_imgs", os.path.splitext(os.path.basename(photo))[0] + ".png"),
+                      cv2.IMREAD_COLOR)
+
+
 def alternate_rounds(reference, ours, rounds):
     """Same-run speed on a noisy machine: `rounds` rounds, each timing the reference (`reference()`
     returns its median seconds) and then ours (`ours()` returns (median seconds, extra)). Returns

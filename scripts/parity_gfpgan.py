@@ -20,11 +20,9 @@ Upstream's GFPGANv1 needs basicsr's CUDA-only fused_act; its CPU equivalent is i
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import cv2
 import numpy as np
@@ -32,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import alternate_rounds, BIG, gfpgan_net, make_gfpgan_clean, make_gfpgan_v1  # noqa: E402
+from make_fixtures import alternate_rounds, median_seconds, BIG, gfpgan_net, make_gfpgan_clean, make_gfpgan_v1  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTO = "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg"
@@ -92,13 +90,7 @@ def compare(name, args):
         net(x, return_rgb=False, randomize_noise=False)
 
     def reference():
-        times = []
-        with torch.no_grad():
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                net(x, return_rgb=False, randomize_noise=False)
-                times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        return median_seconds(lambda: net(x, return_rgb=False, randomize_noise=False), args.runs)
 
     def ours():
         out, t, err, err_clamped = bench_ours(ckpt, io, ours_out, y, args)

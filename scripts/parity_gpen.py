@@ -21,11 +21,9 @@ buffers kept) and saves it as GPEN saves its models; then
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import cv2
 import numpy as np
@@ -33,7 +31,7 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import (alternate_rounds, BIG, EXAMPLES, PHOTOS, SHARED_WEIGHTS, FacexlibBoxes, gpen_enhancement, gpen_import,  # noqa: E402
+from make_fixtures import (alternate_rounds, median_seconds, restore_photo, BIG, EXAMPLES, PHOTOS, SHARED_WEIGHTS, FacexlibBoxes, gpen_enhancement, gpen_import,  # noqa: E402
                            load_mnet_detector, randomize_gpen)
 from parity_gfpgan import bench_ours  # noqa: E402
 
@@ -80,13 +78,7 @@ def compare(name, args):
     save_file({"x": x.contiguous(), "y": y.contiguous()}, io)
 
     def reference():
-        times = []
-        with torch.no_grad():
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                net(x)
-                times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        return median_seconds(lambda: net(x), args.runs)
 
     def ours():
         out, t, err, err_clamped = bench_ours(ckpt, io, ours_out, y, args)   # the model is read from the file
@@ -132,13 +124,8 @@ def photos(ckpt, net, args):
                 expected, faces, _ = enh.process(img)
             tmp = tempfile.mkdtemp()
             try:
-                flags = ["--parser", parser] if use_parse else ["--no-parse"]
-                cli = subprocess.run([CLI, "restore", "-i", os.path.join(EXAMPLES, photo), "-o", tmp, "--model-path", ckpt,
-                                      "--detector", detector, "--ext", "png", "--threads", str(args.threads)] + flags,
-                                     capture_output=True, text=True)
-                if cli.returncode != 0:
-                    sys.exit(f"facerestore restore failed: {cli.stderr}")
-                got = cv2.imread(os.path.join(tmp, "restored_imgs", os.path.splitext(photo)[0] + ".png"), cv2.IMREAD_COLOR)
+                got = restore_photo(os.path.join(EXAMPLES, photo), tmp, ckpt, detector, args.threads,
+                                    ["--parser", parser] if use_parse else ["--no-parse"])
             finally:
                 shutil.rmtree(tmp)
             within, equal, worst = gray(got, expected)

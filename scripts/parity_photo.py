@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import BIG, EXAMPLES, PHOTOS, SHARED_WEIGHTS, gfpgan_net, load_mnet_detector, reference_enhance  # noqa: E402
+from make_fixtures import BIG, EXAMPLES, restore_photo, PHOTOS, SHARED_WEIGHTS, gfpgan_net, load_mnet_detector, reference_enhance  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CKPT = os.path.join(BIG, "gfpgan_v1.4_parity.pth")
@@ -114,21 +114,15 @@ def main():
     parser.load_state_dict(torch.load(PARSER), strict=True)
     parser.eval()
     det = load_mnet_detector()
-    print(f"whole-photo parity: GFPGAN v1.4 layout (random weights), RetinaFace MobileNet0.25 (real), upscale 2")
+    print("whole-photo parity: GFPGAN v1.4 layout (random weights), RetinaFace MobileNet0.25 (real), upscale 2")
     print(f"{'photo':<14} {'mask':<6} {'faces':>5} {'identical':>10} {'within 1':>9} {'max diff':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for photo in PHOTOS:
             img = cv2.imread(os.path.join(EXAMPLES, photo), cv2.IMREAD_COLOR)
             for mask in ("parse", "soft"):
                 crops, _, ref = reference_enhance(img, net, det, parser if mask == "parse" else None, upscale=2)
-                out = os.path.join(tmp, mask)
-                flags = ["--parser", PARSER] if mask == "parse" else ["--no-parse"]
-                r = subprocess.run([CLI, "restore", "-i", os.path.join(EXAMPLES, photo), "-o", out, "--model-path", CKPT,
-                                    "--detector", DETECTOR, "--ext", "png", "--threads", str(args.threads)] + flags,
-                                   capture_output=True, text=True)
-                if r.returncode != 0:
-                    sys.exit(f"facerestore failed on {photo}: {r.stderr.strip()}")
-                ours = cv2.imread(os.path.join(out, "restored_imgs", os.path.splitext(photo)[0] + ".png"), cv2.IMREAD_COLOR)
+                ours = restore_photo(os.path.join(EXAMPLES, photo), os.path.join(tmp, mask), CKPT, DETECTOR, args.threads,
+                                     ["--parser", PARSER] if mask == "parse" else ["--no-parse"])
                 d = np.abs(ours.astype(int) - ref.astype(int))
                 print(f"{photo:<14} {mask:<6} {len(crops):>5} {100 * (d == 0).mean():>9.3f}% {100 * (d <= 1).mean():>8.3f}% {d.max():>8}")
 

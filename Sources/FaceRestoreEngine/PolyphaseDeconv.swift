@@ -98,13 +98,12 @@ final class PolyphaseTransposedConv: Sendable {
 }
 
 extension ComputeContext {
-    /// `out[n, c, oy, ox] = phases[fy % 2][fx % 2][n, c, fy / 2, fx / 2]` with `fy = oy + top`,
-    /// `fx = ox + left`: the four row/column parity phases of a stride-2 output woven together
-    /// (and cropped). The result is nChw16c when the first phase is, else channels-last.
-    func interleavePhases(_ phases: [[Tensor]], height: Int, width: Int, top: Int, left: Int) throws -> Tensor {
+    /// The four phases in one channel-blocked layout (the first one's: nChw16c, else channels-last)
+    /// and its block size, checked to cover a `height × width` output cropped by (top, left).
+    private func phaseSources(_ phases: [[Tensor]], height: Int, width: Int, top: Int, left: Int) throws
+        -> (sources: [[ChannelBlocked]], block: Int) {
         let first = try channelBlocked(phases[0][0])
-        let block = first.block
-        let src = try phases.map { row in try row.map { try channelBlocked($0, block: block) } }
+        let src = try phases.map { row in try row.map { try channelBlocked($0, block: first.block) } }
         let (n, c) = (first.tensor.shape[0], first.tensor.shape[1])
         for py in 0..<2 {
             for px in 0..<2 {
@@ -116,6 +115,15 @@ extension ComputeContext {
                 }
             }
         }
+        return (src, first.block)
+    }
+
+    /// `out[n, c, oy, ox] = phases[fy % 2][fx % 2][n, c, fy / 2, fx / 2]` with `fy = oy + top`,
+    /// `fx = ox + left`: the four row/column parity phases of a stride-2 output woven together
+    /// (and cropped). The result is nChw16c when the first phase is, else channels-last.
+    func interleavePhases(_ phases: [[Tensor]], height: Int, width: Int, top: Int, left: Int) throws -> Tensor {
+        let (src, block) = try phaseSources(phases, height: height, width: width, top: top, left: left)
+        let (n, c) = (src[0][0].tensor.shape[0], src[0][0].tensor.shape[1])
         let shape = [n, c, height, width]
         let out = Tensor(uninitialized: block == c ? .channelsLast(shape) : .channelBlocked16(shape))
         let blocks = c / block
@@ -149,23 +157,12 @@ extension ComputeContext {
     /// from the phases. Needs a channel count that is a multiple of 16; the result is nChw16c.
     func interleavePhasesFiltered(_ phases: [[Tensor]], height: Int, width: Int, top: Int, left: Int,
                                   kernel: [Float], kernelSize: (Int, Int), pad: Padding2D) throws -> Tensor {
-        let first = try channelBlocked(phases[0][0])
-        let block = first.block
-        let src = try phases.map { row in try row.map { try channelBlocked($0, block: block) } }
-        let (n, c) = (first.tensor.shape[0], first.tensor.shape[1])
+        let (src, block) = try phaseSources(phases, height: height, width: width, top: top, left: left)
+        let (n, c) = (src[0][0].tensor.shape[0], src[0][0].tensor.shape[1])
         let (kh, kw) = kernelSize
         let oh = height + pad.top + pad.bottom - kh + 1, ow = width + pad.left + pad.right - kw + 1
         guard c % 16 == 0, oh > 0, ow > 0 else {
             throw EngineError.shapeMismatch(op: "upfirdn2d", detail: "\(c) channels, \(height)×\(width) input to a \(kh)×\(kw) filter")
-        }
-        for py in 0..<2 {
-            for px in 0..<2 {
-                let s = src[py][px].tensor.shape
-                let rowsNeeded = (height - 1 + top - py) / 2 + 1, colsNeeded = (width - 1 + left - px) / 2 + 1
-                guard s[0] == n, s[1] == c, s[2] >= rowsNeeded, s[3] >= colsNeeded else {
-                    throw EngineError.shapeMismatch(op: "interleave", detail: "phase (\(py), \(px)) \(s) for a \(height)×\(width) output")
-                }
-            }
         }
         let out = Tensor(uninitialized: .channelBlocked16([n, c, oh, ow]))
         let blocks = c / 16

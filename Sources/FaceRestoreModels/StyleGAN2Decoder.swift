@@ -43,6 +43,9 @@ struct ModulatedConv2d: Sendable {
     let styleScale: Float
     enum Upsampling: Sendable {
         case none(Conv2d)
+        /// 1×1 without upsampling (ToRGB): W as [out, in], run as `pointwiseConv` with the
+        /// modulation folded into the weights on each call (no oneDNN layer).
+        case pointwise([Float])
         /// Clean: bilinear ×2, then a 3×3 conv.
         case bilinear(Conv2d)
         /// Original: transposed conv (stride 2, no padding), then the upfirdn blur.
@@ -51,8 +54,6 @@ struct ModulatedConv2d: Sendable {
     let op: Upsampling
     /// ‖W[o, i, :, :]‖², row-major [out, in] (for demodulation).
     let weightSquares: [Float]
-    /// W as [out, in] for 1×1 kernels (ToRGB runs as `pointwiseConv`); empty otherwise.
-    let pointwiseWeights: [Float]
 
     init(_ scope: WeightScope, variant: StyleGAN2Variant, in cin: Int, out cout: Int, kernel: Int, styleDim: Int,
          demodulate: Bool, upsample: Bool, resolution: Int, context: ComputeContext) throws {
@@ -71,6 +72,8 @@ struct ModulatedConv2d: Sendable {
         }
         let r = (resolution, resolution)
         switch (variant, upsample) {
+        case (_, false) where kernel == 1:
+            op = .pointwise(w)
         case (_, false):
             op = .none(try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], padding: Padding2D(kernel / 2),
                                   hint: r, context: context))
@@ -89,7 +92,6 @@ struct ModulatedConv2d: Sendable {
             op = .transposed(deconv, blur: try UpFirDn2d(kernel: resampleKernel(gain: 4), kernelSize: (4, 4), channels: cout,
                                                          pad: (p0, p1, p0, p1), context: context))
         }
-        pointwiseWeights = kernel == 1 ? w : []
         weightSquares = demodulate ? (0..<(cout * cin)).map { oi in
             var s: Float = 0
             for j in 0..<k2 { let v = w[oi * k2 + j]; s += v * v }
@@ -100,8 +102,24 @@ struct ModulatedConv2d: Sendable {
     /// `conv(x ⊙ s)` (resampled as the variant does) and the per-output-channel demodulation factors
     /// (nil without demodulation).
     func callAsFunction(_ x: Tensor, style: Tensor, _ ctx: ComputeContext) throws -> (Tensor, [Float]?) {
+        let (scaled, s) = try modulatedInput(x, style: style, ctx)
+        return try callAsFunction(scaled: scaled, scales: s, ctx)
+    }
+
+    /// `x ⊙ s` and s (`inputScales`).
+    func modulatedInput(_ x: Tensor, style: Tensor, _ ctx: ComputeContext) throws -> (Tensor, [Float]) {
         let s = try inputScales(style, ctx)
-        return try callAsFunction(scaled: try ctx.multiply(x, Tensor(shape: [1, inChannels, 1, 1], values: s)), scales: s, ctx)
+        return (try ctx.multiply(x, Tensor(shape: [1, inChannels, 1, 1], values: s)), s)
+    }
+
+    /// A 1×1 layer's `conv(x ⊙ s) + bias + addend` in one pass over `x`: the style folded into the
+    /// weights, W[o, c]·s[c] (the same products as upstream's modulated weight; upstream sums them
+    /// in conv2d).
+    func pointwise(_ x: Tensor, style: Tensor, bias: [Float], addend: Tensor?, _ ctx: ComputeContext) throws -> Tensor {
+        guard case .pointwise(let w) = op else { throw ModelError.invalidInput("a \(inChannels)→\(outChannels) modulated conv is not 1×1") }
+        let s = try inputScales(style, ctx)
+        let weights = (0..<(outChannels * inChannels)).map { w[$0] * s[$0 % inChannels] }
+        return try ctx.pointwiseConv(x, weights: weights, bias: bias, addend: addend)
     }
 
     /// The per-input-channel factors s (the modulation, with the equalized-lr scale folded in).
@@ -116,6 +134,7 @@ struct ModulatedConv2d: Sendable {
         let y: Tensor
         switch op {
         case .none(let conv): y = try conv(input, ctx)
+        case .pointwise(let w): y = try ctx.pointwiseConv(input, weights: w, bias: [Float](repeating: 0, count: outChannels))
         case .bilinear(let conv): y = try conv(try ctx.resize(input, factor: 2, mode: .bilinear), ctx)
         case let .transposed(deconv, blur): y = try deconv(input, then: blur, ctx)
         }
@@ -153,9 +172,8 @@ struct StyleConv: Sendable {
     }
 
     func callAsFunction(_ x: Tensor, style: Tensor, noise: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        let s = try modulatedConv.inputScales(style, ctx)
-        return try callAsFunction(scaled: try ctx.multiply(x, Tensor(shape: [1, modulatedConv.inChannels, 1, 1], values: s)),
-                                  scales: s, noise: noise, ctx)
+        let (scaled, s) = try modulatedConv.modulatedInput(x, style: style, ctx)
+        return try callAsFunction(scaled: scaled, scales: s, noise: noise, ctx)
     }
 
     /// The same on an input already multiplied by `scales` (`modulatedConv.inputScales`).
@@ -198,12 +216,8 @@ struct ToRGB: Sendable {
         }
     }
 
-    /// One pass over `x` (`pointwiseConv`): the style folded into the 1×1 weights, W[o, c]·s[c]
-    /// (the same products as upstream's modulated weight; upstream sums them in conv2d).
+    /// One pass over `x` (`ModulatedConv2d.pointwise`).
     func callAsFunction(_ x: Tensor, style: Tensor, skip: Tensor?, _ ctx: ComputeContext) throws -> Tensor {
-        let s = try modulatedConv.inputScales(style, ctx)
-        let c = modulatedConv.inChannels
-        let weights = (0..<(3 * c)).map { modulatedConv.pointwiseWeights[$0] * s[$0 % c] }
         let addend: Tensor?
         switch (skip, skipUpsampling) {
         case (nil, _): addend = nil
@@ -211,7 +225,7 @@ struct ToRGB: Sendable {
         case (let skip?, .bilinear): addend = try ctx.resize(skip, factor: 2, mode: .bilinear)
         case (let skip?, .upfirdn(let up)): addend = try up(skip, ctx)
         }
-        return try ctx.pointwiseConv(x, weights: weights, bias: bias, addend: addend)
+        return try modulatedConv.pointwise(x, style: style, bias: bias, addend: addend, ctx)
     }
 }
 
