@@ -144,7 +144,15 @@ int fr_png_encode(const unsigned char *pixels, int width, int height, int channe
         return 1;
     }
     png_set_write_fn(png, &writer, png_write_mem, png_flush_mem);
-    png_set_compression_level(png, level);
+    if (level >= 0) {
+        png_set_compression_level(png, level);
+    } else {
+        // cv2.imwrite's default (OpenCV 4.x grfmt_png.cpp with no IMWRITE_PNG_COMPRESSION): the
+        // Sub filter only, zlib level 1 and the Z_RLE strategy. Fast, and the bytes upstream writes.
+        png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
+        png_set_compression_level(png, 1);
+        png_set_compression_strategy(png, 3 /* Z_RLE */);
+    }
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, depth, types[channels], PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);

@@ -8,27 +8,37 @@
 import Foundation
 
 extension ComputeContext {
-    /// `nn.ReflectionPad2d((left, right, top, bottom))`. Output is nChw16c for an nChw16c input,
-    /// else channels-last.
-    public func reflectionPad2d(_ x: Tensor, _ pad: Padding2D) throws -> Tensor {
-        guard x.rank == 4 else { throw EngineError.shapeMismatch(op: "reflection_pad2d", detail: "needs NCHW, got \(x.shape)") }
+    /// `nn.ReflectionPad2d((left, right, top, bottom))`, optionally of the input first upsampled
+    /// `upsample`× by nearest neighbour (`F.interpolate(x, scale_factor=upsample, mode="nearest")`
+    /// then the pad, in one pass without the upsampled intermediate). Output is nChw16c for an
+    /// nChw16c input, else channels-last.
+    public func reflectionPad2d(_ x: Tensor, _ pad: Padding2D, upsample f: Int = 1) throws -> Tensor {
+        guard x.rank == 4, f >= 1 else {
+            throw EngineError.shapeMismatch(op: "reflection_pad2d", detail: "needs NCHW and a positive upsampling, got \(x.shape), ×\(f)")
+        }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        guard pad.top < h, pad.bottom < h, pad.left < w, pad.right < w,
+        let (uh, uw) = (h * f, w * f)
+        guard pad.top < uh, pad.bottom < uh, pad.left < uw, pad.right < uw,
               min(pad.top, pad.bottom, pad.left, pad.right) >= 0 else {
-            throw EngineError.shapeMismatch(op: "reflection_pad2d", detail: "padding \(pad) must be non-negative and below the input size \(h)×\(w)")
+            throw EngineError.shapeMismatch(op: "reflection_pad2d", detail: "padding \(pad) must be non-negative and below the input size \(uh)×\(uw)")
         }
         let src = try channelBlocked(x)
-        let oh = h + pad.top + pad.bottom, ow = w + pad.left + pad.right
+        let oh = uh + pad.top + pad.bottom, ow = uw + pad.left + pad.right
         let dims = [n, c, oh, ow]
         let out = Tensor(uninitialized: src.block == c ? .channelsLast(dims) : .channelBlocked16(dims))
         func reflect(_ i: Int, _ size: Int) -> Int { i < 0 ? -i : (i >= size ? 2 * (size - 1) - i : i) }
         let s = src.pointer, d = out.storage.floats, bs = src.block
-        let columns = (0..<ow).map { reflect($0 - pad.left, w) }
+        // Source pixel of each output column; without upsampling the interior is one run.
+        let columns = (0..<ow).map { reflect($0 - pad.left, uw) / f }
+        let interior = f == 1 ? pad.left..<(pad.left + w) : 0..<0
         // One (image, channel block) plane at a time: rows of `bs`-channel pixels.
         forEachBlockRow(n: n, c: c, h: oh, w: ow, block: bs) { start, _, _ in
             let plane = start / (oh * ow * bs), y = (start / (ow * bs)) % oh
-            let row = s + (plane * h + reflect(y - pad.top, h)) * w * bs
-            for (xo, sx) in columns.enumerated() { (d + start + xo * bs).update(from: row + sx * bs, count: bs) }
+            let row = s + (plane * h + reflect(y - pad.top, uh) / f) * w * bs, o = d + start
+            if !interior.isEmpty { (o + interior.lowerBound * bs).update(from: row, count: w * bs) }
+            for (xo, sx) in columns.enumerated() where !interior.contains(xo) {
+                if bs == 16 { store16(load16(row + sx * 16), o + xo * 16) } else { (o + xo * bs).update(from: row + sx * bs, count: bs) }
+            }
         }
         return out
     }

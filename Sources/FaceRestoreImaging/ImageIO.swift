@@ -156,9 +156,11 @@ public enum ImageIO {
     }
 
     /// Encodes an 8-bit BGR (or gray) image, with an optional alpha channel (PNG only).
-    /// `pngLevel`: zlib level 0–9; `jpegQuality`: 1–100 (4:2:0, as `cv2.imwrite`'s default).
+    /// `pngLevel`: zlib level 0–9 (libpng's adaptive filters), or nil for `cv2.imwrite`'s default
+    /// (Sub filter, level 1, Z_RLE: what upstream writes, and fast); `jpegQuality`: 1–100 (4:2:0,
+    /// as `cv2.imwrite`'s default).
     public static func encode(_ image: PixelImage, alpha: [UInt8]? = nil, format: ImageFormat, path: String,
-                              pngLevel: Int = 3, jpegQuality: Int = 95) throws -> Data {
+                              pngLevel: Int? = nil, jpegQuality: Int = 95) throws -> Data {
         guard image.channels == 1 || image.channels == 3 else {
             throw ImageError.encoding(path: path, reason: "\(image.channels)-channel images cannot be encoded")
         }
@@ -182,7 +184,7 @@ public enum ImageIO {
         let rc = rgb.withUnsafeBufferPointer { b -> Int32 in
             switch format {
             case .png: return fr_png_encode(b.baseAddress, Int32(image.width), Int32(image.height), Int32(outChannels), 8,
-                                            Int32(pngLevel), &out, &size, &err, err.count)
+                                            Int32(pngLevel.map { min(max($0, 0), 9) } ?? -1), &out, &size, &err, err.count)
             case .jpeg: return fr_jpeg_encode(b.baseAddress, Int32(image.width), Int32(image.height), Int32(outChannels),
                                               Int32(jpegQuality), 420, &out, &size, &err, err.count)
             }

@@ -27,8 +27,7 @@ struct ParseConvLayer: Layer {
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        let up = scale == .up ? try ctx.resize(x, factor: 2, mode: .nearest) : x
-        return try conv(try ctx.reflectionPad2d(up, Padding2D(1)), ctx)
+        try conv(try ctx.reflectionPad2d(x, Padding2D(1), upsample: scale == .up ? 2 : 1), ctx)
     }
 }
 

@@ -53,4 +53,23 @@ import Testing
             }
         }
     }
+
+    /// ParseNet's up-sampling layers: nearest ×2 then reflection pad, in one pass, must equal the
+    /// two ops (each checked against PyTorch), bit for bit, for plain, channels-last and nChw16c
+    /// inputs; without upsampling it must equal the plain pad.
+    @Test func upsampledReflectionPadEqualsResizeThenPad() throws {
+        let plain = Tensor(shape: [2, 5, 7, 6], values: seeded(2 * 5 * 42, seed: 41))
+        for x in [plain, try ctx.channelsLast(plain), try blocked(32, 7, 6, seed: 42)] {
+            for pad in [Padding2D(1), Padding2D(top: 2, left: 0, bottom: 1, right: 3)] {
+                let fused = try ctx.reflectionPad2d(x, pad, upsample: 2)
+                let reference = try ctx.reflectionPad2d(try ctx.resize(x, factor: 2, mode: .nearest), pad)
+                #expect(fused.shape == reference.shape)
+                #expect(try ctx.array(fused) == ctx.array(reference), "layout \(x.layout), pad \(pad)")
+            }
+            let once = try ctx.reflectionPad2d(x, Padding2D(top: 1, left: 2, bottom: 3, right: 1), upsample: 1)
+            let viaContiguous = try ctx.reflectionPad2d(try ctx.contiguous(x), Padding2D(top: 1, left: 2, bottom: 3, right: 1))
+            #expect(try ctx.array(once) == ctx.array(viaContiguous), "layout \(x.layout)")
+        }
+        #expect(throws: EngineError.self) { try ctx.reflectionPad2d(plain, Padding2D(12), upsample: 2) }
+    }
 }
