@@ -55,7 +55,7 @@ public struct ChannelStack {
     }
 
     /// Channels [start, start + count) of an nChw16c batch-1 tensor, as a tensor sharing its memory.
-    private static func range(of t: Tensor, start: Int, count: Int) -> Tensor {
+    static func range(of t: Tensor, start: Int, count: Int) -> Tensor {
         let (h, w) = (t.shape[2], t.shape[3])
         let desc = MemoryDesc.channelBlocked16([1, count, h, w])
         return Tensor(desc: desc, storage: TensorStorage(viewOf: t.storage, offset: start * h * w * 4, bytes: desc.byteSize))

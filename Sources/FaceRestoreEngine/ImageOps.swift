@@ -10,9 +10,11 @@ import Foundation
 extension ComputeContext {
     /// `nn.ReflectionPad2d((left, right, top, bottom))`, optionally of the input first upsampled
     /// `upsample`× by nearest neighbour (`F.interpolate(x, scale_factor=upsample, mode="nearest")`
-    /// then the pad, in one pass without the upsampled intermediate). Output is nChw16c for an
-    /// nChw16c input, else channels-last.
-    public func reflectionPad2d(_ x: Tensor, _ pad: Padding2D, upsample f: Int = 1) throws -> Tensor {
+    /// then the pad, in one pass without the upsampled intermediate), optionally of
+    /// `leaky_relu(x, slope)` (the activation of the layer before, applied as the values are
+    /// copied). Output is nChw16c for an nChw16c input, else channels-last.
+    public func reflectionPad2d(_ x: Tensor, _ pad: Padding2D, upsample f: Int = 1,
+                                leakyReLUSlope slope: Float? = nil) throws -> Tensor {
         guard x.rank == 4, f >= 1 else {
             throw EngineError.shapeMismatch(op: "reflection_pad2d", detail: "needs NCHW and a positive upsampling, got \(x.shape), ×\(f)")
         }
@@ -31,13 +33,26 @@ extension ComputeContext {
         // Source pixel of each output column; without upsampling the interior is one run.
         let columns = (0..<ow).map { reflect($0 - pad.left, uw) / f }
         let interior = f == 1 ? pad.left..<(pad.left + w) : 0..<0
+        // Copies `count` floats (a multiple of 16 when bs is 16), with the activation if any.
+        let negative = slope ?? 1
+        func copy(_ from: UnsafeMutablePointer<Float>, _ to: UnsafeMutablePointer<Float>, _ count: Int) {
+            guard slope != nil else { return to.update(from: from, count: count) }
+            if bs == 16 {
+                for i in stride(from: 0, to: count, by: 16) {
+                    let v = load16(from + i)
+                    store16(v.replacing(with: v * negative, where: v .< 0), to + i)
+                }
+            } else {
+                for i in 0..<count { to[i] = from[i] < 0 ? from[i] * negative : from[i] }
+            }
+        }
         // One (image, channel block) plane at a time: rows of `bs`-channel pixels.
         forEachBlockRow(n: n, c: c, h: oh, w: ow, block: bs) { start, _, _ in
             let plane = start / (oh * ow * bs), y = (start / (ow * bs)) % oh
             let row = s + (plane * h + reflect(y - pad.top, uh) / f) * w * bs, o = d + start
-            if !interior.isEmpty { (o + interior.lowerBound * bs).update(from: row, count: w * bs) }
+            if !interior.isEmpty { copy(row, o + interior.lowerBound * bs, w * bs) }
             for (xo, sx) in columns.enumerated() where !interior.contains(xo) {
-                if bs == 16 { store16(load16(row + sx * 16), o + xo * 16) } else { (o + xo * bs).update(from: row + sx * bs, count: bs) }
+                if bs == 16, slope == nil { store16(load16(row + sx * 16), o + xo * 16) } else { copy(row + sx * bs, o + xo * bs, bs) }
             }
         }
         return out

@@ -166,10 +166,16 @@ extension ComputeContext {
         return out
     }
 
-    /// `x.narrow(axis, start, length)` as a new tensor in a plain or channels-last layout.
+    /// `x.narrow(axis, start, length)`: a new tensor in a plain or channels-last layout, or, for
+    /// a channel range of an nChw16c batch-1 tensor on 16-channel boundaries (one contiguous run
+    /// of its memory), a view sharing that memory without a copy.
     public func slice(_ x: Tensor, axis: Int = 1, start: Int, length: Int) throws -> Tensor {
         guard axis < x.rank, start >= 0, length > 0, start + length <= x.shape[axis] else {
             throw EngineError.shapeMismatch(op: "slice", detail: "\(x.shape) dim \(axis) [\(start), \(start + length))")
+        }
+        if axis == 1, x.rank == 4, x.shape[0] == 1, x.shape[1] % 16 == 0, start % 16 == 0, length % 16 == 0,
+           x.desc.isChannelBlocked16 {
+            return ChannelStack.range(of: x, start: start, count: length)
         }
         var dims = x.shape, offsets = [Int](repeating: 0, count: x.rank)
         dims[axis] = length

@@ -8,54 +8,94 @@
 import FaceRestoreEngine
 import FaceRestoreWeights
 
-/// facexlib `ConvLayer`: [nearest ×2] → ReflectionPad(1) → conv (stride 2 when down) → [BN] → [lrelu].
-struct ParseConvLayer: Layer {
-    enum Scale { case none, down, up }
-    let scale: Scale
+/// The weights of a facexlib `ConvLayer`'s 3×3 conv at `s` (its BatchNorm folded in, if any).
+private func parseConvWeights(_ s: WeightScope, _ cin: Int, _ cout: Int, batchNorm: Bool) throws -> (weight: [Float], bias: [Float]) {
+    let shape = [cout, cin, 3, 3]
+    if batchNorm { return try s.foldedConvBatchNorm(conv: "conv2d", bn: "norm.norm", shape: shape) }
+    return (try s["conv2d"].floats("weight", shape: shape), try s["conv2d"].floats("bias", shape: [cout]))
+}
+
+/// An unpadded 3×3 conv for inputs the caller reflection-pads; `padded`: the padded input size in
+/// the 512² network.
+private func unpaddedConv(_ w: (weight: [Float], bias: [Float]), cin: Int, stride: Int = 1, padded: Int,
+                          _ ctx: ComputeContext) throws -> Conv2d {
+    try Conv2d(weight: w.weight, shape: [w.bias.count, cin, 3, 3], bias: w.bias, stride: stride, padding: Padding2D(0),
+               hint: (padded, padded), context: ctx)
+}
+
+/// facexlib `ConvLayer(cin, cout, 3)` with neither norm nor activation: ReflectionPad(1) → conv.
+struct ParsePaddedConv: Layer {
     let conv: Conv2d
 
-    /// `size`: the layer's input resolution in the 512² network (before upsampling).
-    init(_ s: WeightScope, _ cin: Int, _ cout: Int, scale: Scale, batchNorm: Bool, leaky: Bool, size: Int, _ ctx: ComputeContext) throws {
-        self.scale = scale
-        let stride = scale == .down ? 2 : 1
-        let post: [PostOp] = leaky ? [.leakyReLU(0.2)] : []
-        let padded = (scale == .up ? 2 * size : size) + 2
-        conv = batchNorm
-            ? try s.convBatchNorm(conv: "conv2d", bn: "norm.norm", cin, cout, kernel: 3, stride: stride, padding: 0, postOps: post,
-                                  hint: (padded, padded), context: ctx)
-            : try s["conv2d"].conv2d(cin, cout, kernel: 3, stride: stride, padding: 0, postOps: post, hint: (padded, padded), context: ctx)
+    init(_ s: WeightScope, _ cin: Int, _ cout: Int, size: Int, _ ctx: ComputeContext) throws {
+        conv = try unpaddedConv(try parseConvWeights(s, cin, cout, batchNorm: false), cin: cin, padded: size + 2, ctx)
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        try conv(try ctx.reflectionPad2d(x, Padding2D(1), upsample: scale == .up ? 2 : 1), ctx)
+        try conv(try ctx.reflectionPad2d(x, Padding2D(1)), ctx)
     }
 }
 
-/// facexlib parsing `ResidualBlock` (BN, LeakyReLU): conv1 → conv2 plus a shortcut conv when
-/// the scale or width changes.
+/// facexlib parsing `ResidualBlock` (BN, LeakyReLU 0.2): `shortcut(x) + conv2(conv1(x))`, each
+/// `ConvLayer` being [nearest ×2] → ReflectionPad(1) → conv (stride 2 for conv2 when down) → [BN]
+/// → [lrelu, conv1 only]. Arranged so that no work is repeated:
+/// - down: the shortcut (stride 2) and conv1 read the same padded input, padded once;
+/// - up: the shortcut and conv1 read the same upsampled, padded input, so they run as one conv
+///   with 2·cout outputs (the shortcut's first) whose halves are taken without a copy;
+/// - conv1's LeakyReLU is applied while conv2's input is padded (Winograd kernels cannot fuse it).
 struct ParseResidualBlock: Layer {
-    let shortcut: ParseConvLayer?
-    let conv1: ParseConvLayer, conv2: ParseConvLayer
+    enum Scale { case none, down, up }
+    let scale: Scale
+    let outChannels: Int
+    /// The stride-2 shortcut conv of a down block.
+    let shortcut: Conv2d?
+    let conv1: Conv2d, conv2: Conv2d
 
-    init(_ s: WeightScope, _ cin: Int, _ cout: Int, scale: ParseConvLayer.Scale, size: Int, _ ctx: ComputeContext) throws {
-        shortcut = scale == .none && cin == cout
-            ? nil : try ParseConvLayer(s["shortcut_func"], cin, cout, scale: scale, batchNorm: false, leaky: false, size: size, ctx)
-        conv1 = try ParseConvLayer(s["conv1"], cin, cout, scale: scale == .up ? .up : .none, batchNorm: true, leaky: true,
-                                   size: size, ctx)
-        conv2 = try ParseConvLayer(s["conv2"], cout, cout, scale: scale == .down ? .down : .none, batchNorm: true, leaky: false,
-                                   size: scale == .up ? 2 * size : size, ctx)
+    /// `size`: the block's input resolution in the 512² network.
+    init(_ s: WeightScope, _ cin: Int, _ cout: Int, scale: Scale, size: Int, _ ctx: ComputeContext) throws {
+        precondition(scale != .none || cin == cout, "ParseNet's unscaled blocks keep their width")
+        self.scale = scale
+        outChannels = cout
+        let c1 = try parseConvWeights(s["conv1"], cin, cout, batchNorm: true)
+        let c2 = try parseConvWeights(s["conv2"], cout, cout, batchNorm: true)
+        switch scale {
+        case .none:
+            shortcut = nil
+            conv1 = try unpaddedConv(c1, cin: cin, padded: size + 2, ctx)
+            conv2 = try unpaddedConv(c2, cin: cout, padded: size + 2, ctx)
+        case .down:
+            shortcut = try unpaddedConv(try parseConvWeights(s["shortcut_func"], cin, cout, batchNorm: false), cin: cin, stride: 2,
+                                        padded: size + 2, ctx)
+            conv1 = try unpaddedConv(c1, cin: cin, padded: size + 2, ctx)
+            conv2 = try unpaddedConv(c2, cin: cout, stride: 2, padded: size + 2, ctx)
+        case .up:
+            let sc = try parseConvWeights(s["shortcut_func"], cin, cout, batchNorm: false)
+            shortcut = nil
+            conv1 = try unpaddedConv((sc.weight + c1.weight, sc.bias + c1.bias), cin: cin, padded: 2 * size + 2, ctx)
+            conv2 = try unpaddedConv(c2, cin: cout, padded: 2 * size + 2, ctx)
+        }
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        let identity = try shortcut.map { try $0(x, ctx) } ?? x
-        return try ctx.add(identity, try conv2(try conv1(x, ctx), ctx))
+        let identity: Tensor, h: Tensor
+        switch scale {
+        case .none:
+            (identity, h) = (x, try conv1(try ctx.reflectionPad2d(x, Padding2D(1)), ctx))
+        case .down:
+            let padded = try ctx.reflectionPad2d(x, Padding2D(1))
+            (identity, h) = (try shortcut!(padded, ctx), try conv1(padded, ctx))
+        case .up:
+            let both = try conv1(try ctx.reflectionPad2d(x, Padding2D(1), upsample: 2), ctx)
+            (identity, h) = (try ctx.slice(both, start: 0, length: outChannels), try ctx.slice(both, start: outChannels, length: outChannels))
+        }
+        return try ctx.add(identity, try conv2(try ctx.reflectionPad2d(h, Padding2D(1), leakyReLUSlope: 0.2), ctx))
     }
 }
 
 public final class ParseNet: Sendable {
     public static let classes = 19
     let encoder: Sequential, body: Sequential, decoder: Sequential
-    let maskHead: ParseConvLayer
+    let maskHead: ParsePaddedConv
 
     public init(stateDict sd: StateDict, file: String, context ctx: ComputeContext) throws {
         guard Architecture.detect(sd) == .parseNet else {
@@ -64,8 +104,7 @@ public final class ParseNet: Sendable {
         let loader = WeightLoader(sd, file: file)
         let root = loader.root
         // Layer sizes are those of a 512² input (the size used for the weight layouts; any size runs).
-        var enc: [any Layer] = [try ParseConvLayer(root["encoder"][0], 3, 64, scale: .none, batchNorm: false, leaky: false,
-                                                   size: 512, ctx)]
+        var enc: [any Layer] = [try ParsePaddedConv(root["encoder"][0], 3, 64, size: 512, ctx)]
         for (i, (cin, cout)) in [(64, 128), (128, 256), (256, 256), (256, 256)].enumerated() {
             enc.append(try ParseResidualBlock(root["encoder"][i + 1], cin, cout, scale: .down, size: 512 >> i, ctx))
         }
@@ -74,8 +113,7 @@ public final class ParseNet: Sendable {
         decoder = Sequential(try [(256, 256), (256, 256), (256, 128), (128, 64)].enumerated().map { i, c in
             try ParseResidualBlock(root["decoder"][i], c.0, c.1, scale: .up, size: 32 << i, ctx)
         })
-        maskHead = try ParseConvLayer(root["out_mask_conv"], 64, Self.classes, scale: .none, batchNorm: false, leaky: false,
-                                      size: 512, ctx)
+        maskHead = try ParsePaddedConv(root["out_mask_conv"], 64, Self.classes, size: 512, ctx)
         try loader.finish(deliberatelyUnused: ["out_img_conv."])
     }
 

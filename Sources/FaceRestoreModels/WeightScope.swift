@@ -136,15 +136,23 @@ public struct WeightScope {
                               padding: Padding2D(padding ?? kernel / 2), groups: groups, postOps: postOps, hint: hint,
                               context: context)
         }
+        let folded = try foldedConvBatchNorm(conv: conv, bn: bn, shape: shape)
+        return try Conv2d(weight: folded.weight, shape: shape, bias: folded.bias, stride: stride,
+                          padding: Padding2D(padding ?? kernel / 2), groups: groups, postOps: postOps, hint: hint,
+                          context: context)
+    }
+
+    /// The weights and bias of a bias-free conv at `conv` with the eval-mode BatchNorm at `bn`
+    /// folded in (`shape`: the conv's weight shape, output channels first).
+    public func foldedConvBatchNorm(conv: String, bn: String, shape: [Int]) throws -> (weight: [Float], bias: [Float]) {
+        let cout = shape[0]
         let w = try self[conv].floats("weight", shape: shape)
         let norm = self[bn]
         let folded = try foldBatchNorm(weight: w, bias: nil, gamma: try norm.floats("weight", shape: [cout]),
                                        beta: try norm.floats("bias", shape: [cout]),
                                        mean: try norm.floats("running_mean", shape: [cout]),
                                        variance: try norm.floats("running_var", shape: [cout]))
-        if norm.shape("num_batches_tracked") != nil { _ = try norm.floats("num_batches_tracked", shape: norm.shape("num_batches_tracked")!) }
-        return try Conv2d(weight: folded.weight, shape: shape, bias: folded.bias, stride: stride,
-                          padding: Padding2D(padding ?? kernel / 2), groups: groups, postOps: postOps, hint: hint,
-                          context: context)
+        if let counter = norm.shape("num_batches_tracked") { _ = try norm.floats("num_batches_tracked", shape: counter) }
+        return folded
     }
 }

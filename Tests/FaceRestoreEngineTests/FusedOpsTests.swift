@@ -72,4 +72,16 @@ import Testing
         }
         #expect(throws: EngineError.self) { try ctx.reflectionPad2d(plain, Padding2D(12), upsample: 2) }
     }
+
+    /// Channel slices of nChw16c batch-1 tensors on 16-channel boundaries are views; they must
+    /// hold what a copying slice of the same tensor in plain layout holds.
+    @Test func blockedChannelSliceIsTheNarrowedTensor() throws {
+        let x = try blocked(64, 5, 7, seed: 51)
+        let plain = try ctx.contiguous(x)
+        for (start, length) in [(0, 32), (32, 32), (16, 48), (8, 16)] {
+            let view = try ctx.slice(x, start: start, length: length)
+            #expect(view.shape == [1, length, 5, 7])
+            #expect(try ctx.array(view) == ctx.array(try ctx.slice(plain, start: start, length: length)), "[\(start), +\(length))")
+        }
+    }
 }
