@@ -81,8 +81,7 @@ struct GFPGANBlocks: Sendable {
     var finalConv: any Layer
     var finalLinear: Linear
     var convBodyUp: [any Layer]
-    var conditionScale: [any Layer]
-    var conditionShift: [any Layer]
+    var conditions: [ConditionPair]
     var decoder: StyleGAN2DecoderSFT
     /// Key prefixes present in the checkpoint and unused at inference by design.
     var unusedPrefixes: [String]
@@ -99,8 +98,38 @@ struct GFPGANLayerFactory {
     /// `final_conv`: 3×3 at 4×4.
     var finalConv: (WeightScope, _ cin: Int, _ cout: Int) throws -> any Layer
     var finalLinear: (WeightScope, _ inFeatures: Int, _ outFeatures: Int) throws -> Linear
-    /// `condition_scale.N` / `condition_shift.N`: conv → lrelu → conv, at `resolution`.
-    var condition: (WeightScope, _ channels: Int, _ sftOut: Int, _ resolution: Int) throws -> any Layer
+    /// The weights and bias of a conv of `condition_scale.N` / `condition_shift.N` (conv → lrelu → conv).
+    var conditionConv: (WeightScope, _ cin: Int, _ cout: Int) throws -> (weight: [Float], bias: [Float])
+    /// The activation between a condition's two convs.
+    var conditionActivation: [PostOp]
+}
+
+/// `condition_scale.N` and `condition_shift.N` (conv → lrelu → conv each) on the same U-Net
+/// feature. Their first convs read the same input, so they run as one conv with 2·channels
+/// outputs (scale's first) whose halves feed the second convs as zero-copy views.
+struct ConditionPair: Sendable {
+    let first: Conv2d
+    let scale: Conv2d, shift: Conv2d
+    let channels: Int
+
+    init(scale s: WeightScope, shift t: WeightScope, channels c: Int, sftOut: Int, resolution r: Int,
+         _ make: GFPGANLayerFactory, context: ComputeContext) throws {
+        channels = c
+        let (s0, t0) = (try make.conditionConv(s[0], c, c), try make.conditionConv(t[0], c, c))
+        first = try Conv2d(weight: s0.weight + t0.weight, shape: [2 * c, c, 3, 3], bias: s0.bias + t0.bias, padding: Padding2D(1),
+                           postOps: make.conditionActivation, hint: (r, r), context: context)
+        func second(_ w: (weight: [Float], bias: [Float])) throws -> Conv2d {
+            try Conv2d(weight: w.weight, shape: [sftOut, c, 3, 3], bias: w.bias, padding: Padding2D(1), hint: (r, r), context: context)
+        }
+        scale = try second(try make.conditionConv(s[2], c, sftOut))
+        shift = try second(try make.conditionConv(t[2], c, sftOut))
+    }
+
+    func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> (scale: Tensor, shift: Tensor) {
+        let both = try first(x, ctx)
+        return (try scale(try ctx.slice(both, start: 0, length: channels), ctx),
+                try shift(try ctx.slice(both, start: channels, length: channels), ctx))
+    }
 }
 
 extension GFPGANBlocks {
@@ -120,22 +149,22 @@ extension GFPGANBlocks {
         let finalConv = try make.finalConv(root["final_conv"], cin, c4)
         let numLatent = c.logSize * 2 - 2
         let finalLinear = try make.finalLinear(root["final_linear"], c4 * 16, c.differentW ? numLatent * c.styleDim : c.styleDim)
-        var up: [any Layer] = [], scales: [any Layer] = [], shifts: [any Layer] = []
+        var up: [any Layer] = [], conditions: [ConditionPair] = []
         cin = c4
         for (k, level) in (3...c.logSize).enumerated() {
             let r = 1 << level
             let cout = c.unetChannels(r)
             up.append(try make.resBlock(root["conv_body_up"][k], cin, cout, false, r / 2))
             let sftOut = c.sftHalf ? cout : cout * 2
-            scales.append(try make.condition(root["condition_scale"][k], cout, sftOut, r))
-            shifts.append(try make.condition(root["condition_shift"][k], cout, sftOut, r))
+            conditions.append(try ConditionPair(scale: root["condition_scale"][k], shift: root["condition_shift"][k], channels: cout,
+                                                sftOut: sftOut, resolution: r, make, context: context))
             cin = cout
         }
         let decoder = try StyleGAN2DecoderSFT(root["stylegan_decoder"], variant: make.variant, outSize: c.outSize,
                                               styleDim: c.styleDim, multiplier: c.channelMultiplier, narrow: c.narrow,
                                               sftHalf: c.sftHalf, context: context)
         return GFPGANBlocks(convBodyFirst: first, convBodyDown: down, finalConv: finalConv, finalLinear: finalLinear,
-                            convBodyUp: up, conditionScale: scales, conditionShift: shifts, decoder: decoder,
+                            convBodyUp: up, conditions: conditions, decoder: decoder,
                             unusedPrefixes: ["stylegan_decoder.style_mlp.", "toRGB."])
     }
 }
@@ -196,8 +225,8 @@ public final class GFPGAN: Sendable {
         var conditions: [Tensor] = []
         for k in 0..<b.convBodyUp.count {
             feat = try b.convBodyUp[k](try ctx.add(feat, skips[k]), ctx)
-            conditions.append(try b.conditionScale[k](feat, ctx))
-            conditions.append(try b.conditionShift[k](feat, ctx))
+            let (scale, shift) = try b.conditions[k](feat, ctx)
+            conditions += [scale, shift]
         }
         return try ctx.contiguous(try b.decoder(latent: codes, conditions: conditions, noise: noise, ctx))
     }

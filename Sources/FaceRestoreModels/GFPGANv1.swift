@@ -98,10 +98,7 @@ extension GFPGANBlocks {
             finalConv: { s, cin, cout in try ConvLayer(s, in: cin, out: cout, kernel: 3, resolution: 4, context: context) },
             finalLinear: { s, i, o in try s.equalLinear(i, o, context: context) },
             // EqualConv2d → ScaledLeakyReLU(0.2) → EqualConv2d
-            condition: { s, ch, sftOut, r in
-                Sequential([try s[0].equalConv2d(ch, ch, kernel: 3, ownBias: true, postOps: scaledLeakyReLU, hint: (r, r),
-                                                 context: context),
-                            try s[2].equalConv2d(ch, sftOut, kernel: 3, ownBias: true, hint: (r, r), context: context)])
-            }), context: context)
+            conditionConv: { s, cin, cout in try s.equalConvWeights(cin, cout, kernel: 3) },
+            conditionActivation: scaledLeakyReLU), context: context)
     }
 }

@@ -38,9 +38,9 @@ extension GFPGANBlocks {
             },
             finalConv: { s, cin, cout in try s.conv2d(cin, cout, kernel: 3, postOps: lrelu, hint: (4, 4), context: context) },
             finalLinear: { s, i, o in try s.linear(i, o, context: context) },
-            condition: { s, ch, sftOut, r in
-                Sequential([try s[0].conv2d(ch, ch, kernel: 3, postOps: lrelu, hint: (r, r), context: context),
-                            try s[2].conv2d(ch, sftOut, kernel: 3, hint: (r, r), context: context)])
-            }), context: context)
+            conditionConv: { s, cin, cout in
+                (try s.floats("weight", shape: [cout, cin, 3, 3]), try s.floats("bias", shape: [cout]))
+            },
+            conditionActivation: lrelu), context: context)
     }
 }

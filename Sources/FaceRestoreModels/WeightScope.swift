@@ -115,8 +115,7 @@ public struct WeightScope {
     public func equalConv2d(_ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
                             bias: [Float]? = nil, ownBias: Bool = false, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
                             context: ComputeContext) throws -> Conv2d {
-        let scale = 1 / Float(cin * kernel * kernel).squareRoot()
-        let w = try floats("weight", shape: [cout, cin, kernel, kernel]).map { $0 * scale }
+        let w = try equalConvWeights(cin, cout, kernel: kernel, bias: false).weight
         let b = ownBias ? try floats("bias", shape: [cout]) : bias
         return try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], bias: b, stride: stride,
                           padding: Padding2D(padding ?? kernel / 2), postOps: postOps, hint: hint, context: context)
@@ -154,5 +153,12 @@ public struct WeightScope {
                                        variance: try norm.floats("running_var", shape: [cout]))
         if let counter = norm.shape("num_batches_tracked") { _ = try norm.floats("num_batches_tracked", shape: counter) }
         return folded
+    }
+
+    /// basicsr `EqualConv2d`'s effective weights (weight · 1/√(in·k²)) and, when `bias`, its bias.
+    public func equalConvWeights(_ cin: Int, _ cout: Int, kernel: Int, bias: Bool = true) throws -> (weight: [Float], bias: [Float]) {
+        let scale = 1 / Float(cin * kernel * kernel).squareRoot()
+        return (try floats("weight", shape: [cout, cin, kernel, kernel]).map { $0 * scale },
+                bias ? try floats("bias", shape: [cout]) : [])
     }
 }
