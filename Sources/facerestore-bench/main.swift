@@ -175,16 +175,7 @@ func benchFaceModel(model: String, io: String, output: String?, threads: Int, ru
     let inputs = try SafeTensors.read(path: io)
     guard let x = inputs["x"] else { throw ModelError.invalidInput("\(io): no tensor 'x'") }
     let input = Tensor(shape: x.shape, values: x.floats())
-    let t1 = now()
-    var result = try net(input, ctx)   // first call: remaining primitive creation
-    let firstCall = now() - t1
-    var times: [Double] = []
-    for _ in 0..<max(1, runs) {
-        let t = now()
-        result = try net(input, ctx)
-        times.append(now() - t)
-    }
-    times.sort()
+    let (firstCall, times, result) = try timeForward(runs: runs) { try net(input, ctx) }
     print(String(format: "ours: load %.2f s, first forward %.3f s, forward median %.3f s (min %.3f s, %d runs, %d threads), peak RSS %.0f MB (%.0f MB after load)",
                  loadTime, firstCall, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes(), afterLoad))
     if let output {
@@ -199,22 +190,8 @@ func benchRealESRGAN(model: String, size: Int, threads: Int, runs: Int, precisio
     let t0 = now()
     let up = try RealESRGANer(modelPath: model, tile: 0, context: ctx)
     let loadTime = now() - t0
-    var state: UInt64 = 12345
-    let values = (0..<(3 * size * size)).map { _ -> Float in
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Float(state >> 40) / Float(1 << 24)
-    }
-    let x = Tensor(shape: [1, 3, size, size], values: values)
-    let t1 = now()
-    _ = try up.forward(x, ctx)
-    let first = now() - t1
-    var times: [Double] = []
-    for _ in 0..<max(1, runs) {
-        let t = now()
-        _ = try up.forward(x, ctx)
-        times.append(now() - t)
-    }
-    times.sort()
+    let x = Tensor(shape: [1, 3, size, size], values: seededUniform(3 * size * size, seed: 12345, in: 0..<1))
+    let (first, times, _) = try timeForward(runs: runs) { try up.forward(x, ctx) }
     print(String(format: "ours: %@, %d² tile: load %.2f s, first forward %.3f s, forward median %.3f s (min %.3f s, %d runs, %d threads), peak RSS %.0f MB",
                  up.title, size, loadTime, first, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes()))
 }
@@ -226,23 +203,36 @@ func benchParseNet(model: String, threads: Int, runs: Int) throws {
     let t0 = now()
     let net = try ParseNet(path: model, context: ctx)
     let loadTime = now() - t0
-    var state: UInt64 = 99
-    let x = Tensor(shape: [1, 3, 512, 512], values: (0..<(3 * 512 * 512)).map { _ -> Float in
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Float(state >> 40) / Float(1 << 23) - 1
-    })
-    let t1 = now()
-    _ = try net.logits(x, ctx)
-    let first = now() - t1
+    let x = Tensor(shape: [1, 3, 512, 512], values: seededUniform(3 * 512 * 512, seed: 99, in: -1..<1))
+    let (first, times, _) = try timeForward(runs: runs) { try net.logits(x, ctx) }
+    print(String(format: "ours: ParseNet 512²: load %.2f s, first forward %.3f s, forward median %.3f s (min %.3f s, %d runs, %d threads), peak RSS %.0f MB",
+                 loadTime, first, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes()))
+}
+
+/// Calls `forward` once (the first call of a process: primitive creation, fresh memory), then
+/// `runs` more times (at least once); the first call's seconds, the later ones sorted, and the
+/// last result.
+func timeForward<R>(runs: Int, _ forward: () throws -> R) rethrows -> (first: Double, sorted: [Double], result: R) {
+    let t0 = now()
+    var result = try forward()
+    let first = now() - t0
     var times: [Double] = []
     for _ in 0..<max(1, runs) {
         let t = now()
-        _ = try net.logits(x, ctx)
+        result = try forward()
         times.append(now() - t)
     }
-    times.sort()
-    print(String(format: "ours: ParseNet 512²: load %.2f s, first forward %.3f s, forward median %.3f s (min %.3f s, %d runs, %d threads), peak RSS %.0f MB",
-                 loadTime, first, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes()))
+    return (first, times.sorted(), result)
+}
+
+/// `count` values uniform in `range` from a fixed 64-bit LCG (Knuth's MMIX constants) started at
+/// `seed`: the top 24 bits of each state, scaled.
+func seededUniform(_ count: Int, seed: UInt64, in range: Range<Float>) -> [Float] {
+    var state = seed
+    return (0..<count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return range.lowerBound + (range.upperBound - range.lowerBound) * (Float(state >> 40) / Float(1 << 24))
+    }
 }
 
 /// Peak resident set size of this process (VmHWM), in MB.
