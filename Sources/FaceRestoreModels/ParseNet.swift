@@ -45,32 +45,36 @@ struct ParsePaddedConv: Layer {
 /// - conv1's LeakyReLU is applied while conv2's input is padded (Winograd kernels cannot fuse it).
 struct ParseResidualBlock: Layer {
     enum Scale { case none, down, up }
-    let scale: Scale
-    let outChannels: Int
-    /// The stride-2 shortcut conv of a down block.
-    let shortcut: Conv2d?
+    /// How the block's identity term is made.
+    enum Shortcut {
+        /// The input itself (unscaled blocks keep their width).
+        case input
+        /// A stride-2 conv on conv1's padded input.
+        case strided(Conv2d)
+        /// The first `channels` outputs of conv1, which holds the shortcut's weights first.
+        case firstHalf(channels: Int)
+    }
+    let shortcut: Shortcut
     let conv1: Conv2d, conv2: Conv2d
 
     /// `size`: the block's input resolution in the 512² network.
     init(_ s: WeightScope, _ cin: Int, _ cout: Int, scale: Scale, size: Int, _ ctx: ComputeContext) throws {
         precondition(scale != .none || cin == cout, "ParseNet's unscaled blocks keep their width")
-        self.scale = scale
-        outChannels = cout
         let c1 = try parseConvWeights(s["conv1"], cin, cout, batchNorm: true)
         let c2 = try parseConvWeights(s["conv2"], cout, cout, batchNorm: true)
         switch scale {
         case .none:
-            shortcut = nil
+            shortcut = .input
             conv1 = try unpaddedConv(c1, cin: cin, padded: size + 2, ctx)
             conv2 = try unpaddedConv(c2, cin: cout, padded: size + 2, ctx)
         case .down:
-            shortcut = try unpaddedConv(try parseConvWeights(s["shortcut_func"], cin, cout, batchNorm: false), cin: cin, stride: 2,
-                                        padded: size + 2, ctx)
+            shortcut = .strided(try unpaddedConv(try parseConvWeights(s["shortcut_func"], cin, cout, batchNorm: false), cin: cin,
+                                                 stride: 2, padded: size + 2, ctx))
             conv1 = try unpaddedConv(c1, cin: cin, padded: size + 2, ctx)
             conv2 = try unpaddedConv(c2, cin: cout, stride: 2, padded: size + 2, ctx)
         case .up:
             let sc = try parseConvWeights(s["shortcut_func"], cin, cout, batchNorm: false)
-            shortcut = nil
+            shortcut = .firstHalf(channels: cout)
             conv1 = try unpaddedConv((sc.weight + c1.weight, sc.bias + c1.bias), cin: cin, padded: 2 * size + 2, ctx)
             conv2 = try unpaddedConv(c2, cin: cout, padded: 2 * size + 2, ctx)
         }
@@ -78,15 +82,15 @@ struct ParseResidualBlock: Layer {
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
         let identity: Tensor, h: Tensor
-        switch scale {
-        case .none:
+        switch shortcut {
+        case .input:
             (identity, h) = (x, try conv1(try ctx.reflectionPad2d(x, Padding2D(1)), ctx))
-        case .down:
+        case .strided(let conv):
             let padded = try ctx.reflectionPad2d(x, Padding2D(1))
-            (identity, h) = (try shortcut!(padded, ctx), try conv1(padded, ctx))
-        case .up:
+            (identity, h) = (try conv(padded, ctx), try conv1(padded, ctx))
+        case .firstHalf(let c):
             let both = try conv1(try ctx.reflectionPad2d(x, Padding2D(1), upsample: 2), ctx)
-            (identity, h) = (try ctx.slice(both, start: 0, length: outChannels), try ctx.slice(both, start: outChannels, length: outChannels))
+            (identity, h) = (try ctx.slice(both, start: 0, length: c), try ctx.slice(both, start: c, length: c))
         }
         return try ctx.add(identity, try conv2(try ctx.reflectionPad2d(h, Padding2D(1), leakyReLUSlope: 0.2), ctx))
     }
