@@ -109,7 +109,13 @@ private final class FixedWeightKernel: Sendable {
         winograd = wino
         weightsDesc = probe.weightsDesc
         weights = TensorStorage(bytes: weightsDesc.byteSize)
-        if wino {
+        if wino, let layout = WinogradWeightLayout(weightsDesc, outChannels: outChannels, inChannels: inChannels),
+           weightDims.count == 4, plainWeightsDesc == MemoryDesc.plain(weightDims) {
+            // Our transform (WinogradWeights.swift) reads PyTorch's layout directly; keep that as
+            // the source for other input sizes.
+            layout.transform(oihw: plainWeights.floats, into: weights.floats, context: context)
+            source = (plainWeightsDesc, plainWeights)
+        } else if wino {
             // oneDNN's Winograd weight transform reads hwio source weights with contiguous,
             // vectorized loops but oihw (PyTorch's layout) with strided scalar ones, about 5×
             // slower: convert to hwio first (one fast reorder) and keep that as the source.
@@ -215,7 +221,12 @@ private final class FixedWeightKernel: Sendable {
             ws = earlier.weights
         } else {
             ws = TensorStorage(bytes: wd.byteSize)
-            try context.reorder(from: source.desc, source.storage.pointer, to: wd, ws.pointer)
+            if let layout = WinogradWeightLayout(wd, outChannels: outChannels, inChannels: weightDims.count == 4 ? weightDims[1] : 0),
+               source.desc == MemoryDesc.plain(weightDims) {
+                layout.transform(oihw: source.storage.floats, into: ws.floats, context: context)
+            } else {
+                try context.reorder(from: source.desc, source.storage.pointer, to: wd, ws.pointer)
+            }
         }
         let made = Entry(input: x.desc, src: src, dst: p.dstDesc, primitive: p, weightsDesc: wd, weights: ws,
                          trailing: try Self.trailingPass(postOps: postOps, fused: fusedPostOps, output: p.dstDesc, context: context))

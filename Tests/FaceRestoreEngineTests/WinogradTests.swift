@@ -2,7 +2,8 @@
 // (itself checked against PyTorch by ConvolutionGoldens) and against the channels-last forms of
 // the same ops.
 
-import FaceRestoreEngine
+import CDNNL
+@testable import FaceRestoreEngine
 import Foundation
 import Testing
 
@@ -95,5 +96,29 @@ func seeded(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
         }
         #expect(stack.channels == 160)
         #expect(try wino.array(stack.tensor(wino)) == (try wino.array(wino.concat(parts))))
+    }
+
+    @Test(arguments: [(64, 32), (96, 64), (256, 128), (128, 512)])
+    func weightTransformIsOneDNNs(_ cin: Int, _ cout: Int) throws {
+        // Our F(4×4,3×3) weight transform (WinogradWeights.swift) against oneDNN's own reorder from
+        // hwio (the path it replaces), bit for bit, in the layout oneDNN chose for a 64² input.
+        let op = OpDesc.convolution(src: .any([1, cin, 64, 64]), weights: .any([cout, cin, 3, 3]), bias: nil,
+                                    dst: .any([1, cout, 64, 64]), strides: [1, 1], dilation: [1, 1], padL: [1, 1],
+                                    padR: [1, 1], winograd: true)
+        let probe = try wino.make(op)
+        #expect(probe.implementation.contains("wino_4x3"))
+        let desc = probe.weightsDesc
+        let layout = try #require(WinogradWeightLayout(desc, outChannels: cout, inChannels: cin))
+        let values = seeded(cout * cin * 9, seed: UInt64(cin * cout), scale: 3)
+        let oihw = Tensor(shape: [cout, cin, 3, 3], values: values)
+        let hwio = try wino.reordered(oihw, to: MemoryDesc(dims: [cout, cin, 3, 3], tag: dnnl_hwio))
+        let theirs = TensorStorage(bytes: desc.byteSize), ours = TensorStorage(bytes: desc.byteSize)
+        try wino.reorder(from: hwio.desc, hwio.storage.pointer, to: desc, theirs.pointer)
+        layout.transform(oihw: oihw.storage.floats, into: ours.floats, context: wino)
+        let n = desc.byteSize / 4
+        let a = UnsafeBufferPointer(start: theirs.floats, count: n), b = UnsafeBufferPointer(start: ours.floats, count: n)
+        let mismatches = zip(a, b).filter { $0.bitPattern != $1.bitPattern && !($0 == 0 && $1 == 0) }.count
+        #expect(mismatches == 0, "\(mismatches) of \(n) values differ from oneDNN's")
+        #expect(a.contains { $0 != 0 })
     }
 }
