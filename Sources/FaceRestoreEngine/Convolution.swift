@@ -282,11 +282,24 @@ public final class Conv2d: Sendable {
     ///   - bias: `[out]` or nil.
     ///   - postOps: activations fused after the bias (e.g. `.leakyReLU(0.2)`).
     ///   - hint: a typical input height and width, used to choose the weight layout at load.
-    public init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
+    public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
+                            dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
+                            context: ComputeContext) throws {
+        guard shape.count == 4, weight.count == shape.reduce(1, *) else {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "weight shape \(shape) with \(weight.count) values, groups \(groups)")
+        }
+        try self.init(weight: Tensor(shape: shape, values: weight), bias: bias, stride: stride, padding: padding, dilation: dilation,
+                      groups: groups, postOps: postOps, hint: hint, context: context)
+    }
+
+    /// The same with the weight as a plain tensor `[out, in/groups, kh, kw]`, whose memory the
+    /// layer keeps as its source weights (no copy).
+    public init(weight: Tensor, bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
                 dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
                 context: ComputeContext) throws {
-        guard shape.count == 4, weight.count == shape.reduce(1, *), shape[0] % groups == 0 else {
-            throw EngineError.shapeMismatch(op: "conv2d", detail: "weight shape \(shape) with \(weight.count) values, groups \(groups)")
+        let shape = weight.shape
+        guard shape.count == 4, weight.layout == .plain, shape[0] % groups == 0 else {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "weight shape \(shape) (\(weight.layout)), groups \(groups)")
         }
         if let bias, bias.count != shape[0] {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "bias has \(bias.count) values for \(shape[0]) output channels")
@@ -301,8 +314,7 @@ public final class Conv2d: Sendable {
         self.groups = groups
         let dims = groups == 1 ? [o, ig, kh, kw] : [groups, o / groups, ig, kh, kw]
         let plainDesc = MemoryDesc.plain(dims)
-        let plain = TensorStorage(bytes: plainDesc.byteSize)
-        weight.withUnsafeBufferPointer { plain.floats.update(from: $0.baseAddress!, count: weight.count) }
+        let plain = weight.storage
         let pad = padding
         let size: @Sendable (Int, Int) -> (Int, Int) = { h, w in
             ((h + pad.top + pad.bottom - dilation * (kh - 1) - 1) / stride + 1,

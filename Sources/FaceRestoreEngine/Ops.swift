@@ -229,9 +229,19 @@ public final class Linear: Sendable {
     private let postOps: [PostOp]
 
     /// - Parameter weight: PyTorch layout `[out, in]`, row-major.
-    public init(weight: [Float], shape: [Int], bias: [Float]? = nil, postOps: [PostOp] = [], context: ComputeContext) throws {
+    public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, postOps: [PostOp] = [], context: ComputeContext) throws {
         guard shape.count == 2, weight.count == shape[0] * shape[1] else {
             throw EngineError.shapeMismatch(op: "linear", detail: "weight shape \(shape) with \(weight.count) values")
+        }
+        try self.init(weight: Tensor(shape: shape, values: weight), bias: bias, postOps: postOps, context: context)
+    }
+
+    /// The same with the weight as a plain tensor `[out, in]` (kept without a copy where its
+    /// layout is used as it is).
+    public init(weight: Tensor, bias: [Float]? = nil, postOps: [PostOp] = [], context: ComputeContext) throws {
+        let shape = weight.shape
+        guard shape.count == 2, weight.layout == .plain else {
+            throw EngineError.shapeMismatch(op: "linear", detail: "weight shape \(shape) (\(weight.layout))")
         }
         if let bias, bias.count != shape[0] {
             throw EngineError.shapeMismatch(op: "linear", detail: "bias has \(bias.count) values for \(shape[0]) outputs")
@@ -239,7 +249,7 @@ public final class Linear: Sendable {
         outFeatures = shape[0]
         inFeatures = shape[1]
         self.postOps = postOps
-        let plain = Tensor(shape: shape, values: weight)
+        let plain = weight
         let (n, k) = (shape[0], shape[1])
         func probe(_ weights: MemoryDesc) throws -> Primitive {
             try context.make(.innerProduct(src: .plain([1, k]), weights: weights,

@@ -61,7 +61,8 @@ struct ModulatedConv2d: Sendable {
         outChannels = cout
         self.demodulate = demodulate
         let k2 = kernel * kernel
-        let w = try scope.floats("weight", shape: [1, cout, cin, kernel, kernel])
+        // Read once into a plain tensor that the 3×3 layers keep as they are.
+        let weight = try context.reshape(try scope.tensor("weight", shape: [1, cout, cin, kernel, kernel]), [cout, cin, kernel, kernel])
         switch variant {
         case .clean:
             modulation = try scope["modulation"].linear(styleDim, cin, context: context)
@@ -73,17 +74,17 @@ struct ModulatedConv2d: Sendable {
         let r = (resolution, resolution)
         switch (variant, upsample) {
         case (_, false) where kernel == 1:
-            op = .pointwise(w)
+            op = .pointwise(weight.withPlainValues { Array($0) })
         case (_, false):
-            op = .none(try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], padding: Padding2D(kernel / 2),
-                                  hint: r, context: context))
+            op = .none(try Conv2d(weight: weight, padding: Padding2D(kernel / 2), hint: r, context: context))
         case (.clean, true):
-            op = .bilinear(try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], padding: Padding2D(kernel / 2),
-                                      hint: r, context: context))
+            op = .bilinear(try Conv2d(weight: weight, padding: Padding2D(kernel / 2), hint: r, context: context))
         case (.original, true):
             // conv_transpose2d takes [in, out, k, k]: the modulated weight transposed.
-            var t = [Float](repeating: 0, count: w.count)
-            for o in 0..<cout { for i in 0..<cin { for j in 0..<k2 { t[(i * cout + o) * k2 + j] = w[(o * cin + i) * k2 + j] } } }
+            var t = [Float](repeating: 0, count: weight.count)
+            weight.withPlainValues { w in
+                for o in 0..<cout { for i in 0..<cin { for j in 0..<k2 { t[(i * cout + o) * k2 + j] = w[(o * cin + i) * k2 + j] } } }
+            }
             let deconv = try ConvTranspose2d(weight: t, shape: [cin, cout, kernel, kernel], stride: 2, padding: 0,
                                              hint: (resolution / 2, resolution / 2), context: context)
             // UpFirDnSmooth(upsample_factor=2): kernel·4, pad ((p+1)/2 + 1, p/2 + 1) with p = 4 − 2 − (k − 1).
@@ -92,11 +93,13 @@ struct ModulatedConv2d: Sendable {
             op = .transposed(deconv, blur: try UpFirDn2d(kernel: resampleKernel(gain: 4), kernelSize: (4, 4), channels: cout,
                                                          pad: (p0, p1, p0, p1), context: context))
         }
-        weightSquares = demodulate ? (0..<(cout * cin)).map { oi in
-            var s: Float = 0
-            for j in 0..<k2 { let v = w[oi * k2 + j]; s += v * v }
-            return s
-        } : []
+        weightSquares = !demodulate ? [] : weight.withPlainValues { w in
+            (0..<(cout * cin)).map { oi in
+                var s: Float = 0
+                for j in 0..<k2 { let v = w[oi * k2 + j]; s += v * v }
+                return s
+            }
+        }
     }
 
     /// `conv(x ⊙ s)` (resampled as the variant does) and the per-output-channel demodulation factors

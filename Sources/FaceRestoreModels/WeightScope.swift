@@ -48,12 +48,25 @@ public final class WeightLoader {
     public var root: WeightScope { WeightScope(loader: self, prefix: "") }
 
     func take(_ key: String, shape: [Int]) throws -> [Float] {
-        guard let t = stateDict[key] else { throw ModelError.missingKey(file: file, key: key, expected: shape) }
-        guard t.shape == shape else { throw ModelError.shapeMismatch(file: file, key: key, expected: shape, found: t.shape) }
-        used.insert(key)
+        let t = try checked(key, shape: shape)
         let values = t.floats()
         t.releaseMappedPages()   // the model keeps its own (reordered) copy
         return values
+    }
+
+    /// The tensor at `key` as a plain engine tensor, each value times `scale`, read in one pass.
+    func takeTensor(_ key: String, shape: [Int], scale: Float = 1) throws -> Tensor {
+        let t = try checked(key, shape: shape)
+        let values = Tensor(shape: shape) { t.copyFloats(into: $0, scale: scale) }
+        t.releaseMappedPages()
+        return values
+    }
+
+    private func checked(_ key: String, shape: [Int]) throws -> WeightTensor {
+        guard let t = stateDict[key] else { throw ModelError.missingKey(file: file, key: key, expected: shape) }
+        guard t.shape == shape else { throw ModelError.shapeMismatch(file: file, key: key, expected: shape, found: t.shape) }
+        used.insert(key)
+        return t
     }
 
     /// Marks keys under `prefixes` as deliberately unused and throws if any other key was not read.
@@ -81,23 +94,29 @@ public struct WeightScope {
         try loader.take(prefix + name, shape: shape)
     }
 
+    /// `<prefix><name>` (exactly `shape`) as a plain tensor, each value times `scale`: for weights
+    /// handed to layers as they are, without intermediate arrays.
+    public func tensor(_ name: String, shape: [Int], scale: Float = 1) throws -> Tensor {
+        try loader.takeTensor(prefix + name, shape: shape, scale: scale)
+    }
+
     /// The shape stored for `<prefix><name>`, if any (for configuration detection).
     public func shape(_ name: String) -> [Int]? { loader.stateDict[prefix + name]?.shape }
 
     /// `nn.Conv2d` at this scope (`weight`, optional `bias`).
     public func conv2d(_ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil, bias: Bool = true,
                        postOps: [PostOp] = [], hint: (Int, Int) = (64, 64), context: ComputeContext) throws -> Conv2d {
-        let w = try floats("weight", shape: [cout, cin, kernel, kernel])
+        let w = try tensor("weight", shape: [cout, cin, kernel, kernel])
         let b = bias ? try floats("bias", shape: [cout]) : nil
-        return try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], bias: b, stride: stride,
+        return try Conv2d(weight: w, bias: b, stride: stride,
                           padding: Padding2D(padding ?? kernel / 2), postOps: postOps, hint: hint, context: context)
     }
 
     /// `nn.Linear` at this scope.
     public func linear(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, context: ComputeContext) throws -> Linear {
-        let w = try floats("weight", shape: [outFeatures, inFeatures])
+        let w = try tensor("weight", shape: [outFeatures, inFeatures])
         let b = bias ? try floats("bias", shape: [outFeatures]) : nil
-        return try Linear(weight: w, shape: [outFeatures, inFeatures], bias: b, context: context)
+        return try Linear(weight: w, bias: b, context: context)
     }
 
     /// basicsr `EqualLinear`: the weight scaled by `lr_mul/√in` and the bias by `lr_mul` at run time
@@ -105,9 +124,9 @@ public struct WeightScope {
     public func equalLinear(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, lrMul: Float = 1,
                             postOps: [PostOp] = [], context: ComputeContext) throws -> Linear {
         let scale = lrMul / Float(inFeatures).squareRoot()
-        let w = try floats("weight", shape: [outFeatures, inFeatures]).map { $0 * scale }
+        let w = try tensor("weight", shape: [outFeatures, inFeatures], scale: scale)
         let b = bias ? try floats("bias", shape: [outFeatures]).map { $0 * lrMul } : nil
-        return try Linear(weight: w, shape: [outFeatures, inFeatures], bias: b, postOps: postOps, context: context)
+        return try Linear(weight: w, bias: b, postOps: postOps, context: context)
     }
 
     /// basicsr `EqualConv2d` (weight · 1/√(in·k²)), optionally with the bias of a following
@@ -115,9 +134,9 @@ public struct WeightScope {
     public func equalConv2d(_ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
                             bias: [Float]? = nil, ownBias: Bool = false, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
                             context: ComputeContext) throws -> Conv2d {
-        let w = try equalConvWeights(cin, cout, kernel: kernel, bias: false).weight
+        let w = try tensor("weight", shape: [cout, cin, kernel, kernel], scale: Self.equalConvScale(cin, kernel))
         let b = ownBias ? try floats("bias", shape: [cout]) : bias
-        return try Conv2d(weight: w, shape: [cout, cin, kernel, kernel], bias: b, stride: stride,
+        return try Conv2d(weight: w, bias: b, stride: stride,
                           padding: Padding2D(padding ?? kernel / 2), postOps: postOps, hint: hint, context: context)
     }
 
@@ -155,9 +174,12 @@ public struct WeightScope {
         return folded
     }
 
+    /// basicsr `EqualConv2d`'s weight scale, 1/√(in·k²).
+    static func equalConvScale(_ cin: Int, _ kernel: Int) -> Float { 1 / Float(cin * kernel * kernel).squareRoot() }
+
     /// basicsr `EqualConv2d`'s effective weights (weight · 1/√(in·k²)) and, when `bias`, its bias.
     public func equalConvWeights(_ cin: Int, _ cout: Int, kernel: Int, bias: Bool = true) throws -> (weight: [Float], bias: [Float]) {
-        let scale = 1 / Float(cin * kernel * kernel).squareRoot()
+        let scale = Self.equalConvScale(cin, kernel)
         return (try floats("weight", shape: [cout, cin, kernel, kernel]).map { $0 * scale },
                 bias ? try floats("bias", shape: [cout]) : [])
     }

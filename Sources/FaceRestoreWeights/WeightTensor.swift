@@ -192,6 +192,28 @@ public struct WeightTensor: Sendable {
         }
     }
 
+    /// Writes the values as float32, each multiplied by `scale` (skipped when 1), into `out`
+    /// (`count` elements): the same numbers as `floats().map { $0 * scale }` in one pass, with
+    /// no intermediate arrays (float32 checkpoints are copied straight from the mapped file).
+    public func copyFloats(into out: UnsafeMutableBufferPointer<Float>, scale: Float = 1) {
+        let n = count
+        precondition(out.count == n, "copyFloats: \(out.count) slots for \(n) values")
+        guard n > 0, let dst = out.baseAddress else { return }
+        if dtype == .float32 {
+            let d = data
+            withExtendedLifetime(d.owner) {
+                if scale == 1 {
+                    UnsafeMutableRawPointer(dst).copyMemory(from: d.base, byteCount: n * 4)
+                } else {
+                    for i in 0..<n { dst[i] = d.base.loadUnaligned(fromByteOffset: i * 4, as: Float.self) * scale }
+                }
+            }
+        } else {
+            let values = floats()
+            for i in 0..<n { dst[i] = scale == 1 ? values[i] : values[i] * scale }
+        }
+    }
+
     /// Values as float64: exact for float64 tensors, widened from `floats()` otherwise.
     public func doubles() -> [Double] {
         guard dtype == .float64 else { return floats().map(Double.init) }
