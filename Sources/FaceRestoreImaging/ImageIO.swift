@@ -10,6 +10,7 @@
 import CImageCodecs
 import FaceRestoreEngine
 import Foundation
+import Synchronization
 
 /// Why an image could not be read or written (image-rs's categories). One line, naming the file.
 public enum ImageError: Error, CustomStringConvertible, Equatable {
@@ -192,6 +193,27 @@ public enum ImageIO {
         guard rc == 0, let out else { throw ImageError.encoding(path: path, reason: cMessage(err)) }
         defer { fr_free(out) }
         return Data(bytes: out, count: size)
+    }
+
+    /// Writes several images (each as `write(_:alpha:to:)` does, atomically) on up to `threads`
+    /// threads, each taking the next file in order; every file is attempted, and the first error
+    /// (in list order) is thrown after all are done.
+    public static func write(_ files: [(image: PixelImage, alpha: [UInt8]?, path: String)], threads: Int) throws {
+        let workers = max(1, min(threads, files.count))
+        if workers == 1 {
+            for f in files { try write(f.image, alpha: f.alpha, to: f.path) }
+            return
+        }
+        let next = Mutex(0)
+        let errors = Mutex([Int: any Error]())
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let k = next.withLock { n -> Int in defer { n += 1 }; return n }
+                guard k < files.count else { return }
+                do { try write(files[k].image, alpha: files[k].alpha, to: files[k].path) } catch { errors.withLock { $0[k] = error } }
+            }
+        }
+        if let first = errors.withLock({ $0.min { $0.key < $1.key }?.value }) { throw first }
     }
 
     /// Encodes and writes atomically; the format comes from the file extension.

@@ -331,13 +331,14 @@ struct Restore: ParsableCommand {
                     .resizedLanczos4(width: result.image.width, height: result.image.height).pixels
             }
             try timings.measure(\.encode) {
+                // The whole image first (the largest encode), then the faces' files.
+                var files: [(image: PixelImage, alpha: [UInt8]?, path: String)] = [(result.image, alpha, "\(dirs[3])/\(base)\(tail).\(outExt)")]
                 for (k, face) in result.faces.enumerated() {
                     let name = "\(base)_\(String(format: "%02d", k))"
-                    try ImageIO.write(face.cropped, to: "\(dirs[0])/\(name).png")
-                    try ImageIO.write(face.restored, to: "\(dirs[1])/\(name)\(tail).png")
-                    try ImageIO.write(face.comparison, to: "\(dirs[2])/\(name).png")
+                    files += [(face.cropped, nil, "\(dirs[0])/\(name).png"), (face.restored, nil, "\(dirs[1])/\(name)\(tail).png"),
+                              (face.comparison, nil, "\(dirs[2])/\(name).png")]
                 }
-                try ImageIO.write(result.image, alpha: alpha, to: "\(dirs[3])/\(base)\(tail).\(outExt)")
+                try ImageIO.write(files, threads: context.threads)
             }
             faceCount += result.faces.count
             if result.faces.isEmpty { noFace.append(file) }
