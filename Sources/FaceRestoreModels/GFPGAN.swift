@@ -214,7 +214,7 @@ public final class GFPGAN: Sendable {
         }
         let b = blocks
         var feat = try b.convBodyFirst(x, ctx)
-        var skips: [Tensor] = []
+        var skips: [Tensor?] = []
         for block in b.convBodyDown {
             feat = try block(feat, ctx)
             skips.insert(feat, at: 0)
@@ -222,12 +222,19 @@ public final class GFPGAN: Sendable {
         feat = try b.finalConv(feat, ctx)
         let latent = try ctx.array(b.finalLinear(try ctx.reshape(feat, [1, feat.count]), ctx))
         let codes = config.differentW ? latent : (0..<(config.logSize * 2 - 2)).flatMap { _ in latent }
-        var conditions: [Tensor] = []
-        for k in 0..<b.convBodyUp.count {
-            feat = try b.convBodyUp[k](try ctx.add(feat, skips[k]), ctx)
-            let (scale, shift) = try b.conditions[k](feat, ctx)
-            conditions += [scale, shift]
-        }
-        return try ctx.contiguous(try b.decoder(latent: codes, conditions: conditions, noise: noise, ctx))
+        // Upstream runs the whole U-Net decoder, keeping every level's SFT conditions, before the
+        // StyleGAN decoder. Each decoder level needs only its own, so each U-Net level runs when
+        // the decoder reaches it: the same operations on the same values, and the conditions (and
+        // skip features) of one level at a time in memory (GFPGAN v1.4: 512² and 256² conditions
+        // are 96 MB together).
+        var level = 0
+        return try ctx.contiguous(try b.decoder(latent: codes, conditions: { k in
+            guard k < b.convBodyUp.count else { return nil }
+            precondition(k == level, "U-Net levels are computed in order")
+            feat = try b.convBodyUp[k](try ctx.add(feat, skips[k]!), ctx)
+            skips[k] = nil
+            level += 1
+            return try b.conditions[k](feat, ctx)
+        }, noise: noise, ctx))
     }
 }

@@ -292,7 +292,11 @@ struct StyleGAN2DecoderSFT: Sendable {
 
     /// `latent`: W+ codes, one row of `styleDim` per layer; `conditions`: [scale₀, shift₀, scale₁, …];
     /// `noise`: one tensor per StyleConv (default: the stored buffers).
-    func callAsFunction(latent: [Float], conditions: [Tensor], noise: [Tensor]? = nil, _ ctx: ComputeContext) throws -> Tensor {
+    /// `conditions(k)`: the SFT (scale, shift) for level k (8², 16², …), nil past the last; asked
+    /// once per level, in order, just before that level needs them (so a caller can compute them
+    /// then and they are freed after it).
+    func callAsFunction(latent: [Float], conditions: (Int) throws -> (scale: Tensor, shift: Tensor)?, noise: [Tensor]? = nil,
+                        _ ctx: ComputeContext) throws -> Tensor {
         let noise = noise ?? noises
         func w(_ i: Int) -> Tensor { Tensor(shape: [1, styleDim], values: Array(latent[(i * styleDim)..<((i + 1) * styleDim)])) }
         var out = try styleConv1(constantInput, style: w(0), noise: noise[0], ctx)
@@ -300,12 +304,12 @@ struct StyleGAN2DecoderSFT: Sendable {
         var i = 1
         for k in 0..<toRGBs.count {
             out = try styleConvs[2 * k](out, style: w(i), noise: noise[2 * k + 1], ctx)
-            if i < conditions.count {
+            if let condition = try conditions(k) {
                 // The SFT pass also applies the next conv's input modulation.
                 let c = out.shape[1]
                 let next = styleConvs[2 * k + 1]
                 let s = try next.modulatedConv.inputScales(w(i + 1), ctx)
-                out = try ctx.spatialFeatureTransform(out, scale: conditions[i - 1], shift: conditions[i],
+                out = try ctx.spatialFeatureTransform(out, scale: condition.scale, shift: condition.shift,
                                                       fromChannel: sftHalf ? c / 2 : 0, outputScale: s)
                 out = try next(scaled: out, scales: s, noise: noise[2 * k + 2], ctx)
             } else {
