@@ -13,8 +13,10 @@ scripts/make_fixtures.py (make_parsenet). For each example photo it runs
   - ours: `facerestore restore -i PHOTO --model-path … --detector … [--parser … | --no-parse] --ext png`;
 and reports the share of restored-image values equal and within 1 gray level (goal ≥ 99.9%).
 Then it times one photo with one face end to end, process start to file written, for both: a
-Python process that imports the reference stack, loads the models and runs enhance + imwrite
-(what `inference_gfpgan.py` does), and our CLI process, same thread count, in this same run.
+Python process that imports the reference stack, loads the models, runs enhance and writes each
+face's crop, restoration and side-by-side comparison and the whole image (what
+`inference_gfpgan.py` does), and our CLI process (which writes the same four files), same thread
+count, in this same run.
 
 With --background it also runs a 1024×768 photo (the example photos on one canvas, two faces)
 with the background upscaled by Real-ESRGAN x2plus (random weights in the official layout, from
@@ -61,7 +63,14 @@ if {background!r}:
     from realesrgan import RealESRGANer
     bg = RealESRGANer(scale=2, model_path={background!r}, tile=400, tile_pad=10, pre_pad=0, half=False,
                       model=RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=2))
-_, _, out = reference_enhance(img, net, load_mnet_detector(), parser, upscale=2, bg_upsampler=bg)
+crops, faces, out = reference_enhance(img, net, load_mnet_detector(), parser, upscale=2, bg_upsampler=bg)
+# The files inference_gfpgan.py writes for each face and the whole image (our CLI writes the same four).
+import numpy as np, os
+folder = os.path.dirname({out!r})
+for k, (crop, face) in enumerate(zip(crops, faces)):
+    cv2.imwrite(os.path.join(folder, f"ref_crop_{{k:02d}}.png"), crop)
+    cv2.imwrite(os.path.join(folder, f"ref_face_{{k:02d}}.png"), face)
+    cv2.imwrite(os.path.join(folder, f"ref_cmp_{{k:02d}}.png"), np.concatenate((crop, face), axis=1))
 cv2.imwrite({out!r}, out)
 '''
 BACKGROUND = os.path.join(BIG, "realesrgan_x2plus_random.pth")
