@@ -141,9 +141,9 @@ private final class FixedWeightKernel: Sendable {
     /// at least 64 input and 32 output channels, an output of at least 64×64 at the hinted size,
     /// and the context allowing it. A static rule, so the same input always takes the same kernels.
     /// Measured with oneDNN 2.6 on this project's AVX-512 machine: 1.2–2.7× faster per call above
-    /// these sizes, 0.7–0.9× with 16–32 channels; and the one-off weight transform at load (about
-    /// 60 ms for 512×512 channels) outweighs a whole forward pass's saving below 64×64 (3 ms per
-    /// call at 16², 12 ms at 32², 47 ms at 64² for 512×512 channels).
+    /// these sizes, 0.7–0.9× with 16–32 channels; and below 64×64 the transformed weights (4× the
+    /// plain ones, about 0.5 s of page faults per GB at load) outweigh a whole forward pass's saving
+    /// (3 ms per call at 16², 12 ms at 32², 47 ms at 64² for 512×512 channels).
     static func winogradCandidate(kind: WeightedKind, weightDims: [Int], strides: [Int], output: (Int, Int),
                                   context: ComputeContext) -> Bool {
         guard context.winograd, case .conv(let dilation) = kind, dilation == [1, 1], weightDims.count == 4,
