@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import torch
 
@@ -36,25 +35,36 @@ def reference_net(scale):
     return net.eval()
 
 
-# Run by --torch-python: times a TorchScript trace in NCHW and channels_last, prints the best median.
-TIMER = r'''
-import statistics, sys, time, torch
+# The timing loop, run here for the reference PyTorch and, with --torch-python, by that
+# interpreter on a TorchScript trace: NCHW and channels_last, the better median is the result.
+TIMING = r'''
+import statistics, time, torch
+
+
+def best_layout_median(net, size, runs, label):
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    best = None
+    for layout in ("nchw", "channels_last"):
+        m = net.to(memory_format=torch.channels_last) if layout == "channels_last" else net
+        xi = x.to(memory_format=torch.channels_last) if layout == "channels_last" else x
+        with torch.no_grad():
+            m(xi)
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                m(xi)
+                times.append(time.perf_counter() - t)
+        med = statistics.median(times)
+        print(f"  torch {torch.__version__} {layout}{label}: median {med:.3f} s over {runs} runs", flush=True)
+        best = med if best is None else min(best, med)
+    return best
+'''
+exec(TIMING)
+
+TIMER = TIMING + r'''
+import sys
 torch.set_num_threads(int(sys.argv[3]))
-m = torch.jit.load(sys.argv[1]).eval()
-size, runs = int(sys.argv[2]), int(sys.argv[4])
-x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
-best = None
-for layout in ("nchw", "channels_last"):
-    mm = m.to(memory_format=torch.channels_last) if layout == "channels_last" else m
-    xi = x.to(memory_format=torch.channels_last) if layout == "channels_last" else x
-    with torch.no_grad():
-        mm(xi)
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter(); mm(xi); times.append(time.perf_counter() - t)
-    med = statistics.median(times)
-    print(f"  torch {torch.__version__} {layout} (TorchScript trace): median {med:.3f} s over {runs} runs", flush=True)
-    best = med if best is None else min(best, med)
+best = best_layout_median(torch.jit.load(sys.argv[1]).eval(), int(sys.argv[2]), int(sys.argv[4]), " (TorchScript trace)")
 print(f"BEST {best}")
 '''
 
@@ -78,23 +88,7 @@ def other_torch_time(python, trace, size, runs, threads):
 
 def torch_time(scale, size, runs, threads):
     torch.set_num_threads(threads)
-    net = reference_net(scale)
-    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
-    best = None
-    for layout in ("nchw", "channels_last"):
-        m = net.to(memory_format=torch.channels_last) if layout == "channels_last" else net
-        xi = x.to(memory_format=torch.channels_last) if layout == "channels_last" else x
-        with torch.no_grad():
-            m(xi)
-            times = []
-            for _ in range(runs):
-                t = time.perf_counter()
-                m(xi)
-                times.append(time.perf_counter() - t)
-        med = statistics.median(times)
-        print(f"  torch {torch.__version__} {layout}: median {med:.3f} s over {runs} runs")
-        best = med if best is None else min(best, med)
-    return best
+    return best_layout_median(reference_net(scale), size, runs, "")
 
 
 def ours(model, size, runs, threads, precision="fp32"):

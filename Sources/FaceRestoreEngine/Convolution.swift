@@ -109,8 +109,7 @@ private final class FixedWeightKernel: Sendable {
         winograd = wino
         weightsDesc = probe.weightsDesc
         weights = TensorStorage(bytes: weightsDesc.byteSize)
-        if wino, let layout = WinogradWeightLayout(weightsDesc, outChannels: outChannels, inChannels: inChannels),
-           weightDims.count == 4, plainWeightsDesc == MemoryDesc.plain(weightDims) {
+        if wino, let layout = Self.ownWinogradTransform(to: weightsDesc, from: plainWeightsDesc, weightDims: weightDims) {
             // Our transform (WinogradWeights.swift) reads PyTorch's layout directly; keep that as
             // the source for other input sizes.
             layout.transform(oihw: plainWeights.floats, into: weights.floats, context: context)
@@ -135,6 +134,14 @@ private final class FixedWeightKernel: Sendable {
         let trailing = try Self.trailingPass(postOps: postOps, fused: fused, output: probe.dstDesc, context: context)
         cache = Mutex([Entry(input: key, src: probe.srcDesc, dst: probe.dstDesc, primitive: probe,
                              weightsDesc: weightsDesc, weights: weights, trailing: trailing)])
+    }
+
+    /// The layout our Winograd weight transform (WinogradWeights.swift) writes when `desc` is one
+    /// it handles and the source weights are PyTorch's ungrouped [out, in, kh, kw]; nil otherwise
+    /// (oneDNN's reorder converts those).
+    static func ownWinogradTransform(to desc: MemoryDesc, from source: MemoryDesc, weightDims: [Int]) -> WinogradWeightLayout? {
+        guard weightDims.count == 4, source == MemoryDesc.plain(weightDims) else { return nil }
+        return WinogradWeightLayout(desc, outChannels: weightDims[0], inChannels: weightDims[1])
     }
 
     /// Whether a Winograd kernel is worth trying: 3×3, stride 1, no dilation or groups, float32,
@@ -221,8 +228,7 @@ private final class FixedWeightKernel: Sendable {
             ws = earlier.weights
         } else {
             ws = TensorStorage(bytes: wd.byteSize)
-            if let layout = WinogradWeightLayout(wd, outChannels: outChannels, inChannels: weightDims.count == 4 ? weightDims[1] : 0),
-               source.desc == MemoryDesc.plain(weightDims) {
+            if let layout = Self.ownWinogradTransform(to: wd, from: source.desc, weightDims: weightDims) {
                 layout.transform(oihw: source.storage.floats, into: ws.floats, context: context)
             } else {
                 try context.reorder(from: source.desc, source.storage.pointer, to: wd, ws.pointer)

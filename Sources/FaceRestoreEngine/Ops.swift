@@ -249,7 +249,6 @@ public final class Linear: Sendable {
         outFeatures = shape[0]
         inFeatures = shape[1]
         self.postOps = postOps
-        let plain = weight
         let (n, k) = (shape[0], shape[1])
         func probe(_ weights: MemoryDesc) throws -> Primitive {
             try context.make(.innerProduct(src: .plain([1, k]), weights: weights,
@@ -262,10 +261,10 @@ public final class Linear: Sendable {
         // of page faults, against 10.3 instead of 5.7 ms per call). Small ones are reordered.
         if n * k >= 1 << 23, let p = try? probe(.plain(shape)), !p.implementation.hasPrefix("ref") {
             weightsDesc = p.weightsDesc
-            weights = plain.storage
+            weights = weight.storage
         } else {
             weightsDesc = try probe(.any(shape)).weightsDesc
-            weights = try context.reordered(plain, to: weightsDesc).storage
+            weights = try context.reordered(weight, to: weightsDesc).storage
         }
         self.bias = bias.map { Tensor(shape: [$0.count], values: $0).storage }
     }

@@ -290,11 +290,10 @@ struct StyleGAN2DecoderSFT: Sendable {
         }
     }
 
-    /// `latent`: W+ codes, one row of `styleDim` per layer; `conditions`: [scale₀, shift₀, scale₁, …];
+    /// `latent`: W+ codes, one row of `styleDim` per layer; `conditions(k)`: the SFT (scale, shift)
+    /// for level k (8², 16², …), nil past the last, asked once per level, in order, just before
+    /// that level needs them (so a caller can compute them then and they are freed after it);
     /// `noise`: one tensor per StyleConv (default: the stored buffers).
-    /// `conditions(k)`: the SFT (scale, shift) for level k (8², 16², …), nil past the last; asked
-    /// once per level, in order, just before that level needs them (so a caller can compute them
-    /// then and they are freed after it).
     func callAsFunction(latent: [Float], conditions: (Int) throws -> (scale: Tensor, shift: Tensor)?, noise: [Tensor]? = nil,
                         _ ctx: ComputeContext) throws -> Tensor {
         let noise = noise ?? noises
