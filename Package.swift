@@ -22,7 +22,9 @@ let package = Package(
         // oneDNN 2.x C API (Debian libdnnl-dev; no pkg-config file) and the OpenMP thread knob.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
 
-        .target(name: "FaceRestoreEngine", dependencies: ["CDNNL"]),
+        // Our fused Winograd convolution kernel (AVX-512 through target attributes; checked at run time).
+        .target(name: "CWinograd", path: "Sources/CWinograd"),
+        .target(name: "FaceRestoreEngine", dependencies: ["CDNNL", "CWinograd"]),
         .target(name: "FaceRestoreWeights", dependencies: ["FaceRestoreEngine"]),
         .target(name: "FaceRestoreModels", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"]),
         // libpng (classic API behind a C layer: it needs setjmp), TurboJPEG 2.x and libexif.

@@ -281,28 +281,36 @@ public final class Conv2d: Sendable {
     public let padding: Padding2D
     public let dilation: Int
     public let groups: Int
-    private let kernel: FixedWeightKernel
+    private let path: Path
+
+    private enum Path {
+        case oneDNN(FixedWeightKernel)
+        case fusedWinograd(FusedWinogradConv)
+    }
 
     /// - Parameters:
     ///   - weight: PyTorch layout `[out, in/groups, kh, kw]`, row-major.
     ///   - bias: `[out]` or nil.
     ///   - postOps: activations fused after the bias (e.g. `.leakyReLU(0.2)`).
     ///   - hint: a typical input height and width, used to choose the weight layout at load.
+    ///   - fusedWinograd: run on our fused F(4×4,3×3) Winograd kernel (FusedWinograd.swift) where it
+    ///     applies (3×3, stride 1, padding 1, in channels a multiple of 16 and out of 32, float32,
+    ///     Winograd allowed, AVX-512), instead of oneDNN.
     public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
                             dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
-                            context: ComputeContext) throws {
+                            fusedWinograd: Bool = false, context: ComputeContext) throws {
         guard shape.count == 4, weight.count == shape.reduce(1, *) else {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "weight shape \(shape) with \(weight.count) values, groups \(groups)")
         }
         try self.init(weight: Tensor(shape: shape, values: weight), bias: bias, stride: stride, padding: padding, dilation: dilation,
-                      groups: groups, postOps: postOps, hint: hint, context: context)
+                      groups: groups, postOps: postOps, hint: hint, fusedWinograd: fusedWinograd, context: context)
     }
 
     /// The same with the weight as a plain tensor `[out, in/groups, kh, kw]`, whose memory the
     /// layer keeps as its source weights (no copy).
     public init(weight: Tensor, bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
                 dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
-                context: ComputeContext) throws {
+                fusedWinograd: Bool = false, context: ComputeContext) throws {
         let shape = weight.shape
         guard shape.count == 4, weight.layout == .plain, shape[0] % groups == 0 else {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "weight shape \(shape) (\(weight.layout)), groups \(groups)")
@@ -318,6 +326,12 @@ public final class Conv2d: Sendable {
         self.padding = padding
         self.dilation = dilation
         self.groups = groups
+        if fusedWinograd, weight.layout == .plain,
+           FusedWinogradConv.supports(weightShape: shape, stride: stride, padding: padding, dilation: dilation, groups: groups,
+                                      postOps: postOps, context: context) {
+            path = .fusedWinograd(FusedWinogradConv(weight: weight, bias: bias, postOps: postOps))
+            return
+        }
         let dims = groups == 1 ? [o, ig, kh, kw] : [groups, o / groups, ig, kh, kw]
         let plainDesc = MemoryDesc.plain(dims)
         let plain = weight.storage
@@ -326,17 +340,20 @@ public final class Conv2d: Sendable {
             ((h + pad.top + pad.bottom - dilation * (kh - 1) - 1) / stride + 1,
              (w + pad.left + pad.right - dilation * (kw - 1) - 1) / stride + 1)
         }
-        kernel = try FixedWeightKernel(kind: .conv(dilation: [dilation, dilation]), weightDims: dims, plainWeightsDesc: plainDesc,
+        path = .oneDNN(try FixedWeightKernel(kind: .conv(dilation: [dilation, dilation]), weightDims: dims, plainWeightsDesc: plainDesc,
                                        plainWeights: plain, bias: bias, outChannels: o, inChannels: inChannels,
                                        strides: [stride, stride], padding: padding, postOps: postOps,
-                                       outputSize: size, hint: hint, context: context)
+                                       outputSize: size, hint: hint, context: context))
     }
 
     public func callAsFunction(_ x: Tensor, _ context: ComputeContext) throws -> Tensor {
         guard x.rank == 4, x.shape[1] == inChannels else {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
         }
-        return try kernel.forward(x, context: context)
+        switch path {
+        case .oneDNN(let kernel): return try kernel.forward(x, context: context)
+        case .fusedWinograd(let kernel): return try kernel.forward(x, into: nil, context: context)
+        }
     }
 
     /// The output written into `destination` (same shape; any layout).
@@ -344,12 +361,18 @@ public final class Conv2d: Sendable {
         guard x.rank == 4, x.shape[1] == inChannels else {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
         }
-        _ = try kernel.forward(x, into: destination, context: context)
+        switch path {
+        case .oneDNN(let kernel): _ = try kernel.forward(x, into: destination, context: context)
+        case .fusedWinograd(let kernel): _ = try kernel.forward(x, into: destination, context: context)
+        }
     }
 
     /// The oneDNN implementation chosen for this input (e.g. "brgconv:avx512_core").
     public func implementation(for x: Tensor, _ context: ComputeContext) throws -> String {
-        try kernel.implementation(for: x, context: context)
+        switch path {
+        case .oneDNN(let kernel): return try kernel.implementation(for: x, context: context)
+        case .fusedWinograd: return "facerestore_wino_4x3:avx512 (fused)"
+        }
     }
 }
 

@@ -105,11 +105,12 @@ public struct WeightScope {
 
     /// `nn.Conv2d` at this scope (`weight`, optional `bias`).
     public func conv2d(_ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil, bias: Bool = true,
-                       postOps: [PostOp] = [], hint: (Int, Int) = (64, 64), context: ComputeContext) throws -> Conv2d {
+                       postOps: [PostOp] = [], hint: (Int, Int) = (64, 64), fusedWinograd: Bool = false,
+                       context: ComputeContext) throws -> Conv2d {
         let w = try tensor("weight", shape: [cout, cin, kernel, kernel])
         let b = bias ? try floats("bias", shape: [cout]) : nil
-        return try Conv2d(weight: w, bias: b, stride: stride,
-                          padding: Padding2D(padding ?? kernel / 2), postOps: postOps, hint: hint, context: context)
+        return try Conv2d(weight: w, bias: b, stride: stride, padding: Padding2D(padding ?? kernel / 2), postOps: postOps,
+                          hint: hint, fusedWinograd: fusedWinograd, context: context)
     }
 
     /// `nn.Linear` at this scope.

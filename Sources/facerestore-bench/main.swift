@@ -1,6 +1,7 @@
 // facerestore-bench: speed figures, always next to the reference's in the same run.
 //
 //   facerestore-bench conv [--threads 2] [--seconds 0.5] [--reference PYTHON]
+//   facerestore-bench dense [--threads 2] [--seconds S] [--size 210]   (ESRGAN dense-block convs: oneDNN vs our fused Winograd)
 //
 // `conv` times every distinct convolution shape of GFPGAN v1.4 (U-Net, SFT conditions and the
 // StyleGAN2 decoder's 3×3 and 1×1 convs, 3–512 channels, 4²–512²) through our oneDNN layer,
@@ -159,6 +160,40 @@ func benchConv(threads: Int, seconds: Double, reference: String?) throws {
     }
 }
 
+/// ESRGAN dense-block convolutions (x2plus body: 210², 64 features, growth 32) on oneDNN's Winograd
+/// kernel and on our fused one, alternating, with nChw16c input as in the network.
+func benchDenseConvs(threads: Int, seconds: Double, size: Int) throws {
+    let ctx = ComputeContext(threads: threads)
+    print("threads: \(threads), \(size)², median of each over \(seconds) s, rounds alternating")
+    print(pad("shape", 12) + "  oneDNN ms (GF/s-eq)   fused ms (GF/s-eq)   ratio")
+    var total = (0.0, 0.0)
+    for (cin, cout) in [(64, 32), (96, 32), (128, 32), (160, 32), (192, 64)] + (args.contains("--with-64") ? [(64, 64)] : []) {
+        let w = (0..<(cout * cin * 9)).map { Float(($0 * 7919) % 1000) / 1000 * 0.06 - 0.03 }
+        let b = (0..<cout).map { Float($0) / Float(cout) * 0.1 }
+        let post: [PostOp] = cout == 32 ? [.leakyReLU(0.2)] : []
+        let onednn = try Conv2d(weight: w, shape: [cout, cin, 3, 3], bias: b, padding: Padding2D(1), postOps: post, hint: (size, size), context: ctx)
+        let fused = try Conv2d(weight: w, shape: [cout, cin, 3, 3], bias: b, padding: Padding2D(1), postOps: post, hint: (size, size),
+                               fusedWinograd: true, context: ctx)
+        // The input as the network has it: nChw16c, here from a oneDNN Winograd conv.
+        let producer = try Conv2d(weight: (0..<(cin * 64 * 9)).map { Float(($0 * 31) % 100) / 4000 }, shape: [cin, 64, 3, 3],
+                                  padding: Padding2D(1), hint: (size, size), context: ctx)
+        let x = try producer(Tensor(shape: [1, 64, size, size], fill: { p in
+            for i in p.indices { p[i] = Float((i * 104729) % 2000) / 1000 - 1 }
+        }), ctx)
+        var a: [Double] = [], f: [Double] = []
+        for _ in 0..<3 {
+            a.append(try median(seconds: seconds / 3) { _ = try onednn(x, ctx) })
+            f.append(try median(seconds: seconds / 3) { _ = try fused(x, ctx) })
+        }
+        let (ta, tf) = (a.sorted()[1], f.sorted()[1])
+        total = (total.0 + ta, total.1 + tf)
+        let gf = 2.0 * Double(cin * cout * 9 * size * size) / 1e9
+        print(pad("\(cin)→\(cout)", 12) + String(format: "  %8.2f (%5.0f)       %8.2f (%5.0f)      %.2f×", ta * 1e3, gf / ta, tf * 1e3, gf / tf, ta / tf)
+              + "  " + (try onednn.implementation(for: x, ctx)))
+    }
+    print(String(format: "dense block (five convs): oneDNN %.2f ms, fused %.2f ms, %.2f×", total.0 * 1e3, total.1 * 1e3, total.0 / total.1))
+}
+
 /// Times our face model forward (GFPGAN or GPEN, read from the checkpoint) on the input stored in
 /// `io` (key "x") and writes the output (key "y") to `output`, for scripts/parity_gfpgan.py and
 /// scripts/parity_gpen.py, which time the reference in the same run.
@@ -256,6 +291,13 @@ switch args.first {
 case "conv":
     do {
         try benchConv(threads: threads, seconds: seconds, reference: option("--reference"))
+    } catch {
+        FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
+        exit(1)
+    }
+case "dense":
+    do {
+        try benchDenseConvs(threads: threads, seconds: seconds, size: option("--size").flatMap(Int.init) ?? 210)
     } catch {
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)

@@ -1,0 +1,21 @@
+// Fused F(4×4,3×3) Winograd convolution for AVX-512 (see winograd.c).
+#include <stddef.h>
+
+/// 1 if this CPU runs the kernels (AVX-512F).
+int frw_available(void);
+
+/// Floats of the transformed weights: 36·cin·cout.
+size_t frw_weight_floats(int cin, int cout);
+
+/// PyTorch `[cout][cin][3][3]` weights to the kernel's `[36][cin][cout]` tiles (G·g·Gᵀ).
+void frw_transform_weights(const float *oihw, int cout, int cin, float *u);
+
+/// Floats of scratch one thread needs (64-byte aligned).
+size_t frw_scratch_floats(int cin, int cout);
+
+/// Tile rows [row_begin, row_end) (4 output rows each) of a 3×3, stride-1, zero-pad-1 convolution
+/// of a batch-1 nChw16c input `src` ([cin/16][h][w][16]) into the nChw16c output `dst`
+/// ([cout/16][h][w][16]), with `bias` (or NULL) added and, when `leaky` is set, LeakyReLU of
+/// slope `slope`. cin must be a multiple of 16 and cout of 32.
+void frw_conv3x3(const float *src, int cin, int h, int w, const float *u, const float *bias, int cout,
+                 float *dst, int leaky, float slope, int row_begin, int row_end, float *scratch);

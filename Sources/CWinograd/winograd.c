@@ -1,0 +1,204 @@
+// Fused F(4×4,3×3) Winograd convolution for batch-1 nChw16c activations (AVX-512).
+//
+// Y = Aᵀ[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]A with the interpolation points 0, ±1, ±2, ∞ (Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2016). Written for ESRGAN's dense blocks, where
+// oneDNN's Winograd kernel runs its 32-output convolutions well below its 64-output speed: here a
+// block of 14 tiles goes through the input transform, the 36 small GEMMs and the output
+// transform (bias and LeakyReLU fused) while it is in cache, so the transformed tiles never go
+// to memory. Compiled for AVX-512 by target attributes; callers check frw_available() first.
+#include "cwinograd.h"
+#include <immintrin.h>
+#include <string.h>
+
+#define TILES 14   // tiles per register block: 14 × 2 accumulators of 16 outputs
+#ifndef BLOCKS
+#define BLOCKS 2   // register blocks per pass: each 32-output slice of a position's weights is reused across them from L1
+#endif
+#define SUPER (TILES * BLOCKS)
+
+int frw_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+size_t frw_weight_floats(int cin, int cout) { return (size_t)36 * cin * cout; }
+
+size_t frw_scratch_floats(int cin, int cout) { return (size_t)36 * SUPER * (cin + cout); }
+
+void frw_transform_weights(const float *oihw, int cout, int cin, float *u) {
+    static const double g[6][3] = {
+        {1.0 / 4, 0, 0},
+        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+        {1.0 / 24, 1.0 / 12, 1.0 / 6},
+        {1.0 / 24, -1.0 / 12, 1.0 / 6},
+        {0, 0, 1},
+    };
+    for (int o = 0; o < cout; o++) {
+        for (int i = 0; i < cin; i++) {
+            const float *k = oihw + ((size_t)o * cin + i) * 9;
+            double t[6][3];   // G·g
+            for (int a = 0; a < 6; a++)
+                for (int c = 0; c < 3; c++) t[a][c] = g[a][0] * k[c] + g[a][1] * k[3 + c] + g[a][2] * k[6 + c];
+            for (int a = 0; a < 6; a++)
+                for (int b = 0; b < 6; b++)
+                    u[((size_t)(a * 6 + b) * cin + i) * cout + o] = (float)(t[a][0] * g[b][0] + t[a][1] * g[b][1] + t[a][2] * g[b][2]);
+        }
+    }
+}
+
+// Bᵀ applied to six vectors (one column or row of a 6×6 tile).
+__attribute__((target("avx512f"), always_inline))
+static inline void input_1d(const __m512 d[6], __m512 r[6]) {
+    const __m512 four = _mm512_set1_ps(4.f), five = _mm512_set1_ps(5.f), two = _mm512_set1_ps(2.f);
+    __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]);   // d4 − 4·d2
+    __m512 b = _mm512_fnmadd_ps(four, d[1], d[3]);   // d3 − 4·d1
+    __m512 c = _mm512_sub_ps(d[4], d[2]);            // d4 − d2
+    __m512 e = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));   // 2·(d3 − d1)
+    r[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+    r[1] = _mm512_add_ps(a, b);
+    r[2] = _mm512_sub_ps(a, b);
+    r[3] = _mm512_add_ps(c, e);
+    r[4] = _mm512_sub_ps(c, e);
+    r[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+}
+
+// Aᵀ applied to six vectors.
+__attribute__((target("avx512f"), always_inline))
+static inline void output_1d(const __m512 m[6], __m512 r[4]) {
+    const __m512 two = _mm512_set1_ps(2.f), four = _mm512_set1_ps(4.f), eight = _mm512_set1_ps(8.f);
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    r[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    r[1] = _mm512_fmadd_ps(two, d34, d12);
+    r[2] = _mm512_fmadd_ps(four, s34, s12);
+    r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
+}
+
+// The 36 transformed values of 16 channels of one tile whose top-left input is (y0, x0), into
+// v[p·TILES·cin] (p = 0…35).
+__attribute__((target("avx512f")))
+static void input_tile(const float *plane, int h, int w, int y0, int x0, float *v, size_t pstride) {
+    __m512 d[6][6];
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i = 0; i < 6; i++) {
+        int y = y0 + i;
+        if (y < 0 || y >= h) {
+            for (int j = 0; j < 6; j++) d[i][j] = zero;
+            continue;
+        }
+        const float *row = plane + (size_t)y * w * 16;
+        if (x0 >= 0 && x0 + 6 <= w) {
+            for (int j = 0; j < 6; j++) d[i][j] = _mm512_load_ps(row + (size_t)(x0 + j) * 16);
+        } else {
+            for (int j = 0; j < 6; j++) {
+                int x = x0 + j;
+                d[i][j] = (x >= 0 && x < w) ? _mm512_load_ps(row + (size_t)x * 16) : zero;
+            }
+        }
+    }
+    __m512 t[6][6];
+    for (int j = 0; j < 6; j++) {   // columns: Bᵀ·d
+        __m512 col[6], r[6];
+        for (int i = 0; i < 6; i++) col[i] = d[i][j];
+        input_1d(col, r);
+        for (int i = 0; i < 6; i++) t[i][j] = r[i];
+    }
+    for (int i = 0; i < 6; i++) {   // rows: (Bᵀ·d)·B
+        __m512 r[6];
+        input_1d(t[i], r);
+        for (int j = 0; j < 6; j++) _mm512_store_ps(v + (size_t)(i * 6 + j) * pstride, r[j]);
+    }
+}
+
+// acc[t][·] = Σc v[t·cin + c] · u[c·cout + ·] for 14 tiles and 32 outputs, into m[t·cout].
+// Inlined into callers with a constant `cin` (the tile offsets become immediates).
+__attribute__((target("avx512f"), always_inline))
+static inline void gemm_14x32_body(const float *v, const float *u, int cin, int cout, float *m) {
+    __m512 a0[TILES], a1[TILES];
+    for (int t = 0; t < TILES; t++) a0[t] = a1[t] = _mm512_setzero_ps();
+    for (int c = 0; c < cin; c++) {
+        __m512 u0 = _mm512_load_ps(u + (size_t)c * cout), u1 = _mm512_load_ps(u + (size_t)c * cout + 16);
+#pragma clang loop unroll(full)
+        for (int t = 0; t < TILES; t++) {
+            __m512 x = _mm512_set1_ps(v[(size_t)t * cin + c]);
+            a0[t] = _mm512_fmadd_ps(x, u0, a0[t]);
+            a1[t] = _mm512_fmadd_ps(x, u1, a1[t]);
+        }
+    }
+    for (int t = 0; t < TILES; t++) {
+        _mm512_store_ps(m + (size_t)t * cout, a0[t]);
+        _mm512_store_ps(m + (size_t)t * cout + 16, a1[t]);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void gemm_14x32(const float *v, const float *u, int cin, int cout, float *m) {
+    switch (cin) {   // ESRGAN's dense-block widths
+    case 64: gemm_14x32_body(v, u, 64, cout, m); break;
+    case 96: gemm_14x32_body(v, u, 96, cout, m); break;
+    case 128: gemm_14x32_body(v, u, 128, cout, m); break;
+    case 160: gemm_14x32_body(v, u, 160, cout, m); break;
+    case 192: gemm_14x32_body(v, u, 192, cout, m); break;
+    default: gemm_14x32_body(v, u, cin, cout, m); break;
+    }
+}
+
+// Output tile (4×4, clipped at the edges) of 16 channels from m[p·TILES·cout] (p = 0…35).
+__attribute__((target("avx512f")))
+static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
+                        float *plane, int h, int w, int y0, int x0) {
+    __m512 t[4][6];
+    for (int j = 0; j < 6; j++) {   // columns: Aᵀ·M
+        __m512 col[6], r[4];
+        for (int i = 0; i < 6; i++) col[i] = _mm512_load_ps(m + (size_t)(i * 6 + j) * pstride);
+        output_1d(col, r);
+        for (int i = 0; i < 4; i++) t[i][j] = r[i];
+    }
+    for (int i = 0; i < 4; i++) {   // rows: (Aᵀ·M)·A
+        int y = y0 + i;
+        if (y >= h) break;
+        __m512 r[4];
+        output_1d(t[i], r);
+        float *row = plane + (size_t)y * w * 16;
+        for (int j = 0; j < 4 && x0 + j < w; j++) {
+            __m512 o = _mm512_add_ps(r[j], bias);
+            if (leaky) o = _mm512_mask_mul_ps(o, _mm512_cmp_ps_mask(o, _mm512_setzero_ps(), _CMP_LT_OQ), o, slope);
+            _mm512_store_ps(row + (size_t)(x0 + j) * 16, o);
+        }
+    }
+}
+
+__attribute__((target("avx512f")))
+void frw_conv3x3(const float *src, int cin, int h, int w, const float *u, const float *bias, int cout,
+                 float *dst, int leaky, float slope, int row_begin, int row_end, float *scratch) {
+    const int tw = (w + 3) / 4;
+    float *v = scratch;                               // [36][SUPER][cin]
+    float *m = scratch + (size_t)36 * SUPER * cin;    // [36][SUPER][cout]
+    const size_t vstride = (size_t)SUPER * cin, mstride = (size_t)SUPER * cout;
+    const __m512 sl = _mm512_set1_ps(slope);
+    for (int ty = row_begin; ty < row_end; ty++) {
+        for (int tx0 = 0; tx0 < tw; tx0 += SUPER) {
+            int n = tw - tx0 < SUPER ? tw - tx0 : SUPER;
+            int blocks = (n + TILES - 1) / TILES;
+            if (n < blocks * TILES) memset(v, 0, sizeof(float) * 36 * vstride);
+            for (int cb = 0; cb < cin / 16; cb++) {
+                const float *plane = src + (size_t)cb * h * w * 16;
+                for (int t = 0; t < n; t++)
+                    input_tile(plane, h, w, 4 * ty - 1, 4 * (tx0 + t) - 1, v + (size_t)t * cin + cb * 16, vstride);
+            }
+            for (int p = 0; p < 36; p++) {
+                for (int o = 0; o < cout; o += 32)
+                    for (int rb = 0; rb < blocks; rb++)
+                        gemm_14x32(v + p * vstride + (size_t)rb * TILES * cin, u + (size_t)p * cin * cout + o, cin, cout,
+                                   m + p * mstride + (size_t)rb * TILES * cout + o);
+            }
+            for (int ob = 0; ob < cout / 16; ob++) {
+                __m512 b = bias ? _mm512_loadu_ps(bias + ob * 16) : _mm512_setzero_ps();
+                float *plane = dst + (size_t)ob * h * w * 16;
+                for (int t = 0; t < n; t++)
+                    output_tile(m + (size_t)t * cout + ob * 16, mstride, b, leaky, sl, plane, h, w, 4 * ty, 4 * (tx0 + t));
+            }
+        }
+    }
+}

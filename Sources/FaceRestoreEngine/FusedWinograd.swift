@@ -1,0 +1,89 @@
+// Our fused F(4×4,3×3) Winograd convolution (Sources/CWinograd/winograd.c) behind `Conv2d`, for
+// the layers that ask for it (ESRGAN's dense blocks): 3×3, stride 1, zero padding 1, float32,
+// channel counts in multiples of 16 in and 32 out, on CPUs with AVX-512.
+//
+// oneDNN's Winograd kernel transforms a layer's whole input, then multiplies, then transforms
+// back, each phase a pass through memory; its 32-output convolutions run well below its
+// 64-output ones. This one takes 14 tiles at a time through all three phases in cache, with the
+// bias and the LeakyReLU applied in the output transform.
+
+import CDNNL
+import CWinograd
+
+final class FusedWinogradConv: Sendable {
+    let inChannels: Int, outChannels: Int
+    /// Transformed weights, [36][in][out].
+    private let tiles: TensorStorage
+    private let bias: TensorStorage?
+    /// LeakyReLU slope (0 for ReLU), nil for no activation.
+    private let slope: Float?
+
+    /// Whether a layer with these properties can run here.
+    static func supports(weightShape s: [Int], stride: Int, padding: Padding2D, dilation: Int, groups: Int,
+                         postOps: [PostOp], context: ComputeContext) -> Bool {
+        guard context.winograd, context.precision == .fp32, frw_available() != 0 else { return false }
+        guard s.count == 4, s[2] == 3, s[3] == 3, stride == 1, dilation == 1, groups == 1,
+              padding == Padding2D(1), s[1] % 16 == 0, s[0] % 32 == 0 else { return false }
+        return activation(postOps) != nil
+    }
+
+    /// The fused activation of `postOps`: .some(nil) for none, .some(slope) for one (leaky) ReLU;
+    /// nil when the kernel cannot fuse them.
+    private static func activation(_ postOps: [PostOp]) -> Float?? {
+        guard let op = postOps.first else { return .some(nil) }
+        guard postOps.count == 1 else { return nil }
+        switch op {
+        case .relu: return .some(0)
+        case .leakyReLU(let s): return .some(s)
+        case .linear: return nil
+        }
+    }
+
+    /// `weight`: PyTorch layout [out, in, 3, 3] (plain).
+    init(weight: Tensor, bias: [Float]?, postOps: [PostOp]) {
+        let (o, i) = (weight.shape[0], weight.shape[1])
+        inChannels = i
+        outChannels = o
+        tiles = TensorStorage(bytes: frw_weight_floats(Int32(i), Int32(o)) * 4)
+        frw_transform_weights(weight.storage.floats, Int32(o), Int32(i), tiles.floats)
+        if let bias {
+            let b = TensorStorage(bytes: o * 4)
+            bias.withUnsafeBufferPointer { b.floats.update(from: $0.baseAddress!, count: o) }
+            self.bias = b
+        } else {
+            self.bias = nil
+        }
+        slope = Self.activation(postOps)!
+    }
+
+    /// The output (nChw16c), written into `destination` when it is given in that layout.
+    func forward(_ x: Tensor, into destination: Tensor?, context: ComputeContext) throws -> Tensor {
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        let outDesc = MemoryDesc.channelBlocked16([n, outChannels, h, w])
+        if let destination, destination.shape != outDesc.dims {
+            throw EngineError.shapeMismatch(op: "convolution", detail: "output \(outDesc.dims) into \(destination.shape)")
+        }
+        if let destination, destination.desc != outDesc {
+            let y = try forward(x, into: nil, context: context)
+            try context.reorder(from: y.desc, y.storage.pointer, to: destination.desc, destination.storage.pointer)
+            return destination
+        }
+        let src = try context.reordered(x, to: .channelBlocked16(x.shape))
+        let out = destination ?? Tensor(uninitialized: outDesc)
+        let (inPlane, outPlane) = (inChannels * h * w, outChannels * h * w)
+        let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(outChannels)) * 4
+        let tileRows = (h + 3) / 4
+        for b in 0..<n {
+            let s = src.storage.floats + b * inPlane, d = out.storage.floats + b * outPlane
+            context.parallelRows(tileRows * 8) { rows in
+                // parallelRows splits by eight-row units below its threshold; map back to tile rows.
+                let range = (rows.lowerBound / 8)..<(rows.upperBound / 8)
+                guard !range.isEmpty else { return }
+                let scratch = TensorStorage(bytes: scratchBytes)
+                frw_conv3x3(s, Int32(inChannels), Int32(h), Int32(w), tiles.floats, bias?.floats, Int32(outChannels), d,
+                            slope == nil ? 0 : 1, slope ?? 0, Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
+            }
+        }
+        return out
+    }
+}

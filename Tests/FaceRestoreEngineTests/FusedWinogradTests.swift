@@ -1,0 +1,66 @@
+// Our fused F(4×4,3×3) Winograd kernel (FusedWinograd.swift, Sources/CWinograd) against oneDNN's
+// direct convolution, itself checked against PyTorch by ConvolutionGoldens.
+
+import CWinograd
+@testable import FaceRestoreEngine
+import Testing
+
+@Suite(.enabled(if: frw_available() != 0, "the fused Winograd kernel needs AVX-512"))
+struct FusedWinogradConvolution {
+    let ctx = ComputeContext(threads: 2)
+    let direct = ComputeContext(threads: 2, winograd: false)
+
+    func layer(_ cin: Int, _ cout: Int, postOps: [PostOp], fused: Bool, _ c: ComputeContext, bias: Bool = true) throws -> Conv2d {
+        try Conv2d(weight: seeded(cout * cin * 9, seed: 21, scale: 1 / Float(cin * 9).squareRoot()), shape: [cout, cin, 3, 3],
+                   bias: bias ? seeded(cout, seed: 22, scale: 0.1) : nil, padding: Padding2D(1), postOps: postOps,
+                   fusedWinograd: fused, context: c)
+    }
+
+    func expectClose(_ a: Tensor, _ b: Tensor, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(a.shape == b.shape, sourceLocation: sourceLocation)
+        let d = deviation(try ctx.array(a), try ctx.array(b))
+        #expect(d.maxAbs <= 1e-5 * d.scale, "max abs \(d.maxAbs) at scale \(d.scale)", sourceLocation: sourceLocation)
+    }
+
+    /// Sizes that are and are not multiples of the 4×4 tile, narrower than one tile, and wider
+    /// than one 14-tile block; every activation; blocked, plain and batch-2 inputs.
+    @Test(arguments: [(64, 32, 1, 1), (64, 32, 5, 7), (96, 32, 16, 16), (192, 64, 30, 61), (32, 64, 57, 9), (16, 32, 4, 120)])
+    func matchesDirect(_ cin: Int, _ cout: Int, _ h: Int, _ w: Int) throws {
+        for postOps: [PostOp] in [[], [.relu], [.leakyReLU(0.2)]] {
+            let fused = try layer(cin, cout, postOps: postOps, fused: true, ctx)
+            let reference = try layer(cin, cout, postOps: postOps, fused: false, direct)
+            #expect(try fused.implementation(for: Tensor(shape: [1, cin, h, w], repeating: 0), ctx).contains("fused"))
+            for n in [1, 2] {
+                let plain = Tensor(shape: [n, cin, h, w], values: seeded(n * cin * h * w, seed: UInt64(h * 131 + w)))
+                let want = try reference(plain, direct)
+                try expectClose(try fused(plain, ctx), want)
+                try expectClose(try fused(try ctx.reordered(plain, to: .channelBlocked16(plain.shape)), ctx), want)
+            }
+        }
+    }
+
+    @Test func withoutBiasAndIntoAStackRange() throws {
+        let fused = try layer(64, 32, postOps: [.leakyReLU(0.2)], fused: true, ctx, bias: false)
+        let reference = try layer(64, 32, postOps: [.leakyReLU(0.2)], fused: false, direct, bias: false)
+        let x = Tensor(shape: [1, 64, 23, 18], values: seeded(64 * 23 * 18, seed: 5))
+        var stack = try ChannelStack(x, capacity: 96, ctx)
+        try stack.append(fused, ctx)
+        let both = try stack.tensor(ctx)
+        let want = try direct.concat([x, try reference(x, direct)])
+        try expectClose(both, want)
+    }
+
+    @Test func otherLayersStayOnOneDNN() throws {
+        // Out channels not a multiple of 32, stride 2, an unfusable post-op, no Winograd, bf16.
+        let x = Tensor(shape: [1, 64, 16, 16], repeating: 0.5)
+        let cases: [(Conv2d, ComputeContext)] = [
+            (try layer(64, 48, postOps: [], fused: true, ctx), ctx),
+            (try Conv2d(weight: seeded(32 * 64 * 9, seed: 1), shape: [32, 64, 3, 3], stride: 2, padding: Padding2D(1),
+                        fusedWinograd: true, context: ctx), ctx),
+            (try layer(64, 32, postOps: [.linear(alpha: 2, beta: 0)], fused: true, ctx), ctx),
+            (try layer(64, 32, postOps: [], fused: true, direct), direct),
+            (try layer(64, 32, postOps: [], fused: true, ComputeContext(threads: 2, precision: .bf16)), ComputeContext(threads: 2, precision: .bf16)),
+        ]
+        for (conv, c) in cases { #expect(try !conv.implementation(for: x, c).contains("fused")) }
+    }
+}
