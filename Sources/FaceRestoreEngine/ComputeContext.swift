@@ -34,9 +34,10 @@ public struct ComputeContext: Sendable {
     public let threads: Int
     public let precision: Precision
     /// Whether 3×3 stride-1 float32 convolutions may use oneDNN's Winograd kernels (F(2×2,3×3) and
-    /// F(4×4,3×3)): 1.2–2.7× faster per layer, a few ulps from direct convolution (well inside the
-    /// parity tolerance), deterministic, but their transformed weights and work buffers take more
-    /// memory (GFPGAN v1.4: about 300 MB more after loading, 400 MB more at peak).
+    /// F(4×4,3×3)) or, for layers built with `fusedWinograd`, our own F(4×4,3×3) kernel: 1.2–2.7×
+    /// faster per layer, a few ulps from direct convolution (well inside the parity tolerance),
+    /// deterministic, but their transformed weights and work buffers take more memory (GFPGAN
+    /// v1.4: about 300 MB more after loading, 400 MB more at peak).
     public let winograd: Bool
     let engine: DNNLEngine
 

@@ -25,9 +25,9 @@ private struct RowJob {
 
 extension ComputeContext {
     /// Splits `count` rows over the context's threads: an OpenMP team (the one oneDNN's kernels
-    /// run on), each thread taking one contiguous range.
-    func parallelRows(_ count: Int, _ body: (Range<Int>) -> Void) {
-        let parts = min(threads, max(1, count / 8))
+    /// run on), each thread taking one contiguous range of at least `grain` rows.
+    func parallelRows(_ count: Int, grain: Int = 8, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads, max(1, count / grain))
         if parts <= 1 { body(0..<count); return }
         // Each part writes a disjoint range of rows of memory owned by the calling op, which
         // waits for all parts: sharing the non-escaping closure with the team is safe here.

@@ -75,10 +75,7 @@ final class FusedWinogradConv: Sendable {
         let tileRows = (h + 3) / 4
         for b in 0..<n {
             let s = src.storage.floats + b * inPlane, d = out.storage.floats + b * outPlane
-            context.parallelRows(tileRows * 8) { rows in
-                // parallelRows splits by eight-row units below its threshold; map back to tile rows.
-                let range = (rows.lowerBound / 8)..<(rows.upperBound / 8)
-                guard !range.isEmpty else { return }
+            context.parallelRows(tileRows, grain: 1) { range in
                 let scratch = TensorStorage(bytes: scratchBytes)
                 frw_conv3x3(s, Int32(inChannels), Int32(h), Int32(w), tiles.floats, bias?.floats, Int32(outChannels), d,
                             slope == nil ? 0 : 1, slope ?? 0, Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
