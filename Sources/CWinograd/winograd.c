@@ -42,7 +42,8 @@ void frw_transform_weights(const float *oihw, int cout, int cin, float *u) {
                 for (int c = 0; c < 3; c++) t[a][c] = g[a][0] * k[c] + g[a][1] * k[3 + c] + g[a][2] * k[6 + c];
             for (int a = 0; a < 6; a++)
                 for (int b = 0; b < 6; b++)
-                    u[((size_t)(a * 6 + b) * cin + i) * cout + o] = (float)(t[a][0] * g[b][0] + t[a][1] * g[b][1] + t[a][2] * g[b][2]);
+                    u[(((size_t)(a * 6 + b) * (cout / 32) + o / 32) * cin + i) * 32 + o % 32] =
+                        (float)(t[a][0] * g[b][0] + t[a][1] * g[b][1] + t[a][2] * g[b][2]);
         }
     }
 }
@@ -76,31 +77,22 @@ static inline void output_1d(const __m512 m[6], __m512 r[4]) {
 }
 
 // The 36 transformed values of 16 channels of one tile whose top-left input is (y0, x0), into
-// v[p·TILES·cin] (p = 0…35).
+// v[p·pstride] (p = 0…35). Each column is loaded straight into registers and transformed (Bᵀ·d),
+// then each row of that (·B); only the 6×6 intermediate goes through memory.
 __attribute__((target("avx512f")))
 static void input_tile(const float *plane, int h, int w, int y0, int x0, float *v, size_t pstride) {
-    __m512 d[6][6];
     const __m512 zero = _mm512_setzero_ps();
-    for (int i = 0; i < 6; i++) {
-        int y = y0 + i;
-        if (y < 0 || y >= h) {
-            for (int j = 0; j < 6; j++) d[i][j] = zero;
-            continue;
-        }
-        const float *row = plane + (size_t)y * w * 16;
-        if (x0 >= 0 && x0 + 6 <= w) {
-            for (int j = 0; j < 6; j++) d[i][j] = _mm512_load_ps(row + (size_t)(x0 + j) * 16);
-        } else {
-            for (int j = 0; j < 6; j++) {
-                int x = x0 + j;
-                d[i][j] = (x >= 0 && x < w) ? _mm512_load_ps(row + (size_t)x * 16) : zero;
-            }
-        }
-    }
+    const float *rows[6];
+    for (int i = 0; i < 6; i++) rows[i] = (y0 + i >= 0 && y0 + i < h) ? plane + (size_t)(y0 + i) * w * 16 : NULL;
     __m512 t[6][6];
     for (int j = 0; j < 6; j++) {   // columns: Bᵀ·d
+        int x = x0 + j;
         __m512 col[6], r[6];
-        for (int i = 0; i < 6; i++) col[i] = d[i][j];
+        if (x >= 0 && x < w) {
+            for (int i = 0; i < 6; i++) col[i] = rows[i] ? _mm512_load_ps(rows[i] + (size_t)x * 16) : zero;
+        } else {
+            for (int i = 0; i < 6; i++) col[i] = zero;
+        }
         input_1d(col, r);
         for (int i = 0; i < 6; i++) t[i][j] = r[i];
     }
@@ -111,14 +103,14 @@ static void input_tile(const float *plane, int h, int w, int y0, int x0, float *
     }
 }
 
-// acc[t][·] = Σc v[t·cin + c] · u[c·cout + ·] for 14 tiles and 32 outputs, into m[t·cout].
+// acc[t][·] = Σc v[t·cin + c] · u[c·32 + ·] for 14 tiles and one 32-output slice, into m[t·cout].
 // Inlined into callers with a constant `cin` (the tile offsets become immediates).
 __attribute__((target("avx512f"), always_inline))
 static inline void gemm_14x32_body(const float *v, const float *u, int cin, int cout, float *m) {
     __m512 a0[TILES], a1[TILES];
     for (int t = 0; t < TILES; t++) a0[t] = a1[t] = _mm512_setzero_ps();
     for (int c = 0; c < cin; c++) {
-        __m512 u0 = _mm512_load_ps(u + (size_t)c * cout), u1 = _mm512_load_ps(u + (size_t)c * cout + 16);
+        __m512 u0 = _mm512_load_ps(u + (size_t)c * 32), u1 = _mm512_load_ps(u + (size_t)c * 32 + 16);
 #pragma clang loop unroll(full)
         for (int t = 0; t < TILES; t++) {
             __m512 x = _mm512_set1_ps(v[(size_t)t * cin + c]);
@@ -181,7 +173,8 @@ void frw_conv3x3(const float *src, int cin, int h, int w, const float *u, const 
         for (int tx0 = 0; tx0 < tw; tx0 += SUPER) {
             int n = tw - tx0 < SUPER ? tw - tx0 : SUPER;
             int blocks = (n + TILES - 1) / TILES;
-            if (n < blocks * TILES) memset(v, 0, sizeof(float) * 36 * vstride);
+            for (int t = n; t < blocks * TILES; t++)   // the last block's missing tiles: zeros, not stale values
+                for (int p = 0; p < 36; p++) memset(v + p * vstride + (size_t)t * cin, 0, sizeof(float) * cin);
             for (int cb = 0; cb < cin / 16; cb++) {
                 const float *plane = src + (size_t)cb * h * w * 16;
                 for (int t = 0; t < n; t++)
@@ -190,7 +183,7 @@ void frw_conv3x3(const float *src, int cin, int h, int w, const float *u, const 
             for (int p = 0; p < 36; p++) {
                 for (int o = 0; o < cout; o += 32)
                     for (int rb = 0; rb < blocks; rb++)
-                        gemm_14x32(v + p * vstride + (size_t)rb * TILES * cin, u + (size_t)p * cin * cout + o, cin, cout,
+                        gemm_14x32(v + p * vstride + (size_t)rb * TILES * cin, u + ((size_t)p * cout + o) * cin, cin, cout,
                                    m + p * mstride + (size_t)rb * TILES * cout + o);
             }
             for (int ob = 0; ob < cout / 16; ob++) {

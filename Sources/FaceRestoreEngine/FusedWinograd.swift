@@ -12,7 +12,7 @@ import CWinograd
 
 final class FusedWinogradConv: Sendable {
     let inChannels: Int, outChannels: Int
-    /// Transformed weights, [36][in][out].
+    /// Transformed weights, [36][out/32][in][32].
     private let tiles: TensorStorage
     private let bias: TensorStorage?
     /// LeakyReLU slope (0 for ReLU), nil for no activation.

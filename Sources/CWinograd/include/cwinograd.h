@@ -7,7 +7,7 @@ int frw_available(void);
 /// Floats of the transformed weights: 36·cin·cout.
 size_t frw_weight_floats(int cin, int cout);
 
-/// PyTorch `[cout][cin][3][3]` weights to the kernel's `[36][cin][cout]` tiles (G·g·Gᵀ).
+/// PyTorch `[cout][cin][3][3]` weights to the kernel's `[36][cout/32][cin][32]` tiles (G·g·Gᵀ).
 void frw_transform_weights(const float *oihw, int cout, int cin, float *u);
 
 /// Floats of scratch one thread needs (64-byte aligned).
