@@ -139,7 +139,7 @@ static void gemm_14x32(const float *v, const float *u, int cin, int cout, float 
 // Output tile (4×4, clipped at the edges) of 16 channels from m[p·TILES·cout] (p = 0…35).
 __attribute__((target("avx512f")))
 static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
-                        float *plane, int h, int w, int y0, int x0) {
+                        const float *residual, __m512 res_scale, float *plane, int h, int w, int y0, int x0) {
     __m512 t[4][6];
     for (int j = 0; j < 6; j++) {   // columns: Aᵀ·M
         __m512 col[6], r[4];
@@ -156,19 +156,22 @@ static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, 
         for (int j = 0; j < 4 && x0 + j < w; j++) {
             __m512 o = _mm512_add_ps(r[j], bias);
             if (leaky) o = _mm512_mask_mul_ps(o, _mm512_cmp_ps_mask(o, _mm512_setzero_ps(), _CMP_LT_OQ), o, slope);
-            _mm512_store_ps(row + (size_t)(x0 + j) * 16, o);
+            size_t at = ((size_t)y * w + x0 + j) * 16;
+            if (residual) o = _mm512_add_ps(_mm512_mul_ps(o, res_scale), _mm512_load_ps(residual + at));   // o·s + r, as PyTorch rounds it
+            _mm512_store_ps(plane + at, o);
         }
     }
 }
 
 __attribute__((target("avx512f")))
 void frw_conv3x3(const float *src, int cin, int h, int w, const float *u, const float *bias, int cout,
-                 float *dst, int leaky, float slope, int row_begin, int row_end, float *scratch) {
+                 float *dst, int leaky, float slope, const float *residual, float res_scale,
+                 int row_begin, int row_end, float *scratch) {
     const int tw = (w + 3) / 4;
     float *v = scratch;                               // [36][SUPER][cin]
     float *m = scratch + (size_t)36 * SUPER * cin;    // [36][SUPER][cout]
     const size_t vstride = (size_t)SUPER * cin, mstride = (size_t)SUPER * cout;
-    const __m512 sl = _mm512_set1_ps(slope);
+    const __m512 sl = _mm512_set1_ps(slope), rs = _mm512_set1_ps(res_scale);
     for (int ty = row_begin; ty < row_end; ty++) {
         for (int tx0 = 0; tx0 < tw; tx0 += SUPER) {
             int n = tw - tx0 < SUPER ? tw - tx0 : SUPER;
@@ -189,8 +192,10 @@ void frw_conv3x3(const float *src, int cin, int h, int w, const float *u, const 
             for (int ob = 0; ob < cout / 16; ob++) {
                 __m512 b = bias ? _mm512_loadu_ps(bias + ob * 16) : _mm512_setzero_ps();
                 float *plane = dst + (size_t)ob * h * w * 16;
+                const float *rplane = residual ? residual + (size_t)ob * h * w * 16 : NULL;
                 for (int t = 0; t < n; t++)
-                    output_tile(m + (size_t)t * cout + ob * 16, mstride, b, leaky, sl, plane, h, w, 4 * ty, 4 * (tx0 + t));
+                    output_tile(m + (size_t)t * cout + ob * 16, mstride, b, leaky, sl, rplane, rs, plane, h, w, 4 * ty,
+                                4 * (tx0 + t));
             }
         }
     }

@@ -367,6 +367,20 @@ public final class Conv2d: Sendable {
         }
     }
 
+    /// `self(x)·scale + residual` (PyTorch's `conv(x) * scale + residual`, ESRGAN's dense-block
+    /// residual), written into `destination` when given: one pass on the fused Winograd kernel,
+    /// else the convolution and then `scaledAdd`.
+    public func callAsFunction(_ x: Tensor, scale: Float, adding residual: Tensor, into destination: Tensor? = nil,
+                               _ context: ComputeContext) throws -> Tensor {
+        guard x.rank == 4, x.shape[1] == inChannels else {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
+        }
+        if case .fusedWinograd(let kernel) = path {
+            return try kernel.forward(x, into: destination, residual: (residual, scale), context: context)
+        }
+        return try context.scaledAdd(try self(x, context), scale: scale, residual, into: destination)
+    }
+
     /// The oneDNN implementation chosen for this input (e.g. "brgconv:avx512_core").
     public func implementation(for x: Tensor, _ context: ComputeContext) throws -> String {
         switch path {

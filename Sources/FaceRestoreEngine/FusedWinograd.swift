@@ -56,29 +56,37 @@ final class FusedWinogradConv: Sendable {
         slope = Self.activation(postOps)!
     }
 
-    /// The output (nChw16c), written into `destination` when it is given in that layout.
-    func forward(_ x: Tensor, into destination: Tensor?, context: ComputeContext) throws -> Tensor {
+    /// The output (nChw16c), written into `destination` when it is given in that layout; with
+    /// `residual` (same shape), `output·scale + residual` in the same pass.
+    func forward(_ x: Tensor, into destination: Tensor?, residual: (tensor: Tensor, scale: Float)? = nil,
+                 context: ComputeContext) throws -> Tensor {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
         let outDesc = MemoryDesc.channelBlocked16([n, outChannels, h, w])
         if let destination, destination.shape != outDesc.dims {
             throw EngineError.shapeMismatch(op: "convolution", detail: "output \(outDesc.dims) into \(destination.shape)")
         }
+        if let residual, residual.tensor.shape != outDesc.dims {
+            throw EngineError.shapeMismatch(op: "convolution", detail: "output \(outDesc.dims) plus \(residual.tensor.shape)")
+        }
         if let destination, destination.desc != outDesc {
-            let y = try forward(x, into: nil, context: context)
+            let y = try forward(x, into: nil, residual: residual, context: context)
             try context.reorder(from: y.desc, y.storage.pointer, to: destination.desc, destination.storage.pointer)
             return destination
         }
         let src = try context.reordered(x, to: .channelBlocked16(x.shape))
+        let added = try residual.map { try context.reordered($0.tensor, to: outDesc) }
         let out = destination ?? Tensor(uninitialized: outDesc)
         let (inPlane, outPlane) = (inChannels * h * w, outChannels * h * w)
         let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(outChannels)) * 4
         let tileRows = (h + 3) / 4
         for b in 0..<n {
             let s = src.storage.floats + b * inPlane, d = out.storage.floats + b * outPlane
+            let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
             context.parallelRows(tileRows, grain: 1) { range in
                 let scratch = TensorStorage(bytes: scratchBytes)
                 frw_conv3x3(s, Int32(inChannels), Int32(h), Int32(w), tiles.floats, bias?.floats, Int32(outChannels), d,
-                            slope == nil ? 0 : 1, slope ?? 0, Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
+                            slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
+                            Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
             }
         }
         return out

@@ -35,8 +35,7 @@ struct ResidualDenseBlock: Layer {
         // The dense connections: each conv's output goes straight into the next channel range.
         var features = stack
         for conv in convs.dropLast() { try features.append(conv, ctx) }
-        let x5 = try convs[4](try features.tensor(ctx), ctx)
-        return try ctx.scaledAdd(x5, scale: 0.2, features.head, into: destination)
+        return try convs[4](try features.tensor(ctx), scale: 0.2, adding: features.head, into: destination, ctx)
     }
 }
 

@@ -50,6 +50,23 @@ struct FusedWinogradConvolution {
         try expectClose(both, want)
     }
 
+    @Test func scaledResidualInTheSamePass() throws {
+        // ESRGAN's `conv5(x) * 0.2 + identity`, into new memory and into an nChw16c destination,
+        // with a plain and a blocked residual; the oneDNN layer does it as conv then scaledAdd.
+        let fused = try layer(96, 64, postOps: [], fused: true, ctx)
+        let reference = try layer(96, 64, postOps: [], fused: false, direct)
+        let x = Tensor(shape: [1, 96, 13, 22], values: seeded(96 * 13 * 22, seed: 31))
+        let identity = Tensor(shape: [1, 64, 13, 22], values: seeded(64 * 13 * 22, seed: 32))
+        let want = try direct.scaledAdd(try reference(x, direct), scale: 0.2, identity)
+        try expectClose(try fused(x, scale: 0.2, adding: identity, ctx), want)
+        let blocked = try ctx.reordered(identity, to: .channelBlocked16(identity.shape))
+        let destination = Tensor(uninitialized: .channelBlocked16([1, 64, 13, 22]))
+        let written = try fused(x, scale: 0.2, adding: blocked, into: destination, ctx)
+        #expect(written.storage === destination.storage)
+        try expectClose(written, want)
+        try expectClose(try reference(x, scale: 0.2, adding: identity, direct), want)
+    }
+
     @Test func otherLayersStayOnOneDNN() throws {
         // Out channels not a multiple of 32, stride 2, an unfusable post-op, no Winograd, bf16.
         let x = Tensor(shape: [1, 64, 16, 16], repeating: 0.5)

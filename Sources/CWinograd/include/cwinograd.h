@@ -15,7 +15,9 @@ size_t frw_scratch_floats(int cin, int cout);
 
 /// Tile rows [row_begin, row_end) (4 output rows each) of a 3×3, stride-1, zero-pad-1 convolution
 /// of a batch-1 nChw16c input `src` ([cin/16][h][w][16]) into the nChw16c output `dst`
-/// ([cout/16][h][w][16]), with `bias` (or NULL) added and, when `leaky` is set, LeakyReLU of
-/// slope `slope`. cin must be a multiple of 16 and cout of 32.
+/// ([cout/16][h][w][16]), with `bias` (or NULL) added, when `leaky` is set LeakyReLU of slope
+/// `slope`, and when `residual` (nChw16c like `dst`) is given, `y·res_scale + residual`.
+/// cin must be a multiple of 16 and cout of 32.
 void frw_conv3x3(const float *src, int cin, int h, int w, const float *u, const float *bias, int cout,
-                 float *dst, int leaky, float slope, int row_begin, int row_end, float *scratch);
+                 float *dst, int leaky, float slope, const float *residual, float res_scale,
+                 int row_begin, int row_end, float *scratch);
