@@ -293,12 +293,14 @@ public final class Conv2d: Sendable {
     ///   - bias: `[out]` or nil.
     ///   - postOps: activations fused after the bias (e.g. `.leakyReLU(0.2)`).
     ///   - hint: a typical input height and width, used to choose the weight layout at load.
-    ///   - fusedWinograd: run on our fused F(4×4,3×3) Winograd kernel (FusedWinograd.swift) where it
-    ///     applies (3×3, stride 1, padding 1, in channels a multiple of 16 and out of 32, float32,
-    ///     Winograd allowed, AVX-512), instead of oneDNN.
+    ///   - fusedWinograd: where a Winograd kernel is worth it (`winogradCandidate` at the hinted
+    ///     size) and ours applies (3×3, stride 1, zero padding 0 or 1, in channels a multiple of 16
+    ///     and out of 32, a fusable activation, float32, AVX-512), run on our fused F(4×4,3×3)
+    ///     Winograd kernel (FusedWinograd.swift) rather than oneDNN's (the default); false keeps
+    ///     oneDNN's kernels (for comparisons).
     public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
                             dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
-                            fusedWinograd: Bool = false, context: ComputeContext) throws {
+                            fusedWinograd: Bool = true, context: ComputeContext) throws {
         guard shape.count == 4, weight.count == shape.reduce(1, *) else {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "weight shape \(shape) with \(weight.count) values, groups \(groups)")
         }
@@ -310,7 +312,7 @@ public final class Conv2d: Sendable {
     /// layer keeps as its source weights (no copy).
     public init(weight: Tensor, bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
                 dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
-                fusedWinograd: Bool = false, context: ComputeContext) throws {
+                fusedWinograd: Bool = true, context: ComputeContext) throws {
         let shape = weight.shape
         guard shape.count == 4, weight.layout == .plain, shape[0] % groups == 0 else {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "weight shape \(shape) (\(weight.layout)), groups \(groups)")
@@ -326,20 +328,22 @@ public final class Conv2d: Sendable {
         self.padding = padding
         self.dilation = dilation
         self.groups = groups
-        if fusedWinograd, weight.layout == .plain,
-           FusedWinogradConv.supports(weightShape: shape, stride: stride, padding: padding, dilation: dilation, groups: groups,
-                                      postOps: postOps, context: context) {
-            path = .fusedWinograd(FusedWinogradConv(weight: weight, bias: bias, postOps: postOps))
-            return
-        }
         let dims = groups == 1 ? [o, ig, kh, kw] : [groups, o / groups, ig, kh, kw]
-        let plainDesc = MemoryDesc.plain(dims)
-        let plain = weight.storage
         let pad = padding
         let size: @Sendable (Int, Int) -> (Int, Int) = { h, w in
             ((h + pad.top + pad.bottom - dilation * (kh - 1) - 1) / stride + 1,
              (w + pad.left + pad.right - dilation * (kw - 1) - 1) / stride + 1)
         }
+        if fusedWinograd,
+           FixedWeightKernel.winogradCandidate(kind: .conv(dilation: [dilation, dilation]), weightDims: dims, strides: [stride, stride],
+                                               output: size(hint.0, hint.1), context: context),
+           FusedWinogradConv.supports(weightShape: shape, stride: stride, padding: padding, dilation: dilation, groups: groups,
+                                      postOps: postOps, context: context) {
+            path = .fusedWinograd(FusedWinogradConv(weight: weight, bias: bias, padding: padding.top, postOps: postOps))
+            return
+        }
+        let plainDesc = MemoryDesc.plain(dims)
+        let plain = weight.storage
         path = .oneDNN(try FixedWeightKernel(kind: .conv(dilation: [dilation, dilation]), weightDims: dims, plainWeightsDesc: plainDesc,
                                        plainWeights: plain, bias: bias, outChannels: o, inChannels: inChannels,
                                        strides: [stride, stride], padding: padding, postOps: postOps,

@@ -1,17 +1,23 @@
-// Our fused F(4×4,3×3) Winograd convolution (Sources/CWinograd/winograd.c) behind `Conv2d`, for
-// the layers that ask for it (ESRGAN's dense blocks): 3×3, stride 1, zero padding 1, float32,
-// channel counts in multiples of 16 in and 32 out, on CPUs with AVX-512.
+// Our fused F(4×4,3×3) Winograd convolution (Sources/CWinograd/winograd.c) behind `Conv2d`: every
+// layer where a Winograd kernel pays (`FixedWeightKernel.winogradCandidate`) and this one applies
+// (3×3, stride 1, zero padding 1, or 0 for inputs the caller padded, float32, channel counts in
+// multiples of 16 in and 32 out, no activation or a (leaky) ReLU, on CPUs with AVX-512) runs here
+// rather than on oneDNN's Winograd kernel.
 //
-// oneDNN's Winograd kernel transforms a layer's whole input, then multiplies, then transforms
-// back, each phase a pass through memory; its 32-output convolutions run well below its
-// 64-output ones. This one takes 14 tiles at a time through all three phases in cache, with the
-// bias and the LeakyReLU applied in the output transform.
+// oneDNN's kernel transforms a layer's whole input, then multiplies, then transforms back, each
+// phase a pass through memory: its work buffers reach hundreds of MB on 512² faces (ParseNet's
+// 128→128 conv at 512²: about 600 MB), which a one-shot process pays in page faults, and it runs
+// 3–4× slower at awkward tile counts (210², ESRGAN's tiles) and below speed on 32-output layers.
+// This one takes 14 tiles at a time through all three phases in cache (a few hundred KB per
+// thread), with the bias and the (leaky) ReLU applied in the output transform.
 
 import CDNNL
 import CWinograd
 
 final class FusedWinogradConv: Sendable {
     let inChannels: Int, outChannels: Int
+    /// Zero padding on each side (0 or 1).
+    let padding: Int
     /// Transformed weights, [36][out/32][in][32].
     private let tiles: TensorStorage
     private let bias: TensorStorage?
@@ -23,7 +29,7 @@ final class FusedWinogradConv: Sendable {
                          postOps: [PostOp], context: ComputeContext) -> Bool {
         guard context.winograd, context.precision == .fp32, frw_available() != 0 else { return false }
         guard s.count == 4, s[2] == 3, s[3] == 3, stride == 1, dilation == 1, groups == 1,
-              padding == Padding2D(1), s[1] % 16 == 0, s[0] % 32 == 0 else { return false }
+              padding == Padding2D(1) || padding == Padding2D(0), s[1] % 16 == 0, s[0] % 32 == 0 else { return false }
         return activation(postOps) != nil
     }
 
@@ -39,11 +45,12 @@ final class FusedWinogradConv: Sendable {
         }
     }
 
-    /// `weight`: PyTorch layout [out, in, 3, 3] (plain).
-    init(weight: Tensor, bias: [Float]?, postOps: [PostOp]) {
+    /// `weight`: PyTorch layout [out, in, 3, 3] (plain); `padding`: 0 or 1 on every side.
+    init(weight: Tensor, bias: [Float]?, padding: Int, postOps: [PostOp]) {
         let (o, i) = (weight.shape[0], weight.shape[1])
         inChannels = i
         outChannels = o
+        self.padding = padding
         tiles = TensorStorage(bytes: frw_weight_floats(Int32(i), Int32(o)) * 4)
         frw_transform_weights(weight.storage.floats, Int32(o), Int32(i), tiles.floats)
         if let bias {
@@ -61,7 +68,11 @@ final class FusedWinogradConv: Sendable {
     func forward(_ x: Tensor, into destination: Tensor?, residual: (tensor: Tensor, scale: Float)? = nil,
                  context: ComputeContext) throws -> Tensor {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        let outDesc = MemoryDesc.channelBlocked16([n, outChannels, h, w])
+        let (oh, ow) = (h + 2 * padding - 2, w + 2 * padding - 2)
+        guard oh > 0, ow > 0 else {
+            throw EngineError.shapeMismatch(op: "convolution", detail: "input \(x.shape) too small for a 3×3 kernel with padding \(padding)")
+        }
+        let outDesc = MemoryDesc.channelBlocked16([n, outChannels, oh, ow])
         if let destination, destination.shape != outDesc.dims {
             throw EngineError.shapeMismatch(op: "convolution", detail: "output \(outDesc.dims) into \(destination.shape)")
         }
@@ -76,15 +87,15 @@ final class FusedWinogradConv: Sendable {
         let src = try context.reordered(x, to: .channelBlocked16(x.shape))
         let added = try residual.map { try context.reordered($0.tensor, to: outDesc) }
         let out = destination ?? Tensor(uninitialized: outDesc)
-        let (inPlane, outPlane) = (inChannels * h * w, outChannels * h * w)
+        let (inPlane, outPlane) = (inChannels * h * w, outChannels * oh * ow)
         let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(outChannels)) * 4
-        let tileRows = (h + 3) / 4
+        let tileRows = (oh + 3) / 4
         for b in 0..<n {
             let s = src.storage.floats + b * inPlane, d = out.storage.floats + b * outPlane
             let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
             context.parallelRows(tileRows, grain: 1) { range in
                 let scratch = TensorStorage(bytes: scratchBytes)
-                frw_conv3x3(s, Int32(inChannels), Int32(h), Int32(w), tiles.floats, bias?.floats, Int32(outChannels), d,
+                frw_conv3x3(s, Int32(inChannels), Int32(h), Int32(w), Int32(padding), tiles.floats, bias?.floats, Int32(outChannels), d,
                             slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
                             Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
             }

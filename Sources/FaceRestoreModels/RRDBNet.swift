@@ -16,7 +16,7 @@ struct ResidualDenseBlock: Layer {
     init(_ s: WeightScope, features f: Int, grow g: Int, _ ctx: ComputeContext) throws {
         convs = try (0..<5).map { i in
             try s["conv\(i + 1)"].conv2d(f + i * g, i == 4 ? f : g, kernel: 3,
-                                         postOps: i == 4 ? [] : [.leakyReLU(0.2)], hint: (200, 200), fusedWinograd: true,
+                                         postOps: i == 4 ? [] : [.leakyReLU(0.2)], hint: (200, 200),
                                          context: ctx)
         }
     }
@@ -93,10 +93,10 @@ public final class RRDBNet: Sendable {
         let lrelu: [PostOp] = [.leakyReLU(0.2)]
         convFirst = try root["conv_first"].conv2d(inChannels, f, kernel: 3, hint: (200, 200), context: ctx)
         body = try (0..<blocks).map { try RRDB(root["body"][$0], features: f, grow: grow, ctx) }
-        convBody = try root["conv_body"].conv2d(f, f, kernel: 3, hint: (200, 200), fusedWinograd: true, context: ctx)
-        convUp1 = try root["conv_up1"].conv2d(f, f, kernel: 3, postOps: lrelu, hint: (400, 400), fusedWinograd: true, context: ctx)
-        convUp2 = try root["conv_up2"].conv2d(f, f, kernel: 3, postOps: lrelu, hint: (800, 800), fusedWinograd: true, context: ctx)
-        convHR = try root["conv_hr"].conv2d(f, f, kernel: 3, postOps: lrelu, hint: (800, 800), fusedWinograd: true, context: ctx)
+        convBody = try root["conv_body"].conv2d(f, f, kernel: 3, hint: (200, 200), context: ctx)
+        convUp1 = try root["conv_up1"].conv2d(f, f, kernel: 3, postOps: lrelu, hint: (400, 400), context: ctx)
+        convUp2 = try root["conv_up2"].conv2d(f, f, kernel: 3, postOps: lrelu, hint: (800, 800), context: ctx)
+        convHR = try root["conv_hr"].conv2d(f, f, kernel: 3, postOps: lrelu, hint: (800, 800), context: ctx)
         convLast = try root["conv_last"].conv2d(f, 3, kernel: 3, hint: (800, 800), context: ctx)
         try loader.finish(deliberatelyUnused: [])
     }

@@ -105,7 +105,7 @@ public struct WeightScope {
 
     /// `nn.Conv2d` at this scope (`weight`, optional `bias`).
     public func conv2d(_ cin: Int, _ cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil, bias: Bool = true,
-                       postOps: [PostOp] = [], hint: (Int, Int) = (64, 64), fusedWinograd: Bool = false,
+                       postOps: [PostOp] = [], hint: (Int, Int) = (64, 64), fusedWinograd: Bool = true,
                        context: ComputeContext) throws -> Conv2d {
         let w = try tensor("weight", shape: [cout, cin, kernel, kernel])
         let b = bias ? try floats("bias", shape: [cout]) : nil

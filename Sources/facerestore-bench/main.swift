@@ -1,7 +1,8 @@
 // facerestore-bench: speed figures, always next to the reference's in the same run.
 //
 //   facerestore-bench conv [--threads 2] [--seconds 0.5] [--reference PYTHON]
-//   facerestore-bench dense [--threads 2] [--seconds S] [--size 210]   (ESRGAN dense-block convs: oneDNN vs our fused Winograd)
+//   facerestore-bench dense [--threads 2] [--seconds S] [--size 210] [--shapes 128x64,…]   (ESRGAN dense-block convs, or other
+//                         3×3 convs: oneDNN vs our fused Winograd)
 //
 // `conv` times every distinct convolution shape of GFPGAN v1.4 (U-Net, SFT conditions and the
 // StyleGAN2 decoder's 3×3 and 1×1 convs, 3–512 channels, 4²–512²) through our oneDNN layer,
@@ -167,11 +168,19 @@ func benchDenseConvs(threads: Int, seconds: Double, size: Int) throws {
     print("threads: \(threads), \(size)², median of each over \(seconds) s, rounds alternating")
     print(pad("shape", 12) + "  oneDNN ms (GF/s-eq)   fused ms (GF/s-eq)   ratio")
     var total = (0.0, 0.0)
-    for (cin, cout) in [(64, 32), (96, 32), (128, 32), (160, 32), (192, 64)] + (args.contains("--with-64") ? [(64, 64)] : []) {
+    // `--shapes 128x64,256x256`: other in→out pairs (the face models' 3×3 convs) instead of the dense block's.
+    let shapes = option("--shapes").map { list in
+        list.split(separator: ",").compactMap { pair -> (Int, Int)? in
+            let io = pair.split(separator: "x").compactMap { Int($0) }
+            return io.count == 2 ? (io[0], io[1]) : nil
+        }
+    } ?? [(64, 32), (96, 32), (128, 32), (160, 32), (192, 64)] + (args.contains("--with-64") ? [(64, 64)] : [])
+    for (cin, cout) in shapes {
         let w = (0..<(cout * cin * 9)).map { Float(($0 * 7919) % 1000) / 1000 * 0.06 - 0.03 }
         let b = (0..<cout).map { Float($0) / Float(cout) * 0.1 }
         let post: [PostOp] = cout == 32 ? [.leakyReLU(0.2)] : []
-        let onednn = try Conv2d(weight: w, shape: [cout, cin, 3, 3], bias: b, padding: Padding2D(1), postOps: post, hint: (size, size), context: ctx)
+        let onednn = try Conv2d(weight: w, shape: [cout, cin, 3, 3], bias: b, padding: Padding2D(1), postOps: post, hint: (size, size),
+                                fusedWinograd: false, context: ctx)
         let fused = try Conv2d(weight: w, shape: [cout, cin, 3, 3], bias: b, padding: Padding2D(1), postOps: post, hint: (size, size),
                                fusedWinograd: true, context: ctx)
         // The input as the network has it: nChw16c, here from a oneDNN Winograd conv.

@@ -10,31 +10,38 @@ struct FusedWinogradConvolution {
     let ctx = ComputeContext(threads: 2)
     let direct = ComputeContext(threads: 2, winograd: false)
 
-    func layer(_ cin: Int, _ cout: Int, postOps: [PostOp], fused: Bool, _ c: ComputeContext, bias: Bool = true) throws -> Conv2d {
+    func layer(_ cin: Int, _ cout: Int, postOps: [PostOp], fused: Bool, _ c: ComputeContext, bias: Bool = true,
+               padding: Int = 1, hint: (Int, Int) = (128, 128)) throws -> Conv2d {
         try Conv2d(weight: seeded(cout * cin * 9, seed: 21, scale: 1 / Float(cin * 9).squareRoot()), shape: [cout, cin, 3, 3],
-                   bias: bias ? seeded(cout, seed: 22, scale: 0.1) : nil, padding: Padding2D(1), postOps: postOps,
-                   fusedWinograd: fused, context: c)
+                   bias: bias ? seeded(cout, seed: 22, scale: 0.1) : nil, padding: Padding2D(padding), postOps: postOps,
+                   hint: hint, fusedWinograd: fused, context: c)
     }
 
-    func expectClose(_ a: Tensor, _ b: Tensor, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// Within 1e-5 of the output scale for up to 64 input channels; Winograd's rounding error is a
+    /// sum over the input channels, so the gate grows with √(cin/64) above that (cin 256: 2e-5,
+    /// measured 1.8–2.0e-5 relative to the direct convolution).
+    func expectClose(_ a: Tensor, _ b: Tensor, inChannels: Int = 64, sourceLocation: SourceLocation = #_sourceLocation) throws {
         #expect(a.shape == b.shape, sourceLocation: sourceLocation)
         let d = deviation(try ctx.array(a), try ctx.array(b))
-        #expect(d.maxAbs <= 1e-5 * d.scale, "max abs \(d.maxAbs) at scale \(d.scale)", sourceLocation: sourceLocation)
+        let gate = 1e-5 * max(1, (Float(inChannels) / 64).squareRoot()) * d.scale
+        #expect(d.maxAbs <= gate, "max abs \(d.maxAbs) at scale \(d.scale)", sourceLocation: sourceLocation)
     }
 
     /// Sizes that are and are not multiples of the 4×4 tile, narrower than one tile, and wider
-    /// than one 14-tile block; every activation; blocked, plain and batch-2 inputs.
-    @Test(arguments: [(64, 32, 1, 1), (64, 32, 5, 7), (96, 32, 16, 16), (192, 64, 30, 61), (32, 64, 57, 9), (16, 32, 4, 120)])
-    func matchesDirect(_ cin: Int, _ cout: Int, _ h: Int, _ w: Int) throws {
+    /// than one 14-tile block; every activation; zero padding 1 and 0 (the face parser's
+    /// reflection-padded inputs); blocked, plain and batch-2 inputs.
+    @Test(arguments: [(64, 32, 1, 1, 1), (64, 32, 5, 7, 1), (96, 32, 16, 16, 1), (192, 64, 30, 61, 1), (256, 64, 57, 9, 1),
+                      (64, 32, 4, 120, 1), (64, 64, 3, 3, 0), (128, 64, 19, 34, 0), (64, 96, 66, 7, 0)])
+    func matchesDirect(_ cin: Int, _ cout: Int, _ h: Int, _ w: Int, _ padding: Int) throws {
         for postOps: [PostOp] in [[], [.relu], [.leakyReLU(0.2)]] {
-            let fused = try layer(cin, cout, postOps: postOps, fused: true, ctx)
-            let reference = try layer(cin, cout, postOps: postOps, fused: false, direct)
+            let fused = try layer(cin, cout, postOps: postOps, fused: true, ctx, padding: padding)
+            let reference = try layer(cin, cout, postOps: postOps, fused: false, direct, padding: padding)
             #expect(try fused.implementation(for: Tensor(shape: [1, cin, h, w], repeating: 0), ctx).contains("fused"))
             for n in [1, 2] {
                 let plain = Tensor(shape: [n, cin, h, w], values: seeded(n * cin * h * w, seed: UInt64(h * 131 + w)))
                 let want = try reference(plain, direct)
-                try expectClose(try fused(plain, ctx), want)
-                try expectClose(try fused(try ctx.reordered(plain, to: .channelBlocked16(plain.shape)), ctx), want)
+                try expectClose(try fused(plain, ctx), want, inChannels: cin)
+                try expectClose(try fused(try ctx.reordered(plain, to: .channelBlocked16(plain.shape)), ctx), want, inChannels: cin)
             }
         }
     }
@@ -68,10 +75,13 @@ struct FusedWinogradConvolution {
     }
 
     @Test func otherLayersStayOnOneDNN() throws {
-        // Out channels not a multiple of 32, stride 2, an unfusable post-op, no Winograd, bf16.
+        // Out channels not a multiple of 32, stride 2, an unfusable post-op, no Winograd, bf16; and
+        // layers where no Winograd kernel pays (fewer than 64 inputs, outputs under 64² at the hint).
         let x = Tensor(shape: [1, 64, 16, 16], repeating: 0.5)
         let cases: [(Conv2d, ComputeContext)] = [
             (try layer(64, 48, postOps: [], fused: true, ctx), ctx),
+            (try layer(64, 32, postOps: [], fused: true, ctx, hint: (32, 32)), ctx),
+            (try layer(64, 32, postOps: [], fused: false, ctx), ctx),
             (try Conv2d(weight: seeded(32 * 64 * 9, seed: 1), shape: [32, 64, 3, 3], stride: 2, padding: Padding2D(1),
                         fusedWinograd: true, context: ctx), ctx),
             (try layer(64, 32, postOps: [.linear(alpha: 2, beta: 0)], fused: true, ctx), ctx),
@@ -79,5 +89,7 @@ struct FusedWinogradConvolution {
             (try layer(64, 32, postOps: [], fused: true, ComputeContext(threads: 2, precision: .bf16)), ComputeContext(threads: 2, precision: .bf16)),
         ]
         for (conv, c) in cases { #expect(try !conv.implementation(for: x, c).contains("fused")) }
+        let narrow = try layer(32, 32, postOps: [], fused: true, ctx)
+        #expect(try !narrow.implementation(for: Tensor(shape: [1, 32, 16, 16], repeating: 0.5), ctx).contains("fused"))
     }
 }

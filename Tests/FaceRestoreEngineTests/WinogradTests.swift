@@ -16,13 +16,16 @@ func seeded(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
     }
 }
 
+/// oneDNN's Winograd kernels (layers built with `fusedWinograd: false`; by default the same layers
+/// run on our fused kernel, FusedWinogradTests).
 @Suite struct WinogradConvolution {
     let wino = ComputeContext(threads: 2)
     let direct = ComputeContext(threads: 2, winograd: false)
 
     func layer(_ cin: Int, _ cout: Int, postOps: [PostOp] = [], hint: (Int, Int), _ ctx: ComputeContext) throws -> Conv2d {
         try Conv2d(weight: seeded(cout * cin * 9, seed: 7, scale: 1 / Float(cin * 9).squareRoot()), shape: [cout, cin, 3, 3],
-                   bias: seeded(cout, seed: 8, scale: 0.1), padding: Padding2D(1), postOps: postOps, hint: hint, context: ctx)
+                   bias: seeded(cout, seed: 8, scale: 0.1), padding: Padding2D(1), postOps: postOps, hint: hint,
+                   fusedWinograd: false, context: ctx)
     }
 
     func expectClose(_ a: Tensor, _ b: Tensor, _ ctx: ComputeContext, sourceLocation: SourceLocation = #_sourceLocation) throws {

@@ -13,11 +13,11 @@ void frw_transform_weights(const float *oihw, int cout, int cin, float *u);
 /// Floats of scratch one thread needs (64-byte aligned).
 size_t frw_scratch_floats(int cin, int cout);
 
-/// Tile rows [row_begin, row_end) (4 output rows each) of a 3×3, stride-1, zero-pad-1 convolution
-/// of a batch-1 nChw16c input `src` ([cin/16][h][w][16]) into the nChw16c output `dst`
-/// ([cout/16][h][w][16]), with `bias` (or NULL) added, when `leaky` is set LeakyReLU of slope
-/// `slope`, and when `residual` (nChw16c like `dst`) is given, `y·res_scale + residual`.
-/// cin must be a multiple of 16 and cout of 32.
-void frw_conv3x3(const float *src, int cin, int h, int w, const float *u, const float *bias, int cout,
+/// Tile rows [row_begin, row_end) (4 output rows each) of a 3×3, stride-1 convolution with zero
+/// padding `pad` (0 or 1) of a batch-1 nChw16c input `src` ([cin/16][h][w][16]) into the nChw16c
+/// output `dst` ([cout/16][oh][ow][16], oh = h + 2·pad − 2, ow likewise), with `bias` (or NULL)
+/// added, when `leaky` is set LeakyReLU of slope `slope`, and when `residual` (nChw16c like `dst`)
+/// is given, `y·res_scale + residual`. cin must be a multiple of 16 and cout of 32.
+void frw_conv3x3(const float *src, int cin, int h, int w, int pad, const float *u, const float *bias, int cout,
                  float *dst, int leaky, float slope, const float *residual, float res_scale,
                  int row_begin, int row_end, float *scratch);
