@@ -293,11 +293,11 @@ public final class Conv2d: Sendable {
     ///   - bias: `[out]` or nil.
     ///   - postOps: activations fused after the bias (e.g. `.leakyReLU(0.2)`).
     ///   - hint: a typical input height and width, used to choose the weight layout at load.
-    ///   - fusedWinograd: where a Winograd kernel is worth it (`winogradCandidate` at the hinted
-    ///     size) and ours applies (3×3, stride 1, zero padding 0 or 1, in channels a multiple of 16
-    ///     and out of 32, a fusable activation, float32, AVX-512), run on our fused F(4×4,3×3)
-    ///     Winograd kernel (FusedWinograd.swift) rather than oneDNN's (the default); false keeps
-    ///     oneDNN's kernels (for comparisons).
+    ///   - fusedWinograd: where our fused F(4×4,3×3) Winograd kernel applies and pays
+    ///     (`FusedWinogradConv.supports`: 3×3, stride 1, zero padding 0 or 1, at least 32 input and
+    ///     output channels in multiples of 16 and 32, an output of at least 64² at the hinted size,
+    ///     a fusable activation, float32, AVX-512), run there rather than on oneDNN (the default);
+    ///     false keeps oneDNN's kernels (for comparisons).
     public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
                             dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
                             fusedWinograd: Bool = true, context: ComputeContext) throws {
@@ -335,10 +335,8 @@ public final class Conv2d: Sendable {
              (w + pad.left + pad.right - dilation * (kw - 1) - 1) / stride + 1)
         }
         if fusedWinograd,
-           FixedWeightKernel.winogradCandidate(kind: .conv(dilation: [dilation, dilation]), weightDims: dims, strides: [stride, stride],
-                                               output: size(hint.0, hint.1), context: context),
            FusedWinogradConv.supports(weightShape: shape, stride: stride, padding: padding, dilation: dilation, groups: groups,
-                                      postOps: postOps, context: context) {
+                                      postOps: postOps, output: size(hint.0, hint.1), context: context) {
             path = .fusedWinograd(FusedWinogradConv(weight: weight, bias: bias, padding: padding.top, postOps: postOps))
             return
         }
