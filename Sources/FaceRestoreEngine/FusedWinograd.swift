@@ -26,23 +26,26 @@ final class FusedWinogradConv: Sendable {
 
     /// Whether a layer with these properties runs here, for an `output` (height, width) typical of
     /// its inputs (`facerestore-bench dense --size N --shapes …`, 2 threads, against oneDNN):
-    /// - outputs under 64² stay on direct kernels, as for oneDNN's Winograd
-    ///   (`FixedWeightKernel.winogradCandidate`): there the transformed weights (4× the plain ones,
-    ///   page faults at load) outweigh the saving;
+    /// - outputs under 128² stay on oneDNN: below 64² on its direct kernels, as for its Winograd
+    ///   (`FixedWeightKernel.winogradCandidate`: there the transformed weights, 4× the plain ones,
+    ///   cost more at load than they save), and at 64² on its Winograd, whose work buffers are
+    ///   small there and which ran faster (128→128 and 256→128 at 64²: ours 0.82× and 0.85×);
     /// - from 32 input channels, where oneDNN's Winograd does not pay (GFPGAN's 32→64 and 32→32
     ///   convs at 512²: 21 and 11 ms against 46 and 23 ms direct);
-    /// - up to 128·256 channel pairs (128→128 at 128²: 1.72×, 256→128 at 256²: 1.23×), or at
-    ///   outputs of 256² and more (256→256: 0.95×, but without oneDNN's 300 MB of work buffers).
-    ///   Wider layers at lower resolutions stay on oneDNN's Winograd, which is faster there
-    ///   (512→512 at 64²: ours 0.58×, 256→256 at 128²: 0.81×): each block of 14–28 tiles reads
-    ///   all of the transformed weights (9–38 MB) and its transformed inputs outgrow L2.
+    /// - up to 128·256 channel pairs, or at outputs of 256² and more: there a warm call runs at
+    ///   0.85–1.33× of oneDNN's Winograd (128→128, 256→128, 128→256 at 128² and 256², 256→256 at
+    ///   256², 64→64 to 128→128 at 512²; session 11, quiet machine), without its work buffers of
+    ///   tens to hundreds of MB, which a one-shot process pays in page faults. Wider layers at
+    ///   lower resolutions stay on oneDNN's Winograd, which is faster there (512→512 at 64²: ours
+    ///   0.58×, 256→256 at 128²: 0.81×): each block of 14–28 tiles reads all of the transformed
+    ///   weights (9–38 MB) and its transformed inputs outgrow L2.
     static func supports(weightShape s: [Int], stride: Int, padding: Padding2D, dilation: Int, groups: Int,
                          postOps: [PostOp], output: (Int, Int), context: ComputeContext) -> Bool {
         guard context.winograd, context.precision == .fp32, frw_available() != 0 else { return false }
         guard s.count == 4, s[2] == 3, s[3] == 3, stride == 1, dilation == 1, groups == 1,
               padding == Padding2D(1) || padding == Padding2D(0), s[1] % 16 == 0, s[0] % 32 == 0 else { return false }
         let side = min(output.0, output.1)
-        guard s[1] >= 32, side >= 64, s[0] * s[1] <= 128 * 256 || side >= 256 else { return false }
+        guard s[1] >= 32, side >= 128, s[0] * s[1] <= 128 * 256 || side >= 256 else { return false }
         return activation(postOps) != nil
     }
 

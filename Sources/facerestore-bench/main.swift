@@ -200,7 +200,8 @@ func benchDenseConvs(threads: Int, seconds: Double, size: Int) throws {
         print(pad("\(cin)→\(cout)", 12) + String(format: "  %8.2f (%5.0f)       %8.2f (%5.0f)      %.2f×", ta * 1e3, gf / ta, tf * 1e3, gf / tf, ta / tf)
               + "  " + (try onednn.implementation(for: x, ctx)))
     }
-    print(String(format: "dense block (five convs): oneDNN %.2f ms, fused %.2f ms, %.2f×", total.0 * 1e3, total.1 * 1e3, total.0 / total.1))
+    let label = option("--shapes") == nil ? "dense block (five convs)" : "all \(shapes.count) shapes"
+    print(String(format: "%@: oneDNN %.2f ms, fused %.2f ms, %.2f×", label, total.0 * 1e3, total.1 * 1e3, total.0 / total.1))
 }
 
 /// Times our face model forward (GFPGAN or GPEN, read from the checkpoint) on the input stored in
