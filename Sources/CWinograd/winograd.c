@@ -2,9 +2,9 @@
 //
 // Y = Aᵀ[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]A with the interpolation points 0, ±1, ±2, ∞ (Lavin & Gray, "Fast
 // Algorithms for Convolutional Neural Networks", 2016). Written for ESRGAN's dense blocks, where
-// oneDNN's Winograd kernel runs its 32-output convolutions well below its 64-output speed, and
-// used for every Winograd-sized 3×3 layer since (its work buffers stay small): a block of 14
-// tiles goes through the input transform, the 36 small GEMMs and the output transform (bias,
+// oneDNN's Winograd kernel runs its 32-output convolutions well below its 64-output speed; since
+// used for the face models' large 3×3 layers too, because its work buffers stay small. A block of
+// 14 tiles goes through the input transform, the 36 small GEMMs and the output transform (bias,
 // LeakyReLU and an optional scaled residual fused) while it is in cache, so the transformed tiles
 // never go to memory. Compiled for AVX-512 by target attributes; callers check frw_available() first.
 #include "cwinograd.h"

@@ -1,8 +1,7 @@
-// Our fused F(4×4,3×3) Winograd convolution (Sources/CWinograd/winograd.c) behind `Conv2d`: every
-// layer where a Winograd kernel pays (`FixedWeightKernel.winogradCandidate`) and this one applies
-// (3×3, stride 1, zero padding 1, or 0 for inputs the caller padded, float32, channel counts in
-// multiples of 16 in and 32 out, no activation or a (leaky) ReLU, on CPUs with AVX-512) runs here
-// rather than on oneDNN's Winograd kernel.
+// Our fused F(4×4,3×3) Winograd convolution (Sources/CWinograd/winograd.c) behind `Conv2d`: the
+// 3×3, stride-1 layers that `FusedWinogradConv.supports` takes (zero padding 1, or 0 for inputs the
+// caller padded, float32, channel counts in multiples of 16 in and 32 out, no activation or a
+// (leaky) ReLU, outputs of 128² and more, on CPUs with AVX-512) run here rather than on oneDNN.
 //
 // oneDNN's kernel transforms a layer's whole input, then multiplies, then transforms back, each
 // phase a pass through memory: its work buffers reach hundreds of MB on 512² faces (ParseNet's
