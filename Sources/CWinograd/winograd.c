@@ -86,19 +86,21 @@ static inline void output_1d(const __m512 m[6], __m512 r[4]) {
 }
 
 // The 36 transformed values of 16 channels of one tile whose top-left input is (y0, x0), into
-// v[p·pstride] (p = 0…35). Each column is loaded straight into registers and transformed (Bᵀ·d),
-// then each row of that (·B); only the 6×6 intermediate goes through memory.
+// v[p·pstride] (p = 0…35). `plane` points at the 16 channels of pixel (0, 0); pixels are `pixel`
+// floats apart and rows `row` floats (nChw16c: 16 and w·16; NHWC: cin and w·cin). Each column is
+// loaded straight into registers and transformed (Bᵀ·d), then each row of that (·B); only the
+// 6×6 intermediate goes through memory.
 __attribute__((target("avx512f")))
-static void input_tile(const float *plane, int h, int w, int y0, int x0, float *v, size_t pstride) {
+static void input_tile(const float *plane, size_t row, size_t pixel, int h, int w, int y0, int x0, float *v, size_t pstride) {
     const __m512 zero = _mm512_setzero_ps();
     const float *rows[6];
-    for (int i = 0; i < 6; i++) rows[i] = (y0 + i >= 0 && y0 + i < h) ? plane + (size_t)(y0 + i) * w * 16 : NULL;
+    for (int i = 0; i < 6; i++) rows[i] = (y0 + i >= 0 && y0 + i < h) ? plane + (size_t)(y0 + i) * row : NULL;
     __m512 t[6][6];
     for (int j = 0; j < 6; j++) {   // columns: Bᵀ·d
         int x = x0 + j;
         __m512 col[6], r[6];
         if (x >= 0 && x < w) {
-            for (int i = 0; i < 6; i++) col[i] = rows[i] ? _mm512_load_ps(rows[i] + (size_t)x * 16) : zero;
+            for (int i = 0; i < 6; i++) col[i] = rows[i] ? _mm512_load_ps(rows[i] + (size_t)x * pixel) : zero;
         } else {
             for (int i = 0; i < 6; i++) col[i] = zero;
         }
@@ -173,9 +175,12 @@ static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, 
 }
 
 __attribute__((target("avx512f")))
-void frw_conv3x3(const float *src, int cin, int h, int w, int pad, const float *u, const float *bias, int cout,
+void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, const float *u, const float *bias, int cout,
                  float *dst, int leaky, float slope, const float *residual, float res_scale,
                  int row_begin, int row_end, float *scratch) {
+    // Strides of the input, in floats: between rows, pixels and 16-channel blocks.
+    const size_t row = src_nhwc ? (size_t)w * cin : (size_t)w * 16, pixel = src_nhwc ? (size_t)cin : 16;
+    const size_t block = src_nhwc ? 16 : (size_t)h * w * 16;
     const int oh = h + 2 * pad - 2, ow = w + 2 * pad - 2;   // output size
     const int tw = (ow + 3) / 4;
     float *v = scratch;                               // [36][SUPER][cin]
@@ -189,9 +194,9 @@ void frw_conv3x3(const float *src, int cin, int h, int w, int pad, const float *
             for (int t = n; t < blocks * TILES; t++)   // the last block's missing tiles: zeros, not stale values
                 for (int p = 0; p < 36; p++) memset(v + p * vstride + (size_t)t * cin, 0, sizeof(float) * cin);
             for (int cb = 0; cb < cin / 16; cb++) {
-                const float *plane = src + (size_t)cb * h * w * 16;
+                const float *plane = src + (size_t)cb * block;
                 for (int t = 0; t < n; t++)
-                    input_tile(plane, h, w, 4 * ty - pad, 4 * (tx0 + t) - pad, v + (size_t)t * cin + cb * 16, vstride);
+                    input_tile(plane, row, pixel, h, w, 4 * ty - pad, 4 * (tx0 + t) - pad, v + (size_t)t * cin + cb * 16, vstride);
             }
             for (int p = 0; p < 36; p++) {
                 for (int o = 0; o < cout; o += 32)

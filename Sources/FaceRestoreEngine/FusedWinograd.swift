@@ -99,7 +99,10 @@ final class FusedWinogradConv: Sendable {
             try context.reorder(from: y.desc, y.storage.pointer, to: destination.desc, destination.storage.pointer)
             return destination
         }
-        let src = try context.reordered(x, to: .channelBlocked16(x.shape))
+        // nChw16c and channels-last inputs are read as they are (a conv after a Swift-side pass, a
+        // reflection pad or a 1×1 conv gets channels-last); others are converted to nChw16c.
+        let nhwc = x.desc == .channelsLast(x.shape) && Int(bitPattern: x.storage.pointer) % 64 == 0
+        let src = nhwc ? x : try context.reordered(x, to: .channelBlocked16(x.shape))
         let added = try residual.map { try context.reordered($0.tensor, to: outDesc) }
         let out = destination ?? Tensor(uninitialized: outDesc)
         let (inPlane, outPlane) = (inChannels * h * w, outChannels * oh * ow)
@@ -110,7 +113,7 @@ final class FusedWinogradConv: Sendable {
             let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
             context.parallelRows(tileRows, grain: 1) { range in
                 let scratch = TensorStorage(bytes: scratchBytes)
-                frw_conv3x3(s, Int32(inChannels), Int32(h), Int32(w), Int32(padding), tiles.floats, bias?.floats, Int32(outChannels), d,
+                frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(padding), tiles.floats, bias?.floats, Int32(outChannels), d,
                             slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
                             Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
             }

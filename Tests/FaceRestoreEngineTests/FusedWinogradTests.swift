@@ -29,7 +29,7 @@ struct FusedWinogradConvolution {
 
     /// Sizes that are and are not multiples of the 4×4 tile, narrower than one tile, and wider
     /// than one 14-tile block; every activation; zero padding 1 and 0 (the face parser's
-    /// reflection-padded inputs); blocked, plain and batch-2 inputs.
+    /// reflection-padded inputs); blocked, channels-last, plain and batch-2 inputs.
     @Test(arguments: [(64, 32, 1, 1, 1), (64, 32, 5, 7, 1), (96, 32, 16, 16, 1), (192, 64, 30, 61, 1), (256, 64, 57, 9, 1),
                       (64, 32, 4, 120, 1), (32, 64, 21, 70, 1), (64, 64, 3, 3, 0), (128, 64, 19, 34, 0), (64, 96, 66, 7, 0)])
     func matchesDirect(_ cin: Int, _ cout: Int, _ h: Int, _ w: Int, _ padding: Int) throws {
@@ -42,6 +42,7 @@ struct FusedWinogradConvolution {
                 let want = try reference(plain, direct)
                 try expectClose(try fused(plain, ctx), want, inChannels: cin)
                 try expectClose(try fused(try ctx.reordered(plain, to: .channelBlocked16(plain.shape)), ctx), want, inChannels: cin)
+                try expectClose(try fused(try ctx.channelsLast(plain), ctx), want, inChannels: cin)
             }
         }
     }
