@@ -201,7 +201,7 @@ func benchDenseConvs(threads: Int, seconds: Double, size: Int) throws {
               + "  " + (try onednn.implementation(for: x, ctx)))
     }
     let label = option("--shapes") == nil ? "dense block (five convs)" : "all \(shapes.count) shapes"
-    print(String(format: "%@: oneDNN %.2f ms, fused %.2f ms, %.2f×", label, total.0 * 1e3, total.1 * 1e3, total.0 / total.1))
+    print(label + String(format: ": oneDNN %.2f ms, fused %.2f ms, %.2f×", total.0 * 1e3, total.1 * 1e3, total.0 / total.1))
 }
 
 /// Times our face model forward (GFPGAN or GPEN, read from the checkpoint) on the input stored in
