@@ -35,7 +35,7 @@ private final class FixedWeightKernel: Sendable {
         let dst: MemoryDesc
         let primitive: Primitive
         let weightsDesc: MemoryDesc
-        let weights: TensorStorage
+        let weights: KernelWeights
         /// Activations the primitive could not fuse (Winograd takes no leaky ReLU), applied in
         /// place on its output.
         let trailing: [Primitive]
@@ -55,10 +55,11 @@ private final class FixedWeightKernel: Sendable {
     /// F(4×4,3×3)): fewer multiplies, float32 throughout, results within a few ulps of direct.
     let winograd: Bool
     let weightsDesc: MemoryDesc
-    let weights: TensorStorage
-    /// The PyTorch-layout weights, kept only for Winograd layers: their transformed weights depend
-    /// on the input shape and cannot be converted back, so another input size starts from these.
-    /// Direct layers keep a single copy and convert from it.
+    /// Direct layers' weights are converted at load; Winograd layers' on demand (KernelWeights.swift).
+    let weights: KernelWeights
+    /// The PyTorch-layout weights, kept only for Winograd layers (a view of the memory-mapped
+    /// checkpoint where the loader hands one out): their transformed weights are made from these
+    /// on demand and depend on the input shape. Direct layers keep a single copy and convert from it.
     let source: (desc: MemoryDesc, storage: TensorStorage)
     let bias: TensorStorage?
     let outputSize: @Sendable (Int, Int) -> (Int, Int)
@@ -108,11 +109,8 @@ private final class FixedWeightKernel: Sendable {
         fusedPostOps = fused
         winograd = wino
         weightsDesc = probe.weightsDesc
-        weights = TensorStorage(bytes: weightsDesc.byteSize)
-        if wino, let layout = Self.ownWinogradTransform(to: weightsDesc, from: plainWeightsDesc, weightDims: weightDims) {
-            // Our transform (WinogradWeights.swift) reads PyTorch's layout directly; keep that as
-            // the source for other input sizes.
-            layout.transform(oihw: plainWeights.floats, into: weights.floats, context: context)
+        if wino, Self.ownWinogradTransform(to: weightsDesc, from: plainWeightsDesc, weightDims: weightDims) != nil {
+            // Our transform (WinogradWeights.swift) reads PyTorch's layout directly.
             source = (plainWeightsDesc, plainWeights)
         } else if wino {
             // oneDNN's Winograd weight transform reads hwio source weights with contiguous,
@@ -121,12 +119,13 @@ private final class FixedWeightKernel: Sendable {
             let hwio = MemoryDesc(dims: weightDims, tag: dnnl_hwio)
             let converted = TensorStorage(bytes: hwio.byteSize)
             try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: hwio, converted.pointer)
-            try context.reorder(from: hwio, converted.pointer, to: weightsDesc, weights.pointer)
             source = (hwio, converted)
         } else {
-            try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: weightsDesc, weights.pointer)
-            source = (weightsDesc, weights)
+            let reordered = TensorStorage(bytes: weightsDesc.byteSize)
+            try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: weightsDesc, reordered.pointer)
+            source = (weightsDesc, reordered)
         }
+        weights = wino ? Self.onDemand(weightsDesc, from: source, weightDims: weightDims) : KernelWeights(source.storage)
         // Keep the probe: an input at the hinted size in the layout oneDNN chose for it (the
         // layout the previous layer produces) then needs no primitive creation on the first call.
         // In bf16 the f32 channels-last input of that size maps to it (converted on each call).
@@ -134,6 +133,21 @@ private final class FixedWeightKernel: Sendable {
         let trailing = try Self.trailingPass(postOps: postOps, fused: fused, output: probe.dstDesc, context: context)
         cache = Mutex([Entry(input: key, src: probe.srcDesc, dst: probe.dstDesc, primitive: probe,
                              weightsDesc: weightsDesc, weights: weights, trailing: trailing)])
+    }
+
+    /// `desc`-layout weights converted from `source` when a call first needs them (our Winograd
+    /// transform where it applies, else oneDNN's reorder).
+    static func onDemand(_ desc: MemoryDesc, from source: (desc: MemoryDesc, storage: TensorStorage),
+                         weightDims: [Int]) -> KernelWeights {
+        let layout = ownWinogradTransform(to: desc, from: source.desc, weightDims: weightDims)
+        let storage = source.storage
+        return KernelWeights(bytes: desc.byteSize) { out, context in
+            if let layout {
+                layout.transform(oihw: storage.floats, into: out.assumingMemoryBound(to: Float.self), context: context)
+            } else {
+                try context.reorder(from: source.desc, storage.pointer, to: desc, out)
+            }
+        }
     }
 
     /// The layout our Winograd weight transform (WinogradWeights.swift) writes when `desc` is one
@@ -221,18 +235,17 @@ private final class FixedWeightKernel: Sendable {
         // The load-time weights, a copy in this layout made for an earlier input, or a new copy made
         // from the source (Winograd layouts depend on the input size; tiles of a few sizes share them).
         let wd = p.weightsDesc
-        let ws: TensorStorage
+        let ws: KernelWeights
         if wd == weightsDesc {
             ws = weights
         } else if let earlier = cache.withLock({ $0.first { $0.weightsDesc == wd } }) {
             ws = earlier.weights
+        } else if winograd {
+            ws = Self.onDemand(wd, from: source, weightDims: weightDims)
         } else {
-            ws = TensorStorage(bytes: wd.byteSize)
-            if let layout = Self.ownWinogradTransform(to: wd, from: source.desc, weightDims: weightDims) {
-                layout.transform(oihw: source.storage.floats, into: ws.floats, context: context)
-            } else {
-                try context.reorder(from: source.desc, source.storage.pointer, to: wd, ws.pointer)
-            }
+            let converted = TensorStorage(bytes: wd.byteSize)
+            try context.reorder(from: source.desc, source.storage.pointer, to: wd, converted.pointer)
+            ws = KernelWeights(converted)
         }
         let made = Entry(input: x.desc, src: src, dst: p.dstDesc, primitive: p, weightsDesc: wd, weights: ws,
                          trailing: try Self.trailingPass(postOps: postOps, fused: fusedPostOps, output: p.dstDesc, context: context))
@@ -254,11 +267,13 @@ private final class FixedWeightKernel: Sendable {
         }
         let src = try context.reordered(x, to: e.src)
         let out = destination ?? Tensor(uninitialized: e.dst)
-        var args = [PrimitiveArg(role: DNNL_ARG_SRC, desc: e.src, data: src.storage.pointer),
-                    PrimitiveArg(role: DNNL_ARG_WEIGHTS, desc: e.weightsDesc, data: e.weights.pointer),
-                    PrimitiveArg(role: DNNL_ARG_DST, desc: e.dst, data: out.storage.pointer)]
-        if let bias { args.append(PrimitiveArg(role: DNNL_ARG_BIAS, desc: .plain([outChannels]), data: bias.pointer)) }
-        try context.run(e.primitive, args)
+        try e.weights.use(context) { weights in
+            var args = [PrimitiveArg(role: DNNL_ARG_SRC, desc: e.src, data: src.storage.pointer),
+                        PrimitiveArg(role: DNNL_ARG_WEIGHTS, desc: e.weightsDesc, data: UnsafeMutableRawPointer(mutating: weights)),
+                        PrimitiveArg(role: DNNL_ARG_DST, desc: e.dst, data: out.storage.pointer)]
+            if let bias { args.append(PrimitiveArg(role: DNNL_ARG_BIAS, desc: .plain([outChannels]), data: bias.pointer)) }
+            try context.run(e.primitive, args)
+        }
         for t in e.trailing {
             try context.run(t, [PrimitiveArg(role: DNNL_ARG_SRC, desc: e.dst, data: out.storage.pointer),
                                 PrimitiveArg(role: DNNL_ARG_DST, desc: e.dst, data: out.storage.pointer)])
@@ -388,6 +403,15 @@ public final class Conv2d: Sendable {
         switch path {
         case .oneDNN(let kernel): return try kernel.implementation(for: x, context: context)
         case .fusedWinograd: return "facerestore_wino_4x3:avx512 (fused)"
+        }
+    }
+
+    /// The weights the kernel reads for inputs of the hinted size (for tests: whether they are
+    /// held now).
+    var kernelWeights: KernelWeights {
+        switch path {
+        case .oneDNN(let kernel): return kernel.weights
+        case .fusedWinograd(let fused): return fused.tiles
         }
     }
 }

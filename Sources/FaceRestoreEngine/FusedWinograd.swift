@@ -17,8 +17,10 @@ final class FusedWinogradConv: Sendable {
     let inChannels: Int, outChannels: Int
     /// Zero padding on each side (0 or 1).
     let padding: Int
-    /// Transformed weights, [36][out/32][in][32].
-    private let tiles: TensorStorage
+    /// Transformed weights, [36][out/32][in][32], made on demand (KernelWeights.swift) from the
+    /// plain weights, which the layer keeps (a view of the memory-mapped checkpoint where the
+    /// loader hands one out).
+    let tiles: KernelWeights
     private let bias: TensorStorage?
     /// LeakyReLU slope (0 for ReLU), nil for no activation.
     private let slope: Float?
@@ -66,8 +68,10 @@ final class FusedWinogradConv: Sendable {
         inChannels = i
         outChannels = o
         self.padding = padding
-        tiles = TensorStorage(bytes: frw_weight_floats(Int32(i), Int32(o)) * 4)
-        frw_transform_weights(weight.storage.floats, Int32(o), Int32(i), tiles.floats)
+        let plain = weight.storage
+        tiles = KernelWeights(bytes: frw_weight_floats(Int32(i), Int32(o)) * 4) { out, _ in
+            frw_transform_weights(plain.floats, Int32(o), Int32(i), out.assumingMemoryBound(to: Float.self))
+        }
         if let bias {
             let b = TensorStorage(bytes: o * 4)
             bias.withUnsafeBufferPointer { b.floats.update(from: $0.baseAddress!, count: o) }
@@ -108,14 +112,17 @@ final class FusedWinogradConv: Sendable {
         let (inPlane, outPlane) = (inChannels * h * w, outChannels * oh * ow)
         let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(outChannels)) * 4
         let tileRows = (oh + 3) / 4
-        for b in 0..<n {
-            let s = src.storage.floats + b * inPlane, d = out.storage.floats + b * outPlane
-            let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
-            context.parallelRows(tileRows, grain: 1) { range in
-                let scratch = TensorStorage(bytes: scratchBytes)
-                frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(padding), tiles.floats, bias?.floats, Int32(outChannels), d,
-                            slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
-                            Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
+        try tiles.use(context) { weights in
+            let u = weights.assumingMemoryBound(to: Float.self)
+            for b in 0..<n {
+                let s = src.storage.floats + b * inPlane, d = out.storage.floats + b * outPlane
+                let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
+                context.parallelRows(tileRows, grain: 1) { range in
+                    let scratch = TensorStorage(bytes: scratchBytes)
+                    frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(padding), u, bias?.floats, Int32(outChannels), d,
+                                slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
+                                Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
+                }
             }
         }
         return out

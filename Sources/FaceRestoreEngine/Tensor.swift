@@ -17,8 +17,9 @@ final class TensorStorage: @unchecked Sendable {
     // `ChannelStack` writes each channel range of its buffer once, before handing out views of it).
     let pointer: UnsafeMutableRawPointer
     let bytes: Int
-    /// The allocation a view lies in (kept alive by the view); nil when this storage owns its memory.
-    private let parent: TensorStorage?
+    /// What keeps the memory alive: nil when this storage owns (and frees) it; the storage a view
+    /// lies in; or the external object (a memory-mapped weights file) a borrowed storage reads.
+    private let keeper: AnyObject?
 
     init(bytes: Int) {
         var p: UnsafeMutableRawPointer?
@@ -28,7 +29,7 @@ final class TensorStorage: @unchecked Sendable {
         }
         pointer = p
         self.bytes = bytes
-        parent = nil
+        keeper = nil
     }
 
     /// `bytes` bytes of `parent` from `offset`.
@@ -36,10 +37,19 @@ final class TensorStorage: @unchecked Sendable {
         precondition(offset >= 0 && offset + bytes <= parent.bytes, "view outside its storage")
         pointer = parent.pointer + offset
         self.bytes = bytes
-        self.parent = parent
+        keeper = parent
     }
 
-    deinit { if parent == nil { free(pointer) } }
+    /// Memory owned by `owner` (which this storage keeps alive and never frees). It may be
+    /// read-only (a PROT_READ file mapping): tensors never write their inputs, so only tensors
+    /// that are op inputs (weights) may borrow.
+    init(borrowing pointer: UnsafeRawPointer, bytes: Int, owner: AnyObject) {
+        self.pointer = UnsafeMutableRawPointer(mutating: pointer)
+        self.bytes = bytes
+        keeper = owner
+    }
+
+    deinit { if keeper == nil { free(pointer) } }
 
     var floats: UnsafeMutablePointer<Float> { pointer.assumingMemoryBound(to: Float.self) }
 }
@@ -86,6 +96,17 @@ public struct Tensor: Sendable {
         let storage = TensorStorage(bytes: desc.byteSize)
         storage.floats.initialize(repeating: value, count: shape.reduce(1, *))
         self.init(desc: desc, storage: storage)
+    }
+
+    /// A plain tensor reading `shape.product` float32 values at `pointer` in place, without a
+    /// copy: for weights in a memory-mapped checkpoint. `owner` keeps the memory valid and is kept
+    /// alive by the tensor (and by anything built from it that keeps it). The memory is never
+    /// written; it may be read-only. `pointer` must be 64-byte aligned, as oneDNN and our kernels
+    /// expect of every tensor.
+    public init(shape: [Int], borrowing pointer: UnsafeRawPointer, owner: AnyObject) {
+        precondition(Int(bitPattern: pointer) % 64 == 0, "borrowed tensor memory must be 64-byte aligned")
+        let desc = MemoryDesc.plain(shape)
+        self.init(desc: desc, storage: TensorStorage(borrowing: pointer, bytes: desc.byteSize, owner: owner))
     }
 
     /// A plain tensor whose values are written by `fill` (row-major, PyTorch order).

@@ -127,6 +127,21 @@ public struct WeightTensor: Sendable {
         _ = madvise(p, end - start, MADV_DONTNEED)
     }
 
+    /// The float32 values where they lie, for reading in place: the tensor's bytes when it is
+    /// contiguous little-endian float32 starting on a 64-byte boundary (PyTorch's zip checkpoints
+    /// align each storage so), with the object that keeps them valid (the memory-mapped file).
+    /// Nil otherwise (other types, strided views, unaligned legacy storages): copy with
+    /// `copyFloats`. The memory may be a read-only mapping and must never be written.
+    public var alignedFloat32: (pointer: UnsafeRawPointer, owner: AnyObject)? {
+        #if _endian(little)
+        guard dtype == .float32, case .contiguous(let region) = source, region.count == count * 4,
+              Int(bitPattern: region.base) % 64 == 0 else { return nil }
+        return (region.base, region.owner)
+        #else
+        return nil
+        #endif
+    }
+
     /// Whether the data is a strided (non-contiguous or broadcast) view of its storage.
     public var isStridedView: Bool { if case .strided = source { return true }; return false }
 

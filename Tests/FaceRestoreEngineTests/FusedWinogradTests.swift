@@ -75,6 +75,25 @@ struct FusedWinogradConvolution {
         try expectClose(try reference(x, scale: 0.2, adding: identity, direct), want)
     }
 
+    @Test(arguments: [true, false])
+    func transformedWeightsAreKeptFromTheSecondCall(_ fusedKernel: Bool) throws {
+        // Winograd weights (ours, or oneDNN's F(4×4,3×3) layout) are made for the first call in
+        // temporary memory and kept from the second; each call gives the same bits. A direct
+        // layer's reordered weights are made at load.
+        let conv = try layer(64, 32, postOps: [.leakyReLU(0.2)], fused: fusedKernel, ctx, hint: (128, 128))
+        let x = try ctx.channelsLast(Tensor(shape: [1, 64, 128, 128], values: seeded(64 * 128 * 128, seed: 41)))
+        #expect(try conv.implementation(for: x, ctx).contains("wino"))
+        #expect(!conv.kernelWeights.isResident)
+        let first = try ctx.array(try conv(x, ctx))
+        #expect(!conv.kernelWeights.isResident)
+        let second = try ctx.array(try conv(x, ctx))
+        #expect(conv.kernelWeights.isResident)
+        let third = try ctx.array(try conv(x, ctx))
+        #expect(first == second && second == third)
+        try expectClose(try conv(x, ctx), try layer(64, 32, postOps: [.leakyReLU(0.2)], fused: false, direct)(x, direct))
+        #expect(try layer(64, 32, postOps: [], fused: false, direct).kernelWeights.isResident)
+    }
+
     @Test func otherLayersStayOnOneDNN() throws {
         // Out channels not a multiple of 32, stride 2, an unfusable post-op, no Winograd, bf16; and
         // layers where ours does not pay (fewer than 32 inputs, outputs under 128² at the hint).
