@@ -85,22 +85,52 @@ static inline void output_1d(const __m512 m[6], __m512 r[4]) {
     r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
 }
 
-// The 36 transformed values of 16 channels of one tile whose top-left input is (y0, x0), into
-// v[p·pstride] (p = 0…35). `plane` points at the 16 channels of pixel (0, 0); pixels are `pixel`
-// floats apart and rows `row` floats (nChw16c: 16 and w·16; NHWC: cin and w·cin). Each column is
-// loaded straight into registers and transformed (Bᵀ·d), then each row of that (·B); only the
-// 6×6 intermediate goes through memory.
+// The source index of coordinate `i` of a layer input that is the source (`size` long) upsampled
+// ×`up` (nearest) and padded by one (zero or reflection; see `frw_conv3x3`): i in the upsampled,
+// unpadded frame, so −1 and up·size are the padding. −1 where the input holds zero there.
+static inline int source_index(int i, int size, int up, int reflect) {
+    const int n = size * up;
+    if (i < 0) {
+        if (!reflect || i < -1) return -1;
+        i = -i;                    // ReflectionPad2d: −1 reads 1
+    } else if (i >= n) {
+        if (!reflect || i > n) return -1;
+        i = 2 * (n - 1) - i;       // n reads n − 2
+    }
+    return i / up;
+}
+
+// How `input_tile` reads the source.
+typedef struct {
+    int h, w;          // source size
+    int up;            // nearest upsampling factor (1 or 2)
+    int reflect;       // padding by reflection rather than zeros
+    int leaky;         // apply a leaky ReLU (`slope`) to each value read
+    __m512 slope;
+} input_map;
+
+// The 36 transformed values of 16 channels of one tile whose top-left input is (y0, x0) (in the
+// upsampled, unpadded frame), into v[p·pstride] (p = 0…35). `plane` points at the 16 channels of
+// source pixel (0, 0); pixels are `pixel` floats apart and rows `row` floats (nChw16c: 16 and
+// w·16; NHWC: cin and w·cin). Each column is loaded straight into registers and transformed
+// (Bᵀ·d), then each row of that (·B); only the 6×6 intermediate goes through memory.
 __attribute__((target("avx512f")))
-static void input_tile(const float *plane, size_t row, size_t pixel, int h, int w, int y0, int x0, float *v, size_t pstride) {
+static void input_tile(const float *plane, size_t row, size_t pixel, const input_map *map, int y0, int x0, float *v, size_t pstride) {
     const __m512 zero = _mm512_setzero_ps();
     const float *rows[6];
-    for (int i = 0; i < 6; i++) rows[i] = (y0 + i >= 0 && y0 + i < h) ? plane + (size_t)(y0 + i) * row : NULL;
+    for (int i = 0; i < 6; i++) {
+        int y = source_index(y0 + i, map->h, map->up, map->reflect);
+        rows[i] = y >= 0 ? plane + (size_t)y * row : NULL;
+    }
     __m512 t[6][6];
     for (int j = 0; j < 6; j++) {   // columns: Bᵀ·d
-        int x = x0 + j;
+        int x = source_index(x0 + j, map->w, map->up, map->reflect);
         __m512 col[6], r[6];
-        if (x >= 0 && x < w) {
+        if (x >= 0) {
             for (int i = 0; i < 6; i++) col[i] = rows[i] ? _mm512_load_ps(rows[i] + (size_t)x * pixel) : zero;
+            if (map->leaky)
+                for (int i = 0; i < 6; i++)
+                    col[i] = _mm512_mask_mul_ps(col[i], _mm512_cmp_ps_mask(col[i], zero, _CMP_LT_OQ), col[i], map->slope);
         } else {
             for (int i = 0; i < 6; i++) col[i] = zero;
         }
@@ -175,13 +205,15 @@ static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, 
 }
 
 __attribute__((target("avx512f")))
-void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, const float *u, const float *bias, int cout,
+void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, int reflect, int upsample,
+                 int in_leaky, float in_slope, const float *u, const float *bias, int cout,
                  float *dst, int leaky, float slope, const float *residual, float res_scale,
                  int row_begin, int row_end, float *scratch) {
     // Strides of the input, in floats: between rows, pixels and 16-channel blocks.
     const size_t row = src_nhwc ? (size_t)w * cin : (size_t)w * 16, pixel = src_nhwc ? (size_t)cin : 16;
     const size_t block = src_nhwc ? 16 : (size_t)h * w * 16;
-    const int oh = h + 2 * pad - 2, ow = w + 2 * pad - 2;   // output size
+    const input_map map = {h, w, upsample, reflect && pad == 1, in_leaky, _mm512_set1_ps(in_slope)};
+    const int oh = upsample * h + 2 * pad - 2, ow = upsample * w + 2 * pad - 2;   // output size
     const int tw = (ow + 3) / 4;
     float *v = scratch;                               // [36][SUPER][cin]
     float *m = scratch + (size_t)36 * SUPER * cin;    // [36][SUPER][cout]
@@ -196,7 +228,7 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
             for (int cb = 0; cb < cin / 16; cb++) {
                 const float *plane = src + (size_t)cb * block;
                 for (int t = 0; t < n; t++)
-                    input_tile(plane, row, pixel, h, w, 4 * ty - pad, 4 * (tx0 + t) - pad, v + (size_t)t * cin + cb * 16, vstride);
+                    input_tile(plane, row, pixel, &map, 4 * ty - pad, 4 * (tx0 + t) - pad, v + (size_t)t * cin + cb * 16, vstride);
             }
             for (int p = 0; p < 36; p++) {
                 for (int o = 0; o < cout; o += 32)

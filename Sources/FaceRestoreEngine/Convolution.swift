@@ -384,6 +384,23 @@ public final class Conv2d: Sendable {
         }
     }
 
+    /// `self(reflectionPad2d(x, 1, upsample:, leakyReLUSlope:))` for a layer built without padding
+    /// (ParseNet's `ReflectionPad2d` + conv): where the fused Winograd kernel runs the layer it
+    /// reads `x` through the upsampling, padding and activation, and the padded tensor (up to
+    /// 128×514² floats, 135 MB, in ParseNet's last decoder block) is never made; elsewhere it is.
+    /// The same values either way.
+    public func callAsFunction(reflectionPadded x: Tensor, upsample: Int = 1, leakyReLUSlope: Float? = nil,
+                               _ context: ComputeContext) throws -> Tensor {
+        guard x.rank == 4, x.shape[1] == inChannels, upsample == 1 || upsample == 2 else {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape) ×\(upsample), layer expects \(inChannels) channels")
+        }
+        if case .fusedWinograd(let kernel) = path, padding == Padding2D(0), upsample * min(x.shape[2], x.shape[3]) >= 2 {
+            return try kernel.forward(x, into: nil, reflected: .init(upsample: upsample, leakyReLUSlope: leakyReLUSlope),
+                                      context: context)
+        }
+        return try self(try context.reflectionPad2d(x, Padding2D(1), upsample: upsample, leakyReLUSlope: leakyReLUSlope), context)
+    }
+
     /// `self(x)·scale + residual` (PyTorch's `conv(x) * scale + residual`, ESRGAN's dense-block
     /// residual), written into `destination` when given: one pass on the fused Winograd kernel,
     /// else the convolution and then `scaledAdd`.

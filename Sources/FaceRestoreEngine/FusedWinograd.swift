@@ -82,14 +82,25 @@ final class FusedWinogradConv: Sendable {
         slope = Self.activation(postOps)!
     }
 
+    /// How the kernel reads a layer built for inputs padded beforehand (`padding` 0): the input
+    /// upsampled ×`upsample` (nearest), reflection-padded by 1 and, with `leakyReLUSlope`, through
+    /// that activation, as each value is read (ParseNet's `ReflectionPad2d` convs).
+    struct PaddedInput: Equatable {
+        var upsample = 1
+        var leakyReLUSlope: Float?
+    }
+
     /// The output (nChw16c), written into `destination` when it is given in that layout; with
-    /// `residual` (same shape), `output·scale + residual` in the same pass.
+    /// `residual` (same shape), `output·scale + residual` in the same pass; with `reflected`, the
+    /// convolution of `x` read through that padding (see `PaddedInput`).
     func forward(_ x: Tensor, into destination: Tensor?, residual: (tensor: Tensor, scale: Float)? = nil,
-                 context: ComputeContext) throws -> Tensor {
+                 reflected: PaddedInput? = nil, context: ComputeContext) throws -> Tensor {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        let (oh, ow) = (h + 2 * padding - 2, w + 2 * padding - 2)
-        guard oh > 0, ow > 0 else {
-            throw EngineError.shapeMismatch(op: "convolution", detail: "input \(x.shape) too small for a 3×3 kernel with padding \(padding)")
+        precondition(reflected == nil || padding == 0, "a reflection-padded input goes to a layer built without padding")
+        let up = reflected?.upsample ?? 1, pad = reflected == nil ? padding : 1
+        let (oh, ow) = (up * h + 2 * pad - 2, up * w + 2 * pad - 2)
+        guard oh > 0, ow > 0, reflected == nil || up * min(h, w) >= 2 else {
+            throw EngineError.shapeMismatch(op: "convolution", detail: "input \(x.shape) too small for a 3×3 kernel with padding \(pad)")
         }
         let outDesc = MemoryDesc.channelBlocked16([n, outChannels, oh, ow])
         if let destination, destination.shape != outDesc.dims {
@@ -99,7 +110,7 @@ final class FusedWinogradConv: Sendable {
             throw EngineError.shapeMismatch(op: "convolution", detail: "output \(outDesc.dims) plus \(residual.tensor.shape)")
         }
         if let destination, destination.desc != outDesc {
-            let y = try forward(x, into: nil, residual: residual, context: context)
+            let y = try forward(x, into: nil, residual: residual, reflected: reflected, context: context)
             try context.reorder(from: y.desc, y.storage.pointer, to: destination.desc, destination.storage.pointer)
             return destination
         }
@@ -119,7 +130,9 @@ final class FusedWinogradConv: Sendable {
                 let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
                 context.parallelRows(tileRows, grain: 1) { range in
                     let scratch = TensorStorage(bytes: scratchBytes)
-                    frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(padding), u, bias?.floats, Int32(outChannels), d,
+                    frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(pad), reflected == nil ? 0 : 1,
+                                Int32(up), reflected?.leakyReLUSlope == nil ? 0 : 1, reflected?.leakyReLUSlope ?? 0,
+                                u, bias?.floats, Int32(outChannels), d,
                                 slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
                                 Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
                 }

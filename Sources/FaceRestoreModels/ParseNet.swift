@@ -32,7 +32,7 @@ struct ParsePaddedConv: Layer {
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        try conv(try ctx.reflectionPad2d(x, Padding2D(1)), ctx)
+        try conv(reflectionPadded: x, ctx)
     }
 }
 
@@ -84,15 +84,15 @@ struct ParseResidualBlock: Layer {
         let identity: Tensor, h: Tensor
         switch shortcut {
         case .input:
-            (identity, h) = (x, try conv1(try ctx.reflectionPad2d(x, Padding2D(1)), ctx))
+            (identity, h) = (x, try conv1(reflectionPadded: x, ctx))
         case .strided(let conv):
             let padded = try ctx.reflectionPad2d(x, Padding2D(1))
             (identity, h) = (try conv(padded, ctx), try conv1(padded, ctx))
         case .firstHalf(let c):
-            let both = try conv1(try ctx.reflectionPad2d(x, Padding2D(1), upsample: 2), ctx)
+            let both = try conv1(reflectionPadded: x, upsample: 2, ctx)
             (identity, h) = (try ctx.slice(both, start: 0, length: c), try ctx.slice(both, start: c, length: c))
         }
-        return try ctx.add(identity, try conv2(try ctx.reflectionPad2d(h, Padding2D(1), leakyReLUSlope: 0.2), ctx))
+        return try ctx.add(identity, try conv2(reflectionPadded: h, leakyReLUSlope: 0.2, ctx))
     }
 }
 

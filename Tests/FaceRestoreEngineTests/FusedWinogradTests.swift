@@ -75,6 +75,32 @@ struct FusedWinogradConvolution {
         try expectClose(try reference(x, scale: 0.2, adding: identity, direct), want)
     }
 
+    /// ParseNet's reflection-padded convs read through the padding, ×2 nearest upsampling and the
+    /// leaky ReLU: bit for bit the fused kernel on the padded tensor, and close to oneDNN's direct
+    /// convolution of it; sizes that are and are not multiples of the tile, down to 1×1 upsampled.
+    @Test(arguments: [(64, 32, 9, 14), (32, 64, 16, 16), (64, 32, 1, 5), (96, 64, 2, 2)])
+    func readsThroughReflectionPadding(_ cin: Int, _ cout: Int, _ h: Int, _ w: Int) throws {
+        let fused = try layer(cin, cout, postOps: [], fused: true, ctx, padding: 0)
+        let reference = try layer(cin, cout, postOps: [], fused: false, direct, padding: 0)
+        let plain = Tensor(shape: [1, cin, h, w], values: seeded(cin * h * w, seed: UInt64(7 * h + w)))
+        for up in [1, 2] where up * min(h, w) >= 2 {
+            for slope: Float? in [nil, 0.2] {
+                let padded = try ctx.reflectionPad2d(plain, Padding2D(1), upsample: up, leakyReLUSlope: slope)
+                let want = try ctx.array(try fused(padded, ctx))
+                for x in [plain, try ctx.channelsLast(plain), try ctx.reordered(plain, to: .channelBlocked16(plain.shape))] {
+                    let y = try fused(reflectionPadded: x, upsample: up, leakyReLUSlope: slope, ctx)
+                    #expect(y.shape == [1, cout, up * h, up * w])
+                    #expect(try ctx.array(y) == want, "×\(up), slope \(String(describing: slope))")
+                }
+                try expectClose(try fused(reflectionPadded: plain, upsample: up, leakyReLUSlope: slope, ctx),
+                                try reference(padded, direct), inChannels: cin)
+                // A layer on oneDNN pads first and gives the same values.
+                try expectClose(try reference(reflectionPadded: plain, upsample: up, leakyReLUSlope: slope, direct),
+                                try reference(padded, direct), inChannels: cin)
+            }
+        }
+    }
+
     @Test(arguments: [true, false])
     func transformedWeightsAreKeptFromTheSecondCall(_ fusedKernel: Bool) throws {
         // Winograd weights (ours, or oneDNN's F(4×4,3×3) layout) are made for the first call in
