@@ -103,11 +103,75 @@ static inline int source_index(int i, int size, int up, int reflect) {
 // How `input_tile` reads the source.
 typedef struct {
     int h, w;          // source size
-    int up;            // nearest upsampling factor (1 or 2)
+    int up;            // upsampling factor (1 or 2)
     int reflect;       // padding by reflection rather than zeros
     int leaky;         // apply a leaky ReLU (`slope`) to each value read
     __m512 slope;
 } input_map;
+
+// Bilinear ×2 (align_corners=False) as PyTorch's CPU kernel computes it: the source position of
+// output i is max(0.5·(i + 0.5) − 0.5, 0), i0 its floor, i1 = i0 + 1 but at most size − 1, and
+// the weights 1 − λ and λ with λ = position − i0. Returns 0 where the (zero-padded) input is zero.
+static inline int bilinear_index(int i, int size, int *i0, int *i1, float *w0, float *w1) {
+    if (i < 0 || i >= 2 * size) return 0;
+    float real = 0.5f * ((float)i + 0.5f) - 0.5f;
+    if (real < 0) real = 0;
+    int k = (int)real;
+    float l1 = real - (float)k;
+    *i0 = k;
+    *i1 = k + (k < size - 1 ? 1 : 0);
+    *w0 = 1.f - l1;
+    *w1 = l1;
+    return 1;
+}
+
+// `input_tile` for a layer whose input is the source upsampled ×2 bilinearly and zero-padded:
+// each value is wy0·(wx0·s[y0][x0] + wx1·s[y0][x1]) + wy1·(wx0·s[y1][x0] + wx1·s[y1][x1]), with
+// separate multiplies and adds in that order, as torch's `upsample_bilinear2d` rounds them.
+__attribute__((target("avx512f")))
+static void input_tile_bilinear(const float *plane, size_t row, size_t pixel, const input_map *map, int y0, int x0,
+                                float *v, size_t pstride) {
+    const __m512 zero = _mm512_setzero_ps();
+    const float *ra[6], *rb[6];
+    __m512 va[6], vb[6];
+    for (int i = 0; i < 6; i++) {
+        int a, b;
+        float wa, wb;
+        if (bilinear_index(y0 + i, map->h, &a, &b, &wa, &wb)) {
+            ra[i] = plane + (size_t)a * row;
+            rb[i] = plane + (size_t)b * row;
+            va[i] = _mm512_set1_ps(wa);
+            vb[i] = _mm512_set1_ps(wb);
+        } else {
+            ra[i] = rb[i] = NULL;
+        }
+    }
+    __m512 t[6][6];
+    for (int j = 0; j < 6; j++) {   // columns: Bᵀ·d
+        int a, b;
+        float wa, wb;
+        __m512 col[6], r[6];
+        if (bilinear_index(x0 + j, map->w, &a, &b, &wa, &wb)) {
+            const __m512 ha = _mm512_set1_ps(wa), hb = _mm512_set1_ps(wb);
+            const size_t xa = (size_t)a * pixel, xb = (size_t)b * pixel;
+            for (int i = 0; i < 6; i++) {
+                if (!ra[i]) { col[i] = zero; continue; }
+                __m512 top = _mm512_add_ps(_mm512_mul_ps(ha, _mm512_load_ps(ra[i] + xa)), _mm512_mul_ps(hb, _mm512_load_ps(ra[i] + xb)));
+                __m512 bottom = _mm512_add_ps(_mm512_mul_ps(ha, _mm512_load_ps(rb[i] + xa)), _mm512_mul_ps(hb, _mm512_load_ps(rb[i] + xb)));
+                col[i] = _mm512_add_ps(_mm512_mul_ps(va[i], top), _mm512_mul_ps(vb[i], bottom));
+            }
+        } else {
+            for (int i = 0; i < 6; i++) col[i] = zero;
+        }
+        input_1d(col, r);
+        for (int i = 0; i < 6; i++) t[i][j] = r[i];
+    }
+    for (int i = 0; i < 6; i++) {   // rows: (Bᵀ·d)·B
+        __m512 r[6];
+        input_1d(t[i], r);
+        for (int j = 0; j < 6; j++) _mm512_store_ps(v + (size_t)(i * 6 + j) * pstride, r[j]);
+    }
+}
 
 // The 36 transformed values of 16 channels of one tile whose top-left input is (y0, x0) (in the
 // upsampled, unpadded frame), into v[p·pstride] (p = 0…35). `plane` points at the 16 channels of
@@ -205,14 +269,16 @@ static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, 
 }
 
 __attribute__((target("avx512f")))
-void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, int reflect, int upsample,
-                 int in_leaky, float in_slope, const float *u, const float *bias, int cout,
+void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, const frw_read *read,
+                 const float *u, const float *bias, int cout,
                  float *dst, int leaky, float slope, const float *residual, float res_scale,
                  int row_begin, int row_end, float *scratch) {
     // Strides of the input, in floats: between rows, pixels and 16-channel blocks.
     const size_t row = src_nhwc ? (size_t)w * cin : (size_t)w * 16, pixel = src_nhwc ? (size_t)cin : 16;
     const size_t block = src_nhwc ? 16 : (size_t)h * w * 16;
-    const input_map map = {h, w, upsample, reflect && pad == 1, in_leaky, _mm512_set1_ps(in_slope)};
+    const int upsample = read && read->upsample == 2 ? 2 : 1, bilinear = upsample == 2 && read->bilinear;
+    const input_map map = {h, w, upsample, read && read->reflect && pad == 1, read && read->leaky,
+                           _mm512_set1_ps(read ? read->slope : 0)};
     const int oh = upsample * h + 2 * pad - 2, ow = upsample * w + 2 * pad - 2;   // output size
     const int tw = (ow + 3) / 4;
     float *v = scratch;                               // [36][SUPER][cin]
@@ -227,8 +293,12 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
                 for (int p = 0; p < 36; p++) memset(v + p * vstride + (size_t)t * cin, 0, sizeof(float) * cin);
             for (int cb = 0; cb < cin / 16; cb++) {
                 const float *plane = src + (size_t)cb * block;
-                for (int t = 0; t < n; t++)
-                    input_tile(plane, row, pixel, &map, 4 * ty - pad, 4 * (tx0 + t) - pad, v + (size_t)t * cin + cb * 16, vstride);
+                if (bilinear)
+                    for (int t = 0; t < n; t++)
+                        input_tile_bilinear(plane, row, pixel, &map, 4 * ty - pad, 4 * (tx0 + t) - pad, v + (size_t)t * cin + cb * 16, vstride);
+                else
+                    for (int t = 0; t < n; t++)
+                        input_tile(plane, row, pixel, &map, 4 * ty - pad, 4 * (tx0 + t) - pad, v + (size_t)t * cin + cb * 16, vstride);
             }
             for (int p = 0; p < 36; p++) {
                 for (int o = 0; o < cout; o += 32)

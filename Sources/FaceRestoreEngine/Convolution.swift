@@ -434,10 +434,24 @@ public final class Conv2d: Sendable {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape) ×\(upsample), layer expects \(inChannels) channels")
         }
         if case .fusedWinograd(let kernel) = path, padding == Padding2D(0), upsample * min(x.shape[2], x.shape[3]) >= 2 {
-            return try kernel.forward(x, into: nil, reflected: .init(upsample: upsample, leakyReLUSlope: leakyReLUSlope),
+            return try kernel.forward(x, into: nil, read: .reflected(upsample: upsample, leakyReLUSlope: leakyReLUSlope),
                                       context: context)
         }
         return try self(try context.reflectionPad2d(x, Padding2D(1), upsample: upsample, leakyReLUSlope: leakyReLUSlope), context)
+    }
+
+    /// `self(resize(x, factor: 2, mode: .bilinear))` (`F.interpolate(scale_factor=2,
+    /// mode="bilinear")` then this conv): where the fused Winograd kernel runs the layer it
+    /// interpolates as it reads `x` (with torch's arithmetic), and the upsampled tensor (GFPGAN
+    /// v1.4: 128×512² floats, 134 MB) is never made; elsewhere it is.
+    public func callAsFunction(bilinearUpsampled x: Tensor, _ context: ComputeContext) throws -> Tensor {
+        guard x.rank == 4, x.shape[1] == inChannels else {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
+        }
+        if case .fusedWinograd(let kernel) = path {
+            return try kernel.forward(x, into: nil, read: .bilinear, context: context)
+        }
+        return try self(try context.resize(x, factor: 2, mode: .bilinear), context)
     }
 
     /// `self(x)·scale + residual` (PyTorch's `conv(x) * scale + residual`, ESRGAN's dense-block

@@ -82,24 +82,37 @@ final class FusedWinogradConv: Sendable {
         slope = Self.activation(postOps)!
     }
 
-    /// How the kernel reads a layer built for inputs padded beforehand (`padding` 0): the input
-    /// upsampled ×`upsample` (nearest), reflection-padded by 1 and, with `leakyReLUSlope`, through
-    /// that activation, as each value is read (ParseNet's `ReflectionPad2d` convs).
-    struct PaddedInput: Equatable {
-        var upsample = 1
-        var leakyReLUSlope: Float?
+    /// How the kernel reads its input, as each value is loaded (nothing is written out):
+    /// - `.reflected`: for a layer built for inputs padded beforehand (`padding` 0), the input
+    ///   upsampled ×`upsample` (nearest), reflection-padded by 1 and, with `leakyReLUSlope`,
+    ///   through that activation (ParseNet's `ReflectionPad2d` convs);
+    /// - `.bilinear`: the input upsampled ×2 bilinearly (align_corners=False, torch's arithmetic),
+    ///   then the layer's own zero padding (GFPGAN's upsampling StyleConvs and U-Net blocks).
+    enum Read: Equatable {
+        case reflected(upsample: Int, leakyReLUSlope: Float?)
+        case bilinear
     }
 
     /// The output (nChw16c), written into `destination` when it is given in that layout; with
-    /// `residual` (same shape), `output·scale + residual` in the same pass; with `reflected`, the
-    /// convolution of `x` read through that padding (see `PaddedInput`).
+    /// `residual` (same shape), `output·scale + residual` in the same pass; with `read`, the
+    /// convolution of `x` read that way (see `Read`).
     func forward(_ x: Tensor, into destination: Tensor?, residual: (tensor: Tensor, scale: Float)? = nil,
-                 reflected: PaddedInput? = nil, context: ComputeContext) throws -> Tensor {
+                 read: Read? = nil, context: ComputeContext) throws -> Tensor {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        precondition(reflected == nil || padding == 0, "a reflection-padded input goes to a layer built without padding")
-        let up = reflected?.upsample ?? 1, pad = reflected == nil ? padding : 1
+        var how = frw_read(upsample: 1, bilinear: 0, reflect: 0, leaky: 0, slope: 0)
+        var pad = padding
+        switch read {
+        case nil: break
+        case let .reflected(upsample, slope)?:
+            precondition(padding == 0 && (upsample == 1 || upsample == 2), "a reflection-padded input goes to a layer built without padding")
+            pad = 1
+            how = frw_read(upsample: Int32(upsample), bilinear: 0, reflect: 1, leaky: slope == nil ? 0 : 1, slope: slope ?? 0)
+        case .bilinear?:
+            how = frw_read(upsample: 2, bilinear: 1, reflect: 0, leaky: 0, slope: 0)
+        }
+        let up = Int(how.upsample)
         let (oh, ow) = (up * h + 2 * pad - 2, up * w + 2 * pad - 2)
-        guard oh > 0, ow > 0, reflected == nil || up * min(h, w) >= 2 else {
+        guard oh > 0, ow > 0, how.reflect == 0 || up * min(h, w) >= 2 else {
             throw EngineError.shapeMismatch(op: "convolution", detail: "input \(x.shape) too small for a 3×3 kernel with padding \(pad)")
         }
         let outDesc = MemoryDesc.channelBlocked16([n, outChannels, oh, ow])
@@ -110,7 +123,7 @@ final class FusedWinogradConv: Sendable {
             throw EngineError.shapeMismatch(op: "convolution", detail: "output \(outDesc.dims) plus \(residual.tensor.shape)")
         }
         if let destination, destination.desc != outDesc {
-            let y = try forward(x, into: nil, residual: residual, reflected: reflected, context: context)
+            let y = try forward(x, into: nil, residual: residual, read: read, context: context)
             try context.reorder(from: y.desc, y.storage.pointer, to: destination.desc, destination.storage.pointer)
             return destination
         }
@@ -130,8 +143,7 @@ final class FusedWinogradConv: Sendable {
                 let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
                 context.parallelRows(tileRows, grain: 1) { range in
                     let scratch = TensorStorage(bytes: scratchBytes)
-                    frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(pad), reflected == nil ? 0 : 1,
-                                Int32(up), reflected?.leakyReLUSlope == nil ? 0 : 1, reflected?.leakyReLUSlope ?? 0,
+                    frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(pad), &how,
                                 u, bias?.floats, Int32(outChannels), d,
                                 slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
                                 Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)

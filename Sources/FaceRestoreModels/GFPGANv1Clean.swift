@@ -21,7 +21,11 @@ struct ResBlockClean: Layer {
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        let out = try conv2(try ctx.resize(try conv1(x, ctx), factor: factor, mode: .bilinear), ctx)
+        let h = try conv1(x, ctx)
+        // Upsampling blocks interpolate as conv2 reads (the ×2 tensor is never made where conv2
+        // runs on the fused Winograd kernel).
+        let out = factor == 2 ? try conv2(bilinearUpsampled: h, ctx)
+                              : try conv2(try ctx.resize(h, factor: factor, mode: .bilinear), ctx)
         return try ctx.add(out, try skip(try ctx.resize(x, factor: factor, mode: .bilinear), ctx))
     }
 }

@@ -138,7 +138,7 @@ struct ModulatedConv2d: Sendable {
         switch op {
         case .none(let conv): y = try conv(input, ctx)
         case .pointwise(let w): y = try ctx.pointwiseConv(input, weights: w, bias: [Float](repeating: 0, count: outChannels))
-        case .bilinear(let conv): y = try conv(try ctx.resize(input, factor: 2, mode: .bilinear), ctx)
+        case .bilinear(let conv): y = try conv(bilinearUpsampled: input, ctx)
         case let .transposed(deconv, blur): y = try deconv(input, then: blur, ctx)
         }
         guard demodulate else { return (y, nil) }

@@ -101,6 +101,51 @@ struct FusedWinogradConvolution {
         }
     }
 
+    /// `F.interpolate(scale_factor=2, mode="bilinear", align_corners=False)` written out with torch's
+    /// CPU arithmetic: wy0·(wx0·a + wx1·b) + wy1·(wx0·c + wx1·d), separate multiplies and adds.
+    func torchBilinear2x(_ x: [Float], _ c: Int, _ h: Int, _ w: Int) -> [Float] {
+        func taps(_ i: Int, _ size: Int) -> (Int, Int, Float, Float) {
+            var real: Float = 0.5 * (Float(i) + 0.5) - 0.5
+            if real < 0 { real = 0 }
+            let k = Int(real), l1 = real - Float(k)
+            return (k, k + (k < size - 1 ? 1 : 0), 1 - l1, l1)
+        }
+        var out = [Float](repeating: 0, count: c * 4 * h * w)
+        for ch in 0..<c {
+            for y in 0..<(2 * h) {
+                let (y0, y1, v0, v1) = taps(y, h)
+                for xo in 0..<(2 * w) {
+                    let (x0, x1, h0, h1) = taps(xo, w)
+                    let p = ch * h * w
+                    let top = h0 * x[p + y0 * w + x0] + h1 * x[p + y0 * w + x1]
+                    let bottom = h0 * x[p + y1 * w + x0] + h1 * x[p + y1 * w + x1]
+                    out[(ch * 2 * h + y) * 2 * w + xo] = v0 * top + v1 * bottom
+                }
+            }
+        }
+        return out
+    }
+
+    /// GFPGAN's upsampling convs interpolate as they read: bit for bit the fused kernel on the
+    /// tensor upsampled with torch's arithmetic, and close to oneDNN's resampling and direct conv.
+    @Test(arguments: [(64, 32, 9, 14), (32, 64, 16, 16), (64, 32, 1, 5), (128, 64, 7, 3)])
+    func interpolatesBilinearlyAsItReads(_ cin: Int, _ cout: Int, _ h: Int, _ w: Int) throws {
+        let fused = try layer(cin, cout, postOps: [.leakyReLU(0.2)], fused: true, ctx)
+        let reference = try layer(cin, cout, postOps: [.leakyReLU(0.2)], fused: false, direct)
+        let values = seeded(cin * h * w, seed: UInt64(11 * h + w))
+        let plain = Tensor(shape: [1, cin, h, w], values: values)
+        let upsampled = Tensor(shape: [1, cin, 2 * h, 2 * w], values: torchBilinear2x(values, cin, h, w))
+        let want = try ctx.array(try fused(upsampled, ctx))
+        for x in [plain, try ctx.channelsLast(plain), try ctx.reordered(plain, to: .channelBlocked16(plain.shape))] {
+            let y = try fused(bilinearUpsampled: x, ctx)
+            #expect(y.shape == [1, cout, 2 * h, 2 * w])
+            #expect(try ctx.array(y) == want)
+        }
+        let resized = try direct.resize(plain, factor: 2, mode: .bilinear)
+        try expectClose(try fused(bilinearUpsampled: plain, ctx), try reference(resized, direct), inChannels: cin)
+        try expectClose(try reference(bilinearUpsampled: plain, direct), try reference(resized, direct), inChannels: cin)
+    }
+
     @Test(arguments: [true, false])
     func transformedWeightsAreKeptFromTheSecondCall(_ fusedKernel: Bool) throws {
         // Winograd weights (ours, or oneDNN's F(4×4,3×3) layout) are made for the first call in

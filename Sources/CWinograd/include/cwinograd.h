@@ -13,16 +13,27 @@ void frw_transform_weights(const float *oihw, int cout, int cin, float *u);
 /// Floats of scratch one thread needs (64-byte aligned).
 size_t frw_scratch_floats(int cin, int cout);
 
+/// How `frw_conv3x3` reads its input from `src`: the convolution's input is `src` upsampled ×2
+/// (`upsample` 2; nearest, or when `bilinear` is set bilinear with align_corners=False), padded by
+/// `pad` with zeros or, when `reflect` is set, by reflection (ReflectionPad2d), and when `leaky`
+/// is set passed through LeakyReLU of slope `slope` (not with bilinear): all applied as values are
+/// read, never written out.
+typedef struct {
+    int upsample;
+    int bilinear;
+    int reflect;
+    int leaky;
+    float slope;
+} frw_read;
+
 /// Tile rows [row_begin, row_end) (4 output rows each) of a 3×3, stride-1 convolution of a batch-1
 /// input `src`, nChw16c ([cin/16][h][w][16]) or, when `src_nhwc` is set, channels-last
 /// ([h][w][cin]; 64-byte aligned), into the nChw16c output `dst` ([cout/16][oh][ow][16],
-/// oh = upsample·h + 2·pad − 2, ow likewise), with `bias` (or NULL) added, when `leaky` is set
-/// LeakyReLU of slope `slope`, and when `residual` (nChw16c like `dst`) is given,
-/// `y·res_scale + residual`. The convolution's input is `src` upsampled ×`upsample` (1 or 2,
-/// nearest), padded by `pad` (0 or 1) with zeros or, when `reflect` is set, by reflection
-/// (ReflectionPad2d), and when `in_leaky` is set passed through LeakyReLU of slope `in_slope`: all
-/// three applied as values are read, never written out. cin must be a multiple of 16 and cout of 32.
-void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, int reflect, int upsample,
-                 int in_leaky, float in_slope, const float *u, const float *bias, int cout,
+/// oh = up·h + 2·pad − 2 with up the upsampling factor of `read`, ow likewise), with `bias` (or
+/// NULL) added, when `leaky` is set LeakyReLU of slope `slope`, and when `residual` (nChw16c like
+/// `dst`) is given, `y·res_scale + residual`. `read` (or NULL: as it is, zero padding) says how
+/// the input is read. cin must be a multiple of 16 and cout of 32.
+void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, const frw_read *read,
+                 const float *u, const float *bias, int cout,
                  float *dst, int leaky, float slope, const float *residual, float res_scale,
                  int row_begin, int row_end, float *scratch);
