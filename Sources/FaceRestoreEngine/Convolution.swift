@@ -26,41 +26,6 @@ private enum WeightedKind {
     case deconv
 }
 
-/// Our conversion of PyTorch-layout weights into the layout oneDNN's direct kernels ask for.
-enum OutputBlockedWeights {
-    /// The block size when `desc` is oneDNN's `OhwiNo` layout (`Acdb16a`, `Acdb32a`, `Acdb64a`:
-    /// [out/N][kh][kw][in][N], what its direct AVX-512 kernels ask for with plain or channels-last
-    /// inputs) for ungrouped f32 weights whose output count N divides; nil otherwise.
-    static func block(of desc: MemoryDesc, weightDims: [Int]) -> Int? {
-        guard weightDims.count == 4, desc.raw.data_type == dnnl_f32 else { return nil }
-        for (tag, n) in [(dnnl_Acdb32a, 32), (dnnl_Acdb16a, 16), (dnnl_Acdb64a, 64)]
-        where weightDims[0] % n == 0 && desc == MemoryDesc(dims: weightDims, tag: tag) {
-            return n
-        }
-        return nil
-    }
-
-    /// PyTorch's [out, in, kh, kw] into [out/N][kh][kw][in][N]: each block of N output channels is
-    /// read row by row and written into its block, which stays in L2 (256→256 3×3: 295 KB). oneDNN's
-    /// reorder (`jit:uni`) took 1.35 ms for a 256×256×3×3 layer and 4.9 ms for 512×512×3×3,
-    /// about 90 ms of a GFPGAN v1.4 + ParseNet load; the result is the same bytes.
-    static func reorder(oihw: UnsafeMutablePointer<Float>, _ dims: [Int], block n: Int,
-                        into out: UnsafeMutablePointer<Float>, context: ComputeContext) {
-        let (o, i, k) = (dims[0], dims[1], dims[2] * dims[3])
-        context.parallelRows(o / n, grain: 1) { blocks in
-            for ob in blocks {
-                let dst = out + ob * n * k * i
-                for lane in 0..<n {
-                    let src = oihw + (ob * n + lane) * i * k
-                    for c in 0..<i {
-                        for t in 0..<k { dst[(t * i + c) * n + lane] = src[c * k + t] }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// The per-input-layout primitive cache shared by Conv2d and ConvTranspose2d.
 private final class FixedWeightKernel: Sendable {
     struct Entry: @unchecked Sendable {
@@ -157,11 +122,7 @@ private final class FixedWeightKernel: Sendable {
             source = (hwio, converted)
         } else {
             let reordered = TensorStorage(bytes: weightsDesc.byteSize)
-            if plainWeightsDesc == MemoryDesc.plain(weightDims), let block = OutputBlockedWeights.block(of: weightsDesc, weightDims: weightDims) {
-                OutputBlockedWeights.reorder(oihw: plainWeights.floats, weightDims, block: block, into: reordered.floats, context: context)
-            } else {
-                try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: weightsDesc, reordered.pointer)
-            }
+            try context.reorder(from: plainWeightsDesc, plainWeights.pointer, to: weightsDesc, reordered.pointer)
             source = (weightsDesc, reordered)
         }
         weights = wino ? Self.onDemand(weightsDesc, from: source, weightDims: weightDims) : KernelWeights(source.storage)

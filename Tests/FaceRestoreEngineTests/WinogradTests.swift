@@ -124,28 +124,4 @@ func seeded(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
         #expect(mismatches == 0, "\(mismatches) of \(n) values differ from oneDNN's")
         #expect(a.contains { $0 != 0 })
     }
-
-    @Test(arguments: [(32, 64, 3), (256, 256, 3), (64, 512, 3), (16, 48, 3), (96, 128, 1)])
-    func outputBlockedWeightsAreOneDNNs(_ cin: Int, _ cout: Int, _ k: Int) throws {
-        // Our oihw → OhwiNo conversion (OutputBlockedWeights) against oneDNN's reorder, bit for
-        // bit, for each block size oneDNN's direct kernels use.
-        let dims = [cout, cin, k, k]
-        let values = seeded(cout * cin * k * k, seed: UInt64(cin + cout), scale: 3)
-        let oihw = Tensor(shape: dims, values: values)
-        var blocks: [Int] = []
-        for tag in [dnnl_Acdb16a, dnnl_Acdb32a, dnnl_Acdb64a] {
-            let desc = MemoryDesc(dims: dims, tag: tag)
-            guard let n = OutputBlockedWeights.block(of: desc, weightDims: dims) else { continue }
-            blocks.append(n)
-            let theirs = TensorStorage(bytes: desc.byteSize), ours = TensorStorage(bytes: desc.byteSize)
-            try wino.reorder(from: oihw.desc, oihw.storage.pointer, to: desc, theirs.pointer)
-            OutputBlockedWeights.reorder(oihw: oihw.storage.floats, dims, block: n, into: ours.floats, context: wino)
-            let count = desc.byteSize / 4
-            #expect(Array(UnsafeBufferPointer(start: theirs.floats, count: count)) == Array(UnsafeBufferPointer(start: ours.floats, count: count)),
-                    "block \(n)")
-        }
-        // Blocks that do not divide the output count (48 by 32 or 64) are left to oneDNN.
-        #expect(blocks == [16, 32, 64].filter { cout % $0 == 0 })
-        #expect(OutputBlockedWeights.block(of: MemoryDesc(dims: dims, tag: dnnl_Acdb8a), weightDims: dims) == nil)
-    }
 }
