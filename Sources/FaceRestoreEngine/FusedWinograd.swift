@@ -1,7 +1,8 @@
 // Our fused F(4×4,3×3) Winograd convolution (Sources/CWinograd/winograd.c) behind `Conv2d`: the
 // 3×3, stride-1 layers that `FusedWinogradConv.supports` takes (zero padding 1, or 0 for inputs the
-// caller padded, float32, channel counts in multiples of 16 in and 32 out, no activation or a
-// (leaky) ReLU, outputs of 128² and more, on CPUs with AVX-512) run here rather than on oneDNN.
+// caller padded, float32, input channels in multiples of 16, output channels in multiples of 32 or
+// (padded to one) not of 16, no activation or a (leaky) ReLU, outputs of 128² and more, on CPUs
+// with AVX-512) run here rather than on oneDNN.
 //
 // oneDNN's kernel transforms a layer's whole input, then multiplies, then transforms back, each
 // phase a pass through memory: its work buffers reach hundreds of MB on 512² faces (ParseNet's
@@ -15,6 +16,9 @@ import CWinograd
 
 final class FusedWinogradConv: Sendable {
     let inChannels: Int, outChannels: Int
+    /// Output channels computed: `outChannels` rounded up to a multiple of 32. The extra ones have
+    /// zero weights and bias, so they hold zeros: the padding of the nChw16c output.
+    let computedChannels: Int
     /// Zero padding on each side (0 or 1).
     let padding: Int
     /// Transformed weights, [36][out/32][in][32], made on demand (KernelWeights.swift) from the
@@ -40,11 +44,16 @@ final class FusedWinogradConv: Sendable {
     ///   lower resolutions stay on oneDNN's Winograd, which is faster there (512→512 at 64²: ours
     ///   0.58×, 256→256 at 128²: 0.81×): each block of 14–28 tiles reads all of the transformed
     ///   weights (9–38 MB) and its transformed inputs outgrow L2.
+    /// - output counts that are not multiples of 16 (ParseNet's 64→19 mask head) are computed as
+    ///   the next multiple of 32 with zero weights: 22 against 46 ms for oneDNN's direct kernel at
+    ///   512² (`facerestore-bench dense --size 512 --shapes 64x19`); multiples of 16 but not of 32
+    ///   stay on oneDNN.
     static func supports(weightShape s: [Int], stride: Int, padding: Padding2D, dilation: Int, groups: Int,
                          postOps: [PostOp], output: (Int, Int), context: ComputeContext) -> Bool {
         guard context.winograd, context.precision == .fp32, frw_available() != 0 else { return false }
         guard s.count == 4, s[2] == 3, s[3] == 3, stride == 1, dilation == 1, groups == 1,
-              padding == Padding2D(1) || padding == Padding2D(0), s[1] % 16 == 0, s[0] % 32 == 0 else { return false }
+              padding == Padding2D(1) || padding == Padding2D(0), s[1] % 16 == 0,
+              s[0] % 32 == 0 || (s[0] > 16 && s[0] % 16 != 0) else { return false }
         let side = min(output.0, output.1)
         guard s[1] >= 32, side >= 128, s[0] * s[1] <= 128 * 256 || side >= 256 else { return false }
         return activation(postOps) != nil
@@ -65,15 +74,26 @@ final class FusedWinogradConv: Sendable {
     /// `weight`: PyTorch layout [out, in, 3, 3] (plain); `padding`: 0 or 1 on every side.
     init(weight: Tensor, bias: [Float]?, padding: Int, postOps: [PostOp]) {
         let (o, i) = (weight.shape[0], weight.shape[1])
+        let computed = (o + 31) / 32 * 32
         inChannels = i
         outChannels = o
+        computedChannels = computed
         self.padding = padding
-        let plain = weight.storage
-        tiles = KernelWeights(bytes: frw_weight_floats(Int32(i), Int32(o)) * 4) { out, _ in
-            frw_transform_weights(plain.floats, Int32(o), Int32(i), out.assumingMemoryBound(to: Float.self))
+        var plain = weight.storage
+        if computed != o {
+            // Zero weights for the padding outputs (a small copy: ParseNet's 64→19 mask head).
+            let padded = TensorStorage(bytes: computed * i * 9 * 4)
+            padded.floats.initialize(repeating: 0, count: computed * i * 9)
+            padded.floats.update(from: plain.floats, count: o * i * 9)
+            plain = padded
+        }
+        let source = plain
+        tiles = KernelWeights(bytes: frw_weight_floats(Int32(i), Int32(computed)) * 4) { out, _ in
+            frw_transform_weights(source.floats, Int32(computed), Int32(i), out.assumingMemoryBound(to: Float.self))
         }
         if let bias {
-            let b = TensorStorage(bytes: o * 4)
+            let b = TensorStorage(bytes: computed * 4)
+            b.floats.initialize(repeating: 0, count: computed)
             bias.withUnsafeBufferPointer { b.floats.update(from: $0.baseAddress!, count: o) }
             self.bias = b
         } else {
@@ -133,8 +153,8 @@ final class FusedWinogradConv: Sendable {
         let src = nhwc ? x : try context.reordered(x, to: .channelBlocked16(x.shape))
         let added = try residual.map { try context.reordered($0.tensor, to: outDesc) }
         let out = destination ?? Tensor(uninitialized: outDesc)
-        let (inPlane, outPlane) = (inChannels * h * w, outChannels * oh * ow)
-        let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(outChannels)) * 4
+        let (inPlane, outPlane) = (inChannels * h * w, computedChannels * oh * ow)
+        let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(computedChannels)) * 4
         let tileRows = (oh + 3) / 4
         try tiles.use(context) { weights in
             let u = weights.assumingMemoryBound(to: Float.self)
@@ -144,7 +164,7 @@ final class FusedWinogradConv: Sendable {
                 context.parallelRows(tileRows, grain: 1) { range in
                     let scratch = TensorStorage(bytes: scratchBytes)
                     frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(pad), &how,
-                                u, bias?.floats, Int32(outChannels), d,
+                                u, bias?.floats, Int32(computedChannels), d,
                                 slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
                                 Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
                 }
