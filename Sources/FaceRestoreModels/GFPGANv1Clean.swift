@@ -26,7 +26,12 @@ struct ResBlockClean: Layer {
         // runs on the fused Winograd kernel).
         let out = factor == 2 ? try conv2(bilinearUpsampled: h, ctx)
                               : try conv2(try ctx.resize(h, factor: factor, mode: .bilinear), ctx)
-        return try ctx.add(out, try skip(try ctx.resize(x, factor: factor, mode: .bilinear), ctx))
+        // The bias-free 1×1 skip commutes with the bilinear resample (both linear, the resample's
+        // weights summing to 1): upsampling blocks run it before, on a quarter of the pixels, and
+        // resample its (narrower) output; the same values up to rounding.
+        let identity = factor == 2 ? try ctx.resize(try skip(x, ctx), factor: 2, mode: .bilinear)
+                                   : try skip(try ctx.resize(x, factor: factor, mode: .bilinear), ctx)
+        return try ctx.add(out, identity)
     }
 }
 

@@ -254,13 +254,17 @@ func benchParseNet(model: String, threads: Int, runs: Int) throws {
                  loadTime, first, times[times.count / 2], times[0], times.count, threads, peakRSSMegabytes()))
 }
 
-/// Calls `forward` once (the first call of a process: primitive creation, fresh memory), then
-/// `runs` more times (at least once); the first call's seconds, the later ones sorted, and the
-/// last result.
+/// Calls `forward` once (the first call of a process: primitive creation, fresh memory, Winograd
+/// weights transformed into temporary memory), once more (the call that transforms them again and
+/// keeps them, KernelWeights.swift; printed to stderr), then `runs` more times (at least once); the
+/// first call's seconds, the later ones sorted, and the last result.
 func timeForward<R>(runs: Int, _ forward: () throws -> R) rethrows -> (first: Double, sorted: [Double], result: R) {
     let t0 = now()
     var result = try forward()
     let first = now() - t0
+    let t1 = now()
+    result = try forward()
+    FileHandle.standardError.write(String(format: "second forward (keeps its transformed Winograd weights) %.3f s\n", now() - t1).data(using: .utf8)!)
     var times: [Double] = []
     for _ in 0..<max(1, runs) {
         let t = now()
