@@ -37,13 +37,14 @@ final class FusedWinogradConv: Sendable {
     ///   small there and which ran faster (128→128 and 256→128 at 64²: ours 0.82× and 0.85×);
     /// - from 32 input channels, where oneDNN's Winograd does not pay (GFPGAN's 32→64 and 32→32
     ///   convs at 512²: 21 and 11 ms against 46 and 23 ms direct);
-    /// - up to 128·256 channel pairs, or at outputs of 256² and more: there a warm call runs at
-    ///   0.85–1.33× of oneDNN's Winograd (128→128, 256→128, 128→256 at 128² and 256², 256→256 at
-    ///   256², 64→64 to 128→128 at 512²; session 11, quiet machine), without its work buffers of
-    ///   tens to hundreds of MB, which a one-shot process pays in page faults. Wider layers at
-    ///   lower resolutions stay on oneDNN's Winograd, which is faster there (512→512 at 64²: ours
-    ///   0.58×, 256→256 at 128²: 0.81×): each block of 14–28 tiles reads all of the transformed
-    ///   weights (9–38 MB) and its transformed inputs outgrow L2.
+    /// - every channel width from 128²: a warm call runs at 0.85–1.33× of oneDNN's Winograd
+    ///   (128→128, 256→128, 128→256 at 128² and 256², 256→256 at 256², 64→64 to 128→128 at 512²;
+    ///   session 11, quiet machine) and at 0.97–1.01× on the wide 128² layers (512→256, 256→256,
+    ///   256→512; session 12), without its work buffers (132 MB for GFPGAN's 512→256 at 128²,
+    ///   which a one-shot process pays in page faults), and reading its input through the
+    ///   upsampling and padding (`Read`). Session 11 kept the wide 128² layers on oneDNN (0.81×
+    ///   then); with the bilinear read, a grace_hopper restore's network stage took 1.07–1.17 s
+    ///   against 1.12–1.27 s and 250–266k against 268–310k page faults (5 runs each, alternating).
     /// - output counts that are not multiples of 16 (ParseNet's 64→19 mask head) are computed as
     ///   the next multiple of 32 with zero weights: 22 against 46 ms for oneDNN's direct kernel at
     ///   512² (`facerestore-bench dense --size 512 --shapes 64x19`); multiples of 16 but not of 32
@@ -55,7 +56,7 @@ final class FusedWinogradConv: Sendable {
               padding == Padding2D(1) || padding == Padding2D(0), s[1] % 16 == 0,
               s[0] % 32 == 0 || (s[0] > 16 && s[0] % 16 != 0) else { return false }
         let side = min(output.0, output.1)
-        guard s[1] >= 32, side >= 128, s[0] * s[1] <= 128 * 256 || side >= 256 else { return false }
+        guard s[1] >= 32, side >= 128 else { return false }
         return activation(postOps) != nil
     }
 
