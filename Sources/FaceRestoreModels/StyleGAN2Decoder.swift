@@ -185,11 +185,13 @@ struct StyleConv: Sendable {
         let sqrt2 = Float(2).squareRoot()
         let scale = demod!.map { $0 * sqrt2 }
         switch variant {
+        // y is this call's own conv output, read nowhere else: the affine pass overwrites it.
         case .clean:
-            return try ctx.affine(y, scale: scale, shift: bias, spatial: noise, spatialWeight: noiseWeight, leakyReLUSlope: 0.2)
+            return try ctx.affine(y, scale: scale, shift: bias, spatial: noise, spatialWeight: noiseWeight, leakyReLUSlope: 0.2,
+                                  overwritingInput: true)
         case .original:
             return try ctx.affine(y, scale: scale, shift: bias.map { $0 * sqrt2 }, spatial: noise,
-                                  spatialWeight: noiseWeight * sqrt2, leakyReLUSlope: 0.2)
+                                  spatialWeight: noiseWeight * sqrt2, leakyReLUSlope: 0.2, overwritingInput: true)
         }
     }
 }
@@ -309,7 +311,8 @@ struct StyleGAN2DecoderSFT: Sendable {
                 let next = styleConvs[2 * k + 1]
                 let s = try next.modulatedConv.inputScales(w(i + 1), ctx)
                 out = try ctx.spatialFeatureTransform(out, scale: condition.scale, shift: condition.shift,
-                                                      fromChannel: sftHalf ? c / 2 : 0, outputScale: s)
+                                                      fromChannel: sftHalf ? c / 2 : 0, outputScale: s,
+                                                      overwritingInput: true)   // out: the StyleConv's own result
                 out = try next(scaled: out, scales: s, noise: noise[2 * k + 2], ctx)
             } else {
                 out = try styleConvs[2 * k + 1](out, style: w(i + 1), noise: noise[2 * k + 2], ctx)
