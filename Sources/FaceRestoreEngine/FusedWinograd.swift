@@ -89,8 +89,13 @@ final class FusedWinogradConv: Sendable {
             plain = padded
         }
         let source = plain
-        tiles = KernelWeights(bytes: frw_weight_floats(Int32(i), Int32(computed)) * 4) { out, _ in
-            frw_transform_weights(source.floats, Int32(computed), Int32(i), out.assumingMemoryBound(to: Float.self))
+        tiles = KernelWeights(bytes: frw_weight_floats(Int32(i), Int32(computed)) * 4) { out, context in
+            // Split by 32-output blocks across the threads (each writes its own part of `out`).
+            let u = out.assumingMemoryBound(to: Float.self)
+            context.parallelRows(computed / 32, grain: 1) { blocks in
+                frw_transform_weight_blocks(source.floats, Int32(computed), Int32(i), u,
+                                            Int32(blocks.lowerBound), Int32(blocks.upperBound))
+            }
         }
         if let bias {
             let b = TensorStorage(bytes: computed * 4)

@@ -10,6 +10,10 @@ size_t frw_weight_floats(int cin, int cout);
 /// PyTorch `[cout][cin][3][3]` weights to the kernel's `[36][cout/32][cin][32]` tiles (G·g·Gᵀ).
 void frw_transform_weights(const float *oihw, int cout, int cin, float *u);
 
+/// The same for the 32-output blocks [block_begin, block_end) only (disjoint parts of `u`), so
+/// that threads can share a layer.
+void frw_transform_weight_blocks(const float *oihw, int cout, int cin, float *u, int block_begin, int block_end);
+
 /// Floats of scratch one thread needs (64-byte aligned).
 size_t frw_scratch_floats(int cin, int cout);
 
