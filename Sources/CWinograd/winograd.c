@@ -89,6 +89,24 @@ static inline void output_1d(const __m512 m[6], __m512 r[4]) {
     r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d34, d12), m[5]);
 }
 
+// Column j of a tile's Bᵀ·d, from the six values loaded for it, into t[·][j].
+__attribute__((target("avx512f"), always_inline))
+static inline void input_column(const __m512 col[6], __m512 t[6][6], int j) {
+    __m512 r[6];
+    input_1d(col, r);
+    for (int i = 0; i < 6; i++) t[i][j] = r[i];
+}
+
+// The rows of Bᵀ·d times B, stored as the tile's 36 transformed values v[p·pstride].
+__attribute__((target("avx512f"), always_inline))
+static inline void input_rows(__m512 t[6][6], float *v, size_t pstride) {
+    for (int i = 0; i < 6; i++) {
+        __m512 r[6];
+        input_1d(t[i], r);
+        for (int j = 0; j < 6; j++) _mm512_store_ps(v + (size_t)(i * 6 + j) * pstride, r[j]);
+    }
+}
+
 // The source index of coordinate `i` of a layer input that is the source (`size` long) upsampled
 // ×`up` (nearest) and padded by one (zero or reflection; see `frw_conv3x3`): i in the upsampled,
 // unpadded frame, so −1 and up·size are the padding. −1 where the input holds zero there.
@@ -154,7 +172,7 @@ static void input_tile_bilinear(const float *plane, size_t row, size_t pixel, co
     for (int j = 0; j < 6; j++) {   // columns: Bᵀ·d
         int a, b;
         float wa, wb;
-        __m512 col[6], r[6];
+        __m512 col[6];
         if (bilinear_index(x0 + j, map->w, &a, &b, &wa, &wb)) {
             const __m512 ha = _mm512_set1_ps(wa), hb = _mm512_set1_ps(wb);
             const size_t xa = (size_t)a * pixel, xb = (size_t)b * pixel;
@@ -167,14 +185,9 @@ static void input_tile_bilinear(const float *plane, size_t row, size_t pixel, co
         } else {
             for (int i = 0; i < 6; i++) col[i] = zero;
         }
-        input_1d(col, r);
-        for (int i = 0; i < 6; i++) t[i][j] = r[i];
+        input_column(col, t, j);
     }
-    for (int i = 0; i < 6; i++) {   // rows: (Bᵀ·d)·B
-        __m512 r[6];
-        input_1d(t[i], r);
-        for (int j = 0; j < 6; j++) _mm512_store_ps(v + (size_t)(i * 6 + j) * pstride, r[j]);
-    }
+    input_rows(t, v, pstride);
 }
 
 // The 36 transformed values of 16 channels of one tile whose top-left input is (y0, x0) (in the
@@ -193,7 +206,7 @@ static void input_tile(const float *plane, size_t row, size_t pixel, const input
     __m512 t[6][6];
     for (int j = 0; j < 6; j++) {   // columns: Bᵀ·d
         int x = source_index(x0 + j, map->w, map->up, map->reflect);
-        __m512 col[6], r[6];
+        __m512 col[6];
         if (x >= 0) {
             for (int i = 0; i < 6; i++) col[i] = rows[i] ? _mm512_load_ps(rows[i] + (size_t)x * pixel) : zero;
             if (map->leaky)
@@ -202,14 +215,9 @@ static void input_tile(const float *plane, size_t row, size_t pixel, const input
         } else {
             for (int i = 0; i < 6; i++) col[i] = zero;
         }
-        input_1d(col, r);
-        for (int i = 0; i < 6; i++) t[i][j] = r[i];
+        input_column(col, t, j);
     }
-    for (int i = 0; i < 6; i++) {   // rows: (Bᵀ·d)·B
-        __m512 r[6];
-        input_1d(t[i], r);
-        for (int j = 0; j < 6; j++) _mm512_store_ps(v + (size_t)(i * 6 + j) * pstride, r[j]);
-    }
+    input_rows(t, v, pstride);
 }
 
 // acc[t][·] = Σc v[t·cin + c] · u[c·32 + ·] for 14 tiles and one 32-output slice, into m[t·cout].

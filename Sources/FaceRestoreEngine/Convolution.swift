@@ -309,10 +309,11 @@ public final class Conv2d: Sendable {
     ///   - postOps: activations fused after the bias (e.g. `.leakyReLU(0.2)`).
     ///   - hint: a typical input height and width, used to choose the weight layout at load.
     ///   - fusedWinograd: where our fused F(4×4,3×3) Winograd kernel applies and pays
-    ///     (`FusedWinogradConv.supports`: 3×3, stride 1, zero padding 0 or 1, at least 32 input and
-    ///     output channels in multiples of 16 and 32 (or other than 16s, padded to 32s), an output of at least 128² at the hinted size,
-    ///     a fusable activation, float32, AVX-512), run there rather than on oneDNN (the default);
-    ///     false keeps oneDNN's kernels (for comparisons).
+    ///     (`FusedWinogradConv.supports`: 3×3, stride 1, zero padding 0 or 1, at least 32 input
+    ///     channels in multiples of 16, output channels in multiples of 32 or (padded) not of 16,
+    ///     an output of at least 128² at the hinted size, a fusable activation, float32, AVX-512),
+    ///     run there rather than on oneDNN (the default); false keeps oneDNN's kernels (for
+    ///     comparisons).
     public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),
                             dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [], hint: (Int, Int) = (64, 64),
                             fusedWinograd: Bool = true, context: ComputeContext) throws {
@@ -363,10 +364,15 @@ public final class Conv2d: Sendable {
                                        outputSize: size, hint: hint, context: context))
     }
 
-    public func callAsFunction(_ x: Tensor, _ context: ComputeContext) throws -> Tensor {
+    /// Throws unless `x` is NCHW with this layer's input channels.
+    private func checkInput(_ x: Tensor) throws {
         guard x.rank == 4, x.shape[1] == inChannels else {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
         }
+    }
+
+    public func callAsFunction(_ x: Tensor, _ context: ComputeContext) throws -> Tensor {
+        try checkInput(x)
         switch path {
         case .oneDNN(let kernel): return try kernel.forward(x, context: context)
         case .fusedWinograd(let kernel): return try kernel.forward(x, into: nil, context: context)
@@ -375,9 +381,7 @@ public final class Conv2d: Sendable {
 
     /// The output written into `destination` (same shape; any layout).
     func callAsFunction(_ x: Tensor, into destination: Tensor, _ context: ComputeContext) throws {
-        guard x.rank == 4, x.shape[1] == inChannels else {
-            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
-        }
+        try checkInput(x)
         switch path {
         case .oneDNN(let kernel): _ = try kernel.forward(x, into: destination, context: context)
         case .fusedWinograd(let kernel): _ = try kernel.forward(x, into: destination, context: context)
@@ -391,8 +395,9 @@ public final class Conv2d: Sendable {
     /// The same values either way.
     public func callAsFunction(reflectionPadded x: Tensor, upsample: Int = 1, leakyReLUSlope: Float? = nil,
                                _ context: ComputeContext) throws -> Tensor {
-        guard x.rank == 4, x.shape[1] == inChannels, upsample == 1 || upsample == 2 else {
-            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape) ×\(upsample), layer expects \(inChannels) channels")
+        try checkInput(x)
+        guard upsample == 1 || upsample == 2 else {
+            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape) upsampled ×\(upsample) (1 or 2)")
         }
         if case .fusedWinograd(let kernel) = path, padding == Padding2D(0), upsample * min(x.shape[2], x.shape[3]) >= 2 {
             return try kernel.forward(x, into: nil, read: .reflected(upsample: upsample, leakyReLUSlope: leakyReLUSlope),
@@ -406,9 +411,7 @@ public final class Conv2d: Sendable {
     /// interpolates as it reads `x` (with torch's arithmetic), and the upsampled tensor (GFPGAN
     /// v1.4: 128×512² floats, 134 MB) is never made; elsewhere it is.
     public func callAsFunction(bilinearUpsampled x: Tensor, _ context: ComputeContext) throws -> Tensor {
-        guard x.rank == 4, x.shape[1] == inChannels else {
-            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
-        }
+        try checkInput(x)
         if case .fusedWinograd(let kernel) = path {
             return try kernel.forward(x, into: nil, read: .bilinear, context: context)
         }
@@ -420,9 +423,7 @@ public final class Conv2d: Sendable {
     /// else the convolution and then `scaledAdd`.
     public func callAsFunction(_ x: Tensor, scale: Float, adding residual: Tensor, into destination: Tensor? = nil,
                                _ context: ComputeContext) throws -> Tensor {
-        guard x.rank == 4, x.shape[1] == inChannels else {
-            throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape), layer expects \(inChannels) channels")
-        }
+        try checkInput(x)
         if case .fusedWinograd(let kernel) = path {
             return try kernel.forward(x, into: destination, residual: (residual, scale), context: context)
         }
