@@ -28,11 +28,12 @@ struct FusedWinogradConvolution {
     }
 
     /// Sizes that are and are not multiples of the 4×4 tile, narrower than one tile, and wider
-    /// than one 14-tile block; every activation; zero padding 1 and 0 (the face parser's
+    /// than one 14-tile block; passes of 28, 56 and 84 tiles that span tile rows (256→256,
+    /// 320→512); input channels taken in 128-wide chunks (256, and 320 with a 64 remainder); every activation; zero padding 1 and 0 (the face parser's
     /// reflection-padded inputs); blocked, channels-last, plain and batch-2 inputs.
     @Test(arguments: [(64, 32, 1, 1, 1), (64, 32, 5, 7, 1), (96, 32, 16, 16, 1), (192, 64, 30, 61, 1), (256, 64, 57, 9, 1),
                       (64, 32, 4, 120, 1), (32, 64, 21, 70, 1), (64, 64, 3, 3, 0), (128, 64, 19, 34, 0), (64, 96, 66, 7, 0),
-                      (64, 19, 13, 17, 0), (32, 19, 6, 9, 1)])
+                      (64, 19, 13, 17, 0), (32, 19, 6, 9, 1), (256, 256, 13, 37, 1), (320, 512, 9, 23, 0)])
     func matchesDirect(_ cin: Int, _ cout: Int, _ h: Int, _ w: Int, _ padding: Int) throws {
         for postOps: [PostOp] in [[], [.relu], [.leakyReLU(0.2)]] {
             let fused = try layer(cin, cout, postOps: postOps, fused: true, ctx, padding: padding)
