@@ -311,7 +311,7 @@ public final class Conv2d: Sendable {
     ///   - fusedWinograd: where our fused F(4×4,3×3) Winograd kernel applies and pays
     ///     (`FusedWinogradConv.supports`: 3×3, stride 1, zero padding 0 or 1, at least 32 input
     ///     channels in multiples of 16, output channels in multiples of 32 or (padded) not of 16,
-    ///     an output of at least 128² at the hinted size, a fusable activation, float32, AVX-512),
+    ///     an output of at least 32² at the hinted size, a fusable activation, float32, AVX-512),
     ///     run there rather than on oneDNN (the default); false keeps oneDNN's kernels (for
     ///     comparisons).
     public convenience init(weight: [Float], shape: [Int], bias: [Float]? = nil, stride: Int = 1, padding: Padding2D = Padding2D(0),

@@ -1,7 +1,7 @@
 // Our fused F(4×4,3×3) Winograd convolution (Sources/CWinograd/winograd.c) behind `Conv2d`: the
 // 3×3, stride-1 layers that `FusedWinogradConv.supports` takes (zero padding 1, or 0 for inputs the
 // caller padded, float32, input channels in multiples of 16, output channels in multiples of 32 or
-// (padded to one) not of 16, no activation or a (leaky) ReLU, outputs of 128² and more, on CPUs
+// (padded to one) not of 16, no activation or a (leaky) ReLU, outputs of 32² and more, on CPUs
 // with AVX-512) run here rather than on oneDNN.
 //
 // oneDNN's kernel transforms a layer's whole input, then multiplies, then transforms back, each
@@ -31,10 +31,17 @@ final class FusedWinogradConv: Sendable {
 
     /// Whether a layer with these properties runs here, for an `output` (height, width) typical of
     /// its inputs (`facerestore-bench dense --size N --shapes …`, 2 threads, against oneDNN):
-    /// - outputs under 128² stay on oneDNN: below 64² on its direct kernels, as for its Winograd
-    ///   (`FixedWeightKernel.winogradCandidate`: there the transformed weights, 4× the plain ones,
-    ///   cost more at load than they save), and at 64² on its Winograd, whose work buffers are
-    ///   small there and which ran faster (128→128 and 256→128 at 64²: ours 0.82× and 0.85×);
+    /// - outputs from 32² (session 13). Smaller ones stay on oneDNN's direct kernels. At 32² a warm
+    ///   call is 1.5–1.7× faster than oneDNN's direct kernel (256→256 and 512→512; oneDNN's
+    ///   Winograd is not used there). At 64², where oneDNN's Winograd ran, ours is 1.0–1.18× on
+    ///   128→128, 256→128 and 512→512, and 0.76–0.88× on 256→256. Since the weights are made on
+    ///   demand (temporary for the first call) and our transform runs on all threads, the
+    ///   transformed weights no longer cost a one-shot run their 4× size in page faults. A
+    ///   grace_hopper `restore` took 3.03–3.35 s (median 3.06) with this threshold against
+    ///   2.93–4.38 s (median 3.50) with 128², 5 runs each, alternating. From a batch's second
+    ///   face on, the kept weights of these layers add about 400 MB: 4 photos took 11.3–11.6 s
+    ///   with a peak RSS of 2.07–2.15 GB, against 12.8–13.2 s and 1.70–1.73 GB before (GFPGAN
+    ///   v1.4 and ParseNet, 2 runs each).
     /// - from 32 input channels, where oneDNN's Winograd does not pay (GFPGAN's 32→64 and 32→32
     ///   convs at 512²: 21 and 11 ms against 46 and 23 ms direct);
     /// - every channel width from 128²: a warm call runs at 0.85–1.33× of oneDNN's Winograd
@@ -56,7 +63,7 @@ final class FusedWinogradConv: Sendable {
               padding == Padding2D(1) || padding == Padding2D(0), s[1] % 16 == 0,
               s[0] % 32 == 0 || (s[0] > 16 && s[0] % 16 != 0) else { return false }
         let side = min(output.0, output.1)
-        guard s[1] >= 32, side >= 128 else { return false }
+        guard s[1] >= 32, side >= 32 else { return false }
         return activation(postOps) != nil
     }
 
