@@ -1,7 +1,14 @@
 // Fused F(4×4,3×3) Winograd convolution for batch-1 nChw16c activations (AVX-512).
 //
 // Y = Aᵀ[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]A with the interpolation points 0, ±1, ±2, ∞ (Lavin & Gray, "Fast
-// Algorithms for Convolutional Neural Networks", 2016). Written for ESRGAN's dense blocks, where
+// Algorithms for Convolutional Neural Networks", 2016).
+//
+// Stride 2 is split into phases (polyphase): along each axis, output k reads d[2k], d[2k+2]
+// (taps 0 and 2) and d[2k+1] (tap 1). The even samples go through F(4,2) on the points 0, ±1, 2,
+// ∞ (5 transformed values), the odd ones are multiplied as they are (4 values, all by tap 1), so
+// a 4×4 output tile reads a 9×9 input patch and takes 9×9 = 81 products per channel pair where a
+// direct convolution takes 144; its weights have 6×6 distinct values per pair (5 F(4,2) values
+// and tap 1 on each axis), stored like the stride-1 kernel's 36. Written for ESRGAN's dense blocks, where
 // oneDNN's Winograd kernel runs its 32-output convolutions well below its 64-output speed; since
 // used for the face models' large 3×3 layers too, because its work buffers stay small. A block of
 // 14 tiles goes through the input transform, the 36 small GEMMs and the output transform (bias,
@@ -15,8 +22,11 @@
 #define MAX_BLOCKS 8
 
 // Register blocks per pass: each 32-output slice of a position's weights is reused across them
-// from L1, and the whole transformed weights are read once per pass.
-static int blocks_per_pass(int cin, int cout) {
+// from L1, and the whole transformed weights are read once per pass, so wide layers take longer
+// passes; the stride-2 kernel's 81 positions per tile already fill L2 with one block (ParseNet's
+// downsampling convs: 294 against 326 ms with one block against two to four, session 13).
+static int blocks_per_pass(int cin, int cout, int stride) {
+    if (stride == 2) return 1;
     return cin * cout >= 256 * 512 ? 6 : cin * cout >= 256 * 256 ? 4 : 2;
 }
 
@@ -27,14 +37,17 @@ int frw_available(void) {
 
 size_t frw_weight_floats(int cin, int cout) { return (size_t)36 * cin * cout; }
 
-size_t frw_scratch_floats(int cin, int cout) { return (size_t)36 * TILES * blocks_per_pass(cin, cout) * (cin + cout); }
+// Transformed positions per tile: 6×6, or 9×9 for stride 2.
+static int positions(int stride) { return stride == 2 ? 81 : 36; }
 
-void frw_transform_weights(const float *oihw, int cout, int cin, float *u) {
-    frw_transform_weight_blocks(oihw, cout, cin, u, 0, cout / 32);
+size_t frw_scratch_floats(int cin, int cout, int stride) {
+    return (size_t)positions(stride) * TILES * blocks_per_pass(cin, cout, stride) * (cin + cout);
 }
 
-void frw_transform_weight_blocks(const float *oihw, int cout, int cin, float *u, int block_begin, int block_end) {
-    static const double g[6][3] = {
+void frw_transform_weight_blocks(const float *oihw, int cout, int cin, float *u, int block_begin, int block_end, int stride) {
+    // G for F(4,3) (rows: the points 0, 1, −1, 2, −2, ∞), and for stride 2 the F(4,2) G on the
+    // even taps 0 and 2 (points 0, 1, −1, 2, ∞) then tap 1 alone (the odd phase).
+    static const double g1[6][3] = {
         {1.0 / 4, 0, 0},
         {-1.0 / 6, -1.0 / 6, -1.0 / 6},
         {-1.0 / 6, 1.0 / 6, -1.0 / 6},
@@ -42,6 +55,15 @@ void frw_transform_weight_blocks(const float *oihw, int cout, int cin, float *u,
         {1.0 / 24, -1.0 / 12, 1.0 / 6},
         {0, 0, 1},
     };
+    static const double g2[6][3] = {
+        {1.0 / 2, 0, 0},
+        {-1.0 / 2, 0, -1.0 / 2},
+        {-1.0 / 6, 0, 1.0 / 6},
+        {1.0 / 6, 0, 1.0 / 3},
+        {0, 0, 1},
+        {0, 1, 0},
+    };
+    const double (*g)[3] = stride == 2 ? g2 : g1;
     const int blocks = cout / 32;
     // One input channel of one 32-output slice at a time: its 36 rows of 32 values are contiguous
     // in `u`, so each line of `u` is written once rather than revisited for every output channel
@@ -223,6 +245,67 @@ static void input_tile(const float *plane, size_t row, size_t pixel, const input
     input_rows(t, v, pstride);
 }
 
+// Stride 2 along one axis: the even samples d0, d2, …, d8 through F(4,2)'s Bᵀ (points 0, ±1, 2,
+// ∞) into r[0…4], the odd ones d1, d3, d5, d7 as they are into r[5…8].
+__attribute__((target("avx512f"), always_inline))
+static inline void input_1d_s2(const __m512 d[9], __m512 r[9]) {
+    const __m512 two = _mm512_set1_ps(2.f), three = _mm512_set1_ps(3.f);
+    const __m512 e0 = d[0], e1 = d[2], e2 = d[4], e3 = d[6], e4 = d[8];
+    r[0] = _mm512_add_ps(_mm512_fmsub_ps(two, _mm512_sub_ps(e0, e2), e1), e3);   // 2e0 − e1 − 2e2 + e3
+    r[1] = _mm512_sub_ps(e3, _mm512_fmadd_ps(two, e1, e2));                        // −2e1 − e2 + e3
+    r[2] = _mm512_add_ps(_mm512_fnmadd_ps(three, e2, _mm512_mul_ps(two, e1)), e3); // 2e1 − 3e2 + e3
+    r[3] = _mm512_sub_ps(e3, e1);                                                  // e3 − e1
+    r[4] = _mm512_add_ps(_mm512_fmsub_ps(two, _mm512_sub_ps(e1, e3), e2), e4);   // 2e1 − e2 − 2e3 + e4
+    r[5] = d[1];
+    r[6] = d[3];
+    r[7] = d[5];
+    r[8] = d[7];
+}
+
+// F(4,2)'s Aᵀ on m[0…4] plus the odd phase m[5…8].
+__attribute__((target("avx512f"), always_inline))
+static inline void output_1d_s2(const __m512 m[9], __m512 r[4]) {
+    const __m512 two = _mm512_set1_ps(2.f), four = _mm512_set1_ps(4.f), eight = _mm512_set1_ps(8.f);
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    r[0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], s12), m[3]), m[5]);
+    r[1] = _mm512_add_ps(_mm512_fmadd_ps(two, m[3], d12), m[6]);
+    r[2] = _mm512_add_ps(_mm512_fmadd_ps(four, m[3], s12), m[7]);
+    r[3] = _mm512_add_ps(_mm512_add_ps(_mm512_fmadd_ps(eight, m[3], d12), m[4]), m[8]);
+}
+
+// `input_tile` for stride 2: the 81 transformed values of the 9×9 patch whose top-left input is
+// (y0, x0).
+__attribute__((target("avx512f")))
+static void input_tile_s2(const float *plane, size_t row, size_t pixel, const input_map *map, int y0, int x0, float *v,
+                          size_t pstride) {
+    const __m512 zero = _mm512_setzero_ps();
+    const float *rows[9];
+    for (int i = 0; i < 9; i++) {
+        int y = source_index(y0 + i, map->h, map->up, map->reflect);
+        rows[i] = y >= 0 ? plane + (size_t)y * row : NULL;
+    }
+    __m512 t[9][9];
+    for (int j = 0; j < 9; j++) {
+        int x = source_index(x0 + j, map->w, map->up, map->reflect);
+        __m512 col[9], r[9];
+        if (x >= 0) {
+            for (int i = 0; i < 9; i++) col[i] = rows[i] ? _mm512_load_ps(rows[i] + (size_t)x * pixel) : zero;
+            if (map->leaky)
+                for (int i = 0; i < 9; i++)
+                    col[i] = _mm512_mask_mul_ps(col[i], _mm512_cmp_ps_mask(col[i], zero, _CMP_LT_OQ), col[i], map->slope);
+        } else {
+            for (int i = 0; i < 9; i++) col[i] = zero;
+        }
+        input_1d_s2(col, r);
+        for (int i = 0; i < 9; i++) t[i][j] = r[i];
+    }
+    for (int i = 0; i < 9; i++) {
+        __m512 r[9];
+        input_1d_s2(t[i], r);
+        for (int j = 0; j < 9; j++) _mm512_store_ps(v + (size_t)(i * 9 + j) * pstride, r[j]);
+    }
+}
+
 // m[t·cout + ·] (+)= Σc v[t·vstride + c] · u[c·32 + ·] for c < k, 14 tiles and one 32-output
 // slice: stored, or added to what m holds (`accumulate`, for the second and later input-channel
 // chunks; the sum runs over c in the same order either way). Inlined into callers with constant
@@ -275,6 +358,20 @@ static void gemm_14x32(const float *v, const float *u, int k, int cin, int cout,
     gemm_14x32_body(v, u, k, cin, cout, m, accumulate);
 }
 
+// Row i of an output tile, r[0…3] (columns x0…x0+3, clipped at the right edge), with the bias,
+// the (leaky) ReLU and the scaled residual, into row y of `plane` (y < h).
+__attribute__((target("avx512f"), always_inline))
+static inline void store_output_row(const __m512 r[4], __m512 bias, int leaky, __m512 slope, const float *residual,
+                                    __m512 res_scale, float *plane, int w, int y, int x0) {
+    for (int j = 0; j < 4 && x0 + j < w; j++) {
+        __m512 o = _mm512_add_ps(r[j], bias);
+        if (leaky) o = _mm512_mask_mul_ps(o, _mm512_cmp_ps_mask(o, _mm512_setzero_ps(), _CMP_LT_OQ), o, slope);
+        size_t at = ((size_t)y * w + x0 + j) * 16;
+        if (residual) o = _mm512_add_ps(_mm512_mul_ps(o, res_scale), _mm512_load_ps(residual + at));   // o·s + r, as PyTorch rounds it
+        _mm512_store_ps(plane + at, o);
+    }
+}
+
 // Output tile (4×4, clipped at the edges) of 16 channels from m[p·TILES·cout] (p = 0…35).
 __attribute__((target("avx512f")))
 static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
@@ -286,24 +383,33 @@ static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, 
         output_1d(col, r);
         for (int i = 0; i < 4; i++) t[i][j] = r[i];
     }
-    for (int i = 0; i < 4; i++) {   // rows: (Aᵀ·M)·A
-        int y = y0 + i;
-        if (y >= h) break;
+    for (int i = 0; i < 4 && y0 + i < h; i++) {   // rows: (Aᵀ·M)·A
         __m512 r[4];
         output_1d(t[i], r);
-        float *row = plane + (size_t)y * w * 16;
-        for (int j = 0; j < 4 && x0 + j < w; j++) {
-            __m512 o = _mm512_add_ps(r[j], bias);
-            if (leaky) o = _mm512_mask_mul_ps(o, _mm512_cmp_ps_mask(o, _mm512_setzero_ps(), _CMP_LT_OQ), o, slope);
-            size_t at = ((size_t)y * w + x0 + j) * 16;
-            if (residual) o = _mm512_add_ps(_mm512_mul_ps(o, res_scale), _mm512_load_ps(residual + at));   // o·s + r, as PyTorch rounds it
-            _mm512_store_ps(plane + at, o);
-        }
+        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + i, x0);
+    }
+}
+
+// `output_tile` for stride 2, from the 81 positions.
+__attribute__((target("avx512f")))
+static void output_tile_s2(const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
+                           const float *residual, __m512 res_scale, float *plane, int h, int w, int y0, int x0) {
+    __m512 t[4][9];
+    for (int j = 0; j < 9; j++) {
+        __m512 col[9], r[4];
+        for (int i = 0; i < 9; i++) col[i] = _mm512_load_ps(m + (size_t)(i * 9 + j) * pstride);
+        output_1d_s2(col, r);
+        for (int i = 0; i < 4; i++) t[i][j] = r[i];
+    }
+    for (int i = 0; i < 4 && y0 + i < h; i++) {
+        __m512 r[4];
+        output_1d_s2(t[i], r);
+        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + i, x0);
     }
 }
 
 __attribute__((target("avx512f")))
-void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, const frw_read *read,
+void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, int stride, const frw_read *read,
                  const float *u, const float *bias, int cout,
                  float *dst, int leaky, float slope, const float *residual, float res_scale,
                  int row_begin, int row_end, float *scratch) {
@@ -313,11 +419,14 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
     const int upsample = read && read->upsample == 2 ? 2 : 1, bilinear = upsample == 2 && read->bilinear;
     const input_map map = {h, w, upsample, read && read->reflect && pad == 1, read && read->leaky,
                            _mm512_set1_ps(read ? read->slope : 0)};
-    const int oh = upsample * h + 2 * pad - 2, ow = upsample * w + 2 * pad - 2;   // output size
+    const int s2 = stride == 2, P = positions(stride), side = s2 ? 9 : 6;
+    // Output size, and the input patch of output tile (ty, tx) starts at (step·ty − pad, step·tx − pad).
+    const int oh = (upsample * h + 2 * pad - 3) / stride + 1, ow = (upsample * w + 2 * pad - 3) / stride + 1;
+    const int step = 4 * stride;
     const int tw = (ow + 3) / 4;
-    const int SUPER = TILES * blocks_per_pass(cin, cout);
-    float *v = scratch;                               // [36][SUPER][cin]
-    float *m = scratch + (size_t)36 * SUPER * cin;    // [36][SUPER][cout]
+    const int SUPER = TILES * blocks_per_pass(cin, cout, stride);
+    float *v = scratch;                              // [P][SUPER][cin]
+    float *m = scratch + (size_t)P * SUPER * cin;    // [P][SUPER][cout]
     const size_t vstride = (size_t)SUPER * cin, mstride = (size_t)SUPER * cout;
     const __m512 sl = _mm512_set1_ps(slope), rs = _mm512_set1_ps(res_scale);
     // The tiles of rows [row_begin, row_end) in row-major order, SUPER at a time: a chunk may
@@ -333,31 +442,40 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
             tx[t] = (t0 + t) % tw;
         }
         for (int t = n; t < blocks * TILES; t++)   // the last block's missing tiles: zeros, not stale values
-            for (int p = 0; p < 36; p++) memset(v + p * vstride + (size_t)t * cin, 0, sizeof(float) * cin);
+            for (int p = 0; p < P; p++) memset(v + p * vstride + (size_t)t * cin, 0, sizeof(float) * cin);
         for (int cb = 0; cb < cin / 16; cb++) {
             const float *plane = src + (size_t)cb * block;
-            if (bilinear)
-                for (int t = 0; t < n; t++)
-                    input_tile_bilinear(plane, row, pixel, &map, 4 * ty[t] - pad, 4 * tx[t] - pad, v + (size_t)t * cin + cb * 16, vstride);
-            else
-                for (int t = 0; t < n; t++)
-                    input_tile(plane, row, pixel, &map, 4 * ty[t] - pad, 4 * tx[t] - pad, v + (size_t)t * cin + cb * 16, vstride);
+            float *vb = v + cb * 16;
+            for (int t = 0; t < n; t++) {
+                const int y0 = step * ty[t] - pad, x0 = step * tx[t] - pad;
+                float *vt = vb + (size_t)t * cin;
+                if (s2) input_tile_s2(plane, row, pixel, &map, y0, x0, vt, vstride);
+                else if (bilinear) input_tile_bilinear(plane, row, pixel, &map, y0, x0, vt, vstride);
+                else input_tile(plane, row, pixel, &map, y0, x0, vt, vstride);
+            }
         }
         const int kchunk = cin > 192 ? KCHUNK : cin;
-        for (int p = 0; p < 36; p++)
+        for (int p = 0; p < P; p++) {
+            // The position's weights: for stride 2, the odd phase (5…8 on an axis) shares row 5.
+            const int i = p / side, j = p % side;
+            const int wp = s2 ? (i < 5 ? i : 5) * 6 + (j < 5 ? j : 5) : p;
             for (int kc = 0; kc < cin; kc += kchunk) {
                 const int k = cin - kc < kchunk ? cin - kc : kchunk;
                 for (int o = 0; o < cout; o += 32)
                     for (int rb = 0; rb < blocks; rb++)
-                        gemm_14x32(v + p * vstride + (size_t)rb * TILES * cin + kc, u + ((size_t)p * cout + o) * cin + (size_t)kc * 32,
+                        gemm_14x32(v + p * vstride + (size_t)rb * TILES * cin + kc, u + ((size_t)wp * cout + o) * cin + (size_t)kc * 32,
                                    k, cin, cout, m + p * mstride + (size_t)rb * TILES * cout + o, kc > 0);
             }
+        }
         for (int ob = 0; ob < cout / 16; ob++) {
             __m512 b = bias ? _mm512_loadu_ps(bias + ob * 16) : _mm512_setzero_ps();
             float *plane = dst + (size_t)ob * oh * ow * 16;
             const float *rplane = residual ? residual + (size_t)ob * oh * ow * 16 : NULL;
-            for (int t = 0; t < n; t++)
-                output_tile(m + (size_t)t * cout + ob * 16, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 4 * ty[t], 4 * tx[t]);
+            const float *mb = m + ob * 16;
+            for (int t = 0; t < n; t++) {
+                if (s2) output_tile_s2(mb + (size_t)t * cout, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 4 * ty[t], 4 * tx[t]);
+                else output_tile(mb + (size_t)t * cout, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 4 * ty[t], 4 * tx[t]);
+            }
         }
     }
 }

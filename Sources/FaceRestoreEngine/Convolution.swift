@@ -353,7 +353,7 @@ public final class Conv2d: Sendable {
         if fusedWinograd,
            FusedWinogradConv.supports(weightShape: shape, stride: stride, padding: padding, dilation: dilation, groups: groups,
                                       postOps: postOps, output: size(hint.0, hint.1), context: context) {
-            path = .fusedWinograd(FusedWinogradConv(weight: weight, bias: bias, padding: padding.top, postOps: postOps))
+            path = .fusedWinograd(FusedWinogradConv(weight: weight, bias: bias, padding: padding.top, stride: stride, postOps: postOps))
             return
         }
         let plainDesc = MemoryDesc.plain(dims)
@@ -399,7 +399,8 @@ public final class Conv2d: Sendable {
         guard upsample == 1 || upsample == 2 else {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape) upsampled ×\(upsample) (1 or 2)")
         }
-        if case .fusedWinograd(let kernel) = path, padding == Padding2D(0), upsample * min(x.shape[2], x.shape[3]) >= 2 {
+        if case .fusedWinograd(let kernel) = path, padding == Padding2D(0), upsample * min(x.shape[2], x.shape[3]) >= 2,
+           kernel.stride == 1 || upsample == 1 {
             return try kernel.forward(x, into: nil, read: .reflected(upsample: upsample, leakyReLUSlope: leakyReLUSlope),
                                       context: context)
         }
@@ -412,7 +413,7 @@ public final class Conv2d: Sendable {
     /// v1.4: 128×512² floats, 134 MB) is never made; elsewhere it is.
     public func callAsFunction(bilinearUpsampled x: Tensor, _ context: ComputeContext) throws -> Tensor {
         try checkInput(x)
-        if case .fusedWinograd(let kernel) = path {
+        if case .fusedWinograd(let kernel) = path, kernel.stride == 1 {
             return try kernel.forward(x, into: nil, read: .bilinear, context: context)
         }
         return try self(try context.resize(x, factor: 2, mode: .bilinear), context)
@@ -434,7 +435,7 @@ public final class Conv2d: Sendable {
     public func implementation(for x: Tensor, _ context: ComputeContext) throws -> String {
         switch path {
         case .oneDNN(let kernel): return try kernel.implementation(for: x, context: context)
-        case .fusedWinograd: return "facerestore_wino_4x3:avx512 (fused)"
+        case .fusedWinograd(let kernel): return kernel.stride == 2 ? "facerestore_wino_4x2_s2:avx512 (fused)" : "facerestore_wino_4x3:avx512 (fused)"
         }
     }
 

@@ -21,6 +21,8 @@ final class FusedWinogradConv: Sendable {
     let computedChannels: Int
     /// Zero padding on each side (0 or 1).
     let padding: Int
+    /// 1, or 2 (the polyphase kernel: F(4,2) on the even taps, the odd tap as it is; winograd.c).
+    let stride: Int
     /// Transformed weights, [36][out/32][in][32], made on demand (KernelWeights.swift) from the
     /// plain weights, which the layer keeps (a view of the memory-mapped checkpoint where the
     /// loader hands one out).
@@ -59,7 +61,7 @@ final class FusedWinogradConv: Sendable {
     static func supports(weightShape s: [Int], stride: Int, padding: Padding2D, dilation: Int, groups: Int,
                          postOps: [PostOp], output: (Int, Int), context: ComputeContext) -> Bool {
         guard context.winograd, context.precision == .fp32, frw_available() != 0 else { return false }
-        guard s.count == 4, s[2] == 3, s[3] == 3, stride == 1, dilation == 1, groups == 1,
+        guard s.count == 4, s[2] == 3, s[3] == 3, stride == 1 || stride == 2, dilation == 1, groups == 1,
               padding == Padding2D(1) || padding == Padding2D(0), s[1] % 16 == 0,
               s[0] % 32 == 0 || (s[0] > 16 && s[0] % 16 != 0) else { return false }
         let side = min(output.0, output.1)
@@ -79,14 +81,16 @@ final class FusedWinogradConv: Sendable {
         }
     }
 
-    /// `weight`: PyTorch layout [out, in, 3, 3] (plain); `padding`: 0 or 1 on every side.
-    init(weight: Tensor, bias: [Float]?, padding: Int, postOps: [PostOp]) {
+    /// `weight`: PyTorch layout [out, in, 3, 3] (plain); `padding`: 0 or 1 on every side; `stride`:
+    /// 1 or 2.
+    init(weight: Tensor, bias: [Float]?, padding: Int, stride: Int, postOps: [PostOp]) {
         let (o, i) = (weight.shape[0], weight.shape[1])
         let computed = (o + 31) / 32 * 32
         inChannels = i
         outChannels = o
         computedChannels = computed
         self.padding = padding
+        self.stride = stride
         var plain = weight.storage
         if computed != o {
             // Zero weights for the padding outputs (a small copy: ParseNet's 64→19 mask head).
@@ -101,7 +105,7 @@ final class FusedWinogradConv: Sendable {
             let u = out.assumingMemoryBound(to: Float.self)
             context.parallelRows(computed / 32, grain: 1) { blocks in
                 frw_transform_weight_blocks(source.floats, Int32(computed), Int32(i), u,
-                                            Int32(blocks.lowerBound), Int32(blocks.upperBound))
+                                            Int32(blocks.lowerBound), Int32(blocks.upperBound), Int32(stride))
             }
         }
         if let bias {
@@ -144,8 +148,9 @@ final class FusedWinogradConv: Sendable {
             how = frw_read(upsample: 2, bilinear: 1, reflect: 0, leaky: 0, slope: 0)
         }
         let up = Int(how.upsample)
-        let (oh, ow) = (up * h + 2 * pad - 2, up * w + 2 * pad - 2)
-        guard oh > 0, ow > 0, how.reflect == 0 || up * min(h, w) >= 2 else {
+        precondition(stride == 1 || up == 1, "the stride-2 kernel reads its input without upsampling")
+        let (oh, ow) = ((up * h + 2 * pad - 3) / stride + 1, (up * w + 2 * pad - 3) / stride + 1)
+        guard up * h + 2 * pad >= 3, up * w + 2 * pad >= 3, how.reflect == 0 || up * min(h, w) >= 2 else {
             throw EngineError.shapeMismatch(op: "convolution", detail: "input \(x.shape) too small for a 3×3 kernel with padding \(pad)")
         }
         let outDesc = MemoryDesc.channelBlocked16([n, outChannels, oh, ow])
@@ -167,7 +172,7 @@ final class FusedWinogradConv: Sendable {
         let added = try residual.map { try context.reordered($0.tensor, to: outDesc) }
         let out = destination ?? Tensor(uninitialized: outDesc)
         let (inPlane, outPlane) = (inChannels * h * w, computedChannels * oh * ow)
-        let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(computedChannels)) * 4
+        let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(computedChannels), Int32(stride)) * 4
         let tileRows = (oh + 3) / 4
         try tiles.use(context) { weights in
             let u = weights.assumingMemoryBound(to: Float.self)
@@ -176,7 +181,7 @@ final class FusedWinogradConv: Sendable {
                 let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
                 context.parallelRows(tileRows, grain: 1) { range in
                     let scratch = TensorStorage(bytes: scratchBytes)
-                    frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(pad), &how,
+                    frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(pad), Int32(stride), &how,
                                 u, bias?.floats, Int32(computedChannels), d,
                                 slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
                                 Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)

@@ -38,11 +38,12 @@ struct ParsePaddedConv: Layer {
 
 /// facexlib parsing `ResidualBlock` (BN, LeakyReLU 0.2): `shortcut(x) + conv2(conv1(x))`, each
 /// `ConvLayer` being [nearest ×2] → ReflectionPad(1) → conv (stride 2 for conv2 when down) → [BN]
-/// → [lrelu, conv1 only]. Arranged so that no work is repeated:
-/// - down: the shortcut (stride 2) and conv1 read the same padded input, padded once;
+/// → [lrelu, conv1 only]. Arranged so that no work is repeated and, on the fused Winograd kernel
+/// (stride 1 and 2), no padded or upsampled tensor is made:
+/// - down: the shortcut (stride 2) and conv1 each read the input through the reflection padding;
 /// - up: the shortcut and conv1 read the same upsampled, padded input, so they run as one conv
 ///   with 2·cout outputs (the shortcut's first) whose halves are taken without a copy;
-/// - conv1's LeakyReLU is applied while conv2's input is padded (Winograd kernels cannot fuse it).
+/// - conv1's LeakyReLU is applied as conv2 reads its input (elsewhere, while it is padded).
 struct ParseResidualBlock: Layer {
     enum Scale { case none, down, up }
     /// How the block's identity term is made.
@@ -86,8 +87,7 @@ struct ParseResidualBlock: Layer {
         case .input:
             (identity, h) = (x, try conv1(reflectionPadded: x, ctx))
         case .strided(let conv):
-            let padded = try ctx.reflectionPad2d(x, Padding2D(1))
-            (identity, h) = (try conv(padded, ctx), try conv1(padded, ctx))
+            (identity, h) = (try conv(reflectionPadded: x, ctx), try conv1(reflectionPadded: x, ctx))
         case .firstHalf(let c):
             let both = try conv1(reflectionPadded: x, upsample: 2, ctx)
             (identity, h) = (try ctx.slice(both, start: 0, length: c), try ctx.slice(both, start: c, length: c))

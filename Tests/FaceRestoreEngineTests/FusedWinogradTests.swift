@@ -11,9 +11,9 @@ struct FusedWinogradConvolution {
     let direct = ComputeContext(threads: 2, winograd: false)
 
     func layer(_ cin: Int, _ cout: Int, postOps: [PostOp], fused: Bool, _ c: ComputeContext, bias: Bool = true,
-               padding: Int = 1, hint: (Int, Int) = (256, 256)) throws -> Conv2d {
+               padding: Int = 1, stride: Int = 1, hint: (Int, Int) = (256, 256)) throws -> Conv2d {
         try Conv2d(weight: seeded(cout * cin * 9, seed: 21, scale: 1 / Float(cin * 9).squareRoot()), shape: [cout, cin, 3, 3],
-                   bias: bias ? seeded(cout, seed: 22, scale: 0.1) : nil, padding: Padding2D(padding), postOps: postOps,
+                   bias: bias ? seeded(cout, seed: 22, scale: 0.1) : nil, stride: stride, padding: Padding2D(padding), postOps: postOps,
                    hint: hint, fusedWinograd: fused, context: c)
     }
 
@@ -103,6 +103,43 @@ struct FusedWinogradConvolution {
         }
     }
 
+    /// Stride 2 (the polyphase kernel: F(4,2) on the even taps, the odd tap as it is): against
+    /// oneDNN's direct convolution for odd and even sizes, inputs narrower than one tile, zero
+    /// padding 1 and 0, every activation, blocked, channels-last and batch-2 inputs; and reading
+    /// through reflection padding and a leaky ReLU (ParseNet's downsampling convs), bit for bit
+    /// the kernel on the padded tensor.
+    @Test(arguments: [(64, 32, 1, 1, 1), (64, 32, 9, 14, 1), (128, 128, 33, 18, 1), (256, 256, 20, 41, 0), (64, 128, 70, 5, 0),
+                      (32, 19, 15, 15, 1)])
+    func stridedMatchesDirect(_ cin: Int, _ cout: Int, _ h: Int, _ w: Int, _ padding: Int) throws {
+        guard h + 2 * padding >= 3, w + 2 * padding >= 3 else { return }
+        for postOps: [PostOp] in [[], [.relu], [.leakyReLU(0.2)]] {
+            let fused = try layer(cin, cout, postOps: postOps, fused: true, ctx, padding: padding, stride: 2)
+            let reference = try layer(cin, cout, postOps: postOps, fused: false, direct, padding: padding, stride: 2)
+            let probe = Tensor(shape: [1, cin, h, w], repeating: 0)
+            #expect(try fused.implementation(for: probe, ctx).contains("s2") && !reference.implementation(for: probe, direct).contains("fused"))
+            for n in [1, 2] {
+                let plain = Tensor(shape: [n, cin, h, w], values: seeded(n * cin * h * w, seed: UInt64(h * 131 + w)))
+                let want = try reference(plain, direct)
+                #expect(want.shape == [n, cout, (h + 2 * padding - 3) / 2 + 1, (w + 2 * padding - 3) / 2 + 1])
+                try expectClose(try fused(plain, ctx), want, inChannels: cin)
+                try expectClose(try fused(try ctx.reordered(plain, to: .channelBlocked16(plain.shape)), ctx), want, inChannels: cin)
+                try expectClose(try fused(try ctx.channelsLast(plain), ctx), want, inChannels: cin)
+            }
+        }
+        guard padding == 0, min(h, w) >= 2 else { return }
+        let fused = try layer(cin, cout, postOps: [], fused: true, ctx, padding: 0, stride: 2)
+        let reference = try layer(cin, cout, postOps: [], fused: false, direct, padding: 0, stride: 2)
+        let plain = Tensor(shape: [1, cin, h, w], values: seeded(cin * h * w, seed: UInt64(5 * h + w)))
+        for slope: Float? in [nil, 0.2] {
+            let padded = try ctx.reflectionPad2d(plain, Padding2D(1), leakyReLUSlope: slope)
+            let want = try ctx.array(try fused(padded, ctx))
+            for x in [plain, try ctx.channelsLast(plain)] {
+                #expect(try ctx.array(try fused(reflectionPadded: x, leakyReLUSlope: slope, ctx)) == want)
+            }
+            try expectClose(try fused(reflectionPadded: plain, leakyReLUSlope: slope, ctx), try reference(padded, direct), inChannels: cin)
+        }
+    }
+
     /// `F.interpolate(scale_factor=2, mode="bilinear", align_corners=False)` written out with torch's
     /// CPU arithmetic: wy0·(wx0·a + wx1·b) + wy1·(wx0·c + wx1·d), separate multiplies and adds.
     func torchBilinear2x(_ x: [Float], _ c: Int, _ h: Int, _ w: Int) -> [Float] {
@@ -168,14 +205,14 @@ struct FusedWinogradConvolution {
     }
 
     @Test func otherLayersStayOnOneDNN() throws {
-        // Out channels not a multiple of 32, stride 2, an unfusable post-op, no Winograd, bf16; and
+        // Out channels not a multiple of 32, stride 3, an unfusable post-op, no Winograd, bf16; and
         // layers where ours does not pay (fewer than 32 inputs, outputs under 32² at the hint).
         let x = Tensor(shape: [1, 64, 16, 16], repeating: 0.5)
         let cases: [(Conv2d, ComputeContext)] = [
             (try layer(64, 48, postOps: [], fused: true, ctx), ctx),
             (try layer(64, 32, postOps: [], fused: true, ctx, hint: (16, 16)), ctx),
             (try layer(64, 32, postOps: [], fused: false, ctx), ctx),
-            (try Conv2d(weight: seeded(32 * 64 * 9, seed: 1), shape: [32, 64, 3, 3], stride: 2, padding: Padding2D(1),
+            (try Conv2d(weight: seeded(32 * 64 * 9, seed: 1), shape: [32, 64, 3, 3], stride: 3, padding: Padding2D(1),
                         fusedWinograd: true, context: ctx), ctx),
             (try layer(64, 32, postOps: [.linear(alpha: 2, beta: 0)], fused: true, ctx), ctx),
             (try layer(64, 32, postOps: [], fused: true, direct), direct),
