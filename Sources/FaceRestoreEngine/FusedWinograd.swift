@@ -1,5 +1,5 @@
 // Our fused F(4×4,3×3) Winograd convolution (Sources/CWinograd/winograd.c) behind `Conv2d`: the
-// 3×3, stride-1 layers that `FusedWinogradConv.supports` takes (zero padding 1, or 0 for inputs the
+// 3×3 layers of stride 1 (or 2: polyphase, F(4,2) on the even taps) that `FusedWinogradConv.supports` takes (zero padding 1, or 0 for inputs the
 // caller padded, float32, input channels in multiples of 16, output channels in multiples of 32 or
 // (padded to one) not of 16, no activation or a (leaky) ReLU, outputs of 32² and more, on CPUs
 // with AVX-512) run here rather than on oneDNN.
