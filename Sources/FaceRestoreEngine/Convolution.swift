@@ -389,22 +389,24 @@ public final class Conv2d: Sendable {
     }
 
     /// `self(reflectionPad2d(x, 1, upsample:, leakyReLUSlope:))` for a layer built without padding
-    /// (ParseNet's `ReflectionPad2d` + conv): where the fused Winograd kernel runs the layer it
-    /// reads `x` through the upsampling, padding and activation, and the padded tensor (up to
-    /// 128×514² floats, 135 MB, in ParseNet's last decoder block) is never made; elsewhere it is.
-    /// The same values either way.
+    /// (ParseNet's `ReflectionPad2d` + conv), plus `residual` when given (ParseNet's residual
+    /// blocks; `residual + y` and `y + residual` round alike): where the fused Winograd kernel runs
+    /// the layer it reads `x` through the upsampling, padding and activation, and adds the residual
+    /// as it writes, and the padded tensor (up to 128×514² floats, 135 MB, in ParseNet's last
+    /// decoder block) is never made; elsewhere it is. The same values either way.
     public func callAsFunction(reflectionPadded x: Tensor, upsample: Int = 1, leakyReLUSlope: Float? = nil,
-                               _ context: ComputeContext) throws -> Tensor {
+                               adding residual: Tensor? = nil, _ context: ComputeContext) throws -> Tensor {
         try checkInput(x)
         guard upsample == 1 || upsample == 2 else {
             throw EngineError.shapeMismatch(op: "conv2d", detail: "input \(x.shape) upsampled ×\(upsample) (1 or 2)")
         }
         if case .fusedWinograd(let kernel) = path, padding == Padding2D(0), upsample * min(x.shape[2], x.shape[3]) >= 2,
            kernel.stride == 1 || upsample == 1 {
-            return try kernel.forward(x, into: nil, read: .reflected(upsample: upsample, leakyReLUSlope: leakyReLUSlope),
-                                      context: context)
+            return try kernel.forward(x, into: nil, residual: residual.map { ($0, 1) },
+                                      read: .reflected(upsample: upsample, leakyReLUSlope: leakyReLUSlope), context: context)
         }
-        return try self(try context.reflectionPad2d(x, Padding2D(1), upsample: upsample, leakyReLUSlope: leakyReLUSlope), context)
+        let y = try self(try context.reflectionPad2d(x, Padding2D(1), upsample: upsample, leakyReLUSlope: leakyReLUSlope), context)
+        return try residual.map { try context.add($0, y) } ?? y
     }
 
     /// `self(resize(x, factor: 2, mode: .bilinear))` (`F.interpolate(scale_factor=2,

@@ -92,7 +92,7 @@ struct ParseResidualBlock: Layer {
             let both = try conv1(reflectionPadded: x, upsample: 2, ctx)
             (identity, h) = (try ctx.slice(both, start: 0, length: c), try ctx.slice(both, start: c, length: c))
         }
-        return try ctx.add(identity, try conv2(reflectionPadded: h, leakyReLUSlope: 0.2, ctx))
+        return try conv2(reflectionPadded: h, leakyReLUSlope: 0.2, adding: identity, ctx)
     }
 }
 

@@ -96,6 +96,13 @@ struct FusedWinogradConvolution {
                 }
                 try expectClose(try fused(reflectionPadded: plain, upsample: up, leakyReLUSlope: slope, ctx),
                                 try reference(padded, direct), inChannels: cin)
+                // A residual added as the output is written: bit for bit the separate add.
+                let residual = Tensor(shape: [1, cout, up * h, up * w], values: seeded(cout * up * h * up * w, seed: 3))
+                for conv in [fused, reference] {
+                    let c = conv === fused ? ctx : direct
+                    #expect(try ctx.array(try conv(reflectionPadded: plain, upsample: up, leakyReLUSlope: slope, adding: residual, c))
+                            == ctx.array(try ctx.add(residual, try conv(reflectionPadded: plain, upsample: up, leakyReLUSlope: slope, c))))
+                }
                 // A layer on oneDNN pads first and gives the same values.
                 try expectClose(try reference(reflectionPadded: plain, upsample: up, leakyReLUSlope: slope, direct),
                                 try reference(padded, direct), inChannels: cin)
@@ -137,6 +144,10 @@ struct FusedWinogradConvolution {
                 #expect(try ctx.array(try fused(reflectionPadded: x, leakyReLUSlope: slope, ctx)) == want)
             }
             try expectClose(try fused(reflectionPadded: plain, leakyReLUSlope: slope, ctx), try reference(padded, direct), inChannels: cin)
+            let y = try fused(reflectionPadded: plain, leakyReLUSlope: slope, ctx)
+            let residual = Tensor(shape: y.shape, values: seeded(y.count, seed: 4))
+            #expect(try ctx.array(try fused(reflectionPadded: plain, leakyReLUSlope: slope, adding: residual, ctx))
+                    == ctx.array(try ctx.add(residual, y)))
         }
     }
 
