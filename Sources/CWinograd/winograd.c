@@ -25,8 +25,8 @@
 // from L1, and the whole transformed weights are read once per pass, so wide layers take longer
 // passes; the stride-2 kernel's 81 positions per tile already fill L2 with one block (ParseNet's
 // downsampling convs: 294 against 326 ms with one block against two to four, session 13).
-static int blocks_per_pass(int cin, int cout, int stride) {
-    if (stride == 2) return 1;
+static int blocks_per_pass(int cin, int cout, int kind) {
+    if (kind == FRW_STRIDE2) return 1;
     return cin * cout >= 256 * 512 ? 6 : cin * cout >= 256 * 256 ? 4 : 2;
 }
 
@@ -35,18 +35,46 @@ int frw_available(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
-size_t frw_weight_floats(int cin, int cout) { return (size_t)36 * cin * cout; }
+// Transformed weight values per channel pair: 6×6, or for FRW_NEAREST2X 4 phases of 5×5.
+static int weight_positions(int kind) { return kind == FRW_NEAREST2X ? 100 : 36; }
 
-// Transformed positions per tile: 6×6, or 9×9 for stride 2.
-static int positions(int stride) { return stride == 2 ? 81 : 36; }
+size_t frw_weight_floats(int cin, int cout, int kind) { return (size_t)weight_positions(kind) * cin * cout; }
 
-size_t frw_scratch_floats(int cin, int cout, int stride) {
-    return (size_t)positions(stride) * TILES * blocks_per_pass(cin, cout, stride) * (cin + cout);
+// Transformed positions per tile and pass: 6×6, 9×9 for stride 2, one phase's 5×5 for FRW_NEAREST2X.
+static int positions(int kind) { return kind == FRW_STRIDE2 ? 81 : kind == FRW_NEAREST2X ? 25 : 36; }
+
+size_t frw_scratch_floats(int cin, int cout, int kind) {
+    return (size_t)positions(kind) * TILES * blocks_per_pass(cin, cout, kind) * (cin + cout);
 }
 
-void frw_transform_weight_blocks(const float *oihw, int cout, int cin, float *u, int block_begin, int block_end, int stride) {
-    // G for F(4,3) (rows: the points 0, 1, −1, 2, −2, ∞), and for stride 2 the F(4,2) G on the
-    // even taps 0 and 2 (points 0, 1, −1, 2, ∞) then tap 1 alone (the odd phase).
+// u[first + a·n + b] = (gy·k·gxᵀ)[a][b] for each 3×3 kernel k of the 32-output blocks
+// [block_begin, block_end), gy and gx being n×3.
+static void transform_blocks(const float *oihw, int cout, int cin, float *u, int block_begin, int block_end, int n,
+                             const double (*gy)[3], const double (*gx)[3], int first) {
+    const int blocks = cout / 32;
+    // One input channel of one 32-output slice at a time: its n² rows of 32 values are contiguous
+    // in `u`, so each line of `u` is written once rather than revisited for every output channel
+    // (3× faster at load for a 512×512 layer).
+    for (int ob = block_begin; ob < block_end; ob++) {
+        for (int i = 0; i < cin; i++) {
+            double t[6][3][32];   // gy·k of the 32 outputs' kernels
+            for (int l = 0; l < 32; l++) {
+                const float *k = oihw + ((size_t)(ob * 32 + l) * cin + i) * 9;
+                for (int a = 0; a < n; a++)
+                    for (int c = 0; c < 3; c++) t[a][c][l] = gy[a][0] * k[c] + gy[a][1] * k[3 + c] + gy[a][2] * k[6 + c];
+            }
+            for (int a = 0; a < n; a++)
+                for (int b = 0; b < n; b++) {
+                    float *row = u + (((size_t)(first + a * n + b) * blocks + ob) * cin + i) * 32;
+                    for (int l = 0; l < 32; l++)
+                        row[l] = (float)(t[a][0][l] * gx[b][0] + t[a][1][l] * gx[b][1] + t[a][2][l] * gx[b][2]);
+                }
+        }
+    }
+}
+
+void frw_transform_weight_blocks(const float *oihw, int cout, int cin, float *u, int block_begin, int block_end, int kind) {
+    // G for F(4,3) (rows: the points 0, 1, −1, 2, −2, ∞).
     static const double g1[6][3] = {
         {1.0 / 4, 0, 0},
         {-1.0 / 6, -1.0 / 6, -1.0 / 6},
@@ -55,6 +83,7 @@ void frw_transform_weight_blocks(const float *oihw, int cout, int cin, float *u,
         {1.0 / 24, -1.0 / 12, 1.0 / 6},
         {0, 0, 1},
     };
+    // Stride 2: F(4,2)'s G (points 0, 1, −1, 2, ∞) on the even taps 0 and 2, then tap 1 alone.
     static const double g2[6][3] = {
         {1.0 / 2, 0, 0},
         {-1.0 / 2, 0, -1.0 / 2},
@@ -63,26 +92,18 @@ void frw_transform_weight_blocks(const float *oihw, int cout, int cin, float *u,
         {0, 0, 1},
         {0, 1, 0},
     };
-    const double (*g)[3] = stride == 2 ? g2 : g1;
-    const int blocks = cout / 32;
-    // One input channel of one 32-output slice at a time: its 36 rows of 32 values are contiguous
-    // in `u`, so each line of `u` is written once rather than revisited for every output channel
-    // (3× faster at load for a 512×512 layer).
-    for (int ob = block_begin; ob < block_end; ob++) {
-        for (int i = 0; i < cin; i++) {
-            double t[6][3][32];   // G·g of the 32 outputs' kernels
-            for (int l = 0; l < 32; l++) {
-                const float *k = oihw + ((size_t)(ob * 32 + l) * cin + i) * 9;
-                for (int a = 0; a < 6; a++)
-                    for (int c = 0; c < 3; c++) t[a][c][l] = g[a][0] * k[c] + g[a][1] * k[3 + c] + g[a][2] * k[6 + c];
-            }
-            for (int a = 0; a < 6; a++)
-                for (int b = 0; b < 6; b++) {
-                    float *row = u + (((size_t)(a * 6 + b) * blocks + ob) * cin + i) * 32;
-                    for (int l = 0; l < 32; l++)
-                        row[l] = (float)(t[a][0][l] * g[b][0] + t[a][1][l] * g[b][1] + t[a][2][l] * g[b][2]);
-                }
-        }
+    // Nearest ×2 input: output phase 0 (even rows) reads source rows i − 1 and i with the taps
+    // (0, 1 + 2), phase 1 (odd rows) rows i and i + 1 with (0 + 1, 2); F(4,2)'s G on those pairs.
+    static const double up[2][5][3] = {
+        {{1.0 / 2, 0, 0}, {-1.0 / 2, -1.0 / 2, -1.0 / 2}, {-1.0 / 6, 1.0 / 6, 1.0 / 6}, {1.0 / 6, 1.0 / 3, 1.0 / 3}, {0, 1, 1}},
+        {{1.0 / 2, 1.0 / 2, 0}, {-1.0 / 2, -1.0 / 2, -1.0 / 2}, {-1.0 / 6, -1.0 / 6, 1.0 / 6}, {1.0 / 6, 1.0 / 6, 1.0 / 3}, {0, 0, 1}},
+    };
+    if (kind == FRW_NEAREST2X) {
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++) transform_blocks(oihw, cout, cin, u, block_begin, block_end, 5, up[a], up[b], (a * 2 + b) * 25);
+    } else {
+        const double (*g)[3] = kind == FRW_STRIDE2 ? g2 : g1;
+        transform_blocks(oihw, cout, cin, u, block_begin, block_end, 6, g, g, 0);
     }
 }
 
@@ -245,17 +266,33 @@ static void input_tile(const float *plane, size_t row, size_t pixel, const input
     input_rows(t, v, pstride);
 }
 
-// Stride 2 along one axis: the even samples d0, d2, …, d8 through F(4,2)'s Bᵀ (points 0, ±1, 2,
-// ∞) into r[0…4], the odd ones d1, d3, d5, d7 as they are into r[5…8].
+// F(4,2)'s Bᵀ (points 0, ±1, 2, ∞) on five samples e[0…4], into r[0…4].
 __attribute__((target("avx512f"), always_inline))
-static inline void input_1d_s2(const __m512 d[9], __m512 r[9]) {
+static inline void input_1d_f42(__m512 e0, __m512 e1, __m512 e2, __m512 e3, __m512 e4, __m512 r[5]) {
     const __m512 two = _mm512_set1_ps(2.f), three = _mm512_set1_ps(3.f);
-    const __m512 e0 = d[0], e1 = d[2], e2 = d[4], e3 = d[6], e4 = d[8];
     r[0] = _mm512_add_ps(_mm512_fmsub_ps(two, _mm512_sub_ps(e0, e2), e1), e3);   // 2e0 − e1 − 2e2 + e3
     r[1] = _mm512_sub_ps(e3, _mm512_fmadd_ps(two, e1, e2));                        // −2e1 − e2 + e3
     r[2] = _mm512_add_ps(_mm512_fnmadd_ps(three, e2, _mm512_mul_ps(two, e1)), e3); // 2e1 − 3e2 + e3
     r[3] = _mm512_sub_ps(e3, e1);                                                  // e3 − e1
     r[4] = _mm512_add_ps(_mm512_fmsub_ps(two, _mm512_sub_ps(e1, e3), e2), e4);   // 2e1 − e2 − 2e3 + e4
+}
+
+// F(4,2)'s Aᵀ on m[0…4].
+__attribute__((target("avx512f"), always_inline))
+static inline void output_1d_f42(const __m512 m[5], __m512 r[4]) {
+    const __m512 two = _mm512_set1_ps(2.f), four = _mm512_set1_ps(4.f), eight = _mm512_set1_ps(8.f);
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    r[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), m[3]);
+    r[1] = _mm512_fmadd_ps(two, m[3], d12);
+    r[2] = _mm512_fmadd_ps(four, m[3], s12);
+    r[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, m[3], d12), m[4]);
+}
+
+// Stride 2 along one axis: the even samples d0, d2, …, d8 through F(4,2)'s Bᵀ into r[0…4], the
+// odd ones d1, d3, d5, d7 as they are into r[5…8].
+__attribute__((target("avx512f"), always_inline))
+static inline void input_1d_s2(const __m512 d[9], __m512 r[9]) {
+    input_1d_f42(d[0], d[2], d[4], d[6], d[8], r);
     r[5] = d[1];
     r[6] = d[3];
     r[7] = d[5];
@@ -265,12 +302,8 @@ static inline void input_1d_s2(const __m512 d[9], __m512 r[9]) {
 // F(4,2)'s Aᵀ on m[0…4] plus the odd phase m[5…8].
 __attribute__((target("avx512f"), always_inline))
 static inline void output_1d_s2(const __m512 m[9], __m512 r[4]) {
-    const __m512 two = _mm512_set1_ps(2.f), four = _mm512_set1_ps(4.f), eight = _mm512_set1_ps(8.f);
-    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
-    r[0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m[0], s12), m[3]), m[5]);
-    r[1] = _mm512_add_ps(_mm512_fmadd_ps(two, m[3], d12), m[6]);
-    r[2] = _mm512_add_ps(_mm512_fmadd_ps(four, m[3], s12), m[7]);
-    r[3] = _mm512_add_ps(_mm512_add_ps(_mm512_fmadd_ps(eight, m[3], d12), m[4]), m[8]);
+    output_1d_f42(m, r);
+    for (int k = 0; k < 4; k++) r[k] = _mm512_add_ps(r[k], m[5 + k]);
 }
 
 // `input_tile` for stride 2: the 81 transformed values of the 9×9 patch whose top-left input is
@@ -303,6 +336,49 @@ static void input_tile_s2(const float *plane, size_t row, size_t pixel, const in
         __m512 r[9];
         input_1d_s2(t[i], r);
         for (int j = 0; j < 9; j++) _mm512_store_ps(v + (size_t)(i * 9 + j) * pstride, r[j]);
+    }
+}
+
+// The source index of row or column `i` of a source that is read upsampled ×2 (nearest) and
+// padded by one, for the FRW_NEAREST2X kernel, which works on the source itself: the padding's
+// row −1 of the upsampled frame is source row 0 under reflection (it reflects to upsampled row 1)
+// and zero otherwise; likewise past the end. −1 where the value is zero.
+static inline int nearest2x_index(int i, int size, int reflect) {
+    if (i < 0) return reflect ? 0 : -1;
+    if (i >= size) return reflect ? size - 1 : -1;
+    return i;
+}
+
+// `input_tile` for FRW_NEAREST2X, one output phase: the 25 F(4×4,2×2) values of the 5×5 source
+// patch whose top-left is (y0, x0) (source frame; −1 is the padding).
+__attribute__((target("avx512f")))
+static void input_tile_nearest2x(const float *plane, size_t row, size_t pixel, const input_map *map, int y0, int x0, float *v,
+                                 size_t pstride) {
+    const __m512 zero = _mm512_setzero_ps();
+    const float *rows[5];
+    for (int i = 0; i < 5; i++) {
+        int y = nearest2x_index(y0 + i, map->h, map->reflect);
+        rows[i] = y >= 0 ? plane + (size_t)y * row : NULL;
+    }
+    __m512 t[5][5];
+    for (int j = 0; j < 5; j++) {
+        int x = nearest2x_index(x0 + j, map->w, map->reflect);
+        __m512 col[5], r[5];
+        if (x >= 0) {
+            for (int i = 0; i < 5; i++) col[i] = rows[i] ? _mm512_load_ps(rows[i] + (size_t)x * pixel) : zero;
+            if (map->leaky)
+                for (int i = 0; i < 5; i++)
+                    col[i] = _mm512_mask_mul_ps(col[i], _mm512_cmp_ps_mask(col[i], zero, _CMP_LT_OQ), col[i], map->slope);
+        } else {
+            for (int i = 0; i < 5; i++) col[i] = zero;
+        }
+        input_1d_f42(col[0], col[1], col[2], col[3], col[4], r);
+        for (int i = 0; i < 5; i++) t[i][j] = r[i];
+    }
+    for (int i = 0; i < 5; i++) {
+        __m512 r[5];
+        input_1d_f42(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], r);
+        for (int j = 0; j < 5; j++) _mm512_store_ps(v + (size_t)(i * 5 + j) * pstride, r[j]);
     }
 }
 
@@ -358,15 +434,15 @@ static void gemm_14x32(const float *v, const float *u, int k, int cin, int cout,
     gemm_14x32_body(v, u, k, cin, cout, m, accumulate);
 }
 
-// Row i of an output tile, r[0…3] (columns x0…x0+3, clipped at the right edge), with the bias,
+// Row i of an output tile, r[0…3] (columns x0, x0 + xstep, …, clipped at the right edge), with the bias,
 // the (leaky) ReLU and the scaled residual, into row y of `plane` (y < h).
 __attribute__((target("avx512f"), always_inline))
 static inline void store_output_row(const __m512 r[4], __m512 bias, int leaky, __m512 slope, const float *residual,
-                                    __m512 res_scale, float *plane, int w, int y, int x0) {
-    for (int j = 0; j < 4 && x0 + j < w; j++) {
+                                    __m512 res_scale, float *plane, int w, int y, int x0, int xstep) {
+    for (int j = 0; j < 4 && x0 + xstep * j < w; j++) {
         __m512 o = _mm512_add_ps(r[j], bias);
         if (leaky) o = _mm512_mask_mul_ps(o, _mm512_cmp_ps_mask(o, _mm512_setzero_ps(), _CMP_LT_OQ), o, slope);
-        size_t at = ((size_t)y * w + x0 + j) * 16;
+        size_t at = ((size_t)y * w + x0 + xstep * j) * 16;
         if (residual) o = _mm512_add_ps(_mm512_mul_ps(o, res_scale), _mm512_load_ps(residual + at));   // o·s + r, as PyTorch rounds it
         _mm512_store_ps(plane + at, o);
     }
@@ -386,7 +462,7 @@ static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, 
     for (int i = 0; i < 4 && y0 + i < h; i++) {   // rows: (Aᵀ·M)·A
         __m512 r[4];
         output_1d(t[i], r);
-        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + i, x0);
+        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + i, x0, 1);
     }
 }
 
@@ -404,12 +480,31 @@ static void output_tile_s2(const float *m, size_t pstride, __m512 bias, int leak
     for (int i = 0; i < 4 && y0 + i < h; i++) {
         __m512 r[4];
         output_1d_s2(t[i], r);
-        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + i, x0);
+        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + i, x0, 1);
+    }
+}
+
+// `output_tile` for FRW_NEAREST2X, one output phase: the 4×4 outputs (y0 + 2i, x0 + 2j) from its
+// 25 positions.
+__attribute__((target("avx512f")))
+static void output_tile_nearest2x(const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
+                                  const float *residual, __m512 res_scale, float *plane, int h, int w, int y0, int x0) {
+    __m512 t[4][5];
+    for (int j = 0; j < 5; j++) {
+        __m512 col[5], r[4];
+        for (int i = 0; i < 5; i++) col[i] = _mm512_load_ps(m + (size_t)(i * 5 + j) * pstride);
+        output_1d_f42(col, r);
+        for (int i = 0; i < 4; i++) t[i][j] = r[i];
+    }
+    for (int i = 0; i < 4 && y0 + 2 * i < h; i++) {
+        __m512 r[4];
+        output_1d_f42(t[i], r);
+        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + 2 * i, x0, 2);
     }
 }
 
 __attribute__((target("avx512f")))
-void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, int stride, const frw_read *read,
+void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad, int kind, const frw_read *read,
                  const float *u, const float *bias, int cout,
                  float *dst, int leaky, float slope, const float *residual, float res_scale,
                  int row_begin, int row_end, float *scratch) {
@@ -419,12 +514,14 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
     const int upsample = read && read->upsample == 2 ? 2 : 1, bilinear = upsample == 2 && read->bilinear;
     const input_map map = {h, w, upsample, read && read->reflect && pad == 1, read && read->leaky,
                            _mm512_set1_ps(read ? read->slope : 0)};
-    const int s2 = stride == 2, P = positions(stride), side = s2 ? 9 : 6;
-    // Output size, and the input patch of output tile (ty, tx) starts at (step·ty − pad, step·tx − pad).
-    const int oh = (upsample * h + 2 * pad - 3) / stride + 1, ow = (upsample * w + 2 * pad - 3) / stride + 1;
-    const int step = 4 * stride;
-    const int tw = (ow + 3) / 4;
-    const int SUPER = TILES * blocks_per_pass(cin, cout, stride);
+    const int s2 = kind == FRW_STRIDE2, n2x = kind == FRW_NEAREST2X, stride = s2 ? 2 : 1;
+    const int P = positions(kind), side = s2 ? 9 : n2x ? 5 : 6;
+    const int oh = (upsample * h + 2 * pad - 3) / stride + 1, ow = (upsample * w + 2 * pad - 3) / stride + 1;   // output size
+    // A tile is 4×4 outputs, or for FRW_NEAREST2X 8×8 (4×4 in each of its 4 phases), whose input
+    // patch starts at (step·ty − pad, step·tx − pad) in the (upsampled) input frame.
+    const int tsize = n2x ? 8 : 4, step = 4 * stride, phases = n2x ? 4 : 1;
+    const int tw = (ow + tsize - 1) / tsize;
+    const int SUPER = TILES * blocks_per_pass(cin, cout, kind);
     float *v = scratch;                              // [P][SUPER][cin]
     float *m = scratch + (size_t)P * SUPER * cin;    // [P][SUPER][cout]
     const size_t vstride = (size_t)SUPER * cin, mstride = (size_t)SUPER * cout;
@@ -443,38 +540,47 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
         }
         for (int t = n; t < blocks * TILES; t++)   // the last block's missing tiles: zeros, not stale values
             for (int p = 0; p < P; p++) memset(v + p * vstride + (size_t)t * cin, 0, sizeof(float) * cin);
-        for (int cb = 0; cb < cin / 16; cb++) {
-            const float *plane = src + (size_t)cb * block;
-            float *vb = v + cb * 16;
-            for (int t = 0; t < n; t++) {
-                const int y0 = step * ty[t] - pad, x0 = step * tx[t] - pad;
-                float *vt = vb + (size_t)t * cin;
-                if (s2) input_tile_s2(plane, row, pixel, &map, y0, x0, vt, vstride);
-                else if (bilinear) input_tile_bilinear(plane, row, pixel, &map, y0, x0, vt, vstride);
-                else input_tile(plane, row, pixel, &map, y0, x0, vt, vstride);
+        for (int ph = 0; ph < phases; ph++) {
+            const int pa = ph >> 1, pb = ph & 1;   // FRW_NEAREST2X: the output phase (row, column parity)
+            for (int cb = 0; cb < cin / 16; cb++) {
+                const float *plane = src + (size_t)cb * block;
+                float *vb = v + cb * 16;
+                for (int t = 0; t < n; t++) {
+                    float *vt = vb + (size_t)t * cin;
+                    if (n2x) {   // phase (a, b) reads source rows from 4·ty − 1 + a, columns likewise
+                        input_tile_nearest2x(plane, row, pixel, &map, 4 * ty[t] - 1 + pa, 4 * tx[t] - 1 + pb, vt, vstride);
+                        continue;
+                    }
+                    const int y0 = step * ty[t] - pad, x0 = step * tx[t] - pad;
+                    if (s2) input_tile_s2(plane, row, pixel, &map, y0, x0, vt, vstride);
+                    else if (bilinear) input_tile_bilinear(plane, row, pixel, &map, y0, x0, vt, vstride);
+                    else input_tile(plane, row, pixel, &map, y0, x0, vt, vstride);
+                }
             }
-        }
-        const int kchunk = cin > 192 ? KCHUNK : cin;
-        for (int p = 0; p < P; p++) {
-            // The position's weights: for stride 2, the odd phase (5…8 on an axis) shares row 5.
-            const int i = p / side, j = p % side;
-            const int wp = s2 ? (i < 5 ? i : 5) * 6 + (j < 5 ? j : 5) : p;
-            for (int kc = 0; kc < cin; kc += kchunk) {
-                const int k = cin - kc < kchunk ? cin - kc : kchunk;
-                for (int o = 0; o < cout; o += 32)
-                    for (int rb = 0; rb < blocks; rb++)
-                        gemm_14x32(v + p * vstride + (size_t)rb * TILES * cin + kc, u + ((size_t)wp * cout + o) * cin + (size_t)kc * 32,
-                                   k, cin, cout, m + p * mstride + (size_t)rb * TILES * cout + o, kc > 0);
+            const int kchunk = cin > 192 ? KCHUNK : cin;
+            for (int p = 0; p < P; p++) {
+                // The position's weights: for stride 2, the odd phase (5…8 on an axis) shares row 5.
+                const int i = p / side, j = p % side;
+                const int wp = s2 ? (i < 5 ? i : 5) * 6 + (j < 5 ? j : 5) : ph * P + p;
+                for (int kc = 0; kc < cin; kc += kchunk) {
+                    const int k = cin - kc < kchunk ? cin - kc : kchunk;
+                    for (int o = 0; o < cout; o += 32)
+                        for (int rb = 0; rb < blocks; rb++)
+                            gemm_14x32(v + p * vstride + (size_t)rb * TILES * cin + kc, u + ((size_t)wp * cout + o) * cin + (size_t)kc * 32,
+                                       k, cin, cout, m + p * mstride + (size_t)rb * TILES * cout + o, kc > 0);
+                }
             }
-        }
-        for (int ob = 0; ob < cout / 16; ob++) {
-            __m512 b = bias ? _mm512_loadu_ps(bias + ob * 16) : _mm512_setzero_ps();
-            float *plane = dst + (size_t)ob * oh * ow * 16;
-            const float *rplane = residual ? residual + (size_t)ob * oh * ow * 16 : NULL;
-            const float *mb = m + ob * 16;
-            for (int t = 0; t < n; t++) {
-                if (s2) output_tile_s2(mb + (size_t)t * cout, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 4 * ty[t], 4 * tx[t]);
-                else output_tile(mb + (size_t)t * cout, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 4 * ty[t], 4 * tx[t]);
+            for (int ob = 0; ob < cout / 16; ob++) {
+                __m512 b = bias ? _mm512_loadu_ps(bias + ob * 16) : _mm512_setzero_ps();
+                float *plane = dst + (size_t)ob * oh * ow * 16;
+                const float *rplane = residual ? residual + (size_t)ob * oh * ow * 16 : NULL;
+                const float *mb = m + ob * 16;
+                for (int t = 0; t < n; t++) {
+                    const float *mt = mb + (size_t)t * cout;
+                    if (n2x) output_tile_nearest2x(mt, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 8 * ty[t] + pa, 8 * tx[t] + pb);
+                    else if (s2) output_tile_s2(mt, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 4 * ty[t], 4 * tx[t]);
+                    else output_tile(mt, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 4 * ty[t], 4 * tx[t]);
+                }
             }
         }
     }

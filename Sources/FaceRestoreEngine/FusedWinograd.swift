@@ -27,6 +27,11 @@ final class FusedWinogradConv: Sendable {
     /// plain weights, which the layer keeps (a view of the memory-mapped checkpoint where the
     /// loader hands one out).
     let tiles: KernelWeights
+    /// For stride 1, the weights of the kernel for inputs read upsampled ×2 (nearest) and padded by
+    /// one (`Read.reflected(upsample: 2, …)`, ParseNet's decoder): four 2×2 convolutions of the
+    /// source, one per output phase, each F(4×4,2×2) (100 values per channel pair), made on
+    /// demand like `tiles`.
+    let nearest2xTiles: KernelWeights?
     private let bias: TensorStorage?
     /// LeakyReLU slope (0 for ReLU), nil for no activation.
     private let slope: Float?
@@ -100,14 +105,18 @@ final class FusedWinogradConv: Sendable {
             plain = padded
         }
         let source = plain
-        tiles = KernelWeights(bytes: frw_weight_floats(Int32(i), Int32(computed)) * 4) { out, context in
-            // Split by 32-output blocks across the threads (each writes its own part of `out`).
-            let u = out.assumingMemoryBound(to: Float.self)
-            context.parallelRows(computed / 32, grain: 1) { blocks in
-                frw_transform_weight_blocks(source.floats, Int32(computed), Int32(i), u,
-                                            Int32(blocks.lowerBound), Int32(blocks.upperBound), Int32(stride))
+        func transformed(_ kind: Int32) -> KernelWeights {
+            KernelWeights(bytes: frw_weight_floats(Int32(i), Int32(computed), kind) * 4) { out, context in
+                // Split by 32-output blocks across the threads (each writes its own part of `out`).
+                let u = out.assumingMemoryBound(to: Float.self)
+                context.parallelRows(computed / 32, grain: 1) { blocks in
+                    frw_transform_weight_blocks(source.floats, Int32(computed), Int32(i), u,
+                                                Int32(blocks.lowerBound), Int32(blocks.upperBound), kind)
+                }
             }
         }
+        tiles = transformed(stride == 2 ? FRW_STRIDE2 : FRW_STRIDE1)
+        nearest2xTiles = stride == 1 ? transformed(FRW_NEAREST2X) : nil
         if let bias {
             let b = TensorStorage(bytes: computed * 4)
             b.floats.initialize(repeating: 0, count: computed)
@@ -172,16 +181,20 @@ final class FusedWinogradConv: Sendable {
         let added = try residual.map { try context.reordered($0.tensor, to: outDesc) }
         let out = destination ?? Tensor(uninitialized: outDesc)
         let (inPlane, outPlane) = (inChannels * h * w, computedChannels * oh * ow)
-        let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(computedChannels), Int32(stride)) * 4
-        let tileRows = (oh + 3) / 4
-        try tiles.use(context) { weights in
+        // Nearest ×2 upsampled and padded reads go to the per-phase kernel (reflection or zeros).
+        let nearest2x = up == 2 && how.bilinear == 0 && pad == 1 ? nearest2xTiles : nil
+        let kind = nearest2x != nil ? FRW_NEAREST2X : stride == 2 ? FRW_STRIDE2 : FRW_STRIDE1
+        let scratchBytes = frw_scratch_floats(Int32(inChannels), Int32(computedChannels), kind) * 4
+        let tileSize = kind == FRW_NEAREST2X ? 8 : 4
+        let tileRows = (oh + tileSize - 1) / tileSize
+        try (nearest2x ?? tiles).use(context) { weights in
             let u = weights.assumingMemoryBound(to: Float.self)
             for b in 0..<n {
                 let s = src.storage.floats + b * inPlane, d = out.storage.floats + b * outPlane
                 let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
                 context.parallelRows(tileRows, grain: 1) { range in
                     let scratch = TensorStorage(bytes: scratchBytes)
-                    frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(pad), Int32(stride), &how,
+                    frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(pad), kind, &how,
                                 u, bias?.floats, Int32(computedChannels), d,
                                 slope == nil ? 0 : 1, slope ?? 0, r, residual?.scale ?? 0,
                                 Int32(range.lowerBound), Int32(range.upperBound), scratch.floats)
