@@ -48,29 +48,47 @@ size_t frw_scratch_floats(int cin, int cout, int kind) {
 }
 
 // u[first + a·n + b] = (gy·k·gxᵀ)[a][b] for each 3×3 kernel k of the 32-output blocks
-// [block_begin, block_end), gy and gx being n×3.
+// [block_begin, block_end), gy and gx being n×3, in double precision. The 32 kernels of a block
+// are first gathered into kk[tap][output], so that every step after runs across the 32 outputs in
+// vectors; contraction into FMAs is off, so the values are those of the scalar code.
+__attribute__((target("avx512f,avx512dq")))
 static void transform_blocks(const float *oihw, int cout, int cin, float *u, int block_begin, int block_end, int n,
                              const double (*gy)[3], const double (*gx)[3], int first) {
+#pragma clang fp contract(off)
     const int blocks = cout / 32;
     // One input channel of one 32-output slice at a time: its n² rows of 32 values are contiguous
     // in `u`, so each line of `u` is written once rather than revisited for every output channel
     // (3× faster at load for a 512×512 layer).
     for (int ob = block_begin; ob < block_end; ob++) {
         for (int i = 0; i < cin; i++) {
-            double t[6][3][32];   // gy·k of the 32 outputs' kernels
+            double kk[9][32];
             for (int l = 0; l < 32; l++) {
                 const float *k = oihw + ((size_t)(ob * 32 + l) * cin + i) * 9;
-                for (int a = 0; a < n; a++)
-                    for (int c = 0; c < 3; c++) t[a][c][l] = gy[a][0] * k[c] + gy[a][1] * k[3 + c] + gy[a][2] * k[6 + c];
+                for (int q = 0; q < 9; q++) kk[q][l] = k[q];
             }
+            double t[6][3][32];   // gy·k of the 32 outputs' kernels
+            for (int a = 0; a < n; a++)
+                for (int c = 0; c < 3; c++)
+                    for (int l = 0; l < 32; l++) t[a][c][l] = gy[a][0] * kk[c][l] + gy[a][1] * kk[3 + c][l] + gy[a][2] * kk[6 + c][l];
+            // Each row of 32 floats (128 bytes, aligned) is written with streaming stores: `u` is
+            // written once, well beyond the caches, so its lines are not read first.
             for (int a = 0; a < n; a++)
                 for (int b = 0; b < n; b++) {
                     float *row = u + (((size_t)(first + a * n + b) * blocks + ob) * cin + i) * 32;
-                    for (int l = 0; l < 32; l++)
-                        row[l] = (float)(t[a][0][l] * gx[b][0] + t[a][1][l] * gx[b][1] + t[a][2][l] * gx[b][2]);
+                    const __m512d g0 = _mm512_set1_pd(gx[b][0]), g1 = _mm512_set1_pd(gx[b][1]), g2 = _mm512_set1_pd(gx[b][2]);
+                    __m256 half[4];
+                    for (int q = 0; q < 4; q++) {
+                        __m512d v = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(_mm512_loadu_pd(&t[a][0][8 * q]), g0),
+                                                                _mm512_mul_pd(_mm512_loadu_pd(&t[a][1][8 * q]), g1)),
+                                                  _mm512_mul_pd(_mm512_loadu_pd(&t[a][2][8 * q]), g2));
+                        half[q] = _mm512_cvtpd_ps(v);
+                    }
+                    _mm512_stream_ps(row, _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1));
+                    _mm512_stream_ps(row + 16, _mm512_insertf32x8(_mm512_castps256_ps512(half[2]), half[3], 1));
                 }
         }
     }
+    _mm_sfence();   // streaming stores are weakly ordered: make them visible before the caller's barrier
 }
 
 void frw_transform_weight_blocks(const float *oihw, int cout, int cin, float *u, int block_begin, int block_end, int kind) {
