@@ -466,58 +466,43 @@ static inline void store_output_row(const __m512 r[4], __m512 bias, int leaky, _
     }
 }
 
-// Output tile (4×4, clipped at the edges) of 16 channels from m[p·TILES·cout] (p = 0…35).
-__attribute__((target("avx512f")))
-static void output_tile(const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
-                        const float *residual, __m512 res_scale, float *plane, int h, int w, int y0, int x0) {
-    __m512 t[4][6];
-    for (int j = 0; j < 6; j++) {   // columns: Aᵀ·M
-        __m512 col[6], r[4];
-        for (int i = 0; i < 6; i++) col[i] = _mm512_load_ps(m + (size_t)(i * 6 + j) * pstride);
-        output_1d(col, r);
-        for (int i = 0; i < 4; i++) t[i][j] = r[i];
-    }
-    for (int i = 0; i < 4 && y0 + i < h; i++) {   // rows: (Aᵀ·M)·A
-        __m512 r[4];
-        output_1d(t[i], r);
-        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + i, x0, 1);
-    }
+// Aᵀ of a kernel kind on one column or row of a tile's positions (6, 9 or 5 values) into 4.
+__attribute__((target("avx512f"), always_inline))
+static inline void output_1d_of(int kind, const __m512 *m, __m512 r[4]) {
+    if (kind == FRW_STRIDE2) output_1d_s2(m, r);
+    else if (kind == FRW_NEAREST2X) output_1d_f42(m, r);
+    else output_1d(m, r);
 }
 
-// `output_tile` for stride 2, from the 81 positions.
-__attribute__((target("avx512f")))
-static void output_tile_s2(const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
-                           const float *residual, __m512 res_scale, float *plane, int h, int w, int y0, int x0) {
-    __m512 t[4][9];
-    for (int j = 0; j < 9; j++) {
-        __m512 col[9], r[4];
-        for (int i = 0; i < 9; i++) col[i] = _mm512_load_ps(m + (size_t)(i * 9 + j) * pstride);
-        output_1d_s2(col, r);
-        for (int i = 0; i < 4; i++) t[i][j] = r[i];
-    }
-    for (int i = 0; i < 4 && y0 + i < h; i++) {
-        __m512 r[4];
-        output_1d_s2(t[i], r);
-        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + i, x0, 1);
-    }
-}
-
-// `output_tile` for FRW_NEAREST2X, one output phase: the 4×4 outputs (y0 + 2i, x0 + 2j) from its
-// 25 positions.
-__attribute__((target("avx512f")))
-static void output_tile_nearest2x(const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
+// Output tile of 16 channels from one pass's positions m[p·pstride]: side × side positions (6, 9
+// for stride 2, one phase's 5 for FRW_NEAREST2X) reduced along columns (Aᵀ·M), then rows (·A),
+// into 4×4 outputs at (y0 + step·i, x0 + step·j), step 2 for a FRW_NEAREST2X phase, clipped at
+// the edges. Inlined with a constant `kind`.
+__attribute__((target("avx512f"), always_inline))
+static inline void output_tile_of(int kind, const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
                                   const float *residual, __m512 res_scale, float *plane, int h, int w, int y0, int x0) {
-    __m512 t[4][5];
-    for (int j = 0; j < 5; j++) {
-        __m512 col[5], r[4];
-        for (int i = 0; i < 5; i++) col[i] = _mm512_load_ps(m + (size_t)(i * 5 + j) * pstride);
-        output_1d_f42(col, r);
+    const int side = kind == FRW_STRIDE2 ? 9 : kind == FRW_NEAREST2X ? 5 : 6, step = kind == FRW_NEAREST2X ? 2 : 1;
+    __m512 t[4][9];
+    for (int j = 0; j < side; j++) {
+        __m512 col[9], r[4];
+        for (int i = 0; i < side; i++) col[i] = _mm512_load_ps(m + (size_t)(i * side + j) * pstride);
+        output_1d_of(kind, col, r);
         for (int i = 0; i < 4; i++) t[i][j] = r[i];
     }
-    for (int i = 0; i < 4 && y0 + 2 * i < h; i++) {
+    for (int i = 0; i < 4 && y0 + step * i < h; i++) {
         __m512 r[4];
-        output_1d_f42(t[i], r);
-        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + 2 * i, x0, 2);
+        output_1d_of(kind, t[i], r);
+        store_output_row(r, bias, leaky, slope, residual, res_scale, plane, w, y0 + step * i, x0, step);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void output_tile(int kind, const float *m, size_t pstride, __m512 bias, int leaky, __m512 slope,
+                        const float *residual, __m512 res_scale, float *plane, int h, int w, int y0, int x0) {
+    switch (kind) {
+    case FRW_STRIDE2: output_tile_of(FRW_STRIDE2, m, pstride, bias, leaky, slope, residual, res_scale, plane, h, w, y0, x0); break;
+    case FRW_NEAREST2X: output_tile_of(FRW_NEAREST2X, m, pstride, bias, leaky, slope, residual, res_scale, plane, h, w, y0, x0); break;
+    default: output_tile_of(FRW_STRIDE1, m, pstride, bias, leaky, slope, residual, res_scale, plane, h, w, y0, x0); break;
     }
 }
 
@@ -593,12 +578,9 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
                 float *plane = dst + (size_t)ob * oh * ow * 16;
                 const float *rplane = residual ? residual + (size_t)ob * oh * ow * 16 : NULL;
                 const float *mb = m + ob * 16;
-                for (int t = 0; t < n; t++) {
-                    const float *mt = mb + (size_t)t * cout;
-                    if (n2x) output_tile_nearest2x(mt, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 8 * ty[t] + pa, 8 * tx[t] + pb);
-                    else if (s2) output_tile_s2(mt, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 4 * ty[t], 4 * tx[t]);
-                    else output_tile(mt, mstride, b, leaky, sl, rplane, rs, plane, oh, ow, 4 * ty[t], 4 * tx[t]);
-                }
+                for (int t = 0; t < n; t++)   // a FRW_NEAREST2X phase's outputs start at (8·ty + a, 8·tx + b)
+                    output_tile(kind, mb + (size_t)t * cout, mstride, b, leaky, sl, rplane, rs, plane, oh, ow,
+                                tsize * ty[t] + pa, tsize * tx[t] + pb);
             }
         }
     }
