@@ -1,12 +1,14 @@
 // swift-tools-version:6.0
 // FaceRestore: native Swift GAN-prior blind face restoration (GFP-GAN, GPEN).
-// Layers depend one way only: Engine → Weights → Models → Imaging/Pipeline → CLI.
+// Layers depend one way only: Engine → Weights → Models → Imaging/Pipeline → FaceRestore (the
+// library apps import) → CLI. Apps depend on the `FaceRestore` product alone.
 import PackageDescription
 
 let package = Package(
     name: "FaceRestore",
     platforms: [.macOS(.v15)],   // Synchronization.Mutex
     products: [
+        .library(name: "FaceRestore", targets: ["FaceRestore"]),
         .library(name: "FaceRestoreEngine", targets: ["FaceRestoreEngine"]),
         .library(name: "FaceRestoreWeights", targets: ["FaceRestoreWeights"]),
         .library(name: "FaceRestoreModels", targets: ["FaceRestoreModels"]),
@@ -17,6 +19,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `swift package generate-documentation` for the DocC catalog (a plugin: not linked).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // oneDNN 2.x C API (Debian libdnnl-dev; no pkg-config file) and the OpenMP thread knob.
@@ -32,10 +36,13 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("turbojpeg"), .linkedLibrary("exif")]),
         .target(name: "FaceRestoreImaging", dependencies: ["FaceRestoreEngine", "CImageCodecs"]),
         .target(name: "FaceRestorePipeline", dependencies: ["FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging"]),
+        // The product layer: model store, recipes applied, whole jobs, outputs (re-exports the rest).
+        .target(name: "FaceRestore",
+                dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging", "FaceRestorePipeline"]),
         .executableTarget(
             name: "facerestore",
             dependencies: [
-                "FaceRestoreWeights", "FaceRestoreModels", "FaceRestorePipeline",
+                "FaceRestore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks: our time and the reference PyTorch time in the same run (see README).
@@ -52,6 +59,7 @@ let package = Package(
         .testTarget(name: "FaceRestoreImagingTests", dependencies: ["FaceRestoreImaging", "FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline", "FaceRestoreImaging", "FaceRestoreWeights"]),
+        .testTarget(name: "FaceRestoreTests", dependencies: ["FaceRestore"]),
         .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore", "FaceRestoreImaging", "FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),
     ]

@@ -8,9 +8,12 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
     case shapeMismatch(op: String, detail: String)
     case unsupported(op: String, detail: String)
     case backend(String)
+    /// A network produced NaN or infinity (a damaged checkpoint, or weights out of range).
+    case nonFinite(op: String)
 
     public var description: String {
         switch self {
+        case let .nonFinite(op): return "\(op): the network produced NaN or infinite values (are the weights damaged?)"
         case let .shapeMismatch(op, detail): return "\(op): shape mismatch: \(detail)"
         case let .unsupported(op, detail): return "\(op): unsupported: \(detail)"
         case let .backend(message): return "compute backend error: \(message)"

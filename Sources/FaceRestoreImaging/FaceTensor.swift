@@ -64,6 +64,7 @@ public enum FaceTensor {
         for c in 0..<3 {
             for i in 0..<(h * w) {
                 let x = values[c * h * w + i]
+                guard x.isFinite else { throw EngineError.nonFinite(op: "tensor2img") }
                 let byte: UInt8
                 switch quantization {
                 case .roundHalfEven: byte = UInt8((((min(max(x, -1), 1) + 1) / 2) * 255).rounded(.toNearestOrEven))

@@ -168,6 +168,9 @@ public struct RealESRGANer: Sendable {
                     for ox in stride(from: x0 * s, to: min(x1 * s, ow), by: 1) {
                         let sx = ox - px0 * s
                         let (at, plane) = (sy * stw + sx, stw * sth)
+                        guard y[at].isFinite, y[plane + at].isFinite, y[2 * plane + at].isFinite else {
+                            throw EngineError.nonFinite(op: "Real-ESRGAN")
+                        }
                         let (r, g, b) = (clamped(y[at]), clamped(y[plane + at]), clamped(y[2 * plane + at]))
                         let o = (oy * ow + ox) * outChannels
                         switch output {

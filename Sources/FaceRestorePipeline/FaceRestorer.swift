@@ -70,13 +70,28 @@ public struct FaceRestorer: Sendable {
         }
     }
 
-    /// Whether this is a GPEN model (its own alignment template, paste-back and output rounding).
-    public var isGPEN: Bool { if case .gpen = network { return true } else { return false } }
-
-    /// Whether these tensors are a GPEN model, known before the (slower) model build.
-    public static func isGPEN(_ sd: StateDict) -> Bool {
-        if case .gpen? = Architecture.detect(sd) { return true } else { return false }
+    /// The pipeline around the network that the model's upstream uses (`Recipe.facexlib` for
+    /// GFP-GAN, `Recipe.gpen` for GPEN).
+    public var recipe: Recipe {
+        switch network {
+        case .gfpgan: return .facexlib
+        case .gpen: return .gpen
+        }
     }
+
+    /// The recipe of the model these tensors hold, known before the (slower) model build; nil
+    /// when they are not a face restoration model.
+    public static func recipe(of sd: StateDict) -> Recipe? {
+        switch Architecture.detect(sd) {
+        case .gpen?: return .gpen
+        case .gfpganClean?, .gfpganV1?: return .facexlib
+        default: return nil
+        }
+    }
+
+    /// Whether `seed` changes anything: GFP-GAN draws StyleGAN noise; GPEN has none (its noise
+    /// inputs are the encoder's features).
+    public var usesNoise: Bool { if case .gfpgan = network { return true } else { return false } }
 
     /// Fresh noise as upstream draws it (`randomize_noise=True`) right after `torch.manual_seed(seed)`.
     /// GPEN has none (its noise inputs are the encoder's features): empty.
@@ -90,16 +105,20 @@ public struct FaceRestorer: Sendable {
     /// GFPGAN: `GFPGANer.enhance(has_aligned=True)`; GPEN: `FaceGAN.process` (same input
     /// normalization, truncating output). `seed` only affects GFPGAN.
     public func restoreAligned(_ image: PixelImage, seed: UInt64? = nil, context: ComputeContext) throws -> AlignedRestoration {
+        guard image.channels == 3, image.width > 0, image.height > 0 else {
+            throw PipelineError.invalidArgument("a face crop must be a non-empty 3-channel BGR image")
+        }
         var timings = RestoreTimings()
         let s = faceSize
         let input = timings.measure(\.align) { image.resizedLinear(width: s, height: s) }
         let restored = try timings.measure(\.network) { () throws -> PixelImage in
             let x = FaceTensor.normalized(bgr: input)
+            let rounding: FaceTensor.Quantization = recipe.rounding == .truncate ? .truncate : .roundHalfEven
             switch network {
             case .gfpgan(let net):
-                return try FaceTensor.bgrImage(from: try net(x, noise: seed.map { noise(seed: $0) }, context), context)
+                return try FaceTensor.bgrImage(from: try net(x, noise: seed.map { noise(seed: $0) }, context), quantization: rounding, context)
             case .gpen(let net):
-                return try FaceTensor.bgrImage(from: try net(x, context), quantization: .truncate, context)
+                return try FaceTensor.bgrImage(from: try net(x, context), quantization: rounding, context)
             }
         }
         return AlignedRestoration(input: input, restored: restored, timings: timings)

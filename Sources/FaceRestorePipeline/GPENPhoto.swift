@@ -1,7 +1,7 @@
-// Whole-photo restoration with a GPEN model as GPEN's own pipeline runs it: yangxy/GPEN
+// GPEN's masks and paste-back (`Recipe.gpen`), as GPEN's own pipeline runs them: yangxy/GPEN
 // `face_enhancement.py` (FaceEnhancement.process, commit 2c73670), `align_faces.py`
 // (get_reference_facial_points, warp_and_crop_face, _umeyama) and `face_parse/face_parsing.py`
-// (FaceParse.process). Where it differs from GFPGAN's (PhotoRestorer.restore):
+// (FaceParse.process). Where GPEN's pipeline differs from facexlib's (PhotoRestorer.restore):
 //   - with upscaling, the photo is first resized (INTER_LINEAR) to the output size and faces are
 //     detected and cropped there (GPEN with --use_sr); the background is the Real-ESRGAN output,
 //     or (where GPEN has no upscaling) the LANCZOS4-resized photo;
@@ -26,18 +26,6 @@ import FaceRestoreModels
 import Foundation
 
 extension PhotoRestorer {
-    /// GPEN's five reference points for a `size`² crop: `get_reference_facial_points((size, size),
-    /// inner_padding_factor=0.25, outer_padding=(0, 0), default_square=True)`, as float32.
-    public static func gpenTemplate(size: Int) -> [(x: Double, y: Double)] {
-        let reference: [(Double, Double)] = [
-            (30.29459953, 51.69630051), (65.53179932, 51.50139999), (48.02519989, 71.73660278),
-            (33.54930115, 92.3655014), (62.72990036, 92.20410156),
-        ]
-        // Square (96 → 112 wide: +8 in x), pad by 0.25 (+28 each side: 168²), scale to size.
-        let factor = Double(Float(size)) / 168
-        return reference.map { p in (x: Double(Float((p.0 + 8 + 28) * factor)), y: Double(Float((p.1 + 28) * factor))) }
-    }
-
     /// GPEN's unused alternative to the parse mask, prepared once in `FaceEnhancement.__init__`:
     /// `cv2.rectangle(mask, (26, 26), (486, 486), 1, -1, LINE_AA)` on a float32 512² plane, blurred
     /// (101, σ 4) twice in float32, resized to the model size. The same for every face.
@@ -71,45 +59,6 @@ extension PhotoRestorer {
         }
         mask = mask.gaussianBlurred(size: 101, sigma: 4).gaussianBlurred(size: 101, sigma: 4)
         return Plane(width: s, height: s, values: mask.values.map { Float($0) }).resizedLinear(width: size, height: size)
-    }
-
-    /// `FaceEnhancement.process(img, aligned=False)` (see the file header).
-    func restoreGPEN(_ image: PixelImage, options: PhotoOptions, context: ComputeContext,
-                     backgroundProgress: ((Int, Int) -> Void)?) throws -> PhotoRestoration {
-        var timings = RestoreTimings()
-        let (w, h) = (image.width * options.upscale, image.height * options.upscale)
-        let work = options.upscale == 1 ? image : image.resizedLinear(width: w, height: h)
-        let (detected, detectedCount) = try timings.measure(\.detect) {
-            try self.faces(in: work, options: options, eyeDistanceFilter: false, context: context)
-        }
-        let size = restorer.faceSize
-        let template = Self.gpenTemplate(size: size)
-        var faces: [RestoredFace] = [], inverses: [AffineMatrix] = [], pasted: [PixelImage] = []
-        for face in detected {
-            let points = (0..<5).map { (x: Double(face.landmarks[2 * $0]), y: Double(face.landmarks[2 * $0 + 1])) }
-            guard let fit = SimilarityFit.umeyama(from: points, to: template),
-                  let back = SimilarityFit.umeyama(from: template, to: points, fixedScale: 1 / fit.scale) else { continue }
-            let cropped = timings.measure(\.align) { work.warpedAffine(fit.matrix, width: size, height: size, border: [0, 0, 0]) }
-            let restored = try restorer.restoreAligned(cropped, context: context)
-            timings.network += restored.timings.network
-            var ef = restored.restored
-            if min(face.box[3] - face.box[1], face.box[2] - face.box[0]) < 100 { ef = ef.smoothed3x3() }
-            ef = PixelImage.addWeighted(ef, options.weight, cropped)
-            faces.append(RestoredFace(detection: face, affine: fit.matrix, cropped: cropped, restored: restored.restored))
-            inverses.append(back.matrix)
-            pasted.append(ef)
-        }
-        let upsampled = try timings.measure(\.background) { () throws -> PixelImage in
-            guard let background else { return options.upscale == 1 ? image : image.resizedLanczos4(width: w, height: h) }
-            let up = try background.enhance(image, outscale: Double(options.upscale), context: context, progress: backgroundProgress)
-            return up.width == w && up.height == h ? up : up.resizedLanczos4(width: w, height: h)
-        }
-        let out = try timings.measure(\.paste) { () throws -> PixelImage in
-            guard !faces.isEmpty else { return upsampled }
-            let masks = try faces.map { try gpenMask($0.restored, context: context) }
-            return pasteGPEN(pasted, masks: masks, inverses: inverses, onto: upsampled)
-        }
-        return PhotoRestoration(faces: faces, detectedCount: detectedCount, image: out, timings: timings, usedParsing: parser != nil)
     }
 
     /// GPEN's paste-back: per pixel the face with the largest mask wins (`mask > full_mask`), then

@@ -1,37 +1,62 @@
-// Whole-photo restoration as `GFPGANer.enhance(img, has_aligned=False, paste_back=True)` runs it
-// with facexlib's `FaceRestoreHelper` (gfpgan 1.3.8 `gfpgan/utils.py`, commit 7552a77; facexlib
-// 0.3.0 `facexlib/utils/face_restoration_helper.py`):
-//   detect (RetinaFace, score > 0.97, NMS 0.4) → skip faces with eye distance < 5 px →
-//   [only the face nearest the centre] → LMedS similarity onto the FFHQ 5-point template →
-//   warpAffine to 512² with the (135,133,132) border → GFPGAN → inverse affine ×upscale
-//   (+0.5·upscale when upscaling) → paste onto the LANCZOS4-upscaled photo through a soft mask:
-//   ParseNet's face classes blurred twice (101, σ 11) with a 10 px frame cleared, or, without a
-//   parser, the eroded and blurred warped square. Faces blend one after another in float
-//   (float64 with the parse mask, float32 without), and the result is truncated to 8 bits.
+// Whole-photo restoration: detect, align, restore and paste back every face, with the steps
+// around the network taken from the model's `Recipe`:
+//   - facexlib's `FaceRestoreHelper` as `GFPGANer.enhance(img, has_aligned=False, paste_back=True)`
+//     runs it (gfpgan 1.3.8 `gfpgan/utils.py`, commit 7552a77; facexlib 0.3.0
+//     `facexlib/utils/face_restoration_helper.py`): detect (RetinaFace, score > 0.97, NMS 0.4) →
+//     skip faces with eye distance < 5 px → [only the face nearest the centre] → LMedS similarity
+//     onto the FFHQ 5-point template → warpAffine to 512² with the (135,133,132) border → network →
+//     inverse affine ×upscale (+0.5·upscale when upscaling) → paste onto the LANCZOS4-upscaled
+//     photo through a soft mask: ParseNet's face classes blurred twice (101, σ 11) with a 10 px
+//     frame cleared, or, without a parser, the eroded and blurred warped square. Faces blend one
+//     after another in float (float64 with the parse mask, float32 without), and the result is
+//     truncated to 8 bits.
+//   - GPEN's `FaceEnhancement.process` (GPENPhoto.swift has its masks and paste-back).
 // Work is confined to each face's region of the output: outside it the mask is 0 and upstream's
 // blend returns the background exactly, so the result is the same as computing every full-size
 // plane, without their memory.
+// Each face keeps its restoration, its paste mask and its inverse affine, and the result keeps
+// the upsampled background, so `reblend` can paste again with another weight or a subset of the
+// faces without running a network.
 
 import FaceRestoreEngine
 import FaceRestoreImaging
 import FaceRestoreModels
 import Foundation
 
-/// Options of a whole-photo restoration (upstream's `inference_gfpgan.py` flags).
+/// A restoration that cannot run with the arguments or models it was given (image-rs's
+/// *Parameter* category). One line.
+public enum PipelineError: Error, CustomStringConvertible, Equatable {
+    case invalidArgument(String)
+    /// The face parser needs faces of `maskSize`² but the model restores `faceSize`² faces.
+    case parserNeedsFaceSize(model: String, faceSize: Int, maskSize: Int)
+
+    public var description: String {
+        switch self {
+        case let .invalidArgument(message): return message
+        case let .parserNeedsFaceSize(model, faceSize, maskSize):
+            return "\(model): restores \(faceSize)² faces, but the face-parsing paste mask needs \(maskSize)² faces "
+                + "(paste back without the parser)"
+        }
+    }
+}
+
+/// Options of a whole-photo restoration (upstream's `inference_gfpgan.py` flags). A nil value
+/// takes the model's recipe default.
 public struct PhotoOptions: Sendable, Equatable {
-    /// Final upsampling of the whole image (`-s/--upscale`, default 2).
-    public var upscale: Int = 2
+    /// Final upsampling of the whole image (`-s/--upscale`; the recipe's default when nil: 2 for
+    /// GFP-GAN, 1 for GPEN).
+    public var upscale: Int?
     /// Keep only the face nearest the image centre (`--only-center-face`).
     public var onlyCenterFace = false
-    /// Detection score threshold (facexlib's 0.97 in GFPGAN).
-    public var detectionThreshold: Float = 0.97
+    /// Detection score threshold (the recipe's when nil: 0.97 for GFP-GAN, 0.9 for GPEN).
+    public var detectionThreshold: Float?
     /// Blend of the restored face with the aligned input crop: 1 = restored (upstream), 0 = input
-    /// (GPEN's `--alpha`).
+    /// (GPEN's `--alpha`). Applied when pasting: `reblend` can change it.
     public var weight: Double = 1
     /// Fresh StyleGAN noise from this seed (see `FaceRestorer.noise(seed:)`); nil = stored noise.
     public var seed: UInt64?
 
-    public init(upscale: Int = 2, onlyCenterFace: Bool = false, detectionThreshold: Float = 0.97, weight: Double = 1,
+    public init(upscale: Int? = nil, onlyCenterFace: Bool = false, detectionThreshold: Float? = nil, weight: Double = 1,
                 seed: UInt64? = nil) {
         self.upscale = upscale
         self.onlyCenterFace = onlyCenterFace
@@ -39,20 +64,43 @@ public struct PhotoOptions: Sendable, Equatable {
         self.weight = weight
         self.seed = seed
     }
+
+    /// The first argument that is out of range, as an error.
+    public func validate() throws {
+        if let upscale, !(1...8).contains(upscale) { throw PipelineError.invalidArgument("upscale must be between 1 and 8, got \(upscale)") }
+        if !(0...1).contains(weight) { throw PipelineError.invalidArgument("weight must be between 0 and 1, got \(weight)") }
+        if let t = detectionThreshold, !(0...1).contains(t) {
+            throw PipelineError.invalidArgument("the detection threshold must be between 0 and 1, got \(t)")
+        }
+    }
 }
 
 /// One face found and restored in a photo.
 public struct RestoredFace: Sendable {
     public var detection: DetectedFace
-    /// Photo → aligned-face affine (`cv2.estimateAffinePartial2D` result).
+    /// Photo → aligned-face affine (`cv2.estimateAffinePartial2D`, or Umeyama's fit for GPEN).
     public var affine: AffineMatrix
+    /// Aligned face → output image (the upscaled photo): what the paste-back warps with.
+    public var inverseAffine: AffineMatrix
     /// The aligned input crop (upstream's `cropped_faces`).
     public var cropped: PixelImage
-    /// The restored face (upstream's `restored_faces`).
+    /// The network's restored face (upstream's `restored_faces`), before the weight blend.
     public var restored: PixelImage
+    /// The paste mask in the face's own frame, made once from the restored face.
+    var mask: FaceMask
 
     /// Crop and restoration side by side (upstream's `cmp/`).
     public var comparison: PixelImage { PixelImage.sideBySide(cropped, restored) }
+}
+
+/// A face's paste mask before it is warped into the output.
+enum FaceMask: Sendable {
+    /// facexlib's parse mask at 512² (values in [0, 1], float64).
+    case facexlibParse(Plane<Double>)
+    /// facexlib's mask without a parser: the warped square, made at paste time.
+    case facexlibSquare
+    /// GPEN's mask (parse or square) at the face size, float32.
+    case gpen(Plane<Float>)
 }
 
 /// The result of restoring a whole photo.
@@ -62,112 +110,193 @@ public struct PhotoRestoration: Sendable {
     public var detectedCount: Int
     /// The restored photo, upscaled (upstream's `restored_imgs`).
     public var image: PixelImage
+    /// The upscaled photo before any face was pasted (for `reblend`).
+    public var background: PixelImage
+    /// The upscale factor used (the option, or the recipe's default).
+    public var upscale: Int
+    /// The weight the faces were pasted with.
+    public var weight: Double
+    /// Which faces are pasted into `image` (indices into `faces`).
+    public var pastedFaces: [Int]
     public var timings: RestoreTimings
-    /// Whether the paste-back used the face-parsing mask (else the soft square mask).
+    /// Whether the paste-back used the face-parsing mask (else the square mask).
     public var usedParsing: Bool
 }
 
-/// Detector + restorer (+ optional face parser). Immutable and `Sendable`.
+/// Detector + restorer (+ optional face parser and background upsampler), run as the restorer's
+/// recipe says. Immutable and `Sendable`.
 public struct PhotoRestorer: Sendable {
     public let restorer: FaceRestorer
     public let detector: RetinaFace
     public let parser: ParseNet?
     /// Upsamples the background (`--bg-upsampler realesrgan`); nil resizes it with LANCZOS4.
     public let background: RealESRGANer?
+    /// The model's recipe.
+    public var recipe: Recipe { restorer.recipe }
     /// GPEN's paste mask without a parser (the same for every face), made once here.
     let gpenSquare: Plane<Float>?
 
-    /// facexlib's 5-point FFHQ template for a 512² face.
-    public static let template512: [(x: Double, y: Double)] = [
-        (192.98138, 239.94708), (318.90277, 240.1936), (256.63416, 314.01935), (201.26117, 371.41043), (313.08905, 371.15118),
-    ]
-    public static let cropBorder: [UInt8] = [135, 133, 132]
-
-    public init(restorer: FaceRestorer, detector: RetinaFace, parser: ParseNet?, background: RealESRGANer? = nil) {
+    /// Throws when the parts cannot work together (a parser with a model whose faces are not the
+    /// size the parse mask is made at).
+    public init(restorer: FaceRestorer, detector: RetinaFace, parser: ParseNet?, background: RealESRGANer? = nil) throws {
+        if parser != nil, let size = restorer.recipe.parseMaskSize, restorer.faceSize != size {
+            throw PipelineError.parserNeedsFaceSize(model: restorer.modelPath, faceSize: restorer.faceSize, maskSize: size)
+        }
         self.restorer = restorer
         self.detector = detector
         self.parser = parser
         self.background = background
-        gpenSquare = restorer.isGPEN && parser == nil ? Self.gpenSquareMask(size: restorer.faceSize) : nil
+        gpenSquare = restorer.recipe.mask == .gpen && parser == nil ? Self.gpenSquareMask(size: restorer.faceSize) : nil
     }
 
-    /// Faces as `GFPGANer.enhance` keeps them: detected, eye distance ≥ 5 px, optionally only the
-    /// one nearest the centre.
-    public func faces(in image: PixelImage, options: PhotoOptions, eyeDistanceFilter: Bool = true,
-                      context: ComputeContext) throws -> (kept: [DetectedFace], detected: Int) {
+    /// Faces as the recipe keeps them: detected above the threshold, eye distance at least the
+    /// recipe's minimum, optionally only the one nearest the centre.
+    public func faces(in image: PixelImage, options: PhotoOptions, context: ComputeContext) throws -> (kept: [DetectedFace], detected: Int) {
         let all = try detector.detect(bgr: image.pixels, width: image.width, height: image.height,
-                                      threshold: options.detectionThreshold, context)
-        var kept = eyeDistanceFilter ? all.filter { $0.eyeDistance >= 5 } : all
+                                      threshold: options.detectionThreshold ?? recipe.detectionThreshold, context)
+        var kept = recipe.minimumEyeDistance.map { minimum in all.filter { $0.eyeDistance >= minimum } } ?? all
         if options.onlyCenterFace, !kept.isEmpty {
             let (cx, cy) = (Double(image.width) / 2, Double(image.height) / 2)
             func distance(_ f: DetectedFace) -> Double {
                 let fx = Double((f.box[0] + f.box[2]) / 2), fy = Double((f.box[1] + f.box[3]) / 2)
                 return ((fx - cx) * (fx - cx) + (fy - cy) * (fy - cy)).squareRoot()
             }
-            let best = kept.indices.min { distance(kept[$0]) < distance(kept[$1]) }!
+            var best = 0
+            for i in kept.indices.dropFirst() where distance(kept[i]) < distance(kept[best]) { best = i }
             kept = [kept[best]]
         }
         return (kept, all.count)
     }
 
-    /// Restores every face of an 8-bit BGR photo and pastes them back (GFPGAN's pipeline, or
-    /// GPEN's for a GPEN model: GPENPhoto.swift). `backgroundProgress` gets (tile, tiles) from the
-    /// background upsampler.
+    /// Restores every face of an 8-bit BGR photo and pastes them back. `backgroundProgress` gets
+    /// (tile, tiles) from the background upsampler.
     public func restore(_ image: PixelImage, options: PhotoOptions = PhotoOptions(), context: ComputeContext,
                         backgroundProgress: ((Int, Int) -> Void)? = nil) throws -> PhotoRestoration {
-        precondition(image.channels == 3, "restore(_:) needs a BGR image")
-        guard options.upscale >= 1 else { throw ModelError.invalidInput("upscale must be at least 1, got \(options.upscale)") }
-        if restorer.isGPEN {
-            return try restoreGPEN(image, options: options, context: context, backgroundProgress: backgroundProgress)
-        }
+        guard image.channels == 3 else { throw PipelineError.invalidArgument("restore needs a 3-channel BGR image, got \(image.channels) channels") }
+        guard image.width > 0, image.height > 0 else { throw PipelineError.invalidArgument("the image is empty") }
+        try options.validate()
+        let upscale = options.upscale ?? recipe.defaultUpscale
         var timings = RestoreTimings()
-        let (kept, detected) = try timings.measure(\.detect) { try self.faces(in: image, options: options, context: context) }
+        let (w, h) = (image.width * upscale, image.height * upscale)
+        // GPEN with --use_sr detects and crops on the photo resized to the output size.
+        let work = recipe.detectsOnUpscaledPhoto && upscale != 1 ? image.resizedLinear(width: w, height: h) : image
+        let (kept, detected) = try timings.measure(\.detect) { try self.faces(in: work, options: options, context: context) }
         let size = restorer.faceSize
-        let factor = Double(size) / 512
-        let template = Self.template512.map { p -> (x: Double, y: Double) in (x: p.x * factor, y: p.y * factor) }
+        let template = recipe.templatePoints(size: size)
         var faces: [RestoredFace] = []
         for face in kept {
             let points = (0..<5).map { (x: Double(face.landmarks[2 * $0]), y: Double(face.landmarks[2 * $0 + 1])) }
-            guard let affine = SimilarityFit.estimateLMedS(from: points, to: template) else { continue }
-            let cropped = timings.measure(\.align) {
-                image.warpedAffine(affine, width: size, height: size, border: Self.cropBorder)
-            }
-            var restored = try restorer.restoreAligned(cropped, seed: options.seed, context: context)
+            guard let (affine, inverse) = alignment(points, template, upscale: upscale) else { continue }
+            let cropped = timings.measure(\.align) { work.warpedAffine(affine, width: size, height: size, border: recipe.cropBorder) }
+            let restored = try restorer.restoreAligned(cropped, seed: options.seed, context: context)
             timings.network += restored.timings.network
-            if options.weight != 1 { restored.restored = PixelImage.blend(restored.input, restored.restored, weight: options.weight) }
-            faces.append(RestoredFace(detection: face, affine: affine, cropped: cropped, restored: restored.restored))
+            let mask = try timings.measure(\.paste) { try self.mask(for: restored.restored, context: context) }
+            faces.append(RestoredFace(detection: face, affine: affine, inverseAffine: inverse, cropped: restored.input,
+                                      restored: restored.restored, mask: mask))
         }
-        let useParse = parser != nil
         // `bg_upsampler.enhance(img, outscale=upscale)`, then facexlib resizes it to (w·s, h·s)
         // with LANCZOS4: the same size, which OpenCV returns unchanged.
-        let (w, h) = (image.width * options.upscale, image.height * options.upscale)
         let upsampled = try timings.measure(\.background) { () throws -> PixelImage in
             guard let background else { return image.resizedLanczos4(width: w, height: h) }
-            let up = try background.enhance(image, outscale: Double(options.upscale), context: context, progress: backgroundProgress)
+            let up = try background.enhance(image, outscale: Double(upscale), context: context, progress: backgroundProgress)
             return up.width == w && up.height == h ? up : up.resizedLanczos4(width: w, height: h)
         }
-        let out = try timings.measure(\.paste) {
-            try paste(faces, onto: upsampled, upscale: options.upscale, context: context)
+        let all = Array(faces.indices)
+        let out = try timings.measure(\.paste) { try paste(faces, onto: upsampled, upscale: upscale, weight: options.weight) }
+        return PhotoRestoration(faces: faces, detectedCount: detected, image: out, background: upsampled, upscale: upscale,
+                                weight: options.weight, pastedFaces: all, timings: timings, usedParsing: parser != nil)
+    }
+
+    /// Pastes the restored faces of `restoration` again, with another weight and/or only the faces
+    /// at `faces`, without running any network: the same bytes as a fresh `restore` with that
+    /// weight, minus the left-out faces.
+    public func reblend(_ restoration: PhotoRestoration, weight: Double? = nil, faces include: [Int]? = nil) throws -> PhotoRestoration {
+        let w = weight ?? restoration.weight
+        guard (0...1).contains(w) else { throw PipelineError.invalidArgument("weight must be between 0 and 1, got \(w)") }
+        let chosen = include ?? Array(restoration.faces.indices)
+        for i in chosen where !restoration.faces.indices.contains(i) {
+            throw PipelineError.invalidArgument("no face \(i): the photo has \(restoration.faces.count) restored face\(restoration.faces.count == 1 ? "" : "s")")
         }
-        return PhotoRestoration(faces: faces, detectedCount: detected, image: out, timings: timings, usedParsing: useParse)
+        let picked = restoration.faces.indices.filter { chosen.contains($0) }
+        var out = restoration
+        var timings = RestoreTimings()
+        out.image = try timings.measure(\.paste) {
+            try paste(picked.map { restoration.faces[$0] }, onto: restoration.background, upscale: restoration.upscale, weight: w)
+        }
+        out.weight = w
+        out.pastedFaces = picked
+        out.timings = timings
+        return out
+    }
+
+    // MARK: the recipe's steps
+
+    /// The photo → face affine and the face → output inverse for `points`.
+    func alignment(_ points: [(x: Double, y: Double)], _ template: [(x: Double, y: Double)], upscale: Int)
+        -> (AffineMatrix, AffineMatrix)? {
+        switch recipe.fit {
+        case .lmeds:
+            guard let affine = SimilarityFit.estimateLMedS(from: points, to: template) else { return nil }
+            let inv = affine.inverted().scaled(by: Double(upscale))
+            return (affine, upscale > 1 ? inv.translated(by: 0.5 * Double(upscale), 0.5 * Double(upscale)) : inv)
+        case .umeyama:
+            guard let fit = SimilarityFit.umeyama(from: points, to: template),
+                  let back = SimilarityFit.umeyama(from: template, to: points, fixedScale: 1 / fit.scale) else { return nil }
+            return (fit.matrix, back.matrix)
+        }
+    }
+
+    /// The paste mask of a restored face, in its own frame.
+    func mask(for restored: PixelImage, context: ComputeContext) throws -> FaceMask {
+        switch recipe.mask {
+        case .facexlib:
+            guard let parser else { return .facexlibSquare }
+            return .facexlibParse(try parseMask(restored, parser: parser, context: context))
+        case .gpen:
+            return .gpen(try gpenMask(restored, context: context))
+        }
+    }
+
+    /// The face as it is pasted: the weight blend with the crop (and GPEN's small-face smoothing).
+    func pastedFace(_ face: RestoredFace, weight: Double) -> PixelImage {
+        var ef = face.restored
+        if let limit = recipe.smoothingBelowBoxSize, min(face.detection.box[3] - face.detection.box[1], face.detection.box[2] - face.detection.box[0]) < limit {
+            ef = ef.smoothed3x3()
+        }
+        switch recipe.weightBlend {
+        case .linear: return PixelImage.blend(face.cropped, ef, weight: weight)
+        case .addWeighted: return PixelImage.addWeighted(ef, weight, face.cropped)
+        }
     }
 
     // MARK: paste-back
 
+    /// The faces pasted onto the upsampled photo as the recipe combines them.
+    func paste(_ faces: [RestoredFace], onto upsampled: PixelImage, upscale: Int, weight: Double) throws -> PixelImage {
+        guard !faces.isEmpty else { return upsampled }
+        let pasted = faces.map { pastedFace($0, weight: weight) }
+        switch recipe.blend {
+        case .sequential: return pasteSequential(faces, pasted, onto: upsampled, upscale: upscale)
+        case .largestMask:
+            let masks = faces.map { face -> Plane<Float> in
+                if case .gpen(let m) = face.mask { return m }
+                return gpenSquare ?? Self.gpenSquareMask(size: face.restored.width)
+            }
+            return pasteGPEN(pasted, masks: masks, inverses: faces.map(\.inverseAffine), onto: upsampled)
+        }
+    }
+
     /// `paste_faces_to_input_image` onto the upsampled photo.
-    func paste(_ faces: [RestoredFace], onto upsampled: PixelImage, upscale: Int, context: ComputeContext) throws -> PixelImage {
+    func pasteSequential(_ faces: [RestoredFace], _ pasted: [PixelImage], onto upsampled: PixelImage, upscale: Int) -> PixelImage {
         let (w, h) = (upsampled.width, upsampled.height)
         var background = upsampled
-        guard !faces.isEmpty else { return background }
-        let inverses = faces.map { face -> AffineMatrix in
-            let inv = face.affine.inverted().scaled(by: Double(upscale))
-            return upscale > 1 ? inv.translated(by: 0.5 * Double(upscale), 0.5 * Double(upscale)) : inv
-        }
         // Each face's mask is the warped face square eroded/blurred inward; `margin` covers the
         // bilinear footprint plus, for the soft mask, the blur's outward spread.
-        let rois = zip(faces, inverses).map { face, inv in
-            region(of: inv, faceSize: face.restored.width, margin: parser == nil ? softMaskMargin(inv, face.restored.width, upscale) : 2,
-                   width: w, height: h)
+        let rois = faces.map { face -> Rect in
+            let inv = face.inverseAffine, size = face.restored.width
+            let soft: Bool
+            if case .facexlibParse = face.mask { soft = false } else { soft = true }
+            return region(of: inv, faceSize: size, margin: soft ? softMaskMargin(inv, size, upscale) : 2, width: w, height: h)
         }
         // Float canvas over the union of the regions (upstream blends in float without rounding
         // between faces).
@@ -175,15 +304,14 @@ public struct PhotoRestorer: Sendable {
         var canvas = Canvas(rect: union, from: background)
         for (i, face) in faces.enumerated() {
             let roi = rois[i]
-            let inv = inverses[i], origin = (x: roi.x, y: roi.y)
-            let restoredWarp = face.restored.warpedAffine(inv, width: roi.width, height: roi.height, border: [0, 0, 0], origin: origin)
-            if let parser {
-                let mask = try parseMask(face.restored, parser: parser, context: context)
-                    .warpedAffine(inv, width: roi.width, height: roi.height, origin: origin)
+            let inv = face.inverseAffine, origin = (x: roi.x, y: roi.y)
+            let restoredWarp = pasted[i].warpedAffine(inv, width: roi.width, height: roi.height, border: [0, 0, 0], origin: origin)
+            if case .facexlibParse(let parseMask) = face.mask {
+                let mask = parseMask.warpedAffine(inv, width: roi.width, height: roi.height, origin: origin)
                 canvas.blend(restoredWarp, mask: mask.values, at: roi)
             } else {
-                let (mask, pasted) = softMask(inv, restoredWarp, faceSize: face.restored.width, upscale: upscale, roi: roi)
-                canvas.blendFloat(pasted, mask: mask.values, at: roi)
+                let (mask, soft) = softMask(inv, restoredWarp, faceSize: face.restored.width, upscale: upscale, roi: roi)
+                canvas.blendFloat(soft, mask: mask.values, at: roi)
             }
         }
         canvas.truncate(into: &background)
@@ -202,8 +330,8 @@ public struct PhotoRestorer: Sendable {
             for x in 0..<s where y < 10 || y >= s - 10 || x < 10 || x >= s - 10 { mask.values[y * s + x] = 0 }
         }
         mask.values = mask.values.map { $0 / 255 }
-        // `cv2.resize(mask, restored_face.shape[:2])`: a copy when the face is 512².
-        precondition(restored.width == s && restored.height == s, "the parse mask path expects 512² faces")
+        // `cv2.resize(mask, restored_face.shape[:2])` is a copy: `init` admits a parser only for
+        // 512² faces.
         return mask
     }
 
@@ -229,10 +357,17 @@ public struct PhotoRestorer: Sendable {
     func region(of inv: AffineMatrix, faceSize: Int, margin: Int, width: Int, height: Int) -> Rect {
         let s = Double(faceSize)
         let corners = [(0.0, 0.0), (s, 0), (0, s), (s, s)].map { inv.apply((x: $0.0, y: $0.1)) }
-        let x0 = Int((corners.map(\.x).min()!).rounded(.down)) - margin, x1 = Int((corners.map(\.x).max()!).rounded(.up)) + margin
-        let y0 = Int((corners.map(\.y).min()!).rounded(.down)) - margin, y1 = Int((corners.map(\.y).max()!).rounded(.up)) + margin
+        let xs = corners.map(\.x), ys = corners.map(\.y)
+        let x0 = Self.pixel(xs.min() ?? 0, .down) - margin, x1 = Self.pixel(xs.max() ?? 0, .up) + margin
+        let y0 = Self.pixel(ys.min() ?? 0, .down) - margin, y1 = Self.pixel(ys.max() ?? 0, .up) + margin
         let r = Rect(x: max(x0, 0), y: max(y0, 0), width: max(min(x1, width) - max(x0, 0), 1), height: max(min(y1, height) - max(y0, 0), 1))
         return r.clamped(width: width, height: height)
+    }
+
+    /// A coordinate rounded to a pixel, kept within ±2³⁰ (a degenerate fit cannot overflow `Int`).
+    static func pixel(_ v: Double, _ rule: FloatingPointRoundingRule) -> Int {
+        guard v.isFinite else { return 0 }
+        return Int(min(max(v.rounded(rule), -1_073_741_824), 1_073_741_824))
     }
 }
 
@@ -308,7 +443,8 @@ struct Canvas {
 extension PixelImage {
     /// Two images of the same height side by side (`np.concatenate(axis=1)`).
     public static func sideBySide(_ a: PixelImage, _ b: PixelImage) -> PixelImage {
-        precondition(a.height == b.height && a.channels == b.channels, "side by side needs equal heights and channels")
+        // Crops and restorations share a size; for any other pair the first image comes back.
+        guard a.height == b.height, a.channels == b.channels else { return a }
         let c = a.channels
         var px = [UInt8]()
         px.reserveCapacity((a.width + b.width) * a.height * c)

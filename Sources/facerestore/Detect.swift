@@ -1,42 +1,10 @@
 // `facerestore detect`: the faces facexlib's RetinaFace finds (`detect_faces(img, threshold)`,
 // facexlib 0.3.0 `facexlib/detection/retinaface.py`): box, score and five landmarks per face, as
-// text or JSON. Also the detector resolution shared with `restore`.
+// text or JSON.
 
 import ArgumentParser
-import FaceRestoreEngine
-import FaceRestoreImaging
-import FaceRestoreModels
-import FaceRestorePipeline
+import FaceRestore
 import Foundation
-
-/// The detector named by `spec`: a file path, a registry name, or `auto` (the first installed of
-/// RetinaFace ResNet50 — upstream's default — and MobileNet0.25). Fails with one line.
-func loadDetector(_ spec: String, context: ComputeContext, verbose: Bool) -> RetinaFace {
-    let registry = ModelRegistry()
-    let path: String
-    if FileManager.default.fileExists(atPath: spec) {
-        path = spec
-    } else if spec == "auto" {
-        let names = ["retinaface-resnet50", "retinaface-mobilenet0.25", "retinaface-mobilenet0.25-tiny"]
-        guard let found = names.lazy.compactMap({ try? registry.locate(ModelRegistry.entry(named: $0)) }).first else {
-            let e = try! ModelRegistry.entry(named: names[0])
-            fail("no face detector is installed: run `facerestore models fetch \(e.name)` or download \(e.url) "
-                 + "to \(registry.installPath(e)) (or pass --detector FILE)")
-        }
-        path = found
-    } else {
-        do {
-            let entry = try ModelRegistry.entry(named: spec)
-            guard entry.kind == .faceDetection else { fail("--detector \(spec): \(entry.title) is not a face detector") }
-            path = try registry.locate(entry)
-        } catch { fail("\(error)") }
-    }
-    do {
-        let net = try RetinaFace(path: path, context: context)
-        if verbose { printError("detector: \(path) (RetinaFace \(net.backbone.rawValue))") }
-        return net
-    } catch { fail("\(error)") }
-}
 
 struct Detect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,14 +16,13 @@ struct Detect: ParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of text.")
     var json = false
 
-    @Option(name: .long, help: "Face detector: auto, a registry name, or a .pth file.")
+    @Option(name: .long, help: "Face detector: auto (RetinaFace ResNet50, else MobileNet0.25), a model name, or a weights file.")
     var detector = "auto"
 
     @Option(name: .long, help: "Detection score threshold (GFPGAN uses 0.97).")
     var threshold: Float = 0.97
 
-    @Option(name: .long, help: "CPU threads (default: all cores).")
-    var threads: Int?
+    @OptionGroup var compute: ComputeOptions
 
     struct Report: Encodable {
         struct Face: Encodable { let box: [Float]; let score: Float; let landmarks: [[Float]] }
@@ -65,9 +32,14 @@ struct Detect: ParsableCommand {
         let faces: [Face]
     }
 
+    func validate() throws {
+        if !(0...1).contains(threshold) { throw ValidationError("--threshold must be between 0 and 1") }
+    }
+
     func run() throws {
-        let context = ComputeContext(threads: threads)
-        let net = loadDetector(detector, context: context, verbose: false)
+        let context = compute.context
+        let net: RetinaFace
+        do { net = try ModelStore().detector(ModelSpec(detector), context: context) } catch { throw withHint(error) }
         var reports: [Report] = []
         var failures = 0
         for file in images {
@@ -79,7 +51,7 @@ struct Detect: ParsableCommand {
                 })
                 if json { reports.append(report) } else { printText(report) }
             } catch {
-                printError("facerestore: \(error)")
+                printError("facerestore: \(RestoreError(path: file, underlying: error))")
                 failures += 1
             }
         }

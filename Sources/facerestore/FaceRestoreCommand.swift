@@ -1,6 +1,9 @@
-// The `facerestore` command line (swift-argument-parser).
+// The `facerestore` command line (swift-argument-parser): argument mapping onto the FaceRestore
+// library. Errors are thrown, printed once as one line (`facerestore: …`) and exit 1; usage
+// errors print ArgumentParser's message and usage.
 
 import ArgumentParser
+import FaceRestore
 import Foundation
 
 @main
@@ -8,9 +11,61 @@ struct FaceRestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "facerestore",
         abstract: "Restore faces in old and damaged photos (GFP-GAN, GPEN) natively, without Python.",
-        version: "0.1.0",
+        version: faceRestoreVersion,
         subcommands: [Restore.self, Detect.self, Models.self, InspectWeights.self]
     )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if error is ExitCode || error is ValidationError || error is CleanExit
+                || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+                exit(withError: error)
+            }
+            printError("facerestore: \(error)")
+            Foundation.exit(1)
+        }
+    }
+}
+
+/// A failure the CLI words itself (a library error with the flag that fixes it). One line.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Options every command that computes shares.
+struct ComputeOptions: ParsableArguments {
+    @Option(name: .long, help: "CPU threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Convolution precision: fp32 (default, matches the reference) or bf16 (faster, opt-in).")
+    var precision: Precision = .fp32
+
+    @Flag(name: .long, help: "Direct convolutions only (no Winograd): about 30% slower, less memory; outputs differ by a few ulps.")
+    var noWinograd = false
+
+    func validate() throws {
+        let most = 4 * ProcessInfo.processInfo.activeProcessorCount
+        if let threads, !(1...most).contains(threads) {
+            throw ValidationError("--threads must be between 1 and \(most) (four per core)")
+        }
+    }
+
+    var context: ComputeContext { ComputeContext(threads: threads, precision: precision, winograd: !noWinograd) }
+}
+
+extension Precision: ExpressibleByArgument {}
+
+extension OutputFormat: ExpressibleByArgument {
+    public init?(argument: String) {
+        switch argument.lowercased() {
+        case "jpeg": self = .jpg
+        default: self.init(rawValue: argument.lowercased())
+        }
+    }
 }
 
 /// Prints one line to standard error.
@@ -27,4 +82,19 @@ func grouped(_ n: Int) -> String {
         out.append(ch)
     }
     return (n < 0 ? "-" : "") + out
+}
+
+/// A library error with the flag that would fix it, for the CLI's one line.
+func withHint(_ error: Error) -> Error {
+    guard let store = error as? ModelStoreError else { return error }
+    switch store {
+    case .notInstalled(let entry, _) where entry.kind == .faceRestoration && entry.pypi == nil:
+        return CLIError("\(store), or pass --model-path FILE")
+    case .noneInstalled(let kind, let candidates, _):
+        let flag = ["face detection": "--detector", "image restoration": "--bg-model", "face restoration": "--model-path"][kind.rawValue] ?? "--parser"
+        let fetch = candidates.first.map { "run `facerestore models fetch \($0.name)`, or " } ?? ""
+        return CLIError("\(store) (or \(fetch)pass \(flag) FILE)")
+    default:
+        return error
+    }
 }

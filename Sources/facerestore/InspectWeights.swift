@@ -1,8 +1,7 @@
 // `facerestore inspect-weights FILE`: what a weights file holds and which network it is.
 
 import ArgumentParser
-import FaceRestoreModels
-import FaceRestoreWeights
+import FaceRestore
 import Foundation
 
 struct InspectWeights: ParsableCommand {
@@ -22,14 +21,7 @@ struct InspectWeights: ParsableCommand {
     var all = false
 
     func run() throws {
-        let sd: StateDict
-        let format: WeightsFormat
-        do {
-            (sd, format) = try WeightsFile.load(path: file)
-        } catch let error as WeightsError {
-            printError("facerestore: \(error.description)")
-            throw ExitCode(1)
-        }
+        let (sd, format) = try WeightsFile.load(path: file)
         var lines: [String] = ["file: \(file)"]
         var fmt = "format: \(format.rawValue)"
         if let w = sd.wrapper { fmt += ", tensors from '\(w)'" }
@@ -48,7 +40,7 @@ struct InspectWeights: ParsableCommand {
         lines.append("dtypes: \(types.joined(separator: ", "))")
         lines.append("architecture: \(Architecture.detect(sd)?.description ?? "not recognized")")
         func row(_ name: String) -> String {
-            let t = sd.tensors[name]!
+            guard let t = sd.tensors[name] else { return "  \(name)  (missing)" }
             return "  \(name)  [\(t.shape.map(String.init).joined(separator: ", "))]  \(grouped(t.count))  \(t.dtype.rawValue)"
         }
         if all {
@@ -57,7 +49,7 @@ struct InspectWeights: ParsableCommand {
         } else if top > 0 {
             lines.append("largest tensors:")
             let largest = sd.names.enumerated().sorted { (a, b) in
-                let (ca, cb) = (sd.tensors[a.element]!.count, sd.tensors[b.element]!.count)
+                let (ca, cb) = (sd.tensors[a.element]?.count ?? 0, sd.tensors[b.element]?.count ?? 0)
                 return ca != cb ? ca > cb : a.offset < b.offset
             }.prefix(top)
             lines += largest.map { row($0.element) }

@@ -21,7 +21,7 @@ func image(_ key: String) -> PixelImage {
     @Test(arguments: [64, 256, 512, 1024])
     func templateEqualsGPENReferencePoints(_ size: Int) {
         let expected = gpenImaging["template\(size)"]!.doubles()
-        let ours = PhotoRestorer.gpenTemplate(size: size).flatMap { [$0.x, $0.y] }
+        let ours = Recipe.gpenTemplate(size: size).flatMap { [$0.x, $0.y] }
         #expect(ours == expected, "size \(size)")
     }
 
@@ -30,7 +30,7 @@ func image(_ key: String) -> PixelImage {
     @Test func umeyamaFitsEqualGPEN() {
         let points = gpenImaging["points"]!.doubles(), forward = gpenImaging["forward"]!.doubles()
         let inverse = gpenImaging["inverse"]!.doubles()
-        let template = PhotoRestorer.gpenTemplate(size: 512)
+        let template = Recipe.gpenTemplate(size: 512)
         var worst = 0.0
         for k in 0..<(points.count / 10) {
             let src = (0..<5).map { (x: points[k * 10 + 2 * $0], y: points[k * 10 + 2 * $0 + 1]) }

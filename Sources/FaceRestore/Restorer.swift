@@ -1,0 +1,304 @@
+// The product: one value that owns a whole restoration job for a file or an image. It picks the
+// models (`ModelStore`), builds them, follows the face model's `Recipe`, keeps the alpha channel,
+// falls back to the general restorer when no face model is installed, and returns a result that
+// holds every face (box, landmarks, crop, restoration, inverse affine) so a caller can paste again
+// with another weight or without some faces, without running a network. The CLI, the server and
+// apps all call this.
+
+import FaceRestoreEngine
+import FaceRestoreImaging
+import FaceRestoreModels
+import FaceRestorePipeline
+import FaceRestoreWeights
+import Foundation
+
+/// Something a restoration did differently from what was asked, or could not do; the job still
+/// produced its outputs. One line each.
+public enum RestoreWarning: Sendable, Equatable, CustomStringConvertible {
+    /// No face model is installed: images go through the general restorer instead.
+    case noFaceModel(ModelStoreError, fallback: String, path: String)
+    /// No face parser is installed: faces are pasted back with the recipe's square mask.
+    case noParser(recipe: Recipe.Family, install: String)
+    /// The model has no random noise, so a seed changes nothing.
+    case seedIgnored(model: String)
+    /// The image has no face the recipe keeps: it was only upscaled.
+    case noFace
+
+    public var description: String {
+        switch self {
+        case let .noFaceModel(missing, fallback, path):
+            return "\(missing); restoring the whole image with the general restorer instead: \(fallback) (\(path)); "
+                + "faces are not restored by a face model until one is installed"
+        case let .noParser(recipe, install):
+            let mask = recipe == .gpen ? "GPEN's blurred square mask" : "the soft square mask"
+            return "no face parser is installed (\(install)), so faces are pasted back with \(mask); upstream uses the parsing mask"
+        case let .seedIgnored(model):
+            return "\(model) has no random noise (its noise inputs are the encoder's features): the seed has no effect"
+        case .noFace:
+            return "no face found (the image was upscaled only)"
+        }
+    }
+}
+
+/// A restoration failed for one input. Names the input once.
+public struct RestoreError: Error, CustomStringConvertible {
+    public let path: String
+    public let underlying: Error
+
+    public init(path: String, underlying: Error) {
+        self.path = path
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        let text = "\(underlying)"
+        return text.hasPrefix(path + ":") ? text : "\(path): \(text)"
+    }
+}
+
+/// Restores faces in photos with one face model and the models around it.
+public struct Restorer: Sendable {
+    /// What to load. Defaults do what upstream does with the first installed model.
+    public struct Configuration: Sendable, Equatable {
+        /// The face model: `auto` (v1.3, upstream's default, then the others installed), a
+        /// catalog name or a file.
+        public var model: ModelSpec = .auto
+        /// The face detector (`auto`: RetinaFace ResNet50, else MobileNet0.25).
+        public var detector: ModelSpec = .auto
+        /// Whether to paste back with the face-parsing mask when a parser is installed.
+        public var useParser = true
+        /// A parser file instead of the recipe's installed one.
+        public var parser: String?
+        /// Real-ESRGAN for the background (`--bg-upsampler realesrgan`); nil resizes with LANCZOS4.
+        public var background: ModelSpec?
+        /// Tile size of the background upsampler (0: no tiling).
+        public var backgroundTile = 400
+        /// Inputs are aligned face crops: no detector, no paste-back.
+        public var aligned = false
+        /// With no face model installed, restore whole images with the general restorer (a
+        /// warning says so) instead of failing.
+        public var offlineFallback = true
+        public var threads: Int?
+        public var precision: Precision = .fp32
+        public var winograd = true
+        /// Decoder limits for input files.
+        public var limits = ImageLimits()
+
+        public init(model: ModelSpec = .auto) { self.model = model }
+    }
+
+    /// What the restorer runs.
+    public enum Mode: Sendable {
+        /// Whole photos: detect, align, restore, paste back.
+        case photos(PhotoRestorer)
+        /// Aligned face crops.
+        case aligned(FaceRestorer)
+        /// No face model: whole images through a general restorer.
+        case general(RealESRGANer)
+    }
+
+    public let configuration: Configuration
+    public let mode: Mode
+    public let context: ComputeContext
+    /// Problems found while loading (a missing parser, the offline fallback); every result
+    /// repeats them.
+    public let warnings: [RestoreWarning]
+    /// Seconds spent loading the models.
+    public let loadTime: Double
+
+    /// The face model, unless running the offline fallback.
+    public var faceRestorer: FaceRestorer? {
+        switch mode {
+        case .photos(let p): return p.restorer
+        case .aligned(let r): return r
+        case .general: return nil
+        }
+    }
+
+    /// The face model's recipe (nil in the offline fallback).
+    public var recipe: Recipe? { faceRestorer?.recipe }
+
+    /// A short name of what restores faces, e.g. "GFPGANv1Clean" or "Real-ESRGAN RRDBNet x4".
+    public var modelName: String {
+        switch mode {
+        case .photos(let p): return p.restorer.network.name
+        case .aligned(let r): return r.network.name
+        case .general(let g): return g.title
+        }
+    }
+
+    /// Loads the models. The face model is built on another thread while this one loads the
+    /// detector, the parser and the background model; a failure in any is one line.
+    public init(_ configuration: Configuration = Configuration(), store: ModelStore = ModelStore()) throws {
+        let start = DispatchTime.now().uptimeNanoseconds
+        self.configuration = configuration
+        let context = ComputeContext(threads: configuration.threads, precision: configuration.precision, winograd: configuration.winograd)
+        self.context = context
+        var warnings: [RestoreWarning] = []
+        let modelPath: String
+        do {
+            modelPath = try store.path(for: configuration.model, kind: .faceRestoration)
+        } catch let missing as ModelStoreError {
+            // Offline default: no face model, but a general restorer may be installed.
+            let notInstalled: Bool
+            switch missing {
+            case .notInstalled, .noneInstalled: notInstalled = true
+            default: notInstalled = false
+            }
+            guard notInstalled, configuration.offlineFallback, !configuration.aligned,
+                  let general = try? store.backgroundUpsampler(configuration.background ?? .auto, tile: configuration.backgroundTile,
+                                                               context: context) else { throw missing }
+            mode = .general(general)
+            self.warnings = [.noFaceModel(missing, fallback: general.title, path: general.modelPath)]
+            loadTime = Self.seconds(since: start)
+            return
+        }
+        let tensors = try WeightsFile.load(path: modelPath).0
+        let recipe = FaceRestorer.recipe(of: tensors) ?? .facexlib
+        let building = Background { try FaceRestorer(stateDict: tensors, modelPath: modelPath, context: context) }
+        if configuration.aligned {
+            mode = .aligned(try building.value())
+        } else {
+            let parts: (RetinaFace, ParseNet?, RealESRGANer?)
+            do {
+                let background = try configuration.background.map {
+                    try store.backgroundUpsampler($0, tile: configuration.backgroundTile, context: context)
+                }
+                let detector = try store.detector(configuration.detector, context: context)
+                var parser: ParseNet?
+                if configuration.useParser {
+                    if let file = configuration.parser {
+                        parser = try ParseNet(path: try store.path(for: .file(file), kind: .faceParsing), context: context)
+                    } else if let path = store.parserPath(for: recipe) {
+                        parser = try ParseNet(path: path, context: context)
+                    } else {
+                        warnings.append(.noParser(recipe: recipe.family, install: recipe.parsers.first ?? "parsenet"))
+                    }
+                }
+                parts = (detector, parser, background)
+            } catch {
+                _ = try? building.value()   // never leave a model half-built on another thread
+                throw error
+            }
+            mode = .photos(try PhotoRestorer(restorer: try building.value(), detector: parts.0, parser: parts.1, background: parts.2))
+        }
+        self.warnings = warnings
+        loadTime = Self.seconds(since: start)
+    }
+
+    static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+
+    /// Warnings that `options` cause with this model (once per batch, not per image).
+    public func warnings(for options: PhotoOptions) -> [RestoreWarning] {
+        if options.seed != nil, let face = faceRestorer, !face.usesNoise { return [.seedIgnored(model: face.network.name)] }
+        return []
+    }
+
+    // MARK: restoring
+
+    /// Decodes `path` (EXIF orientation applied, alpha kept aside) and restores it. Errors name
+    /// the file.
+    public func restore(file path: String, options: PhotoOptions = PhotoOptions(),
+                        backgroundProgress: ((Int, Int) -> Void)? = nil) throws -> RestoreResult {
+        do {
+            var timings = RestoreTimings()
+            let decoded = try timings.measure(\.decode) { try ImageIO.read(path: path, limits: configuration.limits) }
+            var result = try restore(decoded, name: Self.baseName(path), options: options, backgroundProgress: backgroundProgress)
+            result.sourcePath = path
+            result.timings.decode = timings.decode
+            return result
+        } catch let error as RestoreError {
+            throw error
+        } catch {
+            throw RestoreError(path: path, underlying: error)
+        }
+    }
+
+    /// Restores a decoded image. `name` is the base of the output file names.
+    public func restore(_ decoded: DecodedImage, name: String, options: PhotoOptions = PhotoOptions(),
+                        backgroundProgress: ((Int, Int) -> Void)? = nil) throws -> RestoreResult {
+        try options.validate()
+        let image = decoded.image
+        var result = RestoreResult(name: name, format: decoded.format, original: image, inputAlpha: decoded.alpha)
+        result.warnings = warnings
+        switch mode {
+        case .aligned(let restorer):
+            let aligned = try restorer.restoreAligned(image, seed: options.seed, context: context)
+            result.aligned = aligned
+            result.timings = aligned.timings
+        case .general(let general):
+            let scale = options.upscale ?? Recipe.facexlib.defaultUpscale
+            var timings = RestoreTimings()
+            result.image = try timings.measure(\.background) {
+                try general.enhance(image, outscale: Double(scale), context: context, progress: backgroundProgress)
+            }
+            // Alpha through the network, as upstream's RealESRGANer does.
+            result.alpha = try decoded.alpha.map { a in
+                try timings.measure(\.background) {
+                    try general.enhanceAlpha(a, width: image.width, height: image.height, outscale: Double(scale), context: context)
+                }
+            }
+            result.timings = timings
+        case .photos(let photo):
+            let restored = try photo.restore(image, options: options, context: context, backgroundProgress: backgroundProgress)
+            result.photo = restored
+            result.image = restored.image
+            var timings = restored.timings
+            // Alpha: through Real-ESRGAN when it upsamples the background (upstream's
+            // RealESRGANer), else LANCZOS4 like the background.
+            result.alpha = try decoded.alpha.map { a -> [UInt8] in
+                try timings.measure(\.background) {
+                    if let bg = photo.background {
+                        return try bg.enhanceAlpha(a, width: image.width, height: image.height, outscale: Double(restored.upscale),
+                                                   context: context)
+                    }
+                    return PixelImage(width: image.width, height: image.height, channels: 1, pixels: a)
+                        .resizedLanczos4(width: restored.image.width, height: restored.image.height).pixels
+                }
+            }
+            result.timings = timings
+            if restored.faces.isEmpty { result.warnings.append(.noFace) }
+        }
+        return result
+    }
+
+    /// Pastes the faces of `result` again with another weight and/or only the faces at `faces`,
+    /// without running any network (photos only).
+    public func reblend(_ result: RestoreResult, weight: Double? = nil, faces: [Int]? = nil) throws -> RestoreResult {
+        guard case .photos(let photo) = mode, let restored = result.photo else {
+            throw PipelineError.invalidArgument("only whole-photo restorations can be re-blended")
+        }
+        var out = result
+        let again = try photo.reblend(restored, weight: weight, faces: faces)
+        out.photo = again
+        out.image = again.image
+        out.timings = again.timings
+        return out
+    }
+
+    /// The file name without folder and extension.
+    static func baseName(_ path: String) -> String {
+        URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+    }
+}
+
+/// A value computed on another thread; `value()` waits for it.
+final class Background<T: Sendable>: @unchecked Sendable {
+    // @unchecked: `result` is written once before `done` is signalled and read only after waiting.
+    private var result: Result<T, Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () throws -> T) {
+        DispatchQueue.global(qos: .userInitiated).async {
+            self.result = Result(catching: body)
+            self.done.signal()
+        }
+    }
+
+    func value() throws -> T {
+        done.wait()
+        done.signal()
+        guard let result else { throw PipelineError.invalidArgument("background work finished without a result") }
+        return try result.get()
+    }
+}
