@@ -60,7 +60,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline", "FaceRestoreImaging", "FaceRestoreWeights"]),
         .testTarget(name: "FaceRestoreTests", dependencies: ["FaceRestore"]),
-        .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore", "FaceRestoreImaging", "FaceRestoreWeights"],
+        .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore", "FaceRestore"],
                     resources: [.copy("Fixtures")]),
     ]
 )

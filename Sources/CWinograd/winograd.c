@@ -24,7 +24,7 @@
 // Register blocks per pass: each 32-output slice of a position's weights is reused across them
 // from L1, and the whole transformed weights are read once per pass, so wide layers take longer
 // passes; the stride-2 kernel's 81 positions per tile already fill L2 with one block (ParseNet's
-// downsampling convs: 294 against 326 ms with one block against two to four, session 13).
+// downsampling convs: 294 against 326 ms with one block against two to four).
 static int blocks_per_pass(int cin, int cout, int kind) {
     if (kind == FRW_STRIDE2) return 1;
     return cin * cout >= 256 * 512 ? 6 : cin * cout >= 256 * 256 ? 4 : 2;

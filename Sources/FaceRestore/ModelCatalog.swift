@@ -43,6 +43,20 @@ public struct ModelEntry: Sendable, Equatable {
     public var pypi: String? = nil
     /// Whether the weights' terms forbid commercial use (users bring these files themselves).
     public var nonCommercial = false
+
+    public init(name: String, title: String, kind: ModelKind, fileName: String, url: String, size: Int?, sha256: String?,
+                license: String, pypi: String? = nil, nonCommercial: Bool = false) {
+        self.name = name
+        self.title = title
+        self.kind = kind
+        self.fileName = fileName
+        self.url = url
+        self.size = size
+        self.sha256 = sha256
+        self.license = license
+        self.pypi = pypi
+        self.nonCommercial = nonCommercial
+    }
 }
 
 /// Every model FaceRestore knows.

@@ -213,11 +213,13 @@ public struct ModelStore: Sendable {
     /// Checks an installed file against the entry's size and SHA-256 (when published) and that it
     /// holds the network the entry promises; returns the network's name.
     public func verify(_ entry: ModelEntry, at path: String) throws -> String {
-        try checkDigest(entry, path)
+        try checkDigest(entry, at: path)
         return try describe(path, kind: entry.kind)
     }
 
-    func checkDigest(_ entry: ModelEntry, _ path: String) throws {
+    /// Checks the file at `path` against `entry`'s published SHA-256 (nothing to check when it
+    /// has none).
+    public func checkDigest(_ entry: ModelEntry, at path: String) throws {
         guard let expected = entry.sha256 else { return }
         let found = try SHA256.hex(ofFile: path)
         if found != expected { throw ModelStoreError.wrongDigest(path: path, expected: expected, found: found) }
@@ -261,7 +263,7 @@ public struct ModelStore: Sendable {
             throw ModelStoreError.downloadFailed(entry, path: path,
                                                  reason: "downloaded \(grouped(size)) bytes, expected \(grouped(expected)); fetch again to resume")
         }
-        do { try checkDigest(entry, part) } catch {
+        do { try checkDigest(entry, at: part) } catch {
             try? FileManager.default.removeItem(atPath: part)
             throw error
         }

@@ -116,6 +116,15 @@ public struct RestoreResult: Sendable {
         }
     }
 
+    /// Writes the restored image (the restored face for an aligned crop) to `path`, atomically,
+    /// in the format its extension names, with the alpha channel when the input had one.
+    public func writeImage(to path: String) throws {
+        guard let image = image ?? aligned?.restored else {
+            throw ImageError.encoding(path: path, reason: "nothing was restored")
+        }
+        try ImageIO.write(image, alpha: self.image == nil ? nil : alpha, to: path)
+    }
+
     /// Writes the outputs under `folder` (creating the subfolders), atomically, encoding on up to
     /// `threads` threads; returns the paths written.
     @discardableResult

@@ -78,6 +78,9 @@ public struct Restorer: Sendable {
         /// With no face model installed, restore whole images with the general restorer (a
         /// warning says so) instead of failing.
         public var offlineFallback = true
+        /// The general restorer of the offline fallback (`auto`: Real-ESRGAN x2plus, x4plus, else
+        /// the ncnn x4plus from PyPI).
+        public var generalModel: ModelSpec = .auto
         public var threads: Int?
         public var precision: Precision = .fp32
         public var winograd = true
@@ -146,7 +149,7 @@ public struct Restorer: Sendable {
             default: notInstalled = false
             }
             guard notInstalled, configuration.offlineFallback, !configuration.aligned,
-                  let general = try? store.backgroundUpsampler(configuration.background ?? .auto, tile: configuration.backgroundTile,
+                  let general = try? store.backgroundUpsampler(configuration.generalModel, tile: configuration.backgroundTile,
                                                                context: context) else { throw missing }
             mode = .general(general)
             self.warnings = [.noFaceModel(missing, fallback: general.title, path: general.modelPath)]

@@ -37,32 +37,13 @@ final class FusedWinogradConv: Sendable {
     private let slope: Float?
 
     /// Whether a layer with these properties runs here, for an `output` (height, width) typical of
-    /// its inputs (`facerestore-bench dense --size N --shapes …`, 2 threads, against oneDNN):
-    /// - outputs from 32² (session 13). Smaller ones stay on oneDNN's direct kernels. At 32² a warm
-    ///   call is 1.5–1.7× faster than oneDNN's direct kernel (256→256 and 512→512; oneDNN's
-    ///   Winograd is not used there). At 64², where oneDNN's Winograd ran, ours is 1.0–1.18× on
-    ///   128→128, 256→128 and 512→512, and 0.76–0.88× on 256→256. Since the weights are made on
-    ///   demand (temporary for the first call) and our transform runs on all threads, the
-    ///   transformed weights no longer cost a one-shot run their 4× size in page faults. A
-    ///   grace_hopper `restore` took 3.03–3.35 s (median 3.06) with this threshold against
-    ///   2.93–4.38 s (median 3.50) with 128², 5 runs each, alternating. From a batch's second
-    ///   face on, the kept weights of these layers add about 400 MB: 4 photos took 11.3–11.6 s
-    ///   with a peak RSS of 2.07–2.15 GB, against 12.8–13.2 s and 1.70–1.73 GB before (GFPGAN
-    ///   v1.4 and ParseNet, 2 runs each).
-    /// - from 32 input channels, where oneDNN's Winograd does not pay (GFPGAN's 32→64 and 32→32
-    ///   convs at 512²: 21 and 11 ms against 46 and 23 ms direct);
-    /// - every channel width from 128²: a warm call runs at 0.85–1.33× of oneDNN's Winograd
-    ///   (128→128, 256→128, 128→256 at 128² and 256², 256→256 at 256², 64→64 to 128→128 at 512²;
-    ///   session 11, quiet machine) and at 0.97–1.01× on the wide 128² layers (512→256, 256→256,
-    ///   256→512; session 12), without its work buffers (132 MB for GFPGAN's 512→256 at 128²,
-    ///   which a one-shot process pays in page faults), and reading its input through the
-    ///   upsampling and padding (`Read`). Session 11 kept the wide 128² layers on oneDNN (0.81×
-    ///   then); with the bilinear read, a grace_hopper restore's network stage took 1.07–1.17 s
-    ///   against 1.12–1.27 s and 250–266k against 268–310k page faults (5 runs each, alternating).
-    /// - output counts that are not multiples of 16 (ParseNet's 64→19 mask head) are computed as
-    ///   the next multiple of 32 with zero weights: 22 against 46 ms for oneDNN's direct kernel at
-    ///   512² (`facerestore-bench dense --size 512 --shapes 64x19`); multiples of 16 but not of 32
-    ///   stay on oneDNN.
+    /// its inputs: 3×3, stride 1 or 2, zero padding 1 (or 0 for pre-padded inputs), at least 32
+    /// input channels in multiples of 16, outputs in multiples of 32 (or other counts that are not
+    /// multiples of 16, computed as the next multiple of 32 with zero weights), outputs from 32²,
+    /// no activation or one (leaky) ReLU, float32, Winograd allowed, AVX-512 present. Everything
+    /// else stays on oneDNN. The bounds are where ours beats oneDNN on this project's machines
+    /// (`facerestore-bench dense --size N --shapes …`, docs/performance.md); at 32² a warm call
+    /// is 1.5–1.7× faster than oneDNN's direct kernel.
     static func supports(weightShape s: [Int], stride: Int, padding: Padding2D, dilation: Int, groups: Int,
                          postOps: [PostOp], output: (Int, Int), context: ComputeContext) -> Bool {
         guard context.winograd, context.precision == .fp32, frw_available() != 0 else { return false }

@@ -130,7 +130,8 @@ extension ComputeContext {
         let dst = out.storage.floats
         let pointers = src.map { $0.map { $0.pointer } }
         let dims = src.map { $0.map { ($0.tensor.shape[2], $0.tensor.shape[3]) } }
-        parallelRows(n * blocks * height) { rows in
+        // `pointers` are raw: `src` (which may own reordered copies of the phases) must outlive the reads.
+        withExtendedLifetime(src) { parallelRows(n * blocks * height) { rows in
             for row in rows {
                 let oy = row % height, nb = row / height
                 let fy = oy + top, py = fy & 1, m = fy >> 1
@@ -146,7 +147,7 @@ extension ComputeContext {
                     }
                 }
             }
-        }
+        } }
         return out
     }
 }
@@ -180,7 +181,9 @@ extension ComputeContext {
                 ? Source(pointer: t.pointer, imageStride: blocks * ph * pw * 16, blockStride: ph * pw * 16, rowStride: pw * 16)
                 : Source(pointer: t.pointer, imageStride: ph * pw * c, blockStride: 16, rowStride: pw * c)
         } }
-        parallelRows(n * blocks * oh) { rows in
+        // `sources` hold raw pointers: `src` (which may own reordered copies of the phases) must
+        // outlive the reads, or its copies are freed (and reused) before the pass reads them.
+        withExtendedLifetime(src) { parallelRows(n * blocks * oh) { rows in
             var rowPointers = [UnsafeMutablePointer<Float>](repeating: dst, count: 2 * kh)
             var rowTaps = [Int](repeating: 0, count: kh)
             let termPointers = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: 2 * kh * kw)
@@ -237,7 +240,7 @@ extension ComputeContext {
                     store16(acc, outRow + ox * 16)
                 }
             }
-        }
+        } }
         return out
     }
 }

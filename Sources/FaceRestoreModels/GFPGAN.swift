@@ -10,22 +10,6 @@ import FaceRestoreEngine
 import FaceRestoreWeights
 import Foundation
 
-/// A layer of a model: one tensor in, one out.
-protocol Layer: Sendable {
-    func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor
-}
-
-extension Conv2d: Layer {}
-
-/// Layers applied in order (`nn.Sequential`).
-struct Sequential: Layer {
-    let layers: [any Layer]
-    init(_ layers: [any Layer]) { self.layers = layers }
-    func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        try layers.reduce(x) { try $1($0, ctx) }
-    }
-}
-
 /// The two GFP-GAN architectures.
 public enum GFPGANArchitecture: String, Sendable, Equatable {
     /// `GFPGANv1`, the paper architecture (GFPGAN v1): equalized layers, upfirdn blurs.

