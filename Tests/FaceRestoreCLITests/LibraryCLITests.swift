@@ -13,8 +13,9 @@ let anyDetector: String? = sharedDetector ?? {
 
 @Suite struct LibraryAndCLI {
     /// A GPEN checkpoint installed as GPEN-BFR-512.pth (the tiny 128² fixture, so a debug build
-    /// runs it in seconds) and GPEN's parser in a models folder: the library with default options
-    /// and `facerestore restore -v gpen-512` with default flags write the same files, byte for byte.
+    /// runs it in seconds; no parser, so GPEN's square mask) in a models folder: the library with
+    /// default options and `facerestore restore -v gpen-512` with default flags write the same
+    /// files, byte for byte.
     @Test(.enabled(if: anyDetector != nil, "no RetinaFace weights"))
     func gpenThroughTheLibraryEqualsTheCLI() throws {
         let home = try temporaryFolder("gpen-home"), viaCLI = try temporaryFolder("gpen-cli"), viaLibrary = try temporaryFolder("gpen-lib")
@@ -23,8 +24,6 @@ let anyDetector: String? = sharedDetector ?? {
         try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: modelsFixtures.appendingPathComponent("gpen_tiny128.pth"),
                                          to: models.appendingPathComponent("GPEN-BFR-512.pth"))
-        try FileManager.default.copyItem(at: modelsFixtures.appendingPathComponent("parsenet_layout.pth"),
-                                         to: models.appendingPathComponent("ParseNet-latest.pth"))
         let detectorName = anyDetector!.hasSuffix(".onnx") ? "retinaface_mobilenet0.25_tiny.onnx" : "detection_mobilenet0.25_Final.pth"
         try FileManager.default.copyItem(atPath: anyDetector!, toPath: models.appendingPathComponent(detectorName).path)
         let photo = repoRoot.appendingPathComponent("examples/group.jpg").path
@@ -38,7 +37,7 @@ let anyDetector: String? = sharedDetector ?? {
         let restorer = try Restorer(config, store: ModelStore(directory: models.path))
         #expect(restorer.recipe == .gpen)
         let result = try restorer.restore(file: photo)
-        #expect(result.photo?.usedParsing == true)
+        #expect(result.photo?.usedParsing == false && result.warnings.contains(.noParser(recipe: .gpen, install: "gpen-parsenet")))
         let written = try result.write(to: viaLibrary.path)
         #expect(written.count == 1 + 3 * result.faces.count && result.faces.count >= 1)
         for path in written {
