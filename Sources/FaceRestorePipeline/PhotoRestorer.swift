@@ -350,7 +350,7 @@ public struct PhotoRestorer: Sendable {
     func softMaskMargin(_ inv: AffineMatrix, _ faceSize: Int, _ upscale: Int) -> Int {
         // w_edge ≤ √(area of the warped square)/20; the blur spreads by w_edge.
         let scale = (inv.m[0] * inv.m[0] + inv.m[3] * inv.m[3]).squareRoot()
-        return Int(Double(faceSize) * scale / 20) * 2 + 2 * upscale + 4
+        return Self.pixel(Double(faceSize) * scale / 20, .towardZero) * 2 + 2 * upscale + 4
     }
 
     /// The integer rectangle of the output covered by the face square under `inv`, plus `margin`.

@@ -94,7 +94,7 @@ struct Restore: ParsableCommand {
 
     func validate() throws {
         if weightOption != nil, alpha != nil { throw ValidationError("-w/--weight and --alpha are the same setting: give one") }
-        if bgTile < 0 { throw ValidationError("--bg-tile must be 0 (no tiling) or more") }
+        if !(0...65536).contains(bgTile) { throw ValidationError("--bg-tile must be between 0 (no tiling) and 65536") }
         do { try options.validate() } catch { throw ValidationError("\(error)") }
     }
 
