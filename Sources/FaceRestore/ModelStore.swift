@@ -87,8 +87,8 @@ public enum ModelStoreError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// 87143276 → "87,143,276" (locale-independent).
-func grouped(_ n: Int) -> String {
+/// 87143276 → "87,143,276" (locale-independent), as messages and listings print sizes.
+public func grouped(_ n: Int) -> String {
     let digits = String(n.magnitude)
     var out = ""
     for (i, ch) in digits.enumerated() {

@@ -73,17 +73,6 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-/// 87143276 → "87,143,276" (locale-independent).
-func grouped(_ n: Int) -> String {
-    let digits = String(n.magnitude)
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
-        out.append(ch)
-    }
-    return (n < 0 ? "-" : "") + out
-}
-
 /// A library error with the flag that would fix it, for the CLI's one line.
 func withHint(_ error: Error) -> Error {
     guard let store = error as? ModelStoreError else { return error }
@@ -91,7 +80,13 @@ func withHint(_ error: Error) -> Error {
     case .notInstalled(let entry, _) where entry.kind == .faceRestoration && entry.pypi == nil:
         return CLIError("\(store), or pass --model-path FILE")
     case .noneInstalled(let kind, let candidates, _):
-        let flag = ["face detection": "--detector", "image restoration": "--bg-model", "face restoration": "--model-path"][kind.rawValue] ?? "--parser"
+        let flag: String
+        switch kind {
+        case .faceRestoration: flag = "--model-path"
+        case .faceDetection: flag = "--detector"
+        case .faceParsing: flag = "--parser"
+        case .imageRestoration: flag = "--bg-model"
+        }
         let fetch = candidates.first.map { "run `facerestore models fetch \($0.name)`, or " } ?? ""
         return CLIError("\(store) (or \(fetch)pass \(flag) FILE)")
     default:
