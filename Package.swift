@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // FaceRestore: native Swift GAN-prior blind face restoration (GFP-GAN, GPEN).
 // Layers depend one way only: Engine → Weights → Models → Imaging/Pipeline → FaceRestore (the
-// library apps import) → CLI. Apps depend on the `FaceRestore` product alone.
+// library apps import) → CLI and the web server (`FaceRestoreServer`, on Hummingbird). Apps depend
+// on the `FaceRestore` product alone.
 import PackageDescription
 
 let package = Package(
@@ -14,11 +15,15 @@ let package = Package(
         .library(name: "FaceRestoreModels", targets: ["FaceRestoreModels"]),
         .library(name: "FaceRestoreImaging", targets: ["FaceRestoreImaging"]),
         .library(name: "FaceRestorePipeline", targets: ["FaceRestorePipeline"]),
+        .library(name: "FaceRestoreServer", targets: ["FaceRestoreServer"]),
         .executable(name: "facerestore", targets: ["facerestore"]),
         .executable(name: "facerestore-bench", targets: ["facerestore-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `facerestore serve`: HTTP server, its test client, logs.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         // `swift package generate-documentation` for the DocC catalog (a plugin: not linked).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
@@ -39,10 +44,20 @@ let package = Package(
         // The product layer: model store, recipes applied, whole jobs, outputs (re-exports the rest).
         .target(name: "FaceRestore",
                 dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging", "FaceRestorePipeline"]),
+        // The web app: REST API, job queue and workers, the page (embedded in the binary).
+        .target(name: "FaceRestoreServer",
+                dependencies: [
+                    "FaceRestore",
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "Logging", package: "swift-log"),
+                ],
+                resources: [.embedInCode("Page/index.html"), .embedInCode("Page/app.js"), .embedInCode("Page/style.css"),
+                            .embedInCode("Page/openapi.json")]),
         .executableTarget(
             name: "facerestore",
             dependencies: [
                 "FaceRestore",
+                "FaceRestoreServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Benchmarks: our time and the reference PyTorch time in the same run (see README).
@@ -60,6 +75,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline", "FaceRestoreImaging", "FaceRestoreWeights"]),
         .testTarget(name: "FaceRestoreTests", dependencies: ["FaceRestore"]),
+        .testTarget(name: "FaceRestoreServerTests",
+                    dependencies: ["FaceRestoreServer", "facerestore", .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore", "FaceRestore"],
                     resources: [.copy("Fixtures")]),
     ]

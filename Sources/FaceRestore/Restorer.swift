@@ -202,11 +202,12 @@ public struct Restorer: Sendable {
     /// Decodes `path` (EXIF orientation applied, alpha kept aside) and restores it. Errors name
     /// the file.
     public func restore(file path: String, options: PhotoOptions = PhotoOptions(),
-                        backgroundProgress: ((Int, Int) -> Void)? = nil) throws -> RestoreResult {
+                        progress: ((RestoreStage) -> Void)? = nil) throws -> RestoreResult {
         do {
             var timings = RestoreTimings()
+            progress?(.decoding)
             let decoded = try timings.measure(\.decode) { try ImageIO.read(path: path, limits: configuration.limits) }
-            var result = try restore(decoded, name: Self.baseName(path), options: options, backgroundProgress: backgroundProgress)
+            var result = try restore(decoded, name: Self.baseName(path), options: options, progress: progress)
             result.sourcePath = path
             result.timings.decode = timings.decode
             return result
@@ -219,7 +220,7 @@ public struct Restorer: Sendable {
 
     /// Restores a decoded image. `name` is the base of the output file names.
     public func restore(_ decoded: DecodedImage, name: String, options: PhotoOptions = PhotoOptions(),
-                        backgroundProgress: ((Int, Int) -> Void)? = nil) throws -> RestoreResult {
+                        progress: ((RestoreStage) -> Void)? = nil) throws -> RestoreResult {
         try options.validate()
         let image = decoded.image
         var result = RestoreResult(name: name, format: decoded.format, original: image, inputAlpha: decoded.alpha)
@@ -233,7 +234,8 @@ public struct Restorer: Sendable {
             let scale = options.upscale ?? Recipe.facexlib.defaultUpscale
             var timings = RestoreTimings()
             result.image = try timings.measure(\.background) {
-                try general.enhance(image, outscale: Double(scale), context: context, progress: backgroundProgress)
+                try general.enhance(image, outscale: Double(scale), context: context,
+                                    progress: progress.map { report in { report(.background(tile: $0, of: $1)) } })
             }
             // Alpha through the network, as upstream's RealESRGANer does.
             result.alpha = try decoded.alpha.map { a in
@@ -243,7 +245,7 @@ public struct Restorer: Sendable {
             }
             result.timings = timings
         case .photos(let photo):
-            let restored = try photo.restore(image, options: options, context: context, backgroundProgress: backgroundProgress)
+            let restored = try photo.restore(image, options: options, context: context, progress: progress)
             result.photo = restored
             result.image = restored.image
             var timings = restored.timings

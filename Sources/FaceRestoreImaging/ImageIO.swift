@@ -69,6 +69,13 @@ public enum ImageFormat: String, Sendable, CaseIterable {
 }
 
 /// A decoded photo: 8-bit BGR as `cv2.imread(IMREAD_COLOR)` gives it, plus what it dropped.
+/// What an image's header says (see `ImageIO.probe`).
+public struct ImageHeader: Sendable, Equatable {
+    public var format: ImageFormat
+    public var width: Int
+    public var height: Int
+}
+
 public struct DecodedImage: Sendable {
     public var image: PixelImage
     /// The alpha channel (8-bit, row-major), when the file had one.
@@ -94,29 +101,41 @@ public enum ImageIO {
         return try decode(data, path: path, limits: limits)
     }
 
-    /// Decodes PNG or JPEG bytes (`path` names the source in errors).
-    public static func decode(_ data: Data, path: String, limits: ImageLimits = ImageLimits()) throws -> DecodedImage {
+    /// Reads the size and format from the header of PNG or JPEG bytes, without decoding or
+    /// allocating any pixels, and checks them against `limits` (`path` names the source in errors).
+    public static func probe(_ data: Data, path: String, limits: ImageLimits = ImageLimits()) throws -> ImageHeader {
         if data.isEmpty { throw ImageError.decoding(path: path, reason: "empty file") }
         guard let format = ImageFormat.sniff(data) else {
             throw ImageError.decoding(path: path, reason: "not a PNG or JPEG file")
         }
         var raw = fr_image()
         var err = [CChar](repeating: 0, count: 256)
-        let message = { cMessage(err) }
-        // Header first, so the limits are checked before any pixel memory is allocated.
         let infoRC = data.withUnsafeBytes { b -> Int32 in
             let p = b.bindMemory(to: UInt8.self).baseAddress!
             return format == .png ? fr_png_info(p, b.count, &raw, &err, err.count) : fr_jpeg_info(p, b.count, &raw, &err, err.count)
         }
         if infoRC != 0 {
-            let reason = message()
+            let reason = cMessage(err)
             if reason.contains("CMYK") { throw ImageError.unsupported(path: path, reason: reason) }
             throw ImageError.decoding(path: path, reason: reason)
         }
         let (w, h) = (Int(raw.width), Int(raw.height))
-        if w > limits.maxWidth || h > limits.maxHeight || w * h > limits.maxPixels {
+        let pixels = w.multipliedReportingOverflow(by: h)
+        if w > limits.maxWidth || h > limits.maxHeight || pixels.overflow || pixels.partialValue > limits.maxPixels {
             throw ImageError.limits(path: path, reason: "image is \(w)×\(h), beyond the limit of \(limits.maxWidth)×\(limits.maxHeight) and \(limits.maxPixels / 1_000_000) megapixels")
         }
+        return ImageHeader(format: format, width: w, height: h)
+    }
+
+    /// Decodes PNG or JPEG bytes (`path` names the source in errors).
+    public static func decode(_ data: Data, path: String, limits: ImageLimits = ImageLimits()) throws -> DecodedImage {
+        // Header first, so the limits are checked before any pixel memory is allocated.
+        let header = try probe(data, path: path, limits: limits)
+        let format = header.format
+        var raw = fr_image()
+        var err = [CChar](repeating: 0, count: 256)
+        let message = { cMessage(err) }
+        let (w, h) = (header.width, header.height)
         let rc = data.withUnsafeBytes { b -> Int32 in
             let p = b.bindMemory(to: UInt8.self).baseAddress!
             return format == .png ? fr_png_decode(p, b.count, limits.maxPixels, &raw, &err, err.count)

@@ -125,6 +125,28 @@ public struct PhotoRestoration: Sendable {
 
 /// Detector + restorer (+ optional face parser and background upsampler), run as the restorer's
 /// recipe says. Immutable and `Sendable`.
+/// Where a restoration is, reported as each stage starts.
+public enum RestoreStage: Sendable, Equatable {
+    case decoding
+    case detecting
+    /// Face `index` (from 0) of `of` kept faces is going through the face network.
+    case restoringFace(Int, of: Int)
+    /// The background upsampler has finished `tile` of `of` tiles.
+    case background(tile: Int, of: Int)
+    case pasting
+
+    /// A short word for logs and progress bars.
+    public var name: String {
+        switch self {
+        case .decoding: return "decoding"
+        case .detecting: return "detecting"
+        case .restoringFace: return "restoring"
+        case .background: return "background"
+        case .pasting: return "pasting"
+        }
+    }
+}
+
 public struct PhotoRestorer: Sendable {
     public let restorer: FaceRestorer
     public let detector: RetinaFace
@@ -168,10 +190,10 @@ public struct PhotoRestorer: Sendable {
         return (kept, all.count)
     }
 
-    /// Restores every face of an 8-bit BGR photo and pastes them back. `backgroundProgress` gets
-    /// (tile, tiles) from the background upsampler.
+    /// Restores every face of an 8-bit BGR photo and pastes them back. `progress` is called on
+    /// this thread as each stage starts (and after each face and background tile).
     public func restore(_ image: PixelImage, options: PhotoOptions = PhotoOptions(), context: ComputeContext,
-                        backgroundProgress: ((Int, Int) -> Void)? = nil) throws -> PhotoRestoration {
+                        progress: ((RestoreStage) -> Void)? = nil) throws -> PhotoRestoration {
         guard image.channels == 3 else { throw PipelineError.invalidArgument("restore needs a 3-channel BGR image, got \(image.channels) channels") }
         guard image.width > 0, image.height > 0 else { throw PipelineError.invalidArgument("the image is empty") }
         try options.validate()
@@ -180,11 +202,13 @@ public struct PhotoRestorer: Sendable {
         let (w, h) = (image.width * upscale, image.height * upscale)
         // GPEN with --use_sr detects and crops on the photo resized to the output size.
         let work = recipe.detectsOnUpscaledPhoto && upscale != 1 ? image.resizedLinear(width: w, height: h) : image
+        progress?(.detecting)
         let (kept, detected) = try timings.measure(\.detect) { try self.faces(in: work, options: options, context: context) }
         let size = restorer.faceSize
         let template = recipe.templatePoints(size: size)
         var faces: [RestoredFace] = []
-        for face in kept {
+        for (k, face) in kept.enumerated() {
+            progress?(.restoringFace(k, of: kept.count))
             let points = (0..<5).map { (x: Double(face.landmarks[2 * $0]), y: Double(face.landmarks[2 * $0 + 1])) }
             guard let (affine, inverse) = alignment(points, template, upscale: upscale) else { continue }
             let cropped = timings.measure(\.align) { work.warpedAffine(affine, width: size, height: size, border: recipe.cropBorder) }
@@ -198,10 +222,13 @@ public struct PhotoRestorer: Sendable {
         // with LANCZOS4: the same size, which OpenCV returns unchanged.
         let upsampled = try timings.measure(\.background) { () throws -> PixelImage in
             guard let background else { return image.resizedLanczos4(width: w, height: h) }
-            let up = try background.enhance(image, outscale: Double(upscale), context: context, progress: backgroundProgress)
+            progress?(.background(tile: 0, of: 1))
+            let up = try background.enhance(image, outscale: Double(upscale), context: context,
+                                            progress: progress.map { report in { report(.background(tile: $0, of: $1)) } })
             return up.width == w && up.height == h ? up : up.resizedLanczos4(width: w, height: h)
         }
         let all = Array(faces.indices)
+        progress?(.pasting)
         let out = try timings.measure(\.paste) { try paste(faces, onto: upsampled, upscale: upscale, weight: options.weight) }
         return PhotoRestoration(faces: faces, detectedCount: detected, image: out, background: upsampled, upscale: upscale,
                                 weight: options.weight, pastedFaces: all, timings: timings, usedParsing: parser != nil)

@@ -134,7 +134,7 @@ struct Restore: ParsableCommand {
         for (i, file) in files.enumerated() {
             progress.update(i, file)
             do {
-                var result = try restorer.restore(file: file, options: options, backgroundProgress: progress.tiles(i, file))
+                var result = try restorer.restore(file: file, options: options, progress: progress.stages(i, file))
                 var timings = result.timings
                 try timings.measure(\.encode) {
                     do { try result.write(to: output, options: outputOptions, threads: restorer.context.threads) } catch {
@@ -236,10 +236,12 @@ struct Progress {
     }
 
     /// A progress line over the background upsampler's tiles, on a terminal only.
-    func tiles(_ i: Int, _ file: String) -> ((Int, Int) -> Void)? {
+    /// Shows the background's tiles as they finish (the stage that can take minutes).
+    func stages(_ i: Int, _ file: String) -> ((RestoreStage) -> Void)? {
         guard isTerminal else { return nil }
         let total = self.total
-        return { done, tiles in
+        return { stage in
+            guard case let .background(done, tiles) = stage, done > 0 else { return }
             FileHandle.standardError.write(Data("\r\u{1B}[K[\(i + 1)/\(total)] \(file): background tile \(done)/\(tiles)".utf8))
         }
     }

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Drives `facerestore serve`'s page in a real browser (Debian's chromium + chromium-driver, over
+WebDriver, with the standard library only): upload examples/group.jpg, wait for the result, move
+the before/after slider, leave one face out, download the result, and save a screenshot.
+Exits non-zero if any step fails.
+
+    scripts/browser_test.py [--binary .build/debug/facerestore] [--screenshot out/serve.png]
+
+Uses the tiny random-weight GFP-GAN test model (its faces are noise: this checks the page, not
+the restoration) and the RetinaFace the test suite uses.
+"""
+import argparse, base64, json, os, pathlib, shutil, socket, subprocess, sys, tempfile, time, urllib.error, urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def detector():
+    shared = ROOT.parent / "shared/weights/retinaface_mobilenet0.25_Final.pth"
+    home = os.environ.get("FACERESTORE_HOME") or os.path.expanduser("~/.cache/facerestore")
+    cached = pathlib.Path(home) / "models/retinaface_mobilenet0.25_tiny.onnx"
+    for p in (shared, cached):
+        if p.exists():
+            return str(p)
+    sys.exit("browser test: no RetinaFace weights (run ./scripts/setup)")
+
+
+class WebDriver:
+    def __init__(self, url):
+        self.url = url
+        self.session = None
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        prefix = "" if self.session is None or path.startswith("/session") and path.count("/") == 1 else f"/session/{self.session}"
+        req = urllib.request.Request(self.url + prefix + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return json.loads(r.read() or b"{}").get("value")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"webdriver {method} {path}: {e.read().decode(errors='replace')[:500]}")
+
+    def start(self, downloads):
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1400", "--disable-gpu"],
+            "prefs": {"download.default_directory": downloads, "download.prompt_for_download": False}}}}}
+        value = self.call("POST", "/session", caps)
+        self.session = value["sessionId"]
+        # Headless Chrome downloads only where it is told to, through the DevTools protocol.
+        try:
+            self.call("POST", "/goog/cdp/execute", {"cmd": "Browser.setDownloadBehavior",
+                                                    "params": {"behavior": "allow", "downloadPath": downloads}})
+        except RuntimeError:
+            self.call("POST", "/goog/cdp/execute", {"cmd": "Page.setDownloadBehavior",
+                                                    "params": {"behavior": "allow", "downloadPath": downloads}})
+
+    def quit(self):
+        if self.session:
+            try:
+                self.call("DELETE", "")
+            except Exception:
+                pass
+
+    def js(self, script, *args):
+        return self.call("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def find(self, css):
+        value = self.call("POST", "/element", {"using": "css selector", "value": css})
+        return next(iter(value.values()))
+
+    def wait(self, what, script, timeout=120):
+        end = time.time() + timeout
+        while time.time() < end:
+            value = self.js(script)
+            if value:
+                return value
+            time.sleep(0.2)
+        raise RuntimeError(f"timed out waiting for {what}")
+
+
+def step(name):
+    print(f"browser test: {name}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default=str(ROOT / ".build/debug/facerestore"))
+    ap.add_argument("--screenshot", default=str(ROOT / "out/serve.png"))
+    args = ap.parse_args()
+    chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not os.path.exists(chromedriver):
+        sys.exit("browser test: chromedriver not found (apt-get install chromium chromium-driver)")
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="frbrowser-"))
+    downloads = work / "downloads"
+    downloads.mkdir()
+    model = ROOT / "Tests/FaceRestoreModelsTests/Fixtures/gfpgan_clean_tiny.pth"
+    env = dict(os.environ, FACERESTORE_HOME=str(work / "home"))
+    server = subprocess.Popen([args.binary, "serve", "--port", "0", "--model-path", str(model), "--detector", detector(),
+                               "--no-parse", "--data", str(work / "data"), "--threads", "2"],
+                              stdout=subprocess.PIPE, stderr=sys.stderr, text=True, env=env)
+    driver_port = free_port()
+    driver = subprocess.Popen([chromedriver, f"--port={driver_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wd = WebDriver(f"http://127.0.0.1:{driver_port}")
+    try:
+        line = server.stdout.readline()
+        if "http://" not in line:
+            raise RuntimeError(f"the server did not start: {line!r}")
+        base = line.split("http://", 1)[1].split("/", 1)[0]
+        base = "http://" + base
+        step(f"server at {base}")
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{driver_port}/status", timeout=1)
+                break
+            except Exception:
+                time.sleep(0.1)
+        wd.start(str(downloads))
+        wd.call("POST", "/url", {"url": base + "/"})
+        wd.wait("the page", "return document.readyState === 'complete' && document.querySelector('#model option') !== null")
+
+        step("upload examples/group.jpg")
+        files = wd.find("#files")
+        wd.call("POST", f"/element/{files}/value", {"text": str(ROOT / "examples/group.jpg")})
+        wd.wait("the job to finish", "const c = document.querySelector('.card'); "
+                "if (c && c.dataset.status === 'failed') throw new Error(c.querySelector('.error').textContent); "
+                "return c && c.dataset.status === 'done' && document.querySelector('.after').naturalWidth > 0")
+        job = wd.js("return document.querySelector('.card').dataset.job")
+        faces = wd.js("return document.querySelectorAll('.card .include').length")
+        if faces != 2:
+            raise RuntimeError(f"expected 2 faces on the card, found {faces}")
+
+        step("move the before/after slider")
+        before = wd.js("return parseFloat(document.querySelector('.before-clip').style.width)")
+        box = wd.js("const r = document.querySelector('.compare').getBoundingClientRect(); return [r.width, r.height]")
+        compare = wd.find(".compare")
+        wd.call("POST", "/actions", {"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+            {"type": "pointerMove", "origin": {"element-6066-11e4-a52e-4f735a57ae4d": compare}, "x": 0, "y": 0},
+            {"type": "pointerDown", "button": 0},
+            {"type": "pointerMove", "origin": {"element-6066-11e4-a52e-4f735a57ae4d": compare}, "x": -int(box[0] * 0.3), "y": 0, "duration": 200},
+            {"type": "pointerUp", "button": 0}]}]})
+        after = wd.js("return parseFloat(document.querySelector('.before-clip').style.width)")
+        if not after < before * 0.6:
+            raise RuntimeError(f"the slider did not move (clip width {before} -> {after})")
+        wd.call("DELETE", "/actions")
+
+        step("leave face 1 out")
+        check = wd.find(".card .include")
+        wd.call("POST", f"/element/{check}/click", {})
+        wd.wait("the re-blend", "return document.querySelector('.card').dataset.revision === '2'")
+        with urllib.request.urlopen(f"{base}/api/v1/jobs/{job}") as r:
+            snap = json.loads(r.read())
+        if [f["included"] for f in snap["faces"]] != [False, True]:
+            raise RuntimeError(f"the server did not leave face 1 out: {snap['faces']}")
+        wd.wait("the new result on the page", "const i = document.querySelector('.after'); return i.complete && i.src.endsWith('rev=2')")
+
+        step("download the result")
+        link = wd.find(".card .download")
+        wd.call("POST", f"/element/{link}/click", {})
+        end = time.time() + 30
+        got = []
+        while time.time() < end:
+            got = [p for p in downloads.iterdir() if not p.name.endswith(".crdownload")]
+            if got:
+                break
+            time.sleep(0.2)
+        if not got:
+            raise RuntimeError("no file was downloaded")
+        with urllib.request.urlopen(f"{base}/api/v1/jobs/{job}/result") as r:
+            served = r.read()
+        if got[0].read_bytes() != served or got[0].name != "group_restored.jpg":
+            raise RuntimeError(f"the download ({got[0].name}, {got[0].stat().st_size} bytes) is not the result ({len(served)} bytes)")
+
+        step(f"screenshot -> {args.screenshot}")
+        wd.js("window.scrollTo(0, 0)")
+        png = base64.b64decode(wd.call("GET", "/screenshot"))
+        pathlib.Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(args.screenshot).write_bytes(png)
+        errors = wd.js("return [...document.querySelectorAll('.error')].filter(e => !e.hidden && e.textContent).map(e => e.textContent)")
+        if errors:
+            raise RuntimeError(f"the page shows errors: {errors}")
+        step("passed")
+    finally:
+        wd.quit()
+        driver.terminate()
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    if server.returncode not in (0, -15):
+        sys.exit(f"browser test: the server exited with {server.returncode} after SIGTERM")
+
+
+if __name__ == "__main__":
+    main()
