@@ -138,12 +138,13 @@ def main():
 
         step("move the before/after slider")
         before = wd.js("return parseFloat(document.querySelector('.before-clip').style.width)")
-        box = wd.js("const r = document.querySelector('.compare').getBoundingClientRect(); return [r.width, r.height]")
-        compare = wd.find(".compare")
+        wd.js("document.querySelector('.compare').scrollIntoView({block: 'center'})")
+        box = wd.js("const r = document.querySelector('.compare').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]")
+        cx, cy = int(box[0] + box[2] / 2), int(box[1] + box[3] / 2)
         wd.call("POST", "/actions", {"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
-            {"type": "pointerMove", "origin": {"element-6066-11e4-a52e-4f735a57ae4d": compare}, "x": 0, "y": 0},
+            {"type": "pointerMove", "origin": "viewport", "x": cx, "y": cy},
             {"type": "pointerDown", "button": 0},
-            {"type": "pointerMove", "origin": {"element-6066-11e4-a52e-4f735a57ae4d": compare}, "x": -int(box[0] * 0.3), "y": 0, "duration": 200},
+            {"type": "pointerMove", "origin": "viewport", "x": cx - int(box[2] * 0.3), "y": cy, "duration": 200},
             {"type": "pointerUp", "button": 0}]}]})
         after = wd.js("return parseFloat(document.querySelector('.before-clip').style.width)")
         if not after < before * 0.6:

@@ -189,6 +189,20 @@ public struct Restorer: Sendable {
         loadTime = Self.seconds(since: start)
     }
 
+    /// The same loaded models, running each op on `threads` threads (the server gives a job that
+    /// runs alone every core, and each of several jobs a share).
+    public func with(threads: Int) -> Restorer {
+        Restorer(copying: self, context: context.with(threads: threads))
+    }
+
+    private init(copying other: Restorer, context: ComputeContext) {
+        configuration = other.configuration
+        mode = other.mode
+        self.context = context
+        warnings = other.warnings
+        loadTime = other.loadTime
+    }
+
     static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
 
     /// Warnings that `options` cause with this model (once per batch, not per image).

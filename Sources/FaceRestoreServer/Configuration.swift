@@ -18,7 +18,8 @@ public struct ServerConfiguration: Sendable {
     public var maxPixels = 50_000_000
     /// Largest output (input pixels × upscale²), checked before a job is queued.
     public var maxOutputPixels = 200_000_000
-    /// Jobs that run at once, sharing the loaded models; each gets cores / workers threads.
+    /// Jobs that run at once, sharing the loaded models; a job gets the cores divided by the jobs
+    /// running when it starts (`restorer.threads`, when set, fixes it).
     public var workers = 1
     /// Jobs waiting beyond those running; more are answered 503 with Retry-After.
     public var queueCapacity = 32
@@ -41,11 +42,6 @@ public struct ServerConfiguration: Sendable {
         var l = restorer.limits
         l.maxPixels = min(l.maxPixels, maxPixels)
         return l
-    }
-
-    /// Threads each job's networks use.
-    var threadsPerJob: Int {
-        restorer.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, workers))
     }
 
     /// Whether `host` is reachable only from this machine.

@@ -49,7 +49,6 @@ final class ServerState: Sendable {
     init(configuration: ServerConfiguration, logger: Logger) throws {
         var c = configuration
         c.workers = max(1, c.workers)
-        c.restorer.threads = c.threadsPerJob
         self.configuration = c
         self.logger = logger
         if let dir = c.dataDirectory {
@@ -174,6 +173,7 @@ final class ServerState: Sendable {
         do {
             guard let input else { throw APIError(.internalError, "the upload is gone") }
             let restorer = try pool.restorer(.init(model: request.model, background: request.background))
+                .with(threads: threads(running: store.counts.running))
             let options = PhotoOptions(upscale: request.upscale, onlyCenterFace: request.onlyCenterFace, weight: request.weight)
             let result = try restorer.restore(file: input.path, options: options) { stage in
                 let p = Self.progress(stage, background: request.background)
@@ -200,6 +200,12 @@ final class ServerState: Sendable {
             store.finish(id) { s in s.status = .failed; s.stage = "failed"; s.error = message }
             logger.warning("job failed", metadata: ["job": "\(id)", "error": "\(message)"])
         }
+    }
+
+    /// Threads for a job that starts while `running` jobs (itself included) run: `--threads` if
+    /// given, else the cores shared among them, so a job alone gets every core.
+    func threads(running: Int) -> Int {
+        configuration.restorer.threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, min(running, configuration.workers)))
     }
 
     /// An error's line with the server's own paths replaced by the upload's name.

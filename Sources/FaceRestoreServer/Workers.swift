@@ -161,15 +161,17 @@ struct JobRunner: Service {
         }
     }
 
-    /// Removes finished jobs past their lifetime, checking every few seconds until shutdown.
+    /// Removes finished jobs past their lifetime, checking every few seconds (at most half the
+    /// lifetime) until shutdown.
     private func expire() async {
-        var waited = 0
+        let lifetime = server.configuration.jobLifetime
+        let every = min(Duration.seconds(5), max(.milliseconds(20), lifetime / 2))
+        var last = ContinuousClock.now
         while !server.store.isClosed {
-            try? await Task.sleep(for: .milliseconds(200))
-            waited += 200
-            guard waited >= 5000 else { continue }
-            waited = 0
-            for job in server.store.expire(olderThan: server.configuration.jobLifetime) {
+            try? await Task.sleep(for: min(every, .milliseconds(200)))
+            guard ContinuousClock.now - last >= every else { continue }
+            last = .now
+            for job in server.store.expire(olderThan: lifetime) {
                 if let id = JobID(Substring(job.snapshot.id)) { server.cache.remove(id) }
                 try? FileManager.default.removeItem(at: job.folder)
                 server.logger.debug("expired job", metadata: ["job": "\(job.snapshot.id)"])

@@ -46,7 +46,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("max-pixels"), help: "Largest input image, in pixels (checked from its header before decoding).")
     var maxPixels = 50_000_000
 
-    @Option(name: .long, help: "Jobs restored at once (they share the loaded models and split the cores).")
+    @Option(name: .long, help: "Jobs restored at once (they share the loaded models and the cores; a job running alone gets every core).")
     var jobs = 1
 
     @Option(name: .long, help: "Jobs that may wait in the queue; beyond it uploads get 503 with Retry-After.")

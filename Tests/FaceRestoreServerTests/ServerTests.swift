@@ -293,6 +293,20 @@ struct ServeAPI {
         }
     }
 
+    /// Finished jobs and their files go when their lifetime is over.
+    @Test func finishedJobsExpire() async throws {
+        let server = try makeServer { $0.jobLifetime = .milliseconds(300) }
+        try await server.application().test(.router) { client in
+            let id = try await client.submit(try Data(contentsOf: groupPhoto))
+            #expect(try await client.wait(id)["status"] as? String == "done")
+            for _ in 0..<100 where try await client.execute(uri: "/api/v1/jobs/\(id)", method: .get).status == .ok {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await client.execute(uri: "/api/v1/jobs/\(id)", method: .get).status == .notFound)
+            #expect(!FileManager.default.fileExists(atPath: server.dataFolder + "/jobs/\(id)"))
+        }
+    }
+
     /// Models, health, the OpenAPI document (which names every route) and the page.
     @Test func modelsHealthDocumentAndPage() async throws {
         let server = try makeServer()
