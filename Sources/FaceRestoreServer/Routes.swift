@@ -35,6 +35,10 @@ struct JSONErrorMiddleware: RouterMiddleware {
             if let r = e.retryAfter { headers[.retryAfter] = String(r) }
             return jsonResponse(["error": e.message], status: e.httpStatus, headers: headers)
         } catch let e as HTTPError {
+            if e.status == .notFound, let allowed = Self.allowedMethods(request.uri.path), !allowed.contains(request.method.rawValue) {
+                return jsonResponse(["error": "\(request.method) is not allowed here (allowed: \(allowed.joined(separator: ", ")))"],
+                                    status: .methodNotAllowed, headers: [.allow: allowed.joined(separator: ", ")])
+            }
             let text = e.body ?? (e.status == .notFound ? "no such route: \(request.method) \(request.uri.path)" : e.status.reasonPhrase)
             return jsonResponse(["error": text], status: e.status, headers: e.headers)
         } catch let e as any HTTPResponseError {
@@ -43,6 +47,26 @@ struct JSONErrorMiddleware: RouterMiddleware {
             context.logger.error("unexpected error", metadata: ["error": "\(error)"])
             return jsonResponse(["error": "internal error: \(error)"], status: .internalServerError)
         }
+    }
+}
+
+extension JSONErrorMiddleware {
+    /// The routes and their methods, for 405 answers ("*" matches one path segment).
+    static let routes: [([String], [String])] = [
+        ([""], ["GET"]), (["app.js"], ["GET"]), (["style.css"], ["GET"]), (["healthz"], ["GET"]),
+        (["api", "v1", "openapi.json"], ["GET"]), (["api", "v1", "models"], ["GET"]), (["api", "v1", "jobs"], ["POST"]),
+        (["api", "v1", "jobs", "*"], ["GET", "DELETE"]), (["api", "v1", "jobs", "*", "events"], ["GET"]),
+        (["api", "v1", "jobs", "*", "result"], ["GET"]), (["api", "v1", "jobs", "*", "input"], ["GET"]),
+        (["api", "v1", "jobs", "*", "faces", "*", "*"], ["GET"]), (["api", "v1", "jobs", "*", "reblend"], ["POST"]),
+    ]
+
+    /// The methods a path takes, or nil when no route has that shape.
+    static func allowedMethods(_ path: String) -> [String]? {
+        var parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        if parts.last == "", parts.count > 1 { parts.removeLast() }
+        return routes.first { pattern, _ in
+            pattern.count == parts.count && zip(pattern, parts).allSatisfy { $0 == "*" ? !$1.isEmpty : $0 == $1 }
+        }?.1
     }
 }
 
@@ -344,8 +368,11 @@ struct ReblendForm: Decodable {
             return form
         }
         if data.isEmpty { return ReblendForm() }
-        do { return try JSONDecoder().decode(ReblendForm.self, from: data) } catch {
-            throw APIError(.badRequest, "send JSON like {\"weight\": 0.5, \"faces\": [0, 1]}")
+        let example = "send JSON like {\"weight\": 0.5, \"faces\": [0, 1]}"
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw APIError(.badRequest, example) }
+        if let unknown = object.keys.sorted().first(where: { $0 != "weight" && $0 != "faces" }) {
+            throw APIError(.badRequest, "unknown field '\(unknown.prefix(40))' (known: weight, faces)")
         }
+        do { return try JSONDecoder().decode(ReblendForm.self, from: data) } catch { throw APIError(.badRequest, example) }
     }
 }

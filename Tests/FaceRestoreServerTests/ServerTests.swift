@@ -269,6 +269,12 @@ struct ServeAPI {
             // Nothing refused stays on disk.
             #expect(try FileManager.default.contentsOfDirectory(atPath: jobs.path).isEmpty)
 
+            // 405 with Allow for a known route and another method.
+            let put = try await client.execute(uri: "/api/v1/jobs", method: .put)
+            #expect(put.status == .methodNotAllowed && put.headers[.allow] == "POST")
+            let del = try await client.execute(uri: "/api/v1/jobs/0123456789abcdef0123456789abcdef/result", method: .delete)
+            #expect(del.status == .methodNotAllowed && del.headers[.allow] == "GET")
+
             // 404: unknown jobs, and ids that try to leave the data folder.
             for uri in ["/api/v1/jobs/0123456789abcdef0123456789abcdef", "/api/v1/jobs/..%2F..%2F..%2Fetc%2Fpasswd/result",
                         "/api/v1/jobs/../../../../etc/passwd", "/api/v1/jobs/%2e%2e/input", "/api/v1/jobs/0123456789ABCDEF0123456789ABCDEF",
