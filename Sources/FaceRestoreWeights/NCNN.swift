@@ -18,7 +18,7 @@ public enum NCNNParam: Sendable, Equatable {
     public var intValue: Int? {
         switch self {
         case .int(let v): return v
-        case .float(let v): return Int(v)
+        case .float(let v): return v.exactInt
         case .array: return nil
         }
     }
@@ -86,7 +86,8 @@ public struct NCNNModel: Sendable {
         }
         return try lines.dropFirst(2).enumerated().map { index, f in
             let line = index + 3
-            guard f.count >= 4, let nb = Int(f[2]), let nt = Int(f[3]), nb >= 0, nt >= 0, f.count >= 4 + nb + nt else {
+            // 4 + nb + nt <= f.count, written so that no count can overflow it.
+            guard f.count >= 4, let nb = Int(f[2]), let nt = Int(f[3]), nb >= 0, nt >= 0, nb <= f.count - 4, nt <= f.count - 4 - nb else {
                 throw WeightsError.corrupt(path: path, detail: "line \(line): malformed layer")
             }
             var params: [Int: NCNNParam] = [:]
@@ -131,15 +132,17 @@ public struct NCNNModel: Sendable {
             names.append(name)
             tensors[name] = t
         }
+        let sizes = CheckedSize(path: path)
         func need(_ n: Int, _ what: String) throws {
             guard n >= 0, n <= b.count - offset else {
                 throw WeightsError.truncated(path: path, detail: "\(what) needs \(n) bytes at byte \(offset), \(b.count - offset) left")
             }
         }
         func raw(_ count: Int, shape: [Int], _ what: String) throws -> WeightTensor {
-            try need(count * 4, what)
-            defer { offset += count * 4 }
-            return WeightTensor(dtype: .float32, shape: shape, data: ByteRegion(owner: file, base: file.base + offset, count: count * 4))
+            let bytes = try sizes.multiply(count, 4, what)
+            try need(bytes, what)
+            defer { offset += bytes }
+            return WeightTensor(dtype: .float32, shape: shape, data: ByteRegion(owner: file, base: file.base + offset, count: bytes))
         }
         func tagged(_ count: Int, shape: [Int], _ what: String) throws -> WeightTensor {
             try need(4, what)
@@ -148,7 +151,7 @@ public struct NCNNModel: Sendable {
             offset += 4
             switch tag {
             case 0x0130_6B47:
-                let bytes = (count * 2 + 3) / 4 * 4
+                let bytes = try sizes.add(sizes.multiply(count, 2, what), 3, what) / 4 * 4
                 try need(bytes, what)
                 defer { offset += bytes }
                 return WeightTensor(dtype: .float16, shape: shape, data: ByteRegion(owner: file, base: file.base + offset, count: count * 2))
@@ -159,7 +162,7 @@ public struct NCNNModel: Sendable {
             default:
                 if f[0] == 0 && f.reduce(0, +) == 0 { return try raw(count, shape: shape, what) }
                 // A 256-entry table and one uint8 index per value.
-                try need(256 * 4 + (count + 3) / 4 * 4, what)
+                try need(try sizes.add(256 * 4, sizes.add(count, 3, what) / 4 * 4, what), what)
                 let table = (0..<256).map { Float(bitPattern: b.loadUnaligned(fromByteOffset: offset + $0 * 4, as: UInt32.self).littleEndian) }
                 offset += 256 * 4
                 let values = (0..<count).map { table[Int(b[offset + $0])] }
@@ -172,13 +175,14 @@ public struct NCNNModel: Sendable {
             case "Convolution":
                 let out = layer.int(0, default: 0), kw = layer.int(1, default: 0), kh = layer.int(11, default: kw)
                 let size = layer.int(6, default: 0)
-                guard out > 0, kw > 0, kh > 0, size > 0, size % (out * kw * kh) == 0 else {
+                let kernel = try sizes.product([out, kw, kh], "layer \(layer.name) kernel")
+                guard out > 0, kw > 0, kh > 0, size > 0, size % kernel == 0 else {
                     throw WeightsError.corrupt(path: path, detail: "layer \(layer.name): weight_data_size \(size) does not fit \(out)×\(kh)×\(kw)")
                 }
                 guard layer.int(8, default: 0) == 0 else {
                     throw WeightsError.unsupported(path: path, detail: "layer \(layer.name) is int8-quantized")
                 }
-                add(layer.name + ".weight", try tagged(size, shape: [out, size / (out * kw * kh), kh, kw], "layer \(layer.name) weights"))
+                add(layer.name + ".weight", try tagged(size, shape: [out, size / kernel, kh, kw], "layer \(layer.name) weights"))
                 if layer.int(5, default: 0) != 0 { add(layer.name + ".bias", try raw(out, shape: [out], "layer \(layer.name) bias")) }
             case "PReLU":
                 let n = layer.int(0, default: 0)

@@ -195,16 +195,29 @@ public struct ONNXModel: Sendable {
             throw WeightsError.corrupt(path: file.path, detail: "tensor '\(label)' has dims \(dims)")
         }
         let shape = dims.map { Int($0) }
-        let count = shape.reduce(1, *)
+        let sizes = CheckedSize(path: file.path)
+        let count = try sizes.product(shape, "tensor '\(label)' dims \(shape)")
+        let byteCount = try sizes.multiply(count, dtype.byteSize, "tensor '\(label)' of \(count) \(dtype.rawValue) values")
         if let raw {
-            guard raw.count == count * dtype.byteSize else {
+            guard raw.count == byteCount else {
                 throw WeightsError.corrupt(path: file.path, detail: "tensor '\(label)' holds \(raw.count) bytes for shape \(shape) \(dtype.rawValue)")
             }
             return (name, WeightTensor(dtype: dtype, shape: shape, data: ByteRegion(owner: file, base: raw.baseAddress ?? file.base, count: raw.count)))
         }
         // Typed fields: float_data (float), int32_data (int32, int16, int8, uint8, bool, float16
         // bits), int64_data, double_data.
-        let owned = OwnedBytes(count: count * dtype.byteSize)
+        // The values are in the file, so their number bounds the allocation.
+        let held: Int
+        switch dtype {
+        case .float32: held = floats.count
+        case .float64: held = doubles.count
+        case .int64: held = int64s.count
+        default: held = int32s.count
+        }
+        guard held == count else {
+            throw WeightsError.corrupt(path: file.path, detail: "tensor '\(label)' holds \(held) values for shape \(shape)")
+        }
+        let owned = OwnedBytes(count: byteCount)
         let p = owned.pointer
         func check(_ n: Int) throws {
             guard n == count else {
@@ -221,7 +234,7 @@ public struct ONNXModel: Sendable {
         case .int8, .uint8, .bool:
             try check(int32s.count); for (k, v) in int32s.enumerated() { p.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: k, as: UInt8.self) }
         }
-        return (name, WeightTensor(dtype: dtype, shape: shape, data: ByteRegion(owner: owned, base: UnsafeRawPointer(p), count: count * dtype.byteSize)))
+        return (name, WeightTensor(dtype: dtype, shape: shape, data: ByteRegion(owner: owned, base: UnsafeRawPointer(p), count: byteCount)))
     }
 
     /// The initializers with Identity aliases resolved: a name produced by an `Identity` node

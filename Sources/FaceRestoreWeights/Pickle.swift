@@ -66,8 +66,35 @@ final class PickleList { var items: [PickleValue] = [] }
 final class PickleDict {
     var keys: [PickleValue] = []
     var values: [PickleValue] = []
+    /// Where each hashable key (string, int, None: the keys that compare equal) is: set is
+    /// linear over a dict, not quadratic.
+    private var index: [HashKey: Int] = [:]
+
+    private enum HashKey: Hashable {
+        case string(String), int(Int), none
+    }
+
+    private static func hashKey(_ k: PickleValue) -> HashKey? {
+        switch k {
+        case .string(let s): return .string(s)
+        case .int(let i): return .int(i)
+        case .none: return HashKey.none
+        default: return nil
+        }
+    }
+
     func set(_ k: PickleValue, _ v: PickleValue) {
-        if let i = keys.firstIndex(where: { $0 == k }) { values[i] = v } else { keys.append(k); values.append(v) }
+        guard let h = Self.hashKey(k) else { keys.append(k); values.append(v); return }
+        if let i = index[h] { values[i] = v; return }
+        index[h] = keys.count
+        keys.append(k)
+        values.append(v)
+    }
+
+    /// Empties the dict, returning what it held (for `PickleValue.dismantle`).
+    func takeAll() -> [PickleValue] {
+        defer { keys = []; values = []; index = [:] }
+        return keys + values
     }
 }
 
@@ -78,7 +105,8 @@ indirect enum PickleValue {
     case float(Double)
     case string(String)
     case bytes([UInt8])
-    case tuple([PickleValue])
+    /// A tuple, held in a class like lists so that a deep one can be taken apart in place.
+    case tuple(PickleList)
     case list(PickleList)
     case dict(PickleDict)
     case global(PickleGlobal)
@@ -95,12 +123,34 @@ indirect enum PickleValue {
         }
     }
 
+    /// Takes a value graph apart without recursion and breaks its reference cycles. Swift releases
+    /// nested values recursively, so a hostile pickle of a million nested tuples or dicts would
+    /// overflow the stack when it is freed; every graph the reader builds is freed through this.
+    static func dismantle(_ roots: [PickleValue]) {
+        var work = roots
+        var seen = Set<ObjectIdentifier>()
+        while let v = work.popLast() {
+            switch v {
+            case .tuple(let l), .list(let l):
+                if seen.insert(ObjectIdentifier(l)).inserted { work.append(contentsOf: l.items); l.items = [] }
+            case .dict(let d):
+                if seen.insert(ObjectIdentifier(d)).inserted { work.append(contentsOf: d.takeAll()) }
+            default: break
+            }
+        }
+    }
+
+    static func makeTuple(_ items: [PickleValue]) -> PickleValue {
+        let l = PickleList()
+        l.items = items
+        return .tuple(l)
+    }
+
     var intValue: Int? { if case .int(let v) = self { return v }; if case .bool(let b) = self { return b ? 1 : 0 }; return nil }
     var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     var tupleItems: [PickleValue]? {
         switch self {
-        case .tuple(let t): return t
-        case .list(let l): return l.items
+        case .tuple(let l), .list(let l): return l.items
         default: return nil
         }
     }
@@ -198,11 +248,24 @@ struct PickleReader {
 
     // MARK: the machine
 
-    /// Runs until STOP and returns the pickled value.
+    /// Runs until STOP and returns the pickled value. The caller frees it with
+    /// `PickleValue.dismantle`; on an error, everything built so far is dismantled here.
     mutating func load() throws -> PickleValue {
         var stack: [PickleValue] = []
-        var marks: [Int] = []
         var memo: [Int: PickleValue] = [:]
+        do {
+            let value = try run(&stack, &memo)
+            // A pickle leaves exactly its value; anything else left could be a hostile deep graph.
+            guard stack.isEmpty else { throw PickleError.malformed("\(stack.count) values left on the stack at STOP") }
+            return value
+        } catch {
+            PickleValue.dismantle(stack + Array(memo.values))
+            throw error
+        }
+    }
+
+    private mutating func run(_ stack: inout [PickleValue], _ memo: inout [Int: PickleValue]) throws -> PickleValue {
+        var marks: [Int] = []
 
         func pop() throws -> PickleValue {
             guard let v = stack.popLast() else { throw PickleError.malformed("stack underflow") }
@@ -224,7 +287,13 @@ struct PickleReader {
             switch op {
             case 0x80: _ = try u8()                                  // PROTO
             case 0x95: _ = try take(8)                               // FRAME
-            case 0x2e: return try pop()                              // STOP
+            case 0x2e:                                               // STOP
+                let value = try pop()
+                guard stack.isEmpty else {
+                    stack.append(value)
+                    throw PickleError.malformed("\(stack.count - 1) values left on the stack at STOP")
+                }
+                return value
             case 0x28: marks.append(stack.count)                     // MARK
             case 0x4e: stack.append(.none)                           // NONE
             case 0x88: stack.append(.bool(true))                     // NEWTRUE
@@ -267,13 +336,13 @@ struct PickleReader {
                 stack.append(.bytes(Array(try take(Int(n)))))
             case 0x7d: stack.append(.dict(PickleDict()))             // EMPTY_DICT
             case 0x5d: stack.append(.list(PickleList()))             // EMPTY_LIST
-            case 0x29: stack.append(.tuple([]))                      // EMPTY_TUPLE
+            case 0x29: stack.append(.makeTuple([]))                      // EMPTY_TUPLE
             case 0x8f: stack.append(.list(PickleList()))             // EMPTY_SET (kept as a list)
-            case 0x85: stack.append(.tuple([try pop()]))             // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple([a, b]))            // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple([a, b, c]))  // TUPLE3
-            case 0x74: stack.append(.tuple(try popMark()))           // TUPLE
-            case 0x91: stack.append(.tuple(try popMark()))           // FROZENSET
+            case 0x85: stack.append(.makeTuple([try pop()]))             // TUPLE1
+            case 0x86: let b = try pop(), a = try pop(); stack.append(.makeTuple([a, b]))            // TUPLE2
+            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.makeTuple([a, b, c]))  // TUPLE3
+            case 0x74: stack.append(.makeTuple(try popMark()))           // TUPLE
+            case 0x91: stack.append(.makeTuple(try popMark()))           // FROZENSET
             case 0x6c: let l = PickleList(); l.items = try popMark(); stack.append(.list(l))     // LIST
             case 0x64:                                               // DICT
                 let items = try popMark()

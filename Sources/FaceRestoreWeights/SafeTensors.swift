@@ -34,11 +34,13 @@ public enum SafeTensors {
                 throw WeightsError.unsupported(path: path, detail: "tensor '\(name)' has dtype \(dt)")
             }
             let (begin, end) = (offs[0], offs[1])
-            guard begin >= 0, end >= begin, shape.allSatisfy({ $0 >= 0 }), end - begin == shape.reduce(1, *) * dtype.byteSize else {
+            let sizes = CheckedSize(path: path)
+            let bytes = try sizes.product(shape + [dtype.byteSize], "tensor '\(name)' shape \(shape) \(dt)")
+            guard begin >= 0, end >= begin, end - begin == bytes else {
                 throw WeightsError.corrupt(path: path, detail: "tensor '\(name)' offsets \(offs) do not match shape \(shape) \(dt)")
             }
-            guard dataStart + end <= b.count else {
-                throw WeightsError.truncated(path: path, detail: "tensor '\(name)' ends at byte \(dataStart + end), file has \(b.count)")
+            guard end <= b.count - dataStart else {
+                throw WeightsError.truncated(path: path, detail: "tensor '\(name)' ends at byte \(end) of the data, which has \(b.count - dataStart)")
             }
             found.append((name, begin, WeightTensor(dtype: dtype, shape: shape,
                                                     data: ByteRegion(owner: file, base: file.base + dataStart + begin, count: end - begin))))

@@ -55,6 +55,7 @@ enum TorchCheckpoint {
         for _ in 0..<2 {   // protocol version, then sys_info
             var r = PickleReader(bytes: bytes, start: position, persistentLoad: noPersistent)
             let v = try runPickle(&r, path: path)
+            defer { PickleValue.dismantle([v]) }
             if case .dict(let d) = v, let i = d.keys.firstIndex(where: { $0.stringValue == "little_endian" }),
                case .bool(false) = d.values[i] {
                 throw WeightsError.unsupported(path: path, detail: "big-endian legacy checkpoint")
@@ -74,8 +75,12 @@ enum TorchCheckpoint {
             return .storage(StorageRef(dtype: dtype, key: key, elementOffset: offset, numel: t[4].intValue))
         }
         let root = try runPickle(&main, path: path)
+        var handedOver = false
+        defer { if !handedOver { PickleValue.dismantle([root]) } }
         var keysReader = PickleReader(bytes: bytes, start: main.position, persistentLoad: noPersistent)
-        guard let keys = try runPickle(&keysReader, path: path).tupleItems?.compactMap(\.stringValue) else {
+        let keysValue = try runPickle(&keysReader, path: path)
+        defer { PickleValue.dismantle([keysValue]) }
+        guard let keys = keysValue.tupleItems?.compactMap(\.stringValue) else {
             throw WeightsError.corrupt(path: path, detail: "storage key list missing")
         }
         var p = keysReader.position
@@ -91,6 +96,7 @@ enum TorchCheckpoint {
             storages[key] = ByteRegion(owner: file, base: file.base + p, count: size)
             p += size
         }
+        handedOver = true
         return (root, storages)
     }
 

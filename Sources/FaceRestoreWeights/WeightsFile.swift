@@ -48,11 +48,12 @@ public enum WeightsFile {
             return (try ONNXModel(file).initializers, format)
         case .torchZip, .torchLegacy:
             let (root, storages) = format == .torchZip ? try TorchCheckpoint.readZip(file) : try TorchCheckpoint.readLegacy(file)
+            defer { PickleValue.dismantle([root]) }
             return (try stateDict(from: root, storages: storages, path: path), format)
         }
     }
 
-    private static func stateDict(from root: PickleValue, storages: [String: ByteRegion], path: String) throws -> StateDict {
+    static func stateDict(from root: PickleValue, storages: [String: ByteRegion], path: String) throws -> StateDict {
         guard case .dict(let top) = root else {
             throw WeightsError.unsupported(path: path, detail: "the checkpoint holds no dict of tensors")
         }
@@ -71,21 +72,32 @@ public enum WeightsFile {
         }
         var names: [String] = []
         var tensors: [String: WeightTensor] = [:]
-        func walk(_ d: PickleDict, prefix: String) throws {
-            for (k, v) in zip(d.keys, d.values) {
-                let key = prefix + (k.stringValue ?? k.intValue.map(String.init) ?? "?")
-                switch v {
-                case .tensor(let t):
-                    if tensors[key] == nil { names.append(key) }
-                    tensors[key] = try TorchCheckpoint.materialize(t, storages: storages, path: path, name: key)
-                case .dict(let inner):
-                    try walk(inner, prefix: key + ".")
-                default:
-                    skipped.append(key)
+        // Nested dicts flatten to dotted names, depth first in key order, with an explicit stack:
+        // a hostile file may nest deeply or contain itself.
+        let maxDepth = 64
+        var pending: [(dict: PickleDict, prefix: String, next: Int, depth: Int)] = [(chosen, "", 0, 1)]
+        var entered: Set<ObjectIdentifier> = [ObjectIdentifier(chosen)]
+        while let top = pending.last {
+            guard top.next < top.dict.keys.count else { pending.removeLast(); continue }
+            pending[pending.count - 1].next += 1
+            let (k, v) = (top.dict.keys[top.next], top.dict.values[top.next])
+            let key = top.prefix + (k.stringValue ?? k.intValue.map(String.init) ?? "?")
+            switch v {
+            case .tensor(let t):
+                if tensors[key] == nil { names.append(key) }
+                tensors[key] = try TorchCheckpoint.materialize(t, storages: storages, path: path, name: key)
+            case .dict(let inner):
+                guard entered.insert(ObjectIdentifier(inner)).inserted else {
+                    throw WeightsError.corrupt(path: path, detail: "the dict at '\(key)' also appears elsewhere in the file (a cycle?)")
                 }
+                guard top.depth < maxDepth else {
+                    throw WeightsError.corrupt(path: path, detail: "dicts nested deeper than \(maxDepth) levels at '\(key.prefix(200))'")
+                }
+                pending.append((inner, key + ".", 0, top.depth + 1))
+            default:
+                skipped.append(key)
             }
         }
-        try walk(chosen, prefix: "")
         guard !names.isEmpty else {
             throw WeightsError.unsupported(path: path, detail: "no tensors found (top-level keys: \(topKeys.prefix(8).joined(separator: ", ")))")
         }
