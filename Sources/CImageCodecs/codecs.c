@@ -64,9 +64,28 @@ static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pi
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    /* The size comes from the header alone: png_read_update_info below allocates row buffers
+       (a 69-byte file claiming 2147483647x1 pixels made it allocate 6 GB), so the header-only
+       answer and the pixel limit are settled before it. */
+    int trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
+    if (header_only) {
+        int channels = color == PNG_COLOR_TYPE_GRAY ? 1 + trns : color == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
+                     : color == PNG_COLOR_TYPE_RGB_ALPHA ? 4 : 3 + trns;   /* RGB and palette */
+        out->width = (int)w;
+        out->height = (int)h;
+        out->channels = channels;
+        out->depth = depth == 16 ? 16 : 8;
+        png_destroy_read_struct(&png, &info, NULL);
+        return 0;
+    }
+    if ((size_t)w * (size_t)h > max_pixels) {
+        png_destroy_read_struct(&png, &info, NULL);
+        set_err(err, errlen, "image exceeds the pixel limit");
+        return 2;
+    }
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    if (trns) png_set_tRNS_to_alpha(png);
     if (depth == 16) png_set_swap(png);   // PNG is big-endian; give native (little-endian) uint16
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
@@ -74,12 +93,6 @@ static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pi
     out->height = (int)h;
     out->channels = png_get_channels(png, info);
     out->depth = png_get_bit_depth(png, info);
-    if (header_only) { png_destroy_read_struct(&png, &info, NULL); return 0; }
-    if ((size_t)w * (size_t)h > max_pixels) {
-        png_destroy_read_struct(&png, &info, NULL);
-        set_err(err, errlen, "image exceeds the pixel limit");
-        return 2;
-    }
     size_t rowbytes = png_get_rowbytes(png, info);
     pixels = (unsigned char *)malloc(rowbytes * h);
     rows = (png_bytep *)malloc(sizeof(png_bytep) * h);

@@ -23,6 +23,9 @@ public enum RestoreWarning: Sendable, Equatable, CustomStringConvertible {
     case seedIgnored(model: String)
     /// The image has no face the recipe keeps: it was only upscaled.
     case noFace
+    /// The face model's output for these faces (numbered from 1) was NaN or infinite: they were
+    /// left unrestored.
+    case nonFiniteFaces([Int], model: String)
 
     public var description: String {
         switch self {
@@ -36,6 +39,10 @@ public enum RestoreWarning: Sendable, Equatable, CustomStringConvertible {
             return "\(model) has no random noise (its noise inputs are the encoder's features): the seed has no effect"
         case .noFace:
             return "no face found (the image was upscaled only)"
+        case let .nonFiniteFaces(faces, model):
+            let list = faces.map(String.init).joined(separator: ", ")
+            return "\(model) produced NaN or infinite values for face\(faces.count == 1 ? "" : "s") \(list), left unrestored; "
+                + "is the model file damaged? (facerestore models verify)"
         }
     }
 }
@@ -276,7 +283,10 @@ public struct Restorer: Sendable {
                 }
             }
             result.timings = timings
-            if restored.faces.isEmpty { result.warnings.append(.noFace) }
+            if !restored.nonFiniteFaces.isEmpty {
+                result.warnings.append(.nonFiniteFaces(restored.nonFiniteFaces.map { $0 + 1 }, model: photo.restorer.network.name))
+            }
+            if restored.faces.isEmpty, restored.nonFiniteFaces.isEmpty { result.warnings.append(.noFace) }
         }
         return result
     }

@@ -121,6 +121,9 @@ public struct PhotoRestoration: Sendable {
     public var timings: RestoreTimings
     /// Whether the paste-back used the face-parsing mask (else the square mask).
     public var usedParsing: Bool
+    /// Kept faces (numbered in detection order, from 0) whose restoration came out NaN or
+    /// infinite (damaged weights): left as they are in the photo.
+    public var nonFiniteFaces: [Int] = []
 }
 
 /// Detector + restorer (+ optional face parser and background upsampler), run as the restorer's
@@ -207,12 +210,17 @@ public struct PhotoRestorer: Sendable {
         let size = restorer.faceSize
         let template = recipe.templatePoints(size: size)
         var faces: [RestoredFace] = []
+        var nonFinite: [Int] = []
         for (k, face) in kept.enumerated() {
             progress?(.restoringFace(k, of: kept.count))
             let points = (0..<5).map { (x: Double(face.landmarks[2 * $0]), y: Double(face.landmarks[2 * $0 + 1])) }
             guard let (affine, inverse) = alignment(points, template, upscale: upscale) else { continue }
             let cropped = timings.measure(\.align) { work.warpedAffine(affine, width: size, height: size, border: recipe.cropBorder) }
-            let restored = try restorer.restoreAligned(cropped, seed: options.seed, context: context)
+            let restored: AlignedRestoration
+            do { restored = try restorer.restoreAligned(cropped, seed: options.seed, context: context) } catch EngineError.nonFinite {
+                nonFinite.append(k)   // this face stays as it is; the photo and the batch go on
+                continue
+            }
             timings.network += restored.timings.network
             let mask = try timings.measure(\.paste) { try self.mask(for: restored.restored, context: context) }
             faces.append(RestoredFace(detection: face, affine: affine, inverseAffine: inverse, cropped: restored.input,
@@ -231,7 +239,8 @@ public struct PhotoRestorer: Sendable {
         progress?(.pasting)
         let out = try timings.measure(\.paste) { try paste(faces, onto: upsampled, upscale: upscale, weight: options.weight) }
         return PhotoRestoration(faces: faces, detectedCount: detected, image: out, background: upsampled, upscale: upscale,
-                                weight: options.weight, pastedFaces: all, timings: timings, usedParsing: parser != nil)
+                                weight: options.weight, pastedFaces: all, timings: timings, usedParsing: parser != nil,
+                                nonFiniteFaces: nonFinite)
     }
 
     /// Pastes the restored faces of `restoration` again, with another weight and/or only the faces

@@ -145,6 +145,9 @@ struct Restore: ParsableCommand {
                 total = total + result.timings
                 faces += result.restoredFaceCount
                 if result.warnings.contains(.noFace) { noFace.append(file) }
+                for warning in result.warnings {
+                    if case .nonFiniteFaces = warning { progress.clear(); printError("facerestore: \(file): \(warning)") }
+                }
                 progress.done(i, file, detail(result))
             } catch {
                 progress.clear()

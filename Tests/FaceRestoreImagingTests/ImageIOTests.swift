@@ -96,3 +96,39 @@ let codecExpected = try! SafeTensors.read(path: Bundle.module.url(forResource: "
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["a.png"])   // no temporaries left
     }
 }
+
+/// A 68-byte PNG whose header claims 2147483647×1 pixels (8-bit RGB, and 16-bit RGBA) is refused
+/// from its header: libpng used to allocate its row buffers (6.3 and 16.8 GB) before the check.
+@Suite struct HeaderBombs {
+    static func png(width: UInt32, height: UInt32, depth: UInt8, colorType: UInt8) -> Data {
+        func crc(_ bytes: [UInt8]) -> UInt32 {
+            var c: UInt32 = 0xffff_ffff
+            for b in bytes {
+                c ^= UInt32(b)
+                for _ in 0..<8 { c = c & 1 == 1 ? 0xedb8_8320 ^ (c >> 1) : c >> 1 }
+            }
+            return ~c
+        }
+        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
+        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] { be(UInt32(data.count)) + Array(type.utf8) + data + be(crc(Array(type.utf8) + data)) }
+        let idat: [UInt8] = [0x78, 0x9c, 0x63, 0x60, 0x80, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x01]
+        return Data([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] + chunk("IHDR", be(width) + be(height) + [depth, colorType, 0, 0, 0])
+                    + chunk("IDAT", idat) + chunk("IEND", []))
+    }
+
+    static func peakRSS() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024
+    }
+
+    @Test(arguments: [(UInt8(8), UInt8(2)), (16, 6)])
+    func aHugeWidthIsRefusedBeforeAnyAllocation(_ depth: UInt8, _ colorType: UInt8) throws {
+        let data = Self.png(width: 2_147_483_647, height: 1, depth: depth, colorType: colorType)
+        let before = Self.peakRSS()
+        #expect(throws: ImageError.self) { _ = try ImageIO.decode(data, path: "bomb.png") }
+        let header = try ImageIO.probe(data, path: "bomb.png", limits: ImageLimits(maxWidth: Int.max, maxHeight: Int.max, maxPixels: Int.max))
+        #expect(header.width == 2_147_483_647 && header.height == 1)
+        #expect(Self.peakRSS() - before < 2 << 30, "refusing it must not allocate its rows")
+    }
+}
