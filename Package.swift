@@ -34,7 +34,9 @@ let package = Package(
         // Our fused Winograd convolution kernel (AVX-512 through target attributes; checked at run time).
         .target(name: "CWinograd", path: "Sources/CWinograd"),
         .target(name: "FaceRestoreEngine", dependencies: ["CDNNL", "CWinograd"]),
-        .target(name: "FaceRestoreWeights", dependencies: ["FaceRestoreEngine"]),
+        // zlib's CRC-32, for the integrity of zip members (.pth files).
+        .target(name: "CChecksum", path: "Sources/CChecksum", linkerSettings: [.linkedLibrary("z")]),
+        .target(name: "FaceRestoreWeights", dependencies: ["FaceRestoreEngine", "CChecksum"]),
         .target(name: "FaceRestoreModels", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"]),
         // libpng (classic API behind a C layer: it needs setjmp), TurboJPEG 2.x and libexif.
         .target(name: "CImageCodecs", path: "Sources/CImageCodecs",

@@ -3,6 +3,7 @@
 // list, then each storage as an int64 element count followed by its bytes), as written by
 // torch/serialization.py (`_save`, `_legacy_save`).
 
+import CChecksum
 import Foundation
 
 enum TorchCheckpoint {
@@ -22,6 +23,16 @@ enum TorchCheckpoint {
         }
         for e in zip.entries.values where e.method != 0 {
             throw WeightsError.unsupported(path: path, detail: "zip entry '\(e.name)' is compressed (method \(e.method)); torch.save stores entries uncompressed")
+        }
+        // Every member against the CRC-32 the archive records: a flipped byte in a tensor is found
+        // here instead of becoming a wrong restoration.
+        for name in zip.order {
+            guard let e = zip.entries[name] else { continue }
+            let crc = fr_crc32(0, file.base + e.dataOffset, e.size)
+            guard crc == e.crc else {
+                throw WeightsError.corrupt(path: path, detail: "zip member '\(name)' fails its CRC-32 check (recorded \(String(e.crc, radix: 16)), "
+                                           + "computed \(String(crc, radix: 16))): the file is damaged; download it again")
+            }
         }
         let pickleBytes = UnsafeRawBufferPointer(rebasing: file.bytes[pklEntry.dataOffset..<pklEntry.dataOffset + pklEntry.size])
         var storages: [String: ByteRegion] = [:]

@@ -6,6 +6,8 @@ struct ZipEntry {
     let method: UInt16
     let dataOffset: Int
     let size: Int
+    /// The CRC-32 the archive records for the member's uncompressed bytes.
+    let crc: UInt32
 }
 
 struct ZipArchive {
@@ -54,6 +56,7 @@ struct ZipArchive {
         for _ in 0..<count {
             guard fits(p, 46), u32(p) == 0x0201_4b50 else { throw WeightsError.corrupt(path: path, detail: "bad zip central directory entry") }
             let method = UInt16(u16(p + 10))
+            let crc = UInt32(u32(p + 16))
             var compressed = u32(p + 20), size = u32(p + 24)
             let nameLen = u16(p + 28), extraLen = u16(p + 30), commentLen = u16(p + 32)
             var local = u32(p + 42)
@@ -78,7 +81,7 @@ struct ZipArchive {
             }
             let dataOffset = local + 30 + u16(local + 26) + u16(local + 28)
             guard fits(dataOffset, compressed), fits(dataOffset, method == 0 ? size : compressed) else { throw truncated("zip entry '\(name)' is cut short") }
-            entries[name] = ZipEntry(name: name, method: method, dataOffset: dataOffset, size: method == 0 ? size : compressed)
+            entries[name] = ZipEntry(name: name, method: method, dataOffset: dataOffset, size: method == 0 ? size : compressed, crc: crc)
             order.append(name)
             p += 46 + nameLen + extraLen + commentLen
         }

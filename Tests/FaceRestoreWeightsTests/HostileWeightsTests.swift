@@ -145,4 +145,19 @@ private func onnx(dims: [UInt64], payload: [UInt8] = []) -> [UInt8] {
         defer { for ext in [".param", ".bin"] { try? FileManager.default.removeItem(atPath: base + ext) } }
         #expect(throws: WeightsError.self) { try quickly { _ = try NCNNModel(path: base + ".param") } }
     }
+
+    // MARK: integrity
+
+    /// One flipped bit in a tensor of a .pth fails the member's CRC-32, named in the error.
+    @Test func aFlippedByteInAPthFailsItsCRC() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixturePath("plain_zip.pth"))))
+        let zip = try bytes.withUnsafeBytes { try ZipArchive($0, path: "plain_zip.pth") }
+        let member = try #require(zip.order.first { $0.contains("/data/") && (zip.entries[$0]?.size ?? 0) > 0 })
+        let entry = try #require(zip.entries[member])
+        bytes[entry.dataOffset + entry.size / 2] ^= 0x10
+        let path = try temporaryFile("flipped.pth", bytes)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let error = try #require(throws: WeightsError.self) { _ = try WeightsFile.load(path: path) }
+        #expect("\(error)".contains("zip member '\(member)' fails its CRC-32 check"), "\(error)")
+    }
 }
