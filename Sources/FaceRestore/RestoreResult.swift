@@ -125,6 +125,24 @@ public struct RestoreResult: Sendable {
         try ImageIO.write(image, alpha: self.image == nil ? nil : alpha, to: path)
     }
 
+    /// Why a folder cannot be created, in words: the part of the path that is a file, or the
+    /// system's reason.
+    static func folderProblem(_ path: String) -> String {
+        var url = URL(fileURLWithPath: path).standardizedFileURL
+        var chain: [URL] = [url]
+        while url.path != "/" && !url.path.isEmpty {
+            url = url.deletingLastPathComponent()
+            chain.append(url)
+        }
+        for u in chain.reversed() {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: u.path, isDirectory: &isDir), !isDir.boolValue {
+                return "\(u.path) is a file, not a folder"
+            }
+        }
+        return mkdir(path, 0o755) == 0 ? "it could be created only on a second try" : String(cString: strerror(errno))
+    }
+
     /// Writes the outputs under `folder` (creating the subfolders), atomically, encoding on up to
     /// `threads` threads; returns the paths written.
     @discardableResult
@@ -133,8 +151,9 @@ public struct RestoreResult: Sendable {
         for dir in Set(files.map { ($0.relativePath as NSString).deletingLastPathComponent }).sorted() {
             let path = folder + "/" + dir
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-                throw ImageError.io(path: path, reason: "cannot create the output folder (\(error.localizedDescription))")
+                throw ImageError.io(path: path, reason: "cannot create the output folder (\(Self.folderProblem(path)))")
             }
+            removeStaleTemporaryFiles(in: path)
         }
         let list = files.map { (image: $0.image, alpha: $0.alpha, path: folder + "/" + $0.relativePath) }
         try ImageIO.write(list, threads: max(threads, 1))

@@ -37,3 +37,21 @@ public func writeFileAtomically(_ data: Data, to path: String) throws {
     guard rename(tmp.path, path) == 0 else { throw fail("cannot rename into place") }
     ok = true
 }
+
+/// Removes the temporary files `writeFileAtomically` left in `folder` (not recursive) when the
+/// process that made them is gone (killed mid-write); returns their names. Files of live
+/// processes are kept.
+@discardableResult
+public func removeStaleTemporaryFiles(in folder: String) -> [String] {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+    var removed: [String] = []
+    for name in names where name.hasPrefix(".") {
+        // ".NAME.tmp-PID-XXXXXXXX"
+        guard let marker = name.range(of: ".tmp-", options: .backwards) else { continue }
+        let rest = name[marker.upperBound...].split(separator: "-")
+        guard rest.count == 2, rest[1].count == 8, let pid = Int32(rest[0]), pid > 0 else { continue }
+        let alive = kill(pid, 0) == 0 || errno == EPERM
+        if !alive, unlink(folder + "/" + name) == 0 { removed.append(name) }
+    }
+    return removed
+}

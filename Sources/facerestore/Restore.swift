@@ -127,6 +127,10 @@ struct Restore: ParsableCommand {
         for warning in restorer.warnings + restorer.warnings(for: options) { printError("facerestore: \(warning)") }
         if verbose { describe(restorer) }
 
+        let names = Self.outputNames(files)
+        for (file, name) in zip(files, names) where name != Self.baseName(file) {
+            printError("facerestore: \(file): another input has the same name; its outputs are named \(name) so that neither is overwritten")
+        }
         let progress = Progress(total: files.count)
         let outputOptions = OutputOptions(format: ext, suffix: suffix)
         var failures: [String] = [], noFace: [String] = []
@@ -135,6 +139,7 @@ struct Restore: ParsableCommand {
             progress.update(i, file)
             do {
                 var result = try restorer.restore(file: file, options: options, progress: progress.stages(i, file))
+                result.name = names[i]
                 var timings = result.timings
                 try timings.measure(\.encode) {
                     do { try result.write(to: output, options: outputOptions, threads: restorer.context.threads) } catch {
@@ -200,6 +205,26 @@ struct Restore: ParsableCommand {
     }
 
     /// The input file, or the regular, non-hidden files of the input folder in name order.
+    static func baseName(_ path: String) -> String { URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent }
+
+    /// Output base names, one per input: the file name without extension, and for a second file
+    /// with the same base (`a.jpg`, `a.png`) the extension appended (`a_png`), so that no output
+    /// overwrites another.
+    static func outputNames(_ files: [String]) -> [String] {
+        var used = Set<String>()
+        return files.map { file in
+            let base = baseName(file)
+            var name = base
+            if used.contains(name) {
+                name = base + "_" + URL(fileURLWithPath: file).pathExtension.lowercased()
+                var k = 2
+                while used.contains(name) { name = base + "_\(k)"; k += 1 }
+            }
+            used.insert(name)
+            return name
+        }
+    }
+
     func inputFiles() throws -> [String] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: input, isDirectory: &isDir) else { throw CLIError("\(input): no such file or folder") }

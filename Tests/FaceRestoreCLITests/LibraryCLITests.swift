@@ -92,4 +92,34 @@ let anyDetector: String? = sharedDetector ?? {
         #expect(r.stderr.contains("grace_hopper.jpg: GFPGANv1Clean produced NaN or infinite values for face 1, left unrestored"), "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("restored_imgs/grace_hopper.jpg").path))
     }
+
+    /// `a.jpg` and `a.png` in one folder: the second's outputs get their own name, said once;
+    /// stale temporary files of a dead process are removed, a live one's kept; an output path
+    /// through a file is named in words.
+    @Test(.enabled(if: anyDetector != nil, "no RetinaFace weights"))
+    func outputNamesNeverCollideAndStaleTemporaryFilesGo() throws {
+        let input = try temporaryFolder("collide"), out = try temporaryFolder("collide-out")
+        let face = try Data(contentsOf: repoRoot.appendingPathComponent("examples/group.jpg"))
+        try face.write(to: input.appendingPathComponent("a.jpg"))
+        try FileManager.default.copyItem(at: cliFixtures.appendingPathComponent("face.png"), to: input.appendingPathComponent("a.png"))
+        let imgs = out.appendingPathComponent("restored_imgs")
+        try FileManager.default.createDirectory(at: imgs, withIntermediateDirectories: true)
+        let dead = imgs.appendingPathComponent(".a.jpg.tmp-2147483646-deadbeef"), live = imgs.appendingPathComponent(".a.jpg.tmp-\(getpid())-0badf00d")
+        try Data([1]).write(to: dead)
+        try Data([1]).write(to: live)
+        let args = ["--model-path", modelsFixtures.appendingPathComponent("gfpgan_clean_tiny.pth").path, "--detector", anyDetector!, "--no-parse"]
+        let r = try run(["restore", "-i", input.path, "-o", out.path] + args)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("a.png: another input has the same name; its outputs are named a_png"))
+        #expect(FileManager.default.fileExists(atPath: imgs.appendingPathComponent("a.jpg").path))
+        #expect(FileManager.default.fileExists(atPath: imgs.appendingPathComponent("a_png.png").path))
+        #expect(!FileManager.default.fileExists(atPath: dead.path), "a dead process's temporary file is removed")
+        #expect(FileManager.default.fileExists(atPath: live.path), "a live process's is kept")
+
+        let file = out.appendingPathComponent("plain-file")
+        try Data([1]).write(to: file)
+        let bad = try run(["restore", "-i", input.appendingPathComponent("a.jpg").path, "-o", file.appendingPathComponent("out").path] + args)
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("\(file.path) is a file, not a folder") && !bad.stderr.contains("NSCocoaErrorDomain"), "\(bad.stderr)")
+    }
 }
