@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "FaceRestoreServer", targets: ["FaceRestoreServer"]),
         .executable(name: "facerestore", targets: ["facerestore"]),
         .executable(name: "facerestore-bench", targets: ["facerestore-bench"]),
+        .executable(name: "facerestore-fuzz", targets: ["facerestore-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -67,6 +68,10 @@ let package = Package(
         .executableTarget(name: "facerestore-bench",
                           dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestorePipeline", "CPeak"]),
 
+        // Fuzz targets over every parser of untrusted bytes (scripts/fuzz builds it with libFuzzer).
+        .target(name: "FaceRestoreFuzzing", dependencies: ["FaceRestoreImaging", "FaceRestoreWeights"]),
+        .executableTarget(name: "facerestore-fuzz", dependencies: ["FaceRestoreFuzzing"]),
+
         .testTarget(name: "FaceRestoreEngineTests", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestoreWeightsTests", dependencies: ["FaceRestoreWeights"],
@@ -77,6 +82,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline", "FaceRestoreImaging", "FaceRestoreWeights"]),
         .testTarget(name: "FaceRestoreTests", dependencies: ["FaceRestore"]),
+        .testTarget(name: "FaceRestoreFuzzingTests", dependencies: ["FaceRestoreFuzzing"], exclude: ["corpus", "regressions"]),
         .testTarget(name: "FaceRestoreServerTests",
                     dependencies: ["FaceRestoreServer", "facerestore", .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore", "FaceRestore"],

@@ -57,9 +57,10 @@ public struct NCNNModel: Sendable {
     public init(paramPath: String, binPath: String) throws {
         self.paramPath = paramPath
         self.binPath = binPath
-        let text: String
-        do { text = try String(contentsOfFile: paramPath, encoding: .utf8) } catch {
-            if !FileManager.default.fileExists(atPath: paramPath) { throw WeightsError.fileNotFound(path: paramPath) }
+        // Mapped and decoded here: Foundation's file readers leak a buffer on an empty file (found
+        // by fuzzing).
+        let param = try MappedFile(path: paramPath)
+        guard let text = String(validating: param.bytes, as: UTF8.self) else {
             throw WeightsError.unreadable(path: paramPath, reason: "not a UTF-8 text file")
         }
         layers = try Self.parse(text, path: paramPath)

@@ -1,0 +1,55 @@
+// The parsers that read untrusted bytes, each as one fuzz target: libFuzzer drives them through
+// `facerestore-fuzz` (scripts/fuzz), and the test suite replays the committed corpus and every
+// input that ever crashed them. A thrown error is the expected answer to bad bytes; a crash, a
+// hang, a leak or an unbounded allocation is a finding.
+
+import FaceRestoreImaging
+import FaceRestoreWeights
+import Foundation
+
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    /// PyTorch checkpoints: zip and legacy containers, the pickle machine, storages.
+    case pth
+    case safetensors
+    case onnx
+    /// An ncnn `.param` and `.bin` pair, packed as: 2-byte little-endian length of the `.param`
+    /// text, the text, then the `.bin` bytes.
+    case ncnn
+    case png
+    case jpeg
+
+    /// Limits for decoding under the fuzzer: small enough that a valid huge image is refused.
+    static let limits = ImageLimits(maxWidth: 4096, maxHeight: 4096, maxPixels: 4_000_000)
+
+    /// Runs the parser on `data`; returns whether it accepted it.
+    @discardableResult
+    public func run(_ data: Data) -> Bool {
+        switch self {
+        case .png, .jpeg:
+            return (try? ImageIO.decode(data, path: "fuzz", limits: Self.limits)) != nil
+        case .pth, .safetensors:
+            let path = Self.scratch(rawValue)
+            guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }
+            return (try? WeightsFile.load(path: path)) != nil
+        case .onnx:
+            let path = Self.scratch("onnx")
+            guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }
+            return (try? ONNXModel(path: path)) != nil
+        case .ncnn:
+            let bytes = [UInt8](data)
+            guard bytes.count >= 2 else { return false }
+            let n = Int(bytes[0]) | Int(bytes[1]) << 8
+            guard bytes.count >= 2 + n else { return false }
+            let base = Self.scratch("ncnn")
+            guard (try? Data(bytes[2..<(2 + n)]).write(to: URL(fileURLWithPath: base + ".param"))) != nil,
+                  (try? Data(bytes[(2 + n)...]).write(to: URL(fileURLWithPath: base + ".bin"))) != nil else { return false }
+            return (try? NCNNModel(path: base + ".param")) != nil
+        }
+    }
+
+    /// A per-process scratch file (in memory where /dev/shm exists).
+    static func scratch(_ ext: String) -> String {
+        let dir = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        return "\(dir)/facerestore-fuzz-\(getpid()).\(ext)"
+    }
+}
