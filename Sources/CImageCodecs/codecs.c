@@ -40,6 +40,27 @@ static void png_on_error(png_structp png, png_const_charp msg) {
 
 static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
 
+static int exif_orientation(const unsigned char *data, size_t size);
+
+/* The orientation in a PNG's eXIf chunk (a TIFF structure, as after JPEG's "Exif\0\0"), or 0. */
+static int png_exif_orientation(png_structp png, png_infop info) {
+#ifdef PNG_eXIf_SUPPORTED
+    png_uint_32 len = 0;
+    png_bytep exif = NULL;
+    if (!png_get_eXIf_1(png, info, &len, &exif) || !exif || len < 8 || len > (1u << 24)) return 0;
+    unsigned char *buf = (unsigned char *)malloc((size_t)len + 6);
+    if (!buf) return 0;
+    memcpy(buf, "Exif\0\0", 6);
+    memcpy(buf + 6, exif, len);
+    int v = exif_orientation(buf, (size_t)len + 6);
+    free(buf);
+    return v;
+#else
+    (void)png; (void)info;
+    return 0;
+#endif
+}
+
 static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pixels, int header_only, fr_image *out,
                            char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
@@ -83,6 +104,8 @@ static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pi
         set_err(err, errlen, "image exceeds the pixel limit");
         return 2;
     }
+    int exif_before = png_exif_orientation(png, info);   /* eXIf before the image data */
+    if (exif_before) out->orientation = exif_before;
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (trns) png_set_tRNS_to_alpha(png);
@@ -99,7 +122,11 @@ static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pi
     if (!pixels || !rows) png_error(png, "out of memory");
     for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + y * rowbytes;
     png_read_image(png, rows);
-    png_read_end(png, NULL);
+    png_read_end(png, info);
+    if (!exif_before) {   /* or after it */
+        int exif_after = png_exif_orientation(png, info);
+        if (exif_after) out->orientation = exif_after;
+    }
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
     out->pixels = pixels;

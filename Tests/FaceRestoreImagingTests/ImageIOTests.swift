@@ -132,3 +132,18 @@ let codecExpected = try! SafeTensors.read(path: Bundle.module.url(forResource: "
         #expect(Self.peakRSS() - before < 2 << 30, "refusing it must not allocate its rows")
     }
 }
+
+/// A PNG's eXIf orientation is applied as for JPEG (OpenCV 4.6's `imread` does: a 5×3 image with
+/// orientation 6 reads as 3×5, its top-left red pixel at the top right).
+@Suite struct PNGOrientation {
+    @Test func exifOrientationSixRotatesClockwise() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("FaceRestoreFuzzingTests/corpus/png/orient6_exif.png")
+        let decoded = try ImageIO.read(path: file.path)
+        #expect(decoded.orientation == 6)
+        let image = decoded.image
+        #expect(image.width == 3 && image.height == 5)
+        func bgr(_ x: Int, _ y: Int) -> [UInt8] { Array(image.pixels[(y * image.width + x) * 3..<(y * image.width + x) * 3 + 3]) }
+        #expect(bgr(2, 0) == [0, 0, 255] && bgr(0, 4) == [255, 0, 0])
+    }
+}
