@@ -153,7 +153,6 @@ public struct RestoreResult: Sendable {
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
                 throw ImageError.io(path: path, reason: "cannot create the output folder (\(Self.folderProblem(path)))")
             }
-            removeStaleTemporaryFiles(in: path)
         }
         let list = files.map { (image: $0.image, alpha: $0.alpha, path: folder + "/" + $0.relativePath) }
         try ImageIO.write(list, threads: max(threads, 1))

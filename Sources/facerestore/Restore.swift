@@ -127,6 +127,8 @@ struct Restore: ParsableCommand {
         for warning in restorer.warnings + restorer.warnings(for: options) { printError("facerestore: \(warning)") }
         if verbose { describe(restorer) }
 
+        // Temporary files a killed earlier run left in the output folders (their process is gone).
+        for folder in ["restored_imgs", "cropped_faces", "restored_faces", "cmp"] { removeStaleTemporaryFiles(in: output + "/" + folder) }
         let names = Self.outputNames(files)
         for (file, name) in zip(files, names) where name != Self.baseName(file) {
             printError("facerestore: \(file): another input has the same name; its outputs are named \(name) so that neither is overwritten")
