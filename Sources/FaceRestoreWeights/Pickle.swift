@@ -140,12 +140,6 @@ indirect enum PickleValue {
         }
     }
 
-    static func makeTuple(_ items: [PickleValue]) -> PickleValue {
-        let l = PickleList()
-        l.items = items
-        return .tuple(l)
-    }
-
     var intValue: Int? { if case .int(let v) = self { return v }; if case .bool(let b) = self { return b ? 1 : 0 }; return nil }
     var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     var tupleItems: [PickleValue]? {
@@ -153,6 +147,46 @@ indirect enum PickleValue {
         case .tuple(let l), .list(let l): return l.items
         default: return nil
         }
+    }
+}
+
+/// Every container a reader makes. When the reader is done, those its value does not reach
+/// (popped, overwritten, left in the memo) are emptied, so that garbage with reference cycles
+/// (a dict holding itself, then popped: found by fuzzing) is freed instead of leaked; on an error,
+/// all of them are.
+final class PickleArena {
+    private var containers: [AnyObject] = []
+
+    func dict() -> PickleDict {
+        let d = PickleDict()
+        containers.append(d)
+        return d
+    }
+
+    func list(_ items: [PickleValue] = []) -> PickleList {
+        let l = PickleList()
+        l.items = items
+        containers.append(l)
+        return l
+    }
+
+    func release(keeping roots: [PickleValue]) {
+        var reachable = Set<ObjectIdentifier>()
+        var work = roots
+        while let v = work.popLast() {
+            switch v {
+            case .tuple(let l), .list(let l):
+                if reachable.insert(ObjectIdentifier(l)).inserted { work.append(contentsOf: l.items) }
+            case .dict(let d):
+                if reachable.insert(ObjectIdentifier(d)).inserted { work.append(contentsOf: d.keys + d.values) }
+            default: break
+            }
+        }
+        // Every container is still held here, so emptying one frees nothing recursively.
+        for c in containers where !reachable.contains(ObjectIdentifier(c)) {
+            if let l = c as? PickleList { l.items = [] } else if let d = c as? PickleDict { _ = d.takeAll() }
+        }
+        containers = []
     }
 }
 
@@ -165,6 +199,7 @@ enum PickleError: Error {
 
 struct PickleReader {
     private let bytes: UnsafeRawBufferPointer
+    private let arena = PickleArena()
     private(set) var position: Int
     /// Resolves a persistent id (torch's storage tuples) to a value.
     private let persistentLoad: (PickleValue) throws -> PickleValue
@@ -219,7 +254,7 @@ struct PickleReader {
         let a = args.tupleItems ?? []
         switch g {
         case .orderedDict:
-            let d = PickleDict()
+            let d = arena.dict()
             if let pairs = a.first?.tupleItems {
                 for p in pairs { if let kv = p.tupleItems, kv.count == 2 { d.set(kv[0], kv[1]) } }
             }
@@ -257,9 +292,12 @@ struct PickleReader {
             let value = try run(&stack, &memo)
             // A pickle leaves exactly its value; anything else left could be a hostile deep graph.
             guard stack.isEmpty else { throw PickleError.malformed("\(stack.count) values left on the stack at STOP") }
+            arena.release(keeping: [value])
             return value
         } catch {
-            PickleValue.dismantle(stack + Array(memo.values))
+            stack = []
+            memo = [:]
+            arena.release(keeping: [])
             throw error
         }
     }
@@ -334,20 +372,20 @@ struct PickleReader {
                 let n = try le(UInt64.self)
                 guard n < UInt64(Int.max) else { throw PickleError.truncated("bytes longer than the file") }
                 stack.append(.bytes(Array(try take(Int(n)))))
-            case 0x7d: stack.append(.dict(PickleDict()))             // EMPTY_DICT
-            case 0x5d: stack.append(.list(PickleList()))             // EMPTY_LIST
-            case 0x29: stack.append(.makeTuple([]))                      // EMPTY_TUPLE
-            case 0x8f: stack.append(.list(PickleList()))             // EMPTY_SET (kept as a list)
-            case 0x85: stack.append(.makeTuple([try pop()]))             // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); stack.append(.makeTuple([a, b]))            // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.makeTuple([a, b, c]))  // TUPLE3
-            case 0x74: stack.append(.makeTuple(try popMark()))           // TUPLE
-            case 0x91: stack.append(.makeTuple(try popMark()))           // FROZENSET
-            case 0x6c: let l = PickleList(); l.items = try popMark(); stack.append(.list(l))     // LIST
+            case 0x7d: stack.append(.dict(arena.dict()))             // EMPTY_DICT
+            case 0x5d: stack.append(.list(arena.list()))             // EMPTY_LIST
+            case 0x29: stack.append(.tuple(arena.list([])))   // EMPTY_TUPLE
+            case 0x8f: stack.append(.list(arena.list()))             // EMPTY_SET (kept as a list)
+            case 0x85: stack.append(.tuple(arena.list([try pop()])))   // TUPLE1
+            case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple(arena.list([a, b])))   // TUPLE2
+            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple(arena.list([a, b, c])))   // TUPLE3
+            case 0x74: stack.append(.tuple(arena.list(try popMark())))   // TUPLE
+            case 0x91: stack.append(.tuple(arena.list(try popMark())))   // FROZENSET
+            case 0x6c: stack.append(.list(arena.list(try popMark())))     // LIST
             case 0x64:                                               // DICT
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw PickleError.malformed("odd DICT items") }
-                let d = PickleDict()
+                let d = arena.dict()
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
                 stack.append(.dict(d))
             case 0x61:                                               // APPEND
