@@ -305,8 +305,8 @@ public struct Restorer: Sendable {
         return out
     }
 
-    /// The file name without folder and extension.
-    static func baseName(_ path: String) -> String {
+    /// The file name without folder and extension: the base of a result's output names.
+    public static func baseName(_ path: String) -> String {
         URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
     }
 }

@@ -185,20 +185,11 @@ final class JobStore: Sendable {
         }
     }
 
-    /// Marks a job taken by `next()` as finished (done or failed) and frees its worker slot.
+    /// Marks a job taken by `next()` as finished (`change` sets done or failed) and frees its
+    /// worker slot.
     func finish(_ id: JobID, _ change: (inout JobSnapshot) -> Void) {
-        let (snap, subs) = state.withLock { s -> (JobSnapshot?, [AsyncStream<JobSnapshot>.Continuation]) in
-            if s.running > 0 { s.running -= 1 }
-            guard var job = s.jobs[id] else { return (nil, []) }
-            change(&job.snapshot)
-            job.finished = .now
-            let subs = Array(job.subscribers.values)
-            job.subscribers = [:]
-            s.jobs[id] = job
-            return (job.snapshot, subs)
-        }
-        guard let snap else { return }
-        for c in subs { c.yield(snap); c.finish() }
+        state.withLock { s in if s.running > 0 { s.running -= 1 } }
+        update(id, change)
     }
 
     func snapshot(_ id: JobID) -> JobSnapshot? { state.withLock { $0.jobs[id]?.snapshot } }

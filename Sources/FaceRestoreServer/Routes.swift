@@ -9,21 +9,6 @@ import NIOCore
 
 typealias Context = BasicRequestContext
 
-extension APIError {
-    var httpStatus: HTTPResponse.Status {
-        switch status {
-        case .badRequest: return .badRequest
-        case .notFound: return .notFound
-        case .conflict: return .conflict
-        case .tooLarge: return .contentTooLarge
-        case .unsupportedType: return .unsupportedMediaType
-        case .unprocessable: return .unprocessableContent
-        case .unavailable: return .serviceUnavailable
-        case .internalError: return .internalServerError
-        }
-    }
-}
-
 /// Any error as `{"error": …}`: ours with their status, Hummingbird's (an unknown route, a body
 /// too large) with theirs, anything else as 500 with its line logged.
 struct JSONErrorMiddleware: RouterMiddleware {
@@ -33,7 +18,7 @@ struct JSONErrorMiddleware: RouterMiddleware {
         } catch let e as APIError {
             var headers = HTTPFields()
             if let r = e.retryAfter { headers[.retryAfter] = String(r) }
-            return jsonResponse(["error": e.message], status: e.httpStatus, headers: headers)
+            return jsonResponse(["error": e.message], status: e.status, headers: headers)
         } catch let e as HTTPError {
             if e.status == .notFound, let allowed = Self.allowedMethods(request.uri.path), !allowed.contains(request.method.rawValue) {
                 return jsonResponse(["error": "\(request.method) is not allowed here (allowed: \(allowed.joined(separator: ", ")))"],
@@ -204,12 +189,12 @@ extension ServerState {
     /// `POST /api/v1/jobs`: streams each `image` part to its job folder, then checks every upload
     /// from its header and queues them all, or none.
     func upload(_ request: Request, context: Context) async throws -> Response {
-        guard !store.isClosed else { throw APIError(.unavailable, "the server is shutting down", retryAfter: 30) }
+        guard !store.isClosed else { throw APIError(.serviceUnavailable, "the server is shutting down", retryAfter: 30) }
         guard let type = request.headers[.contentType], let boundary = MultipartParser.boundary(contentType: type) else {
             throw APIError(.badRequest, "send the images as multipart/form-data with one or more 'image' fields")
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxUploadBytes {
-            throw APIError(.tooLarge, "the upload is \(length) bytes; this server takes at most \(configuration.maxUploadBytes) per request")
+            throw APIError(.contentTooLarge, "the upload is \(length) bytes; this server takes at most \(configuration.maxUploadBytes) per request")
         }
         var parser = MultipartParser(boundary: boundary, maxParts: configuration.maxImagesPerRequest + 16)
         var uploads: [SavedUpload] = []
@@ -220,7 +205,7 @@ extension ServerState {
             for try await chunk in request.body {
                 total += chunk.readableBytes
                 guard total <= configuration.maxUploadBytes else {
-                    throw APIError(.tooLarge, "the upload is over this server's limit of \(configuration.maxUploadBytes) bytes per request")
+                    throw APIError(.contentTooLarge, "the upload is over this server's limit of \(configuration.maxUploadBytes) bytes per request")
                 }
                 for event in try parser.feed(chunk.readableBytesView) {
                     switch event {
@@ -260,9 +245,9 @@ extension ServerState {
             do {
                 try store.submit(uploads.map { ($0.id, job, $0.folder, $0.name) })
             } catch JobError.queueFull(let retry) {
-                throw APIError(.unavailable, "the queue is full (\(store.capacity) jobs waiting); try again shortly", retryAfter: retry)
+                throw APIError(.serviceUnavailable, "the queue is full (\(store.capacity) jobs waiting); try again shortly", retryAfter: retry)
             } catch {
-                throw APIError(.unavailable, "the server is shutting down", retryAfter: 30)
+                throw APIError(.serviceUnavailable, "the server is shutting down", retryAfter: 30)
             }
             context.logger.info("queued", metadata: ["jobs": "\(uploads.map(\.id.value).joined(separator: ","))", "bytes": "\(total)"])
             return jsonResponse(Accepted(jobs: uploads.map { .init(id: $0.id.value, status: .queued, name: $0.name) }), status: .accepted)

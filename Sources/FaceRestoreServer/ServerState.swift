@@ -5,18 +5,17 @@
 
 import FaceRestore
 import Foundation
+import HTTPTypes
 import Logging
 import Synchronization
 
 /// An API failure: its status and one line for `{"error": …}`.
-struct APIError: Error, Equatable {
-    enum Status: Int { case badRequest = 400, notFound = 404, conflict = 409, tooLarge = 413, unsupportedType = 415,
-                            unprocessable = 422, unavailable = 503, internalError = 500 }
-    let status: Status
+struct APIError: Error {
+    let status: HTTPResponse.Status
     let message: String
     var retryAfter: Int?
 
-    init(_ status: Status, _ message: String, retryAfter: Int? = nil) {
+    init(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int? = nil) {
         self.status = status
         self.message = message
         self.retryAfter = retryAfter
@@ -29,7 +28,6 @@ struct SavedUpload: Sendable {
     let folder: URL
     /// The client's file name, for display only.
     let name: String
-    var bytes = 0
 }
 
 final class ServerState: Sendable {
@@ -101,28 +99,28 @@ final class ServerState: Sendable {
         let raw = upload.folder.appendingPathComponent("upload")
         let data: Data
         do { data = try Data(contentsOf: raw, options: .alwaysMapped) } catch {
-            throw APIError(.internalError, "\(upload.name): the upload could not be read back")
+            throw APIError(.internalServerError, "\(upload.name): the upload could not be read back")
         }
-        guard !data.isEmpty else { throw APIError(.unprocessable, "\(upload.name): the file is empty") }
+        guard !data.isEmpty else { throw APIError(.unprocessableContent, "\(upload.name): the file is empty") }
         guard ImageFormat.sniff(data) != nil else {
-            throw APIError(.unsupportedType, "\(upload.name): not a PNG or JPEG image (its bytes do not start like one)")
+            throw APIError(.unsupportedMediaType, "\(upload.name): not a PNG or JPEG image (its bytes do not start like one)")
         }
         let header: ImageHeader
         do { header = try ImageIO.probe(data, path: upload.name, limits: configuration.imageLimits) } catch let e as ImageError {
             switch e {
-            case .limits: throw APIError(.tooLarge, "\(e) (this server takes at most \(configuration.maxPixels) pixels)")
-            case .unsupported: throw APIError(.unsupportedType, "\(e)")
-            default: throw APIError(.unprocessable, "\(e)")
+            case .limits: throw APIError(.contentTooLarge, "\(e) (this server takes at most \(configuration.maxPixels) pixels)")
+            case .unsupported: throw APIError(.unsupportedMediaType, "\(e)")
+            default: throw APIError(.unprocessableContent, "\(e)")
             }
         }
         let scale = request.upscale ?? defaultRestorer.recipe?.defaultUpscale ?? 2
         let (out, overflow) = (header.width * header.height).multipliedReportingOverflow(by: scale * scale)
         if overflow || out > configuration.maxOutputPixels {
-            throw APIError(.tooLarge, "\(upload.name): \(header.width)×\(header.height) upscaled ×\(scale) is beyond this server's output limit of \(configuration.maxOutputPixels) pixels")
+            throw APIError(.contentTooLarge, "\(upload.name): \(header.width)×\(header.height) upscaled ×\(scale) is beyond this server's output limit of \(configuration.maxOutputPixels) pixels")
         }
         let ext = header.format == .png ? "png" : "jpg"
         do { try FileManager.default.moveItem(at: raw, to: upload.folder.appendingPathComponent("input.\(ext)")) } catch {
-            throw APIError(.internalError, "\(upload.name): the upload could not be stored")
+            throw APIError(.internalServerError, "\(upload.name): the upload could not be stored")
         }
         return header
     }
@@ -166,12 +164,11 @@ final class ServerState: Sendable {
         guard let job = store.job(id) else { return }
         let start = job.created
         let request = job.request
-        let input = ["jpg", "png"].map { job.folder.appendingPathComponent("input.\($0)") }
-            .first { FileManager.default.fileExists(atPath: $0.path) }
+        let input = inputFile(id)
         let display = job.snapshot.name
         store.update(id) { $0.status = .running; $0.stage = "loading"; $0.progress = 0.01 }
         do {
-            guard let input else { throw APIError(.internalError, "the upload is gone") }
+            guard let input else { throw APIError(.internalServerError, "the upload is gone") }
             let restorer = try pool.restorer(.init(model: request.model, background: request.background))
                 .with(threads: threads(running: store.counts.running))
             let options = PhotoOptions(upscale: request.upscale, onlyCenterFace: request.onlyCenterFace, weight: request.weight)

@@ -8,18 +8,18 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// A value computed once, by the first caller; later callers wait for it.
+/// A value computed once, by the first caller; later callers wait for it (the lock is held while
+/// it is made).
 final class Once<T: Sendable>: Sendable {
     private let state = Mutex<Result<T, any Error>?>(nil)
-    private let lock = NSLock()
 
     func value(_ make: () throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        if let done = state.withLock({ $0 }) { return try done.get() }
-        let result = Result(catching: make)
-        state.withLock { $0 = result }
-        return try result.get()
+        try state.withLock { done in
+            if let done { return try done.get() }
+            let result = Result(catching: make)
+            done = result
+            return try result.get()
+        }
     }
 }
 

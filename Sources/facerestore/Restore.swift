@@ -130,7 +130,7 @@ struct Restore: ParsableCommand {
         // Temporary files a killed earlier run left in the output folders (their process is gone).
         for folder in ["restored_imgs", "cropped_faces", "restored_faces", "cmp"] { removeStaleTemporaryFiles(in: output + "/" + folder) }
         let names = Self.outputNames(files)
-        for (file, name) in zip(files, names) where name != Self.baseName(file) {
+        for (file, name) in zip(files, names) where name != Restorer.baseName(file) {
             printError("facerestore: \(file): another input has the same name; its outputs are named \(name) so that neither is overwritten")
         }
         let progress = Progress(total: files.count)
@@ -207,15 +207,13 @@ struct Restore: ParsableCommand {
     }
 
     /// The input file, or the regular, non-hidden files of the input folder in name order.
-    static func baseName(_ path: String) -> String { URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent }
-
     /// Output base names, one per input: the file name without extension, and for a second file
     /// with the same base (`a.jpg`, `a.png`) the extension appended (`a_png`), so that no output
     /// overwrites another.
     static func outputNames(_ files: [String]) -> [String] {
         var used = Set<String>()
         return files.map { file in
-            let base = baseName(file)
+            let base = Restorer.baseName(file)
             var name = base
             if used.contains(name) {
                 name = base + "_" + URL(fileURLWithPath: file).pathExtension.lowercased()

@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""Writes the fuzz seed corpus, Tests/FaceRestoreFuzzingTests/corpus/TARGET/ (Debian's python3 with
+PIL and numpy). Every seed is ours: the weight seeds are random-weight fixtures that
+scripts/make_fixtures.py made, copied; the ONNX and ncnn seeds are written here byte by byte; the
+image seeds are the codec fixtures plus a PNG with an eXIf orientation. Deterministic.
+
+    scripts/make_fuzz_seeds.py
+"""
+import pathlib, shutil, struct
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "Tests/FaceRestoreFuzzingTests/corpus"
+WEIGHTS = ROOT / "Tests/FaceRestoreWeightsTests/Fixtures"
+CODECS = ROOT / "Tests/FaceRestoreImagingTests/Fixtures/codecs"
+
+
+def varint(v):
+    out = b""
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v:
+            return out
+
+
+def field_bytes(n, data):
+    return varint(n << 3 | 2) + varint(len(data)) + data
+
+
+def field_varint(n, v):
+    return varint(n << 3) + varint(v)
+
+
+def onnx_seed():
+    """A ModelProto with one Conv node and three initializers: raw floats, packed float_data, int64_data."""
+    t1 = field_varint(1, 2) + field_varint(1, 2) + field_varint(2, 1) + field_bytes(8, b"w") + field_bytes(9, struct.pack("<4f", 1, 2, 3, 4))
+    t2 = field_bytes(1, varint(2)) + field_varint(2, 1) + field_bytes(8, b"b") + field_bytes(4, struct.pack("<2f", 0.5, -1))
+    t3 = field_varint(1, 3) + field_varint(2, 7) + field_bytes(8, b"shape") + field_bytes(7, varint(1) + varint(2) + varint(3))
+    attr = field_bytes(1, b"kernel_shape") + field_varint(20, 7) + field_bytes(8, varint(1) + varint(1))
+    node = field_bytes(1, b"x") + field_bytes(1, b"w") + field_bytes(2, b"y") + field_bytes(3, b"n0") + field_bytes(4, b"Conv") + field_bytes(5, attr)
+    graph = field_bytes(1, node) + field_bytes(5, t1) + field_bytes(5, t2) + field_bytes(5, t3) + field_bytes(11, field_bytes(1, b"x")) + field_bytes(12, field_bytes(1, b"y"))
+    return field_varint(1, 7) + field_bytes(2, b"fuzz") + field_bytes(7, graph)
+
+
+def ncnn_seeds():
+    """A .param and .bin pair packed as the ncnn fuzz target reads it: float32 and fp16 weights."""
+    param = b"7767517\n3 3\nInput in 0 1 data\nConvolution conv 1 1 data c 0=2 1=1 5=1 6=4\nPReLU p 1 1 c out 0=2\n"
+    head = struct.pack("<H", len(param)) + param
+    tail = struct.pack("<2f", 0, 1) + struct.pack("<2f", 0.1, 0.2)   # bias, slopes
+    raw = struct.pack("<I", 0) + struct.pack("<4f", 1, 2, 3, 4)
+    fp16 = struct.pack("<I", 0x01306B47) + struct.pack("<4e", 1, 2, 3, 4)
+    return {"tiny.ncnn": head + raw + tail, "fp16.ncnn": head + fp16 + tail}
+
+
+def main():
+    for target in ("pth", "safetensors", "onnx", "ncnn", "png", "jpeg"):
+        (CORPUS / target).mkdir(parents=True, exist_ok=True)
+    for name in ("plain_zip.pth", "plain_legacy.pth", "nested_zip.pth", "parameter.pth"):
+        shutil.copyfile(WEIGHTS / name, CORPUS / "pth" / name)
+    shutil.copyfile(WEIGHTS / "expected.safetensors", CORPUS / "safetensors/expected.safetensors")
+    (CORPUS / "onnx/tiny.onnx").write_bytes(onnx_seed())
+    for name, data in ncnn_seeds().items():
+        (CORPUS / "ncnn" / name).write_bytes(data)
+    for f in sorted(CODECS.iterdir()):
+        if f.suffix in (".png", ".jpg"):
+            shutil.copyfile(f, CORPUS / ("png" if f.suffix == ".png" else "jpeg") / f.name)
+
+    import numpy as np
+    from PIL import Image
+    a = np.zeros((3, 5, 3), np.uint8)
+    a[0, 0] = (255, 0, 0)
+    a[2, 4] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6   # rotate 90° clockwise
+    Image.fromarray(a).save(CORPUS / "png/orient6_exif.png", exif=exif.tobytes())
+
+
+if __name__ == "__main__":
+    main()
