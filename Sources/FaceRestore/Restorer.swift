@@ -91,8 +91,13 @@ public struct Restorer: Sendable {
         public var threads: Int?
         public var precision: Precision = .fp32
         public var winograd = true
+        /// Check zip checkpoints' CRC-32s on load (`--no-verify` turns it off).
+        public var verifyChecksums = true
         /// Decoder limits for input files.
         public var limits = ImageLimits()
+        /// Restorations whose estimated peak memory is above this are refused before decoding
+        /// (`MemoryError`); nil checks nothing.
+        public var memoryBudget: MemoryBudget? = .machineDefault
 
         public init(model: ModelSpec = .auto) { self.model = model }
     }
@@ -115,6 +120,8 @@ public struct Restorer: Sendable {
     public let warnings: [RestoreWarning]
     /// Seconds spent loading the models.
     public let loadTime: Double
+    /// Resident memory of the process when the models had loaded (the memory plan's baseline).
+    public let residentAtLoad: Int64
 
     /// The face model, unless running the offline fallback.
     public var faceRestorer: FaceRestorer? {
@@ -157,13 +164,14 @@ public struct Restorer: Sendable {
             }
             guard notInstalled, configuration.offlineFallback, !configuration.aligned,
                   let general = try? store.backgroundUpsampler(configuration.generalModel, tile: configuration.backgroundTile,
-                                                               context: context) else { throw missing }
+                                                               verifyChecksums: configuration.verifyChecksums, context: context) else { throw missing }
             mode = .general(general)
             self.warnings = [.noFaceModel(missing, fallback: general.title, path: general.modelPath)]
             loadTime = Self.seconds(since: start)
+            residentAtLoad = MemoryPlan.residentBytes
             return
         }
-        let tensors = try WeightsFile.load(path: modelPath).0
+        let tensors = try WeightsFile.load(path: modelPath, verifyChecksums: configuration.verifyChecksums).0
         let recipe = FaceRestorer.recipe(of: tensors) ?? .facexlib
         let building = Background { try FaceRestorer(stateDict: tensors, modelPath: modelPath, context: context) }
         if configuration.aligned {
@@ -172,15 +180,17 @@ public struct Restorer: Sendable {
             let parts: (RetinaFace, ParseNet?, RealESRGANer?)
             do {
                 let background = try configuration.background.map {
-                    try store.backgroundUpsampler($0, tile: configuration.backgroundTile, context: context)
+                    try store.backgroundUpsampler($0, tile: configuration.backgroundTile, verifyChecksums: configuration.verifyChecksums,
+                                                  context: context)
                 }
-                let detector = try store.detector(configuration.detector, context: context)
+                let detector = try store.detector(configuration.detector, verifyChecksums: configuration.verifyChecksums, context: context)
                 var parser: ParseNet?
                 if configuration.useParser {
                     if let file = configuration.parser {
-                        parser = try ParseNet(path: try store.path(for: .file(file), kind: .faceParsing), context: context)
+                        parser = try ParseNet(path: try store.path(for: .file(file), kind: .faceParsing),
+                                              verifyChecksums: configuration.verifyChecksums, context: context)
                     } else if let path = store.parserPath(for: recipe) {
-                        parser = try ParseNet(path: path, context: context)
+                        parser = try ParseNet(path: path, verifyChecksums: configuration.verifyChecksums, context: context)
                     } else {
                         warnings.append(.noParser(recipe: recipe.family, install: recipe.parsers.first ?? "parsenet"))
                     }
@@ -194,6 +204,7 @@ public struct Restorer: Sendable {
         }
         self.warnings = warnings
         loadTime = Self.seconds(since: start)
+        residentAtLoad = MemoryPlan.residentBytes
     }
 
     /// The same loaded models, running each op on `threads` threads (the server gives a job that
@@ -208,6 +219,7 @@ public struct Restorer: Sendable {
         self.context = context
         warnings = other.warnings
         loadTime = other.loadTime
+        residentAtLoad = other.residentAtLoad
     }
 
     static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
@@ -227,7 +239,13 @@ public struct Restorer: Sendable {
         do {
             var timings = RestoreTimings()
             progress?(.decoding)
-            let decoded = try timings.measure(\.decode) { try ImageIO.read(path: path, limits: configuration.limits) }
+            // Refused from the header, before any pixel memory is spent.
+            let data = try ImageIO.contents(path: path)
+            if configuration.memoryBudget != nil {
+                let header = try ImageIO.probe(data, path: path, limits: configuration.limits)
+                try checkMemory(width: header.width, height: header.height, options: options)
+            }
+            let decoded = try timings.measure(\.decode) { try ImageIO.decode(data, path: path, limits: configuration.limits) }
             var result = try restore(decoded, name: Self.baseName(path), options: options, progress: progress)
             result.sourcePath = path
             result.timings.decode = timings.decode
@@ -244,6 +262,7 @@ public struct Restorer: Sendable {
                         progress: ((RestoreStage) -> Void)? = nil) throws -> RestoreResult {
         try options.validate()
         let image = decoded.image
+        try checkMemory(width: image.width, height: image.height, options: options)
         var result = RestoreResult(name: name, format: decoded.format, original: image, inputAlpha: decoded.alpha)
         result.warnings = warnings
         switch mode {

@@ -91,6 +91,11 @@ public struct DecodedImage: Sendable {
 public enum ImageIO {
     /// Reads and decodes an image file.
     public static func read(path: String, limits: ImageLimits = ImageLimits()) throws -> DecodedImage {
+        try decode(try contents(path: path), path: path, limits: limits)
+    }
+
+    /// The bytes of an image file (mapped where safe), with errors in words.
+    public static func contents(path: String) throws -> Data {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw ImageError.io(path: path, reason: "no such file") }
         guard !isDir.boolValue else { throw ImageError.io(path: path, reason: "is a directory, not an image") }
@@ -98,7 +103,7 @@ public enum ImageIO {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
             throw ImageError.io(path: path, reason: "cannot read: \(error.localizedDescription)")
         }
-        return try decode(data, path: path, limits: limits)
+        return data
     }
 
     /// Reads the size and format from the header of PNG or JPEG bytes, without decoding or

@@ -122,8 +122,8 @@ public final class ParseNet: Sendable {
     }
 
     /// Loads facexlib's `parsing_parsenet.pth`.
-    public convenience init(path: String, context: ComputeContext) throws {
-        let (sd, _) = try WeightsFile.load(path: path)
+    public convenience init(path: String, verifyChecksums: Bool = true, context: ComputeContext) throws {
+        let (sd, _) = try WeightsFile.load(path: path, verifyChecksums: verifyChecksums)
         try self.init(stateDict: sd, file: path, context: context)
     }
 

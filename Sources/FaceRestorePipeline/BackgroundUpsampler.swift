@@ -31,14 +31,15 @@ public struct RealESRGANer: Sendable {
 
     /// Loads a Real-ESRGAN `.pth` (`params_ema`/`params`) or `.safetensors`, or an ncnn `.param`
     /// (with its `.bin` beside it).
-    public init(modelPath: String, tile: Int = 400, tilePad: Int = 10, prePad: Int = 0, context: ComputeContext) throws {
+    public init(modelPath: String, tile: Int = 400, tilePad: Int = 10, prePad: Int = 0, verifyChecksums: Bool = true,
+                context: ComputeContext) throws {
         let sd: StateDict
         if modelPath.hasSuffix(".param") || modelPath.hasSuffix(".bin") {
             let ncnn = try NCNNModel(path: modelPath)
             sd = ncnn.layers.contains { $0.type == "PReLU" }
                 ? try SRVGGNetCompact.stateDict(fromNCNN: ncnn) : try RRDBNet.stateDict(fromNCNN: ncnn)
         } else {
-            sd = try WeightsFile.load(path: modelPath).0
+            sd = try WeightsFile.load(path: modelPath, verifyChecksums: verifyChecksums).0
         }
         switch Architecture.detect(sd) {
         case .srvggNetCompact?: network = .srvgg(try SRVGGNetCompact(stateDict: sd, file: modelPath, context: context))

@@ -46,8 +46,9 @@ public struct FaceRestorer: Sendable {
 
     /// Loads a GFPGAN (v1, v1.2, v1.3, v1.4) or GPEN (BFR 256/512/1024/2048) checkpoint; the
     /// architecture and configuration are read from its tensors.
-    public init(modelPath: String, context: ComputeContext) throws {
-        try self.init(stateDict: try WeightsFile.load(path: modelPath).0, modelPath: modelPath, context: context)
+    public init(modelPath: String, verifyChecksums: Bool = true, context: ComputeContext) throws {
+        try self.init(stateDict: try WeightsFile.load(path: modelPath, verifyChecksums: verifyChecksums).0, modelPath: modelPath,
+                      context: context)
     }
 
     /// The same from tensors already read from `modelPath` (see `isGPEN(_:)`).

@@ -118,6 +118,11 @@ final class ServerState: Sendable {
         if overflow || out > configuration.maxOutputPixels {
             throw APIError(.contentTooLarge, "\(upload.name): \(header.width)×\(header.height) upscaled ×\(scale) is beyond this server's output limit of \(configuration.maxOutputPixels) pixels")
         }
+        do {
+            try defaultRestorer.checkMemory(width: header.width, height: header.height, options: PhotoOptions(upscale: request.upscale))
+        } catch let e as MemoryError {
+            throw APIError(.contentTooLarge, "\(upload.name): \(e)")
+        }
         let ext = header.format == .png ? "png" : "jpg"
         do { try FileManager.default.moveItem(at: raw, to: upload.folder.appendingPathComponent("input.\(ext)")) } catch {
             throw APIError(.internalServerError, "\(upload.name): the upload could not be stored")

@@ -39,12 +39,20 @@ struct Detect: ParsableCommand {
     func run() throws {
         let context = compute.context
         let net: RetinaFace
-        do { net = try ModelStore().detector(ModelSpec(detector), context: context) } catch { throw withHint(error) }
+        do { net = try ModelStore().detector(ModelSpec(detector), verifyChecksums: !compute.noVerify, context: context) } catch { throw withHint(error) }
         var reports: [Report] = []
         var failures = 0
         for file in images {
             do {
-                let image = try ImageIO.read(path: file).image
+                let data = try ImageIO.contents(path: file)
+                let header = try ImageIO.probe(data, path: file)
+                if let budget = compute.memoryBudget {
+                    let needed = MemoryPlan.residentBytes + MemoryPlan.detection(width: header.width, height: header.height, backbone: net.backbone)
+                    if needed > budget.bytes {
+                        throw MemoryError(needed: needed, budget: budget.bytes, cause: "the \(net.backbone.rawValue) detector on the \(header.width)×\(header.height) photo", fits: [])
+                    }
+                }
+                let image = try ImageIO.decode(data, path: file).image
                 let faces = try net.detect(bgr: image.pixels, width: image.width, height: image.height, threshold: threshold, context)
                 let report = Report(file: file, width: image.width, height: image.height, faces: faces.map { f in
                     Report.Face(box: f.box, score: f.score, landmarks: (0..<5).map { [f.landmarks[2 * $0], f.landmarks[2 * $0 + 1]] })

@@ -47,11 +47,26 @@ struct ComputeOptions: ParsableArguments {
     @Flag(name: .long, help: "Direct convolutions only (no Winograd): about 30% slower, less memory; outputs differ by a few ulps.")
     var noWinograd = false
 
+    @Flag(name: .long, help: "Skip the CRC-32 check of .pth checkpoints on load (about 0.2 s for a 350 MB model).")
+    var noVerify = false
+
+    @Option(name: .long, help: ArgumentHelp("Refuse an image whose restoration would need more memory than this (estimated from its header): 8G, 512M, or none (default: 85% of this machine's memory).", valueName: "size"))
+    var maxMemory: String?
+
     func validate() throws {
         let most = 4 * ProcessInfo.processInfo.activeProcessorCount
         if let threads, !(1...most).contains(threads) {
             throw ValidationError("--threads must be between 1 and \(most) (four per core)")
         }
+        if let maxMemory, maxMemory.lowercased() != "none", MemoryBudget(parsing: maxMemory) == nil {
+            throw ValidationError("--max-memory takes a size such as 8G or 512M, or none; got '\(maxMemory)'")
+        }
+    }
+
+    /// The memory budget: `--max-memory`, else the machine's default; nil for `none`.
+    var memoryBudget: MemoryBudget? {
+        guard let maxMemory else { return .machineDefault }
+        return maxMemory.lowercased() == "none" ? nil : MemoryBudget(parsing: maxMemory)
     }
 
     var context: ComputeContext { ComputeContext(threads: threads, precision: precision, winograd: !noWinograd) }

@@ -20,8 +20,11 @@ struct InspectWeights: ParsableCommand {
     @Flag(name: .long, help: "List every tensor in file order.")
     var all = false
 
+    @Flag(name: .long, help: "Skip the CRC-32 check of .pth members (to look inside a file known to be damaged).")
+    var noVerify = false
+
     func run() throws {
-        let (sd, format) = try WeightsFile.load(path: file)
+        let (sd, format) = try WeightsFile.load(path: file, verifyChecksums: !noVerify)
         var lines: [String] = ["file: \(file)"]
         var fmt = "format: \(format.rawValue)"
         if let w = sd.wrapper { fmt += ", tensors from '\(w)'" }

@@ -116,6 +116,8 @@ struct Restore: ParsableCommand {
         c.threads = compute.threads
         c.precision = compute.precision
         c.winograd = !compute.noWinograd
+        c.memoryBudget = compute.memoryBudget
+        c.verifyChecksums = !compute.noVerify
         return c
     }
 

@@ -88,6 +88,9 @@ struct Serve: ParsableCommand {
         c.restorer.threads = compute.threads
         c.restorer.precision = compute.precision
         c.restorer.winograd = !compute.noWinograd
+        c.restorer.verifyChecksums = !compute.noVerify
+        // Jobs run side by side: each gets its share of the budget.
+        c.restorer.memoryBudget = compute.memoryBudget.map { MemoryBudget(bytes: $0.bytes / Int64(max(jobs, 1))) }
         c.maxUploadBytes = maxUploadMB << 20
         c.maxPixels = maxPixels
         c.workers = jobs

@@ -1,6 +1,7 @@
 // `facerestore detect` and `facerestore models`: what a user sees (JSON shape, the registry, a
 // download that cannot reach its URL).
 
+import FaceRestore
 import Foundation
 import Testing
 
@@ -46,5 +47,33 @@ import Testing
         #expect(r.stderr.contains("put it at \(home.path)/models/parsing_parsenet.pth"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: home.path + "/models/parsing_parsenet.pth"))
         #expect(!FileManager.default.fileExists(atPath: home.path + "/models/parsing_parsenet.pth.part"))
+    }
+
+    /// A model file of the right layout whose weights are damaged (NaN) passes every check but
+    /// the probe run: `models verify` names it and exits 1; the intact file is ok.
+    @Test func verifyRunsTheNetworkAndCatchesDamagedWeights() throws {
+        let home = try temporaryFolder("verify-home")
+        defer { try? FileManager.default.removeItem(at: home) }
+        try FileManager.default.createDirectory(atPath: home.path + "/models", withIntermediateDirectories: true)
+        let tiny = modelsFixtures.appendingPathComponent("gfpgan_clean_tiny.pth").path
+        let file = home.path + "/models/GFPGANCleanv1-NoCE-C2.pth"   // v1.2: no published digest
+        try FileManager.default.copyItem(atPath: tiny, toPath: file)
+        let intact = ModelStore(directory: home.path + "/models")
+        try intact.probe(file, kind: .faceRestoration)
+
+        let (sd, _) = try WeightsFile.load(path: tiny)
+        let damaged = sd.names.map { name -> (String, WeightTensor) in
+            let t = sd[name]!
+            guard name == "conv_body_first.weight" else { return (name, t) }
+            var values = t.floats()
+            values[values.count / 2] = .nan
+            return (name, WeightTensor(shape: t.shape, floats: values))
+        }
+        try FileManager.default.removeItem(atPath: file)
+        try SafeTensors.write(damaged, to: file)
+        #expect(throws: ModelStoreError.nonFinite(path: file)) { try intact.probe(file, kind: .faceRestoration) }
+        let r = try run(["models", "verify"], environment: ["FACERESTORE_HOME": home.path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("\(file): the network gives NaN or infinite outputs on a probe image"), "\(r.stderr)")
     }
 }

@@ -286,6 +286,20 @@ struct ServeAPI {
         }
     }
 
+    /// An upload whose restoration would not fit the server's memory budget is refused with 413
+    /// from its header, with the upscale that fits.
+    @Test func overTheMemoryBudgetIsRefusedFromTheHeader() async throws {
+        let server = try makeServer { $0.restorer.memoryBudget = MemoryBudget(bytes: 2 << 30) }
+        try await server.application(includingWorkers: false).test(.router) { client in
+            var f = Form(); f.file("image", filename: "scan.png", pngHeaderOnly(width: 3000, height: 3000)); f.field("upscale", "4")
+            let r = try await client.upload(f)
+            #expect(r.status == .contentTooLarge, "\(errorLine(r))")
+            #expect(errorLine(r).hasPrefix("scan.png: needs about ") && errorLine(r).contains("12000×12000 output at -s 4")
+                    && errorLine(r).range(of: #"; -s [123] \(.* would fit$"#, options: .regularExpression) != nil, "\(errorLine(r))")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: server.dataFolder + "/jobs").isEmpty)
+        }
+    }
+
     /// The client's file name is shown, never used as a path; the job's files are only under its id.
     @Test func hostileFileNamesStayNames() async throws {
         let server = try makeServer()

@@ -156,3 +156,72 @@ func temporaryFolder(_ name: String) throws -> URL {
         #expect(throws: ModelStoreError.self) { try ModelStore(directory: dir.path).checkDigest(wrong, at: dir.path + "/0") }
     }
 }
+
+/// The memory plan refuses, from the header and before decoding, a restoration that would not
+/// fit the budget, and names a setting that would.
+@Suite struct MemoryPlanning {
+    /// A PNG whose header says `width`×`height` (its one row of data is all it holds).
+    static func pngHeader(width: UInt32, height: UInt32) -> Data {
+        func crc(_ bytes: [UInt8]) -> UInt32 {
+            var c: UInt32 = 0xffff_ffff
+            for b in bytes {
+                c ^= UInt32(b)
+                for _ in 0..<8 { c = c & 1 == 1 ? 0xedb8_8320 ^ (c >> 1) : c >> 1 }
+            }
+            return ~c
+        }
+        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
+        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] { be(UInt32(data.count)) + Array(type.utf8) + data + be(crc(Array(type.utf8) + data)) }
+        return Data([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] + chunk("IHDR", be(width) + be(height) + [8, 2, 0, 0, 0])
+                    + chunk("IDAT", [0x78, 0x9c, 0x63, 0x60, 0x80, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x01]) + chunk("IEND", []))
+    }
+
+    @Test func budgetsParseInBinaryUnits() {
+        #expect(MemoryBudget(parsing: "8G")?.bytes == 8 << 30)
+        #expect(MemoryBudget(parsing: "512m")?.bytes == 512 << 20)
+        #expect(MemoryBudget(parsing: "1.5GB")?.bytes == 3 << 29)
+        #expect(MemoryBudget(parsing: "4096")?.bytes == 4096)
+        for bad in ["", "G", "-1G", "0", "nan", "1e30T", "eight"] { #expect(MemoryBudget(parsing: bad) == nil, "\(bad)") }
+        #expect(MemoryBudget.machineDefault.bytes > 0 && MemoryBudget.machineDefault.bytes < MemoryBudget.machineMemory)
+    }
+
+    @Test(.enabled(if: detectorFile != nil, "no RetinaFace weights"))
+    func aHugeOutputIsRefusedFromTheHeaderWithTheUpscaleThatFits() throws {
+        var c = Restorer.Configuration(model: .file(fixture("gfpgan_clean_tiny.pth")))
+        c.detector = .file(detectorFile!)
+        c.useParser = false
+        c.memoryBudget = MemoryBudget(bytes: 20 << 30)
+        let restorer = try Restorer(c, store: ModelStore(directory: try temporaryFolder("empty").path))
+        let dir = try temporaryFolder("memory")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("big.png")
+        try Self.pngHeader(width: 10000, height: 10000).write(to: file)
+
+        let small = restorer.memoryEstimate(width: 10000, height: 10000, options: PhotoOptions(upscale: 2))
+        let large = restorer.memoryEstimate(width: 10000, height: 10000, options: PhotoOptions(upscale: 8))
+        #expect(large.dominant == .background && large.total > 16 * small.background / 2)
+        #expect(small.total < 20 << 30)
+
+        let start = Date()
+        do {
+            _ = try restorer.restore(file: file.path, options: PhotoOptions(upscale: 8))
+            Issue.record("an 80000×80000 output was not refused")
+        } catch let error as RestoreError {
+            let text = "\(error)"
+            #expect(error.underlying is MemoryError, "\(text)")
+            #expect(text.hasPrefix(file.path + ": needs about ") && text.contains("80000×80000 output at -s 8")
+                    && text.contains("20.0 GB budget (--max-memory)") && text.range(of: #"; -s [1-7] \(.* would fit$"#, options: .regularExpression) != nil, "\(text)")
+        }
+        #expect(Date().timeIntervalSince(start) < 1)
+        // Under the budget the plan lets it through: decoding then fails on the missing rows.
+        #expect { _ = try restorer.restore(file: file.path, options: PhotoOptions(upscale: 2)) } throws: { error in
+            !((error as? RestoreError)?.underlying is MemoryError)
+        }
+        // A small budget refuses even -s 1, and says what would fit.
+        c.memoryBudget = MemoryBudget(bytes: 1 << 30)
+        let tight = try Restorer(c, store: ModelStore(directory: try temporaryFolder("empty").path))
+        #expect { try tight.checkMemory(width: 10000, height: 10000, options: PhotoOptions(upscale: 1)) } throws: { error in
+            "\(error)".contains("MobileNet0.25 detector on the 10000×10000 photo") && "\(error)".contains("--max-memory ")
+        }
+    }
+}
