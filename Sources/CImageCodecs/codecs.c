@@ -297,7 +297,9 @@ int fr_jpeg_encode(const unsigned char *pixels, int width, int height, int chann
     unsigned char *buf = NULL;
     unsigned long len = 0;
     int samp = channels == 1 ? TJSAMP_GRAY : (subsampling == 444 ? TJSAMP_444 : TJSAMP_420);
-    int rc = tjCompress2(tj, pixels, width, 0, height, channels == 1 ? TJPF_GRAY : TJPF_RGB, &buf, &len, samp, quality, 0);
+    /* The accurate integer DCT, as libjpeg defaults to and cv2.imwrite uses (TurboJPEG defaults to
+       the fast one): the same bytes as OpenCV for the same pixels and quality. */
+    int rc = tjCompress2(tj, pixels, width, 0, height, channels == 1 ? TJPF_GRAY : TJPF_RGB, &buf, &len, samp, quality, TJFLAG_ACCURATEDCT);
     if (rc != 0) {
         set_err(err, errlen, tjGetErrorStr2(tj));
         tjFree(buf);

@@ -8,6 +8,7 @@
 //     try restorer.restore(file: "old.jpg").write(to: "results")
 
 @_exported import FaceRestoreEngine
+@_exported import FaceRestoreEvaluation
 @_exported import FaceRestoreImaging
 @_exported import FaceRestoreModels
 @_exported import FaceRestorePipeline

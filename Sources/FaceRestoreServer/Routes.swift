@@ -216,7 +216,7 @@ extension ServerState {
                             }
                             let u = try newUpload(name: head.filename ?? "image")
                             uploads.append(u)
-                            FileManager.default.createFile(atPath: u.folder.appendingPathComponent("upload").path, contents: nil)
+                            _ = FileManager.default.createFile(atPath: u.folder.appendingPathComponent("upload").path, contents: nil)
                             current = (head.name, try FileHandle(forWritingTo: u.folder.appendingPathComponent("upload")), [])
                         } else {
                             current = (head.name, nil, [])

@@ -12,7 +12,7 @@ struct FaceRestoreCommand: ParsableCommand {
         commandName: "facerestore",
         abstract: "Restore faces in old and damaged photos (GFP-GAN, GPEN) natively, without Python.",
         version: faceRestoreVersion,
-        subcommands: [Restore.self, Serve.self, Detect.self, Models.self, InspectWeights.self]
+        subcommands: [Restore.self, Serve.self, Detect.self, Degrade.self, Eval.self, BenchmarkCommand.self, Models.self, InspectWeights.self]
     )
 
     static func main() {

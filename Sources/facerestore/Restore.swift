@@ -227,19 +227,22 @@ struct Restore: ParsableCommand {
         }
     }
 
-    func inputFiles() throws -> [String] {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDir) else { throw CLIError("\(input): no such file or folder") }
-        guard isDir.boolValue else { return [input] }
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: input) } catch { throw CLIError("\(input): cannot list the folder") }
-        let files = names.sorted().filter { !$0.hasPrefix(".") }.map { input + "/" + $0 }.filter {
-            var d: ObjCBool = false
-            return FileManager.default.fileExists(atPath: $0, isDirectory: &d) && !d.boolValue
-        }
-        if files.isEmpty { throw CLIError("\(input): the folder has no files to restore") }
-        return files
+    func inputFiles() throws -> [String] { try listInputs(input) }
+}
+
+/// A file, or the files of a folder in name order (hidden files and subfolders skipped).
+func listInputs(_ input: String) throws -> [String] {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: input, isDirectory: &isDir) else { throw CLIError("\(input): no such file or folder") }
+    guard isDir.boolValue else { return [input] }
+    let names: [String]
+    do { names = try FileManager.default.contentsOfDirectory(atPath: input) } catch { throw CLIError("\(input): cannot list the folder") }
+    let files = names.sorted().filter { !$0.hasPrefix(".") }.map { input + "/" + $0 }.filter {
+        var d: ObjCBool = false
+        return FileManager.default.fileExists(atPath: $0, isDirectory: &d) && !d.boolValue
     }
+    if files.isEmpty { throw CLIError("\(input): the folder has no files") }
+    return files
 }
 
 /// "1 face", "2 faces".

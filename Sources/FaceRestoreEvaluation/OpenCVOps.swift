@@ -1,0 +1,169 @@
+// The OpenCV 4.6 operations the degradation pipelines call, on float32 images:
+//   - `cv2.filter2D(img, -1, kernel)`: correlation (not convolution) with the kernel anchored at
+//     its centre and BORDER_REFLECT_101. OpenCV runs a 41×41 kernel through its DFT path; here it
+//     is a direct correlation in float32: the two differ by float rounding (about 1e-7).
+//   - `cv2.resize(img, (w, h), INTER_LINEAR)` for float32 (`imgproc/src/resize.cpp`): source
+//     x = (dx + 0.5)·(sw/dw) − 0.5 in float, floor, weights (1 − f, f), clamped at the edges; an
+//     exact 2× reduction in both directions switches to INTER_AREA's fast path (the mean of each
+//     2×2 block).
+//   - `cv2.cvtColor(img, COLOR_BGR2GRAY)` for float32: 0.114·B + 0.587·G + 0.299·R.
+//   - JPEG through `cv2.imencode('.jpg', img·255, [QUALITY, q])`: `saturate_cast<uchar>`, libjpeg
+//     defaults with `jpeg_set_quality(q)` and 4:2:0; decoded with `cv2.imdecode(…, 1)`. Both go
+//     through the same Debian libjpeg-turbo here (TurboJPEG), so the bytes match.
+
+import CEvaluation
+import FaceRestoreImaging
+import Foundation
+import Synchronization
+
+/// `cv2.BORDER_REFLECT_101` index: …2 1 | 0 1 2 … n−1 | n−2 … (n = 1 gives 0).
+@inline(__always)
+func reflect101(_ i: Int, _ n: Int) -> Int {
+    guard n > 1 else { return 0 }
+    var i = i
+    while i < 0 || i >= n {
+        if i < 0 { i = -i }
+        if i >= n { i = 2 * n - 2 - i }
+    }
+    return i
+}
+
+extension FloatImage {
+    /// `cv2.filter2D(self, -1, kernel)` for an odd square kernel (row-major, `size`²): a direct
+    /// correlation in float32 (`fr_correlate`), bands of rows split over `threads`.
+    public func filtered(kernel: [Double], size: Int, threads: Int = 1) throws -> FloatImage {
+        guard size % 2 == 1, kernel.count == size * size else {
+            throw EvaluationError.invalidInput("filter2D needs an odd square kernel, got \(kernel.count) values for \(size)²")
+        }
+        let r = size / 2
+        let (w, h, c) = (width, height, channels)
+        // Each channel as a reflect-101 padded plane, with room for the last vector's overrun.
+        let pw = ((w + 15) / 16) * 16 + 2 * r + 16
+        let ph = h + 2 * r
+        let planes: [[Float]] = (0..<c).map { ch in
+            var p = [Float](repeating: 0, count: pw * ph)
+            for y in 0..<ph {
+                let sy = reflect101(y - r, h)
+                for x in 0..<pw { p[y * pw + x] = values[(sy * w + reflect101(x - r, w)) * c + ch] }
+            }
+            return p
+        }
+        let k = kernel.map(Float.init)
+        // One plane per channel, rows split over the workers (each writes its own rows).
+        let results = Mutex([[Float]](repeating: [], count: c))
+        let bands = max(1, min(threads, h))
+        DispatchQueue.concurrentPerform(iterations: c * bands) { job in
+            let (ch, band) = (job / bands, job % bands)
+            let rows = (h * band / bands)..<(h * (band + 1) / bands)
+            var part = [Float](repeating: 0, count: rows.count * w)
+            planes[ch].withUnsafeBufferPointer { src in
+                k.withUnsafeBufferPointer { kp in
+                    part.withUnsafeMutableBufferPointer { dst in
+                        guard let s = src.baseAddress, let kb = kp.baseAddress, let d = dst.baseAddress else { return }
+                        // Rows y of this band read the plane from row y (the kernel's top row).
+                        fr_correlate(s + rows.lowerBound * pw, Int64(pw), kb, Int32(size), d, Int64(w), 0, Int64(rows.count))
+                    }
+                }
+            }
+            results.withLock { all in
+                if all[ch].isEmpty { all[ch] = [Float](repeating: 0, count: w * h) }
+                all[ch].replaceSubrange(rows.lowerBound * w..<rows.upperBound * w, with: part)
+            }
+        }
+        let perChannel = results.withLock { $0 }
+        var out = [Float](repeating: 0, count: w * h * c)
+        for ch in 0..<c {
+            for i in 0..<(w * h) { out[i * c + ch] = perChannel[ch][i] }
+        }
+        return FloatImage(width: w, height: h, channels: c, values: out)
+    }
+
+    /// `cv2.resize(self, (dw, dh), interpolation=cv2.INTER_LINEAR)` for float32.
+    public func resizedLinear(width dw: Int, height dh: Int) throws -> FloatImage {
+        guard dw > 0, dh > 0, width > 0, height > 0 else {
+            throw EvaluationError.invalidInput("cannot resize \(width)×\(height) to \(dw)×\(dh)")
+        }
+        if dw == width && dh == height { return self }
+        let c = channels
+        // INTER_LINEAR at exactly 2× down in both directions is INTER_AREA's 2×2 mean.
+        if width == 2 * dw && height == 2 * dh {
+            var out = [Float](repeating: 0, count: dw * dh * c)
+            for y in 0..<dh {
+                for x in 0..<dw {
+                    for ch in 0..<c {
+                        let a = values[((2 * y) * width + 2 * x) * c + ch], b = values[((2 * y) * width + 2 * x + 1) * c + ch]
+                        let d = values[((2 * y + 1) * width + 2 * x) * c + ch], e = values[((2 * y + 1) * width + 2 * x + 1) * c + ch]
+                        out[(y * dw + x) * c + ch] = (((a + b) + d) + e) * 0.25
+                    }
+                }
+            }
+            return FloatImage(width: dw, height: dh, channels: c, values: out)
+        }
+        func taps(_ source: Int, _ destination: Int) -> [(Int, Int, Float, Float)] {
+            let scale = Double(source) / Double(destination)
+            return (0..<destination).map { d in
+                var f = Float((Double(d) + 0.5) * scale - 0.5)
+                var s = Int(f.rounded(.down))
+                f -= Float(s)
+                if s < 0 { f = 0; s = 0 }
+                if s >= source - 1 { f = 0; s = source - 1 }
+                return (s, min(s + 1, source - 1), 1 - f, f)
+            }
+        }
+        let xs = taps(width, dw), ys = taps(height, dh)
+        // Horizontal pass of every source row that is used, then the vertical blend.
+        var rows = [Float](repeating: 0, count: height * dw * c)
+        var used = [Bool](repeating: false, count: height)
+        for t in ys { used[t.0] = true; used[t.1] = true }
+        for y in 0..<height where used[y] {
+            for (dx, t) in xs.enumerated() {
+                for ch in 0..<c {
+                    let s0 = values[(y * width + t.0) * c + ch], s1 = values[(y * width + t.1) * c + ch]
+                    rows[(y * dw + dx) * c + ch] = s0 * t.2 + s1 * t.3
+                }
+            }
+        }
+        var out = [Float](repeating: 0, count: dw * dh * c)
+        for (dy, t) in ys.enumerated() {
+            for i in 0..<(dw * c) {
+                out[dy * dw * c + i] = rows[t.0 * dw * c + i] * t.2 + rows[t.1 * dw * c + i] * t.3
+            }
+        }
+        return FloatImage(width: dw, height: dh, channels: c, values: out)
+    }
+
+    /// `cv2.cvtColor(self, COLOR_BGR2GRAY)` tiled back to three channels
+    /// (`np.tile(gray[:, :, None], [1, 1, 3])`).
+    public func grayTiled() -> FloatImage {
+        guard channels == 3 else { return self }
+        var out = values
+        for p in 0..<(width * height) {
+            let g = values[p * 3] * 0.114 + values[p * 3 + 1] * 0.587 + values[p * 3 + 2] * 0.299
+            out[p * 3] = g; out[p * 3 + 1] = g; out[p * 3 + 2] = g
+        }
+        return FloatImage(width: width, height: height, channels: 3, values: out)
+    }
+
+    /// `np.clip(self, lo, hi)`.
+    public func clipped(_ lo: Float = 0, _ hi: Float = 1) -> FloatImage {
+        var out = self
+        for i in out.values.indices { out.values[i] = min(max(out.values[i], lo), hi) }
+        return out
+    }
+
+    /// basicsr's `add_jpg_compression` with an integer quality: encode `clip(self)·255` as
+    /// OpenCV's `imencode` does (8-bit by `saturate_cast`, 4:2:0), decode, back to [0, 1].
+    public func jpegRoundTrip(quality: Int) throws -> FloatImage {
+        let bytes = clipped().pixelImage(scale: 255)
+        let data = try ImageIO.encode(bytes, format: .jpeg, path: "degradation", jpegQuality: quality)
+        return FloatImage.divided255(try ImageIO.decode(data, path: "degradation").image)
+    }
+}
+
+extension FloatImage {
+    /// `x / 255` element-wise in float32, as `np.float32(img) / 255.` and `img / 255.` compute it.
+    public static func divided255(_ image: PixelImage) -> FloatImage {
+        FloatImage(width: image.width, height: image.height, channels: image.channels,
+                   values: image.pixels.map { Float($0) / 255 })
+    }
+}
