@@ -10,17 +10,17 @@ static int has_avx512(void) {
 }
 
 __attribute__((target("avx512f,fma")))
-static void correlate_avx512(const float *in, int64_t pw, const float *k, int ks, float *out, int64_t w, int64_t y0, int64_t y1) {
+static void correlate_avx512(const float *in, int64_t pw, const float *k, int kh, int kw, float *out, int64_t w, int64_t y0, int64_t y1) {
     // Four output vectors at a time: independent accumulators hide the FMA latency. Each output
     // still sums its taps in row-major order.
     for (int64_t y = y0; y < y1; y++) {
         int64_t x = 0;
         for (; x + 64 <= w; x += 64) {
             __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-            for (int i = 0; i < ks; i++) {
+            for (int i = 0; i < kh; i++) {
                 const float *line = in + (y + i) * pw + x;
-                const float *kr = k + (int64_t)i * ks;
-                for (int j = 0; j < ks; j++) {
+                const float *kr = k + (int64_t)i * kw;
+                for (int j = 0; j < kw; j++) {
                     const __m512 kv = _mm512_set1_ps(kr[j]);
                     a0 = _mm512_fmadd_ps(kv, _mm512_loadu_ps(line + j), a0);
                     a1 = _mm512_fmadd_ps(kv, _mm512_loadu_ps(line + j + 16), a1);
@@ -37,33 +37,33 @@ static void correlate_avx512(const float *in, int64_t pw, const float *k, int ks
             const int64_t left = w - x;
             const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
             __m512 acc = _mm512_setzero_ps();
-            for (int i = 0; i < ks; i++) {
+            for (int i = 0; i < kh; i++) {
                 const float *line = in + (y + i) * pw + x;
-                const float *kr = k + (int64_t)i * ks;
-                for (int j = 0; j < ks; j++) acc = _mm512_fmadd_ps(_mm512_set1_ps(kr[j]), _mm512_loadu_ps(line + j), acc);
+                const float *kr = k + (int64_t)i * kw;
+                for (int j = 0; j < kw; j++) acc = _mm512_fmadd_ps(_mm512_set1_ps(kr[j]), _mm512_loadu_ps(line + j), acc);
             }
             _mm512_mask_storeu_ps(out + y * w + x, m, acc);
         }
     }
 }
 
-static void correlate_portable(const float *in, int64_t pw, const float *k, int ks, float *out, int64_t w, int64_t y0, int64_t y1) {
+static void correlate_portable(const float *in, int64_t pw, const float *k, int kh, int kw, float *out, int64_t w, int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; y++) {
         float *o = out + y * w;
         for (int64_t x = 0; x < w; x++) o[x] = 0;
-        for (int i = 0; i < ks; i++) {
+        for (int i = 0; i < kh; i++) {
             const float *line = in + (y + i) * pw;
-            for (int j = 0; j < ks; j++) {
-                const float kv = k[(int64_t)i * ks + j];
+            for (int j = 0; j < kw; j++) {
+                const float kv = k[(int64_t)i * kw + j];
                 for (int64_t x = 0; x < w; x++) o[x] += kv * line[x + j];
             }
         }
     }
 }
 
-void fr_correlate(const float *in, int64_t pw, const float *k, int ks, float *out, int64_t w, int64_t y0, int64_t y1) {
-    if (has_avx512()) correlate_avx512(in, pw, k, ks, out, w, y0, y1);
-    else correlate_portable(in, pw, k, ks, out, w, y0, y1);
+void fr_correlate(const float *in, int64_t pw, const float *k, int kh, int kw, float *out, int64_t w, int64_t y0, int64_t y1) {
+    if (has_avx512()) correlate_avx512(in, pw, k, kh, kw, out, w, y0, y1);
+    else correlate_portable(in, pw, k, kh, kw, out, w, y0, y1);
 }
 
 #define SSIM_BODY                                                                                  \

@@ -222,7 +222,14 @@ public struct Degrader: Sendable {
         }
         let kernel = Self.gaussianKernel(size: s.kernelSize, sigmaX: record.sigmaX, sigmaY: record.sigmaY, theta: record.theta,
                                          isotropic: isotropic)
-        var lq = try gt.filtered(kernel: kernel, size: s.kernelSize, threads: context.threads)
+        // An isotropic Gaussian is the outer product of its normalised 1-D profile.
+        let factor: [Double]? = isotropic ? {
+            let r = s.kernelSize / 2
+            let g = (0..<s.kernelSize).map { exp(-0.5 * Double(($0 - r) * ($0 - r)) / (record.sigmaX * record.sigmaX)) }
+            let sum = g.reduce(0, +)
+            return g.map { $0 / sum }
+        }() : nil
+        var lq = try gt.filtered(kernel: kernel, size: s.kernelSize, factor: factor, threads: context.threads)
         // Downsample.
         record.scale = numpy.uniform(s.downsample[0], s.downsample[1])
         let dw = max(1, Int(Self.floorDivide(Double(w), record.scale)))

@@ -30,13 +30,27 @@ func reflect101(_ i: Int, _ n: Int) -> Int {
 
 extension FloatImage {
     /// `cv2.filter2D(self, -1, kernel)` for an odd square kernel (row-major, `size`²): a direct
-    /// correlation in float32 (`fr_correlate`), bands of rows split over `threads`.
-    public func filtered(kernel: [Double], size: Int, threads: Int = 1) throws -> FloatImage {
-        guard size % 2 == 1, kernel.count == size * size else {
+    /// correlation in float32 (`fr_correlate`), bands of rows split over `threads`. Taps below
+    /// 1e-12 at the kernel's edges are left out (their sum cannot move a float32 value in [0, 1]);
+    /// `factor`, when given, is a 1-D kernel whose outer product is `kernel` (an isotropic
+    /// Gaussian), applied as a row pass and a column pass.
+    public func filtered(kernel: [Double], size: Int, factor: [Double]? = nil, threads: Int = 1) throws -> FloatImage {
+        guard size % 2 == 1, kernel.count == size * size, factor.map({ $0.count == size }) ?? true else {
             throw EvaluationError.invalidInput("filter2D needs an odd square kernel, got \(kernel.count) values for \(size)²")
         }
         let r = size / 2
         let (w, h, c) = (width, height, channels)
+        // The rows and columns of the kernel that hold a tap of at least 1e-12.
+        let significant = 1e-12
+        var bounds = (size, -1, size, -1)
+        for i in 0..<size {
+            for j in 0..<size where kernel[i * size + j] >= significant {
+                bounds = (min(bounds.0, i), max(bounds.1, i), min(bounds.2, j), max(bounds.3, j))
+            }
+        }
+        if bounds.1 < 0 { bounds = (r, r, r, r) }
+        let (i0, i1, j0, j1) = bounds
+        let (kh, kw) = (i1 - i0 + 1, j1 - j0 + 1)
         // Each channel as a reflect-101 padded plane, with room for the last vector's overrun.
         let pw = ((w + 15) / 16) * 16 + 2 * r + 16
         let ph = h + 2 * r
@@ -44,12 +58,13 @@ extension FloatImage {
             var p = [Float](repeating: 0, count: pw * ph)
             for y in 0..<ph {
                 let sy = reflect101(y - r, h)
-                for x in 0..<pw { p[y * pw + x] = values[(sy * w + reflect101(x - r, w)) * c + ch] }
+                for x in 0..<(w + 2 * r) { p[y * pw + x] = values[(sy * w + reflect101(x - r, w)) * c + ch] }
             }
             return p
         }
-        let k = kernel.map(Float.init)
-        // One plane per channel, rows split over the workers (each writes its own rows).
+        let box = (0..<kh).flatMap { i in (0..<kw).map { j in Float(kernel[(i0 + i) * size + j0 + j]) } }
+        let rowTaps = factor.map { f in (j0...j1).map { Float(f[$0]) } }
+        let columnTaps = factor.map { f in (i0...i1).map { Float(f[$0]) } }
         let results = Mutex([[Float]](repeating: [], count: c))
         let bands = max(1, min(threads, h))
         DispatchQueue.concurrentPerform(iterations: c * bands) { job in
@@ -57,11 +72,36 @@ extension FloatImage {
             let rows = (h * band / bands)..<(h * (band + 1) / bands)
             var part = [Float](repeating: 0, count: rows.count * w)
             planes[ch].withUnsafeBufferPointer { src in
-                k.withUnsafeBufferPointer { kp in
-                    part.withUnsafeMutableBufferPointer { dst in
-                        guard let s = src.baseAddress, let kb = kp.baseAddress, let d = dst.baseAddress else { return }
-                        // Rows y of this band read the plane from row y (the kernel's top row).
-                        fr_correlate(s + rows.lowerBound * pw, Int64(pw), kb, Int32(size), d, Int64(w), 0, Int64(rows.count))
+                part.withUnsafeMutableBufferPointer { dst in
+                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                    if let rowTaps, let columnTaps {
+                        // Row pass over the padded rows this band needs, then the column pass.
+                        let hw = pw
+                        var horizontal = [Float](repeating: 0, count: (rows.count + kh - 1) * hw)
+                        rowTaps.withUnsafeBufferPointer { rk in
+                            horizontal.withUnsafeMutableBufferPointer { hb in
+                                guard let rkb = rk.baseAddress, let hbb = hb.baseAddress else { return }
+                                for y in 0..<(rows.count + kh - 1) {
+                                    fr_correlate(s + (rows.lowerBound + i0 + y) * pw + j0, Int64(pw), rkb, 1, Int32(kw),
+                                                 hbb + y * hw, Int64(w), 0, 1)
+                                }
+                            }
+                        }
+                        columnTaps.withUnsafeBufferPointer { ck in
+                            horizontal.withUnsafeBufferPointer { hb in
+                                guard let ckb = ck.baseAddress, let hbb = hb.baseAddress else { return }
+                                for y in 0..<rows.count {
+                                    fr_correlate(hbb + y * hw, Int64(hw), ckb, Int32(kh), 1, d + y * w, Int64(w), 0, 1)
+                                }
+                            }
+                        }
+                    } else {
+                        box.withUnsafeBufferPointer { kp in
+                            guard let kb = kp.baseAddress else { return }
+                            // Row y of this band reads the plane from row y + i0, column j0.
+                            fr_correlate(s + (rows.lowerBound + i0) * pw + j0, Int64(pw), kb, Int32(kh), Int32(kw), d, Int64(w), 0,
+                                         Int64(rows.count))
+                        }
                     }
                 }
             }

@@ -4,11 +4,10 @@
 #define FR_CEVALUATION_H
 #include <stdint.h>
 
-/// Correlation of a padded float32 plane with a `ks`×`ks` kernel: for rows y0..<y1 and
-/// x in 0..<w, out[y·w + x] = Σ_{i,j} k[i·ks + j] · in[(y + i)·pw + x + j]. `pw` must be at least
-/// the padded width rounded so that reading 16 values past x = w − 1 + ks − 1 stays inside the
-/// plane (callers pad it).
-void fr_correlate(const float *in, int64_t pw, const float *k, int ks, float *out, int64_t w, int64_t y0, int64_t y1);
+/// Correlation of a padded float32 plane with a `kh`×`kw` kernel: for rows y0..<y1 and
+/// x in 0..<w, out[y·w + x] = Σ_{i,j} k[i·kw + j] · in[(y + i)·pw + x + j]. Reading up to 16
+/// values past x = w − 1 + kw − 1 must stay inside the plane (callers pad it).
+void fr_correlate(const float *in, int64_t pw, const float *k, int kh, int kw, float *out, int64_t w, int64_t y0, int64_t y1);
 
 /// The sum over the valid region of basicsr's SSIM map for two float64 planes of `w`×`h`, with
 /// the 11-tap separable Gaussian `g` (the window is g·gᵀ); `scratch` holds 5·(w−10)·(h+1) doubles.
