@@ -77,7 +77,7 @@ let package = Package(
                           dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestorePipeline", "CPeak"]),
 
         // Fuzz targets over every parser of untrusted bytes (scripts/fuzz builds it with libFuzzer).
-        .target(name: "FaceRestoreFuzzing", dependencies: ["FaceRestoreImaging", "FaceRestoreWeights"]),
+        .target(name: "FaceRestoreFuzzing", dependencies: ["FaceRestoreImaging", "FaceRestoreWeights", "FaceRestoreEvaluation"]),
         .executableTarget(name: "facerestore-fuzz", dependencies: ["FaceRestoreFuzzing"]),
 
         .testTarget(name: "FaceRestoreEngineTests", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"],

@@ -53,7 +53,7 @@ def ncnn_seeds():
 
 
 def main():
-    for target in ("pth", "safetensors", "onnx", "ncnn", "png", "jpeg"):
+    for target in ("pth", "safetensors", "onnx", "ncnn", "png", "jpeg", "npz", "cvyaml"):
         (CORPUS / target).mkdir(parents=True, exist_ok=True)
     for name in ("plain_zip.pth", "plain_legacy.pth", "nested_zip.pth", "parameter.pth"):
         shutil.copyfile(WEIGHTS / name, CORPUS / "pth" / name)
@@ -73,6 +73,42 @@ def main():
     exif = Image.Exif()
     exif[0x0112] = 6   # rotate 90° clockwise
     Image.fromarray(a).save(CORPUS / "png/orient6_exif.png", exif=exif.tobytes())
+
+    # NIQE parameters in the layout of basicsr's niqe_pris_params.npz, with our own numbers.
+    rng = np.random.RandomState(5)
+    m = rng.randn(36, 36)
+    with open(CORPUS / "npz/niqe_layout.npz", "wb") as f:
+        np.savez(f, mu_pris_param=rng.randn(1, 36), cov_pris_param=m @ m.T, gaussian_window=np.full((7, 7), 1 / 49.0))
+    fix_zip_times(CORPUS / "npz/niqe_layout.npz")
+    (CORPUS / "cvyaml/brisque_layout.bin").write_bytes(cvyaml_seed(rng))
+
+
+def fix_zip_times(path):
+    """Rewrites a zip with fixed member times, so the seed is the same bytes on every run."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        members = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for name, data in members:
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+
+
+def cvyaml_seed(rng):
+    """A BRISQUE model (two support vectors) and range file in OpenCV's YAML storage, packed."""
+    def vec(values):
+        return "[ " + ", ".join(f"{v:.8e}" for v in values) + " ]"
+    svs = "\n".join(f"      - {vec(rng.uniform(-1, 1, 36))}" for _ in range(2))
+    model = ("%YAML:1.0\n---\nopencv_ml_svm:\n   format: 3\n   svmType: EPS_SVR\n   kernel:\n      type: RBF\n"
+             "      gamma: 5.0000000000000003e-02\n   C: 1024.\n   p: 1.0000000000000001e-01\n"
+             "   term_criteria: { epsilon:1.0000000000000000e-03 }\n   var_count: 36\n   sv_total: 2\n"
+             f"   support_vectors:\n{svs}\n   decision_functions:\n      -\n         sv_count: 2\n         rho: -10.\n"
+             "         alpha: [ -1024., 1024. ]\n")
+    low = rng.uniform(-1, 0, 36)
+    high = low + rng.uniform(0.1, 1, 36)
+    rangef = ("%YAML:1.0\n---\nrange: !!opencv-matrix\n   rows: 2\n   cols: 36\n   dt: f\n"
+              f"   data: {vec(list(low) + list(high))}\n")
+    m = model.encode()
+    return struct.pack("<H", len(m)) + m + rangef.encode()
 
 
 if __name__ == "__main__":

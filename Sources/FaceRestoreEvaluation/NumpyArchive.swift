@@ -38,23 +38,9 @@ enum NumpyArchive {
     }
 
     static func contents(path: String) throws -> [UInt8] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw EvaluationError.modelFile(path: path, reason: "no such file")
+        do { return try readFileBytes(path, limit: maxFileBytes) } catch let e as FileBytesError {
+            throw EvaluationError.modelFile(path: path, reason: e.reason)
         }
-        guard !isDirectory.boolValue else { throw EvaluationError.modelFile(path: path, reason: "is a directory, not an .npz file") }
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        if let size = (attributes?[.size] as? NSNumber)?.intValue, size > maxFileBytes {
-            throw EvaluationError.modelFile(path: path, reason: "is \(size) bytes, more than an .npz of model parameters can be (\(maxFileBytes))")
-        }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw EvaluationError.modelFile(path: path, reason: "cannot read: \(error.localizedDescription)")
-        }
-        guard data.count <= maxFileBytes else {
-            throw EvaluationError.modelFile(path: path, reason: "is more than \(maxFileBytes) bytes")
-        }
-        return [UInt8](data)
     }
 
     // MARK: ZIP

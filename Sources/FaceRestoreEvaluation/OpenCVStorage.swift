@@ -75,29 +75,11 @@ enum OpenCVStorage {
 
     /// Reads and parses a file; errors are `OpenCVStorageError` with a one-line reason.
     static func read(path: String) throws -> OpenCVStorageNode {
-        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        let attributes: [FileAttributeKey: Any]
-        do { attributes = try FileManager.default.attributesOfItem(atPath: resolved) } catch {
-            throw OpenCVStorageError(message: "cannot read the file (\(FileManager.default.fileExists(atPath: path) ? "unreadable" : "no such file"))")
+        let bytes: [UInt8]
+        do { bytes = try readFileBytes(path, limit: maximumFileSize) } catch let e as FileBytesError {
+            throw OpenCVStorageError(message: e.reason)
         }
-        if let type = attributes[.type] as? FileAttributeType, type != .typeRegular {
-            throw OpenCVStorageError(message: "not a regular file")
-        }
-        if let size = attributes[.size] as? NSNumber, size.int64Value > Int64(maximumFileSize) {
-            throw OpenCVStorageError(message: "file too large (\(size.int64Value) bytes; at most \(maximumFileSize))")
-        }
-        guard let handle = FileHandle(forReadingAtPath: resolved) else {
-            throw OpenCVStorageError(message: "cannot open the file")
-        }
-        defer { try? handle.close() }
-        let data: Data
-        do { data = try handle.read(upToCount: maximumFileSize + 1) ?? Data() } catch {
-            throw OpenCVStorageError(message: "cannot read the file (\(error.localizedDescription))")
-        }
-        guard data.count <= maximumFileSize else {
-            throw OpenCVStorageError(message: "file too large (more than \(maximumFileSize) bytes)")
-        }
-        return try parse([UInt8](data))
+        return try parse(bytes)
     }
 
     /// Parses FileStorage YAML text; the root is the top-level mapping.

@@ -3,6 +3,7 @@
 // input that ever crashed them. A thrown error is the expected answer to bad bytes; a crash, a
 // hang, a leak or an unbounded allocation is a finding.
 
+import FaceRestoreEvaluation
 import FaceRestoreImaging
 import FaceRestoreWeights
 import Foundation
@@ -17,6 +18,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case ncnn
     case png
     case jpeg
+    /// NIQE's parameters (`.npz`: a zip of `.npy` arrays).
+    case npz
+    /// OpenCV YAML storage as BRISQUE's model and range files use it, packed as for `ncnn`:
+    /// 2-byte little-endian length of the model text, the text, then the range text.
+    case cvyaml
 
     /// Limits for decoding under the fuzzer: small enough that a valid huge image is refused.
     static let limits = ImageLimits(maxWidth: 4096, maxHeight: 4096, maxPixels: 4_000_000)
@@ -44,6 +50,19 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             guard (try? Data(bytes[2..<(2 + n)]).write(to: URL(fileURLWithPath: base + ".param"))) != nil,
                   (try? Data(bytes[(2 + n)...]).write(to: URL(fileURLWithPath: base + ".bin"))) != nil else { return false }
             return (try? NCNNModel(path: base + ".param")) != nil
+        case .npz:
+            let path = Self.scratch("npz")
+            guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }
+            return (try? NIQEModel(contentsOf: path)) != nil
+        case .cvyaml:
+            let bytes = [UInt8](data)
+            guard bytes.count >= 2 else { return false }
+            let n = Int(bytes[0]) | Int(bytes[1]) << 8
+            guard bytes.count >= 2 + n else { return false }
+            let base = Self.scratch("cvyaml")
+            guard (try? Data(bytes[2..<(2 + n)]).write(to: URL(fileURLWithPath: base + ".model.yml"))) != nil,
+                  (try? Data(bytes[(2 + n)...]).write(to: URL(fileURLWithPath: base + ".range.yml"))) != nil else { return false }
+            return (try? BRISQUEModel(modelPath: base + ".model.yml", rangePath: base + ".range.yml")) != nil
         }
     }
 

@@ -276,7 +276,7 @@ struct BRISQUEModelFileTests {
         expectModelFileError(Self.modelText(), range: "%YAML:1.0\nrange: 3\n", file: "range.yml")
 
         #expect(throws: EvaluationError.modelFile(path: "/nonexistent/brisque_model.yml",
-                                                  reason: "cannot read the file (no such file)")) {
+                                                  reason: "no such file")) {
             try BRISQUEModel(modelPath: "/nonexistent/brisque_model.yml", rangePath: BRISQUEModel.defaultRangePath)
         }
     }
