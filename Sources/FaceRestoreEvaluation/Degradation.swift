@@ -19,6 +19,7 @@
 import FaceRestoreEngine
 import FaceRestoreImaging
 import Foundation
+import Synchronization
 
 /// The parameters of a degradation pipeline: a paper's preset, each range overridable.
 public struct DegradationSettings: Sendable, Codable, Equatable {
@@ -289,5 +290,49 @@ extension FloatImage {
         var out = self
         for i in out.values.indices { out.values[i] += shift[i % channels] }
         return out
+    }
+}
+
+extension Degrader {
+    /// Degrades `files` (image i with seed `seed + i`) into `folder`: `<name>.png`, `<name>.json`
+    /// (the record) and, where the pipeline changed the ground truth, `gt/<name>.png`; every file
+    /// written atomically. Images run `workers` at a time, each on one thread, so the outputs are
+    /// the same for any worker count. `progress` gets (index, file, error or nil) as each finishes,
+    /// on the worker's thread. Returns the files that failed, with their errors, in input order.
+    public func degrade(files: [String], seed: Int, into folder: String, workers: Int,
+                        progress: (@Sendable (Int, String, Error?) -> Void)? = nil) throws -> [(String, Error)] {
+        guard seed >= 0, seed <= Int(UInt32.max) - files.count else {
+            throw EvaluationError.invalidInput("the seed plus the number of images must stay between 0 and 4294967295")
+        }
+        for dir in [folder] + (settings.pipeline == .gpen ? [folder + "/gt"] : []) {
+            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                throw EvaluationError.invalidInput("\(dir): cannot create the folder")
+            }
+        }
+        let failures = Mutex([Int: Error]())
+        let next = Mutex(0)
+        let context = ComputeContext(threads: 1)
+        DispatchQueue.concurrentPerform(iterations: max(1, min(workers, files.count))) { _ in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            while true {
+                let i = next.withLock { n -> Int in defer { n += 1 }; return n }
+                guard i < files.count else { return }
+                let file = files[i]
+                do {
+                    let image = try ImageIO.read(path: file).image
+                    let result = try degrade(image, seed: seed + i, context: context)
+                    let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+                    try ImageIO.write(result.image, to: "\(folder)/\(name).png")
+                    if let gt = result.groundTruth { try ImageIO.write(gt, to: "\(folder)/gt/\(name).png") }
+                    try writeFileAtomically(try encoder.encode(result.record), to: "\(folder)/\(name).json")
+                    progress?(i, file, nil)
+                } catch {
+                    failures.withLock { $0[i] = error }
+                    progress?(i, file, error)
+                }
+            }
+        }
+        return failures.withLock { $0 }.sorted { $0.key < $1.key }.map { (files[$0.key], $0.value) }
     }
 }

@@ -6,6 +6,7 @@ import ArgumentParser
 import FaceRestore
 import FaceRestoreEvaluation
 import Foundation
+import Synchronization
 
 struct Degrade: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -70,32 +71,18 @@ struct Degrade: ParsableCommand {
         let files = all.filter { ImageFormat(extension: URL(fileURLWithPath: $0).pathExtension) != nil }
         if files.count < all.count { printError("facerestore: skipping \(plural(all.count - files.count, "non-image file")) (only .png and .jpg are read)") }
         if files.isEmpty { throw CLIError("\(input): no .png or .jpg files") }
-        for folder in [output, output + "/gt"] where folder == output || preset == .gpen {
-            do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-                throw CLIError("\(folder): cannot create the folder")
+        // Lines in the order images finish, numbered by how many have.
+        let progress = Mutex((Progress(total: files.count), 0))
+        let failures: [(String, Error)]
+        do {
+            failures = try degrader.degrade(files: files, seed: seed, into: output, workers: compute.context.threads) { _, file, error in
+                progress.withLock { state in
+                    if let error { printError("facerestore: \(RestoreError(path: file, underlying: error))") } else { state.0.done(state.1, file, nil) }
+                    state.1 += 1
+                }
             }
-        }
-        guard seed <= Int(UInt32.max) - files.count else { throw ValidationError("--seed plus the number of images must stay below 2^32") }
-        let context = compute.context
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let progress = Progress(total: files.count)
-        var failed: [String] = []
-        for (i, file) in files.enumerated() {
-            progress.update(i, file)
-            do {
-                let image = try ImageIO.read(path: file).image
-                let result = try degrader.degrade(image, seed: seed + i, context: context)
-                let name = Restorer.baseName(file)
-                try ImageIO.write(result.image, to: "\(output)/\(name).png")
-                if let gt = result.groundTruth { try ImageIO.write(gt, to: "\(output)/gt/\(name).png") }
-                try writeFileAtomically(try encoder.encode(result.record), to: "\(output)/\(name).json")
-                progress.done(i, file, nil)
-            } catch {
-                printError("facerestore: \(RestoreError(path: file, underlying: error))")
-                failed.append(file)
-            }
-        }
+        } catch { throw CLIError("\(error)") }
+        let failed = failures.map(\.0)
         if !failed.isEmpty {
             printError("facerestore: \(plural(failed.count, "image")) could not be degraded: \(failed.joined(separator: ", "))")
             throw ExitCode(1)
