@@ -16,6 +16,48 @@ import FaceRestoreImaging
 import Foundation
 import Synchronization
 
+/// K (rows × columns, row-major) as Σ_t column_t · row_tᵀ (each column scaled by its singular
+/// value), by one-sided Jacobi on K's columns, keeping the largest terms until the rest's
+/// Frobenius norm is below `tolerance`; nil when it does not converge.
+func separableTerms(_ k: [Double], rows m: Int, columns n: Int, tolerance: Double) -> [([Double], [Double])]? {
+    // Columns of A = K, rotated pairwise until orthogonal; V collects the rotations.
+    var a = (0..<n).map { j in (0..<m).map { i in k[i * n + j] } }
+    var v = (0..<n).map { j in (0..<n).map { $0 == j ? 1.0 : 0.0 } }
+    // Columns whose squared norm is below this carry nothing the tolerance keeps: left alone.
+    let floor = 1e-30 * max(k.reduce(0) { $0 + $1 * $1 }, 1e-300)
+    var converged = false
+    for _ in 0..<100 {
+        var rotated = false
+        for p in 0..<n {
+            for q in (p + 1)..<max(p + 1, n) {
+                var alpha = 0.0, beta = 0.0, gamma = 0.0
+                for i in 0..<m { alpha += a[p][i] * a[p][i]; beta += a[q][i] * a[q][i]; gamma += a[p][i] * a[q][i] }
+                // Converged for this pair (square roots taken apart: the product of two tiny norms underflows).
+                guard alpha > floor, beta > floor, abs(gamma) > 1e-12 * alpha.squareRoot() * beta.squareRoot() else { continue }
+                rotated = true
+                let zeta = (beta - alpha) / (2 * gamma)
+                let t = (zeta >= 0 ? 1.0 : -1.0) / (abs(zeta) + (1 + zeta * zeta).squareRoot())
+                let c = 1 / (1 + t * t).squareRoot(), s = c * t
+                for i in 0..<m { let x = a[p][i], y = a[q][i]; a[p][i] = c * x - s * y; a[q][i] = s * x + c * y }
+                for i in 0..<n { let x = v[p][i], y = v[q][i]; v[p][i] = c * x - s * y; v[q][i] = s * x + c * y }
+            }
+        }
+        if !rotated { converged = true; break }
+    }
+    guard converged else { return nil }
+    // Column j of A is σ_j·u_j, and K = Σ_j (σ_j·u_j)·v_jᵀ.
+    let norms = a.map { col in col.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+    let order = norms.indices.sorted { norms[$0] > norms[$1] }
+    var rest = norms.reduce(0) { $0 + $1 * $1 }
+    var terms: [([Double], [Double])] = []
+    for j in order {
+        if max(rest, 0).squareRoot() < tolerance { break }
+        terms.append((a[j], v[j]))
+        rest -= norms[j] * norms[j]
+    }
+    return terms
+}
+
 /// `cv2.BORDER_REFLECT_101` index: …2 1 | 0 1 2 … n−1 | n−2 … (n = 1 gives 0).
 @inline(__always)
 func reflect101(_ i: Int, _ n: Int) -> Int {
@@ -31,9 +73,10 @@ func reflect101(_ i: Int, _ n: Int) -> Int {
 extension FloatImage {
     /// `cv2.filter2D(self, -1, kernel)` for an odd square kernel (row-major, `size`²): a direct
     /// correlation in float32 (`fr_correlate`), bands of rows split over `threads`. Taps below
-    /// 1e-12 at the kernel's edges are left out (their sum cannot move a float32 value in [0, 1]);
-    /// `factor`, when given, is a 1-D kernel whose outer product is `kernel` (an isotropic
-    /// Gaussian), applied as a row pass and a column pass.
+    /// 1e-12 at the kernel's edges are left out (their sum cannot move a float32 value in [0, 1]).
+    /// The kernel runs as a sum of row-and-column passes where that is cheaper: `factor` when given
+    /// (a 1-D kernel whose outer product is `kernel`: an isotropic Gaussian), else its singular
+    /// value decomposition cut at 1e-9 (a rotated Gaussian needs 5–25 terms of 41).
     public func filtered(kernel: [Double], size: Int, factor: [Double]? = nil, threads: Int = 1) throws -> FloatImage {
         guard size % 2 == 1, kernel.count == size * size, factor.map({ $0.count == size }) ?? true else {
             throw EvaluationError.invalidInput("filter2D needs an odd square kernel, got \(kernel.count) values for \(size)²")
@@ -63,8 +106,15 @@ extension FloatImage {
             return p
         }
         let box = (0..<kh).flatMap { i in (0..<kw).map { j in Float(kernel[(i0 + i) * size + j0 + j]) } }
-        let rowTaps = factor.map { f in (j0...j1).map { Float(f[$0]) } }
-        let columnTaps = factor.map { f in (i0...i1).map { Float(f[$0]) } }
+        // Separable terms (column taps, row taps): the given factor, else the kernel's singular
+        // value decomposition cut where the rest is below 1e-9 (Frobenius), when that is cheaper.
+        let terms: [([Float], [Float])]? = {
+            if let factor { return [((i0...i1).map { Float(factor[$0]) }, (j0...j1).map { Float(factor[$0]) })] }
+            let boxed = (0..<kh).flatMap { i in (0..<kw).map { j in kernel[(i0 + i) * size + j0 + j] } }
+            guard let svd = separableTerms(boxed, rows: kh, columns: kw, tolerance: 1e-9),
+                  svd.count * (kh + kw + 2) < kh * kw else { return nil }
+            return svd.map { (col, row) in (col.map(Float.init), row.map(Float.init)) }
+        }()
         let results = Mutex([[Float]](repeating: [], count: c))
         let bands = max(1, min(threads, h))
         DispatchQueue.concurrentPerform(iterations: c * bands) { job in
@@ -74,26 +124,34 @@ extension FloatImage {
             planes[ch].withUnsafeBufferPointer { src in
                 part.withUnsafeMutableBufferPointer { dst in
                     guard let s = src.baseAddress, let d = dst.baseAddress else { return }
-                    if let rowTaps, let columnTaps {
-                        // Row pass over the padded rows this band needs, then the column pass.
+                    if let terms {
+                        // Per term: a row pass over the padded rows this band needs, then a
+                        // column pass, added up.
                         let hw = pw
                         var horizontal = [Float](repeating: 0, count: (rows.count + kh - 1) * hw)
-                        rowTaps.withUnsafeBufferPointer { rk in
-                            horizontal.withUnsafeMutableBufferPointer { hb in
-                                guard let rkb = rk.baseAddress, let hbb = hb.baseAddress else { return }
-                                for y in 0..<(rows.count + kh - 1) {
-                                    fr_correlate(s + (rows.lowerBound + i0 + y) * pw + j0, Int64(pw), rkb, 1, Int32(kw),
-                                                 hbb + y * hw, Int64(w), 0, 1)
+                        var column = [Float](repeating: 0, count: rows.count * w)
+                        for (t, (columnTaps, rowTaps)) in terms.enumerated() {
+                            rowTaps.withUnsafeBufferPointer { rk in
+                                horizontal.withUnsafeMutableBufferPointer { hb in
+                                    guard let rkb = rk.baseAddress, let hbb = hb.baseAddress else { return }
+                                    for y in 0..<(rows.count + kh - 1) {
+                                        fr_correlate(s + (rows.lowerBound + i0 + y) * pw + j0, Int64(pw), rkb, 1, Int32(kw),
+                                                     hbb + y * hw, Int64(w), 0, 1)
+                                    }
                                 }
                             }
-                        }
-                        columnTaps.withUnsafeBufferPointer { ck in
-                            horizontal.withUnsafeBufferPointer { hb in
-                                guard let ckb = ck.baseAddress, let hbb = hb.baseAddress else { return }
-                                for y in 0..<rows.count {
-                                    fr_correlate(hbb + y * hw, Int64(hw), ckb, Int32(kh), 1, d + y * w, Int64(w), 0, 1)
+                            columnTaps.withUnsafeBufferPointer { ck in
+                                horizontal.withUnsafeBufferPointer { hb in
+                                    column.withUnsafeMutableBufferPointer { cb in
+                                        guard let ckb = ck.baseAddress, let hbb = hb.baseAddress, let cbb = cb.baseAddress else { return }
+                                        let target = t == 0 ? d : cbb
+                                        for y in 0..<rows.count {
+                                            fr_correlate(hbb + y * hw, Int64(hw), ckb, Int32(kh), 1, target + y * w, Int64(w), 0, 1)
+                                        }
+                                    }
                                 }
                             }
+                            if t > 0 { for i in 0..<(rows.count * w) { d[i] += column[i] } }
                         }
                     } else {
                         box.withUnsafeBufferPointer { kp in
