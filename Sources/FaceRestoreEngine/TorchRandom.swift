@@ -7,40 +7,88 @@
 //      x[j] = r·cos θ, x[j+8] = r·sin θ;
 //   3. if the size is not a multiple of 16, redraw the last 16 uniforms and transform them again.
 // Upstream's AVX2 build evaluates log/cos/sin with SLEEF (≤ 1 ulp), so values agree to ~1e-6.
+// MT19937 itself (Matsumoto and Nishimura 1998, mt19937ar.c) is shared with the evaluation's
+// Python and numpy streams, which also seed it by `init_by_array` and draw 53-bit doubles.
 
 import Foundation
 
-/// MT19937 (32-bit Mersenne Twister) seeded as `torch.manual_seed` seeds its CPU generator.
-public struct TorchGenerator: Sendable {
+/// The Mersenne Twister MT19937 (32-bit outputs).
+public struct MT19937: Sendable {
     private var state = [UInt32](repeating: 0, count: 624)
     private var index = 624
 
-    public init(seed: UInt64) {
-        state[0] = UInt32(truncatingIfNeeded: seed)
-        for j in 1..<624 {
-            let prev = state[j - 1]
-            state[j] = 1_812_433_253 &* (prev ^ (prev >> 30)) &+ UInt32(j)
+    /// `init_genrand(seed)`.
+    public init(seed: UInt32) {
+        state[0] = seed
+        for i in 1..<624 {
+            let prev = state[i - 1]
+            state[i] = 1_812_433_253 &* (prev ^ (prev >> 30)) &+ UInt32(i)
         }
+        index = 624
     }
 
+    /// `init_by_array(key)`.
+    public init(key: [UInt32]) {
+        self.init(seed: 19_650_218)
+        let key = key.isEmpty ? [0] : key
+        var i = 1, j = 0
+        for _ in 0..<max(624, key.count) {
+            let prev = state[i - 1]
+            state[i] = (state[i] ^ ((prev ^ (prev >> 30)) &* 1_664_525)) &+ key[j] &+ UInt32(truncatingIfNeeded: j)
+            i += 1; j += 1
+            if i >= 624 { state[0] = state[623]; i = 1 }
+            if j >= key.count { j = 0 }
+        }
+        for _ in 0..<623 {
+            let prev = state[i - 1]
+            state[i] = (state[i] ^ ((prev ^ (prev >> 30)) &* 1_566_083_941)) &- UInt32(i)
+            i += 1
+            if i >= 624 { state[0] = state[623]; i = 1 }
+        }
+        state[0] = 0x8000_0000
+        index = 624
+    }
+
+    private mutating func twist() {
+        state.withUnsafeMutableBufferPointer { s in
+            @inline(__always) func mix(_ a: UInt32, _ b: UInt32) -> UInt32 {
+                let y = (a & 0x8000_0000) | (b & 0x7fff_ffff)
+                return (y >> 1) ^ ((y & 1) &* 0x9908_b0df)
+            }
+            for k in 0..<227 { s[k] = s[k + 397] ^ mix(s[k], s[k + 1]) }
+            for k in 227..<623 { s[k] = s[k - 227] ^ mix(s[k], s[k + 1]) }
+            s[623] = s[396] ^ mix(s[623], s[0])
+        }
+        index = 0
+    }
+
+    /// `genrand_int32`.
     public mutating func next() -> UInt32 {
         if index >= 624 { twist() }
         var y = state[index]
         index += 1
         y ^= y >> 11
-        y ^= (y << 7) & 0x9D2C_5680
-        y ^= (y << 15) & 0xEFC6_0000
+        y ^= (y << 7) & 0x9d2c_5680
+        y ^= (y << 15) & 0xefc6_0000
         y ^= y >> 18
         return y
     }
 
-    private mutating func twist() {
-        for i in 0..<624 {
-            let y = (state[i] & 0x8000_0000) | (state[(i + 1) % 624] & 0x7FFF_FFFF)
-            state[i] = state[(i + 397) % 624] ^ (y >> 1) ^ ((y & 1) != 0 ? 0x9908_B0DF : 0)
-        }
-        index = 0
+    /// `genrand_res53`: a double in [0, 1) with 53 random bits.
+    public mutating func nextDouble() -> Double {
+        let a = Double(next() >> 5), b = Double(next() >> 6)
+        return (a * 67_108_864 + b) / 9_007_199_254_740_992
     }
+}
+
+/// MT19937 seeded as `torch.manual_seed` seeds its CPU generator (`init_genrand` of the seed's
+/// low 32 bits).
+public struct TorchGenerator: Sendable {
+    private var mt: MT19937
+
+    public init(seed: UInt64) { mt = MT19937(seed: UInt32(truncatingIfNeeded: seed)) }
+
+    public mutating func next() -> UInt32 { mt.next() }
 
     /// A float uniform in [0, 1) as torch's `uniform_real_distribution<float>` draws it.
     public mutating func uniformFloat() -> Float {

@@ -2,10 +2,8 @@
 //   - `cv2.filter2D(img, -1, kernel)`: correlation (not convolution) with the kernel anchored at
 //     its centre and BORDER_REFLECT_101. OpenCV runs a 41×41 kernel through its DFT path; here it
 //     is a direct correlation in float32: the two differ by float rounding (about 1e-7).
-//   - `cv2.resize(img, (w, h), INTER_LINEAR)` for float32 (`imgproc/src/resize.cpp`): source
-//     x = (dx + 0.5)·(sw/dw) − 0.5 in float, floor, weights (1 − f, f), clamped at the edges; an
-//     exact 2× reduction in both directions switches to INTER_AREA's fast path (the mean of each
-//     2×2 block).
+//   - `cv2.resize(img, (w, h), INTER_LINEAR)` for float32: Imaging's `Plane<Float>.resizedLinear`
+//     per channel (with OpenCV's switch to INTER_AREA's 2×2 mean at exactly 2× down).
 //   - `cv2.cvtColor(img, COLOR_BGR2GRAY)` for float32: 0.114·B + 0.587·G + 0.299·R.
 //   - JPEG through `cv2.imencode('.jpg', img·255, [QUALITY, q])`: `saturate_cast<uchar>`, libjpeg
 //     defaults with `jpeg_set_quality(q)` and 4:2:0; decoded with `cv2.imdecode(…, 1)`. Both go
@@ -182,50 +180,13 @@ extension FloatImage {
             throw EvaluationError.invalidInput("cannot resize \(width)×\(height) to \(dw)×\(dh)")
         }
         if dw == width && dh == height { return self }
+        // Channel by channel through Imaging's float32 INTER_LINEAR (with its 2× INTER_AREA case).
         let c = channels
-        // INTER_LINEAR at exactly 2× down in both directions is INTER_AREA's 2×2 mean.
-        if width == 2 * dw && height == 2 * dh {
-            var out = [Float](repeating: 0, count: dw * dh * c)
-            for y in 0..<dh {
-                for x in 0..<dw {
-                    for ch in 0..<c {
-                        let a = values[((2 * y) * width + 2 * x) * c + ch], b = values[((2 * y) * width + 2 * x + 1) * c + ch]
-                        let d = values[((2 * y + 1) * width + 2 * x) * c + ch], e = values[((2 * y + 1) * width + 2 * x + 1) * c + ch]
-                        out[(y * dw + x) * c + ch] = (((a + b) + d) + e) * 0.25
-                    }
-                }
-            }
-            return FloatImage(width: dw, height: dh, channels: c, values: out)
-        }
-        func taps(_ source: Int, _ destination: Int) -> [(Int, Int, Float, Float)] {
-            let scale = Double(source) / Double(destination)
-            return (0..<destination).map { d in
-                var f = Float((Double(d) + 0.5) * scale - 0.5)
-                var s = Int(f.rounded(.down))
-                f -= Float(s)
-                if s < 0 { f = 0; s = 0 }
-                if s >= source - 1 { f = 0; s = source - 1 }
-                return (s, min(s + 1, source - 1), 1 - f, f)
-            }
-        }
-        let xs = taps(width, dw), ys = taps(height, dh)
-        // Horizontal pass of every source row that is used, then the vertical blend.
-        var rows = [Float](repeating: 0, count: height * dw * c)
-        var used = [Bool](repeating: false, count: height)
-        for t in ys { used[t.0] = true; used[t.1] = true }
-        for y in 0..<height where used[y] {
-            for (dx, t) in xs.enumerated() {
-                for ch in 0..<c {
-                    let s0 = values[(y * width + t.0) * c + ch], s1 = values[(y * width + t.1) * c + ch]
-                    rows[(y * dw + dx) * c + ch] = s0 * t.2 + s1 * t.3
-                }
-            }
-        }
         var out = [Float](repeating: 0, count: dw * dh * c)
-        for (dy, t) in ys.enumerated() {
-            for i in 0..<(dw * c) {
-                out[dy * dw * c + i] = rows[t.0 * dw * c + i] * t.2 + rows[t.1 * dw * c + i] * t.3
-            }
+        for ch in 0..<c {
+            let plane = Plane(width: width, height: height, values: (0..<(width * height)).map { values[$0 * c + ch] })
+            let resized = plane.resizedLinear(width: dw, height: dh).values
+            for i in 0..<(dw * dh) { out[i * c + ch] = resized[i] }
         }
         return FloatImage(width: dw, height: dh, channels: c, values: out)
     }
