@@ -49,7 +49,7 @@ let package = Package(
         // BRISQUE, identity), at parity with basicsr and OpenCV.
         // Its wide inner loops (the degradation's blur, SSIM's windows): AVX-512 by target attributes.
         .target(name: "CEvaluation", path: "Sources/CEvaluation"),
-        .target(name: "FaceRestoreEvaluation", dependencies: ["FaceRestoreEngine", "FaceRestoreImaging", "CChecksum", "CEvaluation"]),
+        .target(name: "FaceRestoreEvaluation", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging", "CChecksum", "CEvaluation"]),
         // The product layer: model store, recipes applied, whole jobs, outputs (re-exports the rest).
         .target(name: "FaceRestore",
                 dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging", "FaceRestorePipeline",
