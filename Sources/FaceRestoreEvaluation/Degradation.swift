@@ -230,12 +230,14 @@ public struct Degrader: Sendable {
             let sum = g.reduce(0, +)
             return g.map { $0 / sum }
         }() : nil
-        var lq = try gt.filtered(kernel: kernel, size: s.kernelSize, factor: factor, threads: context.threads)
-        // Downsample.
+        // Downsample (the scale is drawn after the blur's parameters; the blur only computes the
+        // rows the resize reads).
         record.scale = numpy.uniform(s.downsample[0], s.downsample[1])
         let dw = max(1, Int(Self.floorDivide(Double(w), record.scale)))
         let dh = max(1, Int(Self.floorDivide(Double(h), record.scale)))
         record.downsampledSize = [dw, dh]
+        let read = (dw, dh) != (w, h) ? Plane<Float>.linearSourceIndices(source: h, destination: dh) : nil
+        var lq = try gt.filtered(kernel: kernel, size: s.kernelSize, factor: factor, rows: read, threads: context.threads)
         lq = try lq.resizedLinear(width: dw, height: dh)
         // Noise.
         if let noise = s.noise {

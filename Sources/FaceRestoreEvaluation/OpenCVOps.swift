@@ -3,7 +3,7 @@
 //     its centre and BORDER_REFLECT_101. OpenCV runs a 41×41 kernel through its DFT path; here it
 //     is a direct correlation in float32: the two differ by float rounding (about 1e-7).
 //   - `cv2.resize(img, (w, h), INTER_LINEAR)` for float32: Imaging's `Plane<Float>.resizedLinear`
-//     per channel (with OpenCV's switch to INTER_AREA's 2×2 mean at exactly 2× down).
+//     on the interleaved channels (with OpenCV's switch to INTER_AREA's 2×2 mean at exactly 2× down).
 //   - `cv2.cvtColor(img, COLOR_BGR2GRAY)` for float32: 0.114·B + 0.587·G + 0.299·R.
 //   - JPEG through `cv2.imencode('.jpg', img·255, [QUALITY, q])`: `saturate_cast<uchar>`, libjpeg
 //     defaults with `jpeg_set_quality(q)` and 4:2:0; decoded with `cv2.imdecode(…, 1)`. Both go
@@ -72,15 +72,20 @@ extension FloatImage {
     /// `cv2.filter2D(self, -1, kernel)` for an odd square kernel (row-major, `size`²): a direct
     /// correlation in float32 (`fr_correlate`), bands of rows split over `threads`. Taps below
     /// 1e-12 at the kernel's edges are left out (their sum cannot move a float32 value in [0, 1]).
-    /// The kernel runs as a sum of row-and-column passes where that is cheaper: `factor` when given
-    /// (a 1-D kernel whose outer product is `kernel`: an isotropic Gaussian), else its singular
-    /// value decomposition cut at 1e-9 (a rotated Gaussian needs 5–25 terms of 41).
-    public func filtered(kernel: [Double], size: Int, factor: [Double]? = nil, threads: Int = 1) throws -> FloatImage {
+    /// The kernel runs as a sum of column-then-row passes where that is cheaper: `factor` when
+    /// given (a 1-D kernel whose outer product is `kernel`: an isotropic Gaussian), else its
+    /// singular value decomposition cut at 1e-9 (a rotated Gaussian needs 5–25 terms of 41).
+    /// With `rows`, only those output rows are computed (ascending; the others are 0): what a
+    /// downscaling resize reads (`Plane<Float>.linearSourceIndices`), about half the rows on
+    /// average over the degradation's scales.
+    public func filtered(kernel: [Double], size: Int, factor: [Double]? = nil, rows wanted: [Int]? = nil,
+                         threads: Int = 1) throws -> FloatImage {
         guard size % 2 == 1, kernel.count == size * size, factor.map({ $0.count == size }) ?? true else {
             throw EvaluationError.invalidInput("filter2D needs an odd square kernel, got \(kernel.count) values for \(size)²")
         }
         let r = size / 2
         let (w, h, c) = (width, height, channels)
+        let outputRows = wanted?.filter { (0..<h).contains($0) } ?? Array(0..<h)
         // The rows and columns of the kernel that hold a tap of at least 1e-12.
         let significant = 1e-12
         var bounds = (size, -1, size, -1)
@@ -95,11 +100,14 @@ extension FloatImage {
         // Each channel as a reflect-101 padded plane, with room for the last vector's overrun.
         let pw = ((w + 15) / 16) * 16 + 2 * r + 16
         let ph = h + 2 * r
+        let columnSource = (0..<(w + 2 * r)).map { reflect101($0 - r, w) }
         let planes: [[Float]] = (0..<c).map { ch in
             var p = [Float](repeating: 0, count: pw * ph)
-            for y in 0..<ph {
-                let sy = reflect101(y - r, h)
-                for x in 0..<(w + 2 * r) { p[y * pw + x] = values[(sy * w + reflect101(x - r, w)) * c + ch] }
+            values.withUnsafeBufferPointer { v in
+                for y in 0..<ph {
+                    let row = reflect101(y - r, h) * w
+                    for (x, sx) in columnSource.enumerated() { p[y * pw + x] = v[(row + sx) * c + ch] }
+                }
             }
             return p
         }
@@ -113,63 +121,48 @@ extension FloatImage {
                   svd.count * (kh + kw + 2) < kh * kw else { return nil }
             return svd.map { (col, row) in (col.map(Float.init), row.map(Float.init)) }
         }()
-        let results = Mutex([[Float]](repeating: [], count: c))
-        let bands = max(1, min(threads, h))
-        DispatchQueue.concurrentPerform(iterations: c * bands) { job in
-            let (ch, band) = (job / bands, job % bands)
-            let rows = (h * band / bands)..<(h * (band + 1) / bands)
-            var part = [Float](repeating: 0, count: rows.count * w)
-            planes[ch].withUnsafeBufferPointer { src in
-                part.withUnsafeMutableBufferPointer { dst in
-                    guard let s = src.baseAddress, let d = dst.baseAddress else { return }
-                    if let terms {
-                        // Per term: a row pass over the padded rows this band needs, then a
-                        // column pass, added up.
-                        let hw = pw
-                        var horizontal = [Float](repeating: 0, count: (rows.count + kh - 1) * hw)
-                        var column = [Float](repeating: 0, count: rows.count * w)
-                        for (t, (columnTaps, rowTaps)) in terms.enumerated() {
-                            rowTaps.withUnsafeBufferPointer { rk in
-                                horizontal.withUnsafeMutableBufferPointer { hb in
-                                    guard let rkb = rk.baseAddress, let hbb = hb.baseAddress else { return }
-                                    for y in 0..<(rows.count + kh - 1) {
-                                        fr_correlate(s + (rows.lowerBound + i0 + y) * pw + j0, Int64(pw), rkb, 1, Int32(kw),
-                                                     hbb + y * hw, Int64(w), 0, 1)
-                                    }
+        var out = [Float](repeating: 0, count: w * h * c)
+        let bands = max(1, min(threads, outputRows.count))
+        out.withUnsafeMutableBufferPointer { outBuffer in
+            nonisolated(unsafe) let output = outBuffer
+            DispatchQueue.concurrentPerform(iterations: c * bands) { job in
+                let (ch, band) = (job / bands, job % bands)
+                let rows = outputRows[(outputRows.count * band / bands)..<(outputRows.count * (band + 1) / bands)]
+                // One output row at a time (`line`), then written into its channel of the output.
+                let line = UnsafeMutablePointer<Float>.allocate(capacity: w + 16)
+                let sum = UnsafeMutablePointer<Float>.allocate(capacity: w + 16)
+                let vertical = UnsafeMutablePointer<Float>.allocate(capacity: pw + 32)
+                line.initialize(repeating: 0, count: w + 16)
+                sum.initialize(repeating: 0, count: w + 16)
+                vertical.initialize(repeating: 0, count: pw + 32)
+                defer { line.deallocate(); sum.deallocate(); vertical.deallocate() }
+                planes[ch].withUnsafeBufferPointer { src in
+                    guard let s = src.baseAddress else { return }
+                    for y in rows {
+                        if let terms {
+                            // Per term: the column taps over the padded columns this row needs,
+                            // then the row taps, added up.
+                            for (t, (columnTaps, rowTaps)) in terms.enumerated() {
+                                columnTaps.withUnsafeBufferPointer { ck in
+                                    guard let k = ck.baseAddress else { return }
+                                    fr_correlate(s + (y + i0) * pw + j0, Int64(pw), k, Int32(kh), 1, vertical, Int64(w + kw - 1), 0, 1)
                                 }
-                            }
-                            columnTaps.withUnsafeBufferPointer { ck in
-                                horizontal.withUnsafeBufferPointer { hb in
-                                    column.withUnsafeMutableBufferPointer { cb in
-                                        guard let ckb = ck.baseAddress, let hbb = hb.baseAddress, let cbb = cb.baseAddress else { return }
-                                        let target = t == 0 ? d : cbb
-                                        for y in 0..<rows.count {
-                                            fr_correlate(hbb + y * hw, Int64(hw), ckb, Int32(kh), 1, target + y * w, Int64(w), 0, 1)
-                                        }
-                                    }
+                                rowTaps.withUnsafeBufferPointer { rk in
+                                    guard let k = rk.baseAddress else { return }
+                                    fr_correlate(vertical, Int64(pw), k, 1, Int32(kw), t == 0 ? line : sum, Int64(w), 0, 1)
                                 }
+                                if t > 0 { for x in 0..<w { line[x] += sum[x] } }
                             }
-                            if t > 0 { for i in 0..<(rows.count * w) { d[i] += column[i] } }
+                        } else {
+                            box.withUnsafeBufferPointer { kp in
+                                guard let k = kp.baseAddress else { return }
+                                fr_correlate(s + (y + i0) * pw + j0, Int64(pw), k, Int32(kh), Int32(kw), line, Int64(w), 0, 1)
+                            }
                         }
-                    } else {
-                        box.withUnsafeBufferPointer { kp in
-                            guard let kb = kp.baseAddress else { return }
-                            // Row y of this band reads the plane from row y + i0, column j0.
-                            fr_correlate(s + (rows.lowerBound + i0) * pw + j0, Int64(pw), kb, Int32(kh), Int32(kw), d, Int64(w), 0,
-                                         Int64(rows.count))
-                        }
+                        for x in 0..<w { output[(y * w + x) * c + ch] = line[x] }
                     }
                 }
             }
-            results.withLock { all in
-                if all[ch].isEmpty { all[ch] = [Float](repeating: 0, count: w * h) }
-                all[ch].replaceSubrange(rows.lowerBound * w..<rows.upperBound * w, with: part)
-            }
-        }
-        let perChannel = results.withLock { $0 }
-        var out = [Float](repeating: 0, count: w * h * c)
-        for ch in 0..<c {
-            for i in 0..<(w * h) { out[i * c + ch] = perChannel[ch][i] }
         }
         return FloatImage(width: w, height: h, channels: c, values: out)
     }
@@ -180,14 +173,9 @@ extension FloatImage {
             throw EvaluationError.invalidInput("cannot resize \(width)×\(height) to \(dw)×\(dh)")
         }
         if dw == width && dh == height { return self }
-        // Channel by channel through Imaging's float32 INTER_LINEAR (with its 2× INTER_AREA case).
+        // Imaging's float32 INTER_LINEAR (with its 2× INTER_AREA case) on the interleaved channels.
         let c = channels
-        var out = [Float](repeating: 0, count: dw * dh * c)
-        for ch in 0..<c {
-            let plane = Plane(width: width, height: height, values: (0..<(width * height)).map { values[$0 * c + ch] })
-            let resized = plane.resizedLinear(width: dw, height: dh).values
-            for i in 0..<(dw * dh) { out[i * c + ch] = resized[i] }
-        }
+        let out = Plane<Float>.resizedLinear(values, width: width, height: height, channels: c, toWidth: dw, height: dh)
         return FloatImage(width: dw, height: dh, channels: c, values: out)
     }
 

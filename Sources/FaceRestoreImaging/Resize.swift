@@ -104,35 +104,71 @@ extension Plane where Element == Float {
     public func resizedLinear(width dw: Int, height dh: Int) -> Plane<Float> {
         precondition(dw > 0 && dh > 0 && width > 0 && height > 0, "resize to \(dw)×\(dh) from \(width)×\(height)")
         if dw == width && dh == height { return self }
-        var out = [Float](repeating: 0, count: dw * dh)
+        return Plane(width: dw, height: dh, values: Self.resizedLinear(values, width: width, height: height, channels: 1, toWidth: dw, height: dh))
+    }
+
+    /// `resizedLinear` on `channels` interleaved float32 planes (`cv2.resize` of a multi-channel
+    /// float image: each channel as the single-plane resize computes it). Sizes must be positive.
+    public static func resizedLinear(_ values: [Float], width: Int, height: Int, channels c: Int, toWidth dw: Int, height dh: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: dw * dh * c)
         if width == dw * 2 && height == dh * 2 {
             for y in 0..<dh {
                 for x in 0..<dw {
-                    let r0 = 2 * y * width + 2 * x, r1 = r0 + width
-                    out[y * dw + x] = (values[r0] + values[r0 + 1] + values[r1] + values[r1 + 1]) * 0.25
+                    for k in 0..<c {
+                        let r0 = (2 * y * width + 2 * x) * c + k, r1 = r0 + width * c
+                        out[(y * dw + x) * c + k] = (values[r0] + values[r0 + c] + values[r1] + values[r1 + c]) * 0.25
+                    }
                 }
             }
-            return Plane(width: dw, height: dh, values: out)
+            return out
         }
-        func taps(_ source: Int, _ destination: Int) -> [(Int, Int, Float)] {
-            let scale = Double(source) / Double(destination)
-            return (0..<destination).map { d in
-                var f = Float((Double(d) + 0.5) * scale - 0.5)
-                var s = Int(f.rounded(.down))
-                f -= Float(s)
-                if s < 0 { f = 0; s = 0 }
-                if s >= source - 1 { f = 0; s = source - 1 }
-                return (s, min(s + 1, source - 1), f)
+        let xs = floatLinearTaps(width, dw), ys = floatLinearTaps(height, dh)
+        let (rowLength, sourceRow) = (dw * c, width * c)
+        var rows = [Float](repeating: 0, count: height * rowLength)
+        values.withUnsafeBufferPointer { v in
+            rows.withUnsafeMutableBufferPointer { r in
+                // Only the source rows the vertical pass reads.
+                for y in linearSourceIndices(source: height, destination: dh) {
+                    for (x, t) in xs.enumerated() {
+                        let (a, b, o) = (y * sourceRow + t.0 * c, y * sourceRow + t.1 * c, y * rowLength + x * c)
+                        for k in 0..<c { r[o + k] = v[a + k] * (1 - t.2) + v[b + k] * t.2 }
+                    }
+                }
             }
         }
-        let xs = taps(width, dw), ys = taps(height, dh)
-        var rows = [Float](repeating: 0, count: height * dw)
-        for y in 0..<height {
-            for (x, t) in xs.enumerated() { rows[y * dw + x] = values[y * width + t.0] * (1 - t.2) + values[y * width + t.1] * t.2 }
+        rows.withUnsafeBufferPointer { r in
+            out.withUnsafeMutableBufferPointer { o in
+                for (y, t) in ys.enumerated() {
+                    let (a, b, f) = (t.0 * rowLength, t.1 * rowLength, t.2)
+                    for x in 0..<rowLength { o[y * rowLength + x] = r[a + x] * (1 - f) + r[b + x] * f }
+                }
+            }
         }
-        for (y, t) in ys.enumerated() {
-            for x in 0..<dw { out[y * dw + x] = rows[t.0 * dw + x] * (1 - t.2) + rows[t.1 * dw + x] * t.2 }
+        return out
+    }
+
+    /// The two source samples and the weight of the second for each destination position along
+    /// one axis (float coefficients, edges clamped).
+    static func floatLinearTaps(_ source: Int, _ destination: Int) -> [(Int, Int, Float)] {
+        let scale = Double(source) / Double(destination)
+        return (0..<destination).map { d in
+            var f = Float((Double(d) + 0.5) * scale - 0.5)
+            var s = Int(f.rounded(.down))
+            f -= Float(s)
+            if s < 0 { f = 0; s = 0 }
+            if s >= source - 1 { f = 0; s = source - 1 }
+            return (s, min(s + 1, source - 1), f)
         }
-        return Plane(width: dw, height: dh, values: out)
+    }
+
+    /// The source rows (or columns) `resizedLinear` reads along an axis of `source` samples
+    /// resized to `destination`, ascending: every one for the same size or an exact 2× (INTER_AREA),
+    /// else the two neighbours of each destination sample. A value nobody reads never reaches
+    /// the output, so a filter in front of the resize need only compute these.
+    public static func linearSourceIndices(source: Int, destination: Int) -> [Int] {
+        guard source > 0, destination > 0, source != destination, source != 2 * destination else { return Array(0..<max(source, 0)) }
+        var read = [Bool](repeating: false, count: source)
+        for t in floatLinearTaps(source, destination) { read[t.0] = true; read[t.1] = true }
+        return read.indices.filter { read[$0] }
     }
 }
