@@ -88,6 +88,11 @@ public struct RestoredFace: Sendable {
     public var restored: PixelImage
     /// The paste mask in the face's own frame, made once from the restored face.
     var mask: FaceMask
+    /// This face's own blend weight, used instead of the photo's when set (the library's identity
+    /// guard lowers it for a face that drifted from the person in the crop).
+    public var weight: Double?
+    /// The identity distance (ID-dlib) of the face as pasted to its crop, when measured.
+    public var identityDistance: Double?
 
     /// Crop and restoration side by side (upstream's `cmp/`).
     public var comparison: PixelImage { PixelImage.sideBySide(cropped, restored) }
@@ -245,7 +250,8 @@ public struct PhotoRestorer: Sendable {
 
     /// Pastes the restored faces of `restoration` again, with another weight and/or only the faces
     /// at `faces`, without running any network: the same bytes as a fresh `restore` with that
-    /// weight, minus the left-out faces.
+    /// weight, minus the left-out faces. A face with a weight of its own (`RestoredFace.weight`)
+    /// keeps it.
     public func reblend(_ restoration: PhotoRestoration, weight: Double? = nil, faces include: [Int]? = nil) throws -> PhotoRestoration {
         let w = weight ?? restoration.weight
         guard (0...1).contains(w) else { throw PipelineError.invalidArgument("weight must be between 0 and 1, got \(w)") }
@@ -293,8 +299,9 @@ public struct PhotoRestorer: Sendable {
         }
     }
 
-    /// The face as it is pasted: the weight blend with the crop (and GPEN's small-face smoothing).
-    func pastedFace(_ face: RestoredFace, weight: Double) -> PixelImage {
+    /// The face as it is pasted with `weight`: the weight blend with the crop (and GPEN's
+    /// small-face smoothing).
+    public func pastedFace(_ face: RestoredFace, weight: Double) -> PixelImage {
         var ef = face.restored
         if let limit = recipe.smoothingBelowBoxSize, min(face.detection.box[3] - face.detection.box[1], face.detection.box[2] - face.detection.box[0]) < limit {
             ef = ef.smoothed3x3()
@@ -310,7 +317,7 @@ public struct PhotoRestorer: Sendable {
     /// The faces pasted onto the upsampled photo as the recipe combines them.
     func paste(_ faces: [RestoredFace], onto upsampled: PixelImage, upscale: Int, weight: Double) throws -> PixelImage {
         guard !faces.isEmpty else { return upsampled }
-        let pasted = faces.map { pastedFace($0, weight: weight) }
+        let pasted = faces.map { pastedFace($0, weight: $0.weight ?? weight) }
         switch recipe.blend {
         case .sequential: return pasteSequential(faces, pasted, onto: upsampled, upscale: upscale)
         case .largestMask:
