@@ -115,7 +115,13 @@ def main():
     for i, n in enumerate(names):
         random.seed(a.seed + i)
         np.random.seed(a.seed + i)
-        img = cv2.imread(os.path.join(a.input, n), cv2.IMREAD_COLOR).astype(np.float32) / 255.
+        img = cv2.imread(os.path.join(a.input, n), cv2.IMREAD_COLOR)
+        h, w = img.shape[:2]
+        if a.preset == "gpen" and h == w and w > 512 and w % 512 == 0:
+            # GPEN's dataset_face.py: the ground truth is resized to 512 with INTER_AREA first
+            # (done here for 512·k squares, as FaceRestore does).
+            img = cv2.resize(img, (512, 512), interpolation=cv2.INTER_AREA)
+        img = img.astype(np.float32) / 255.
         rec = {"pipeline": a.preset, "seed": a.seed + i, "noise_sigma": None, "jpeg_quality": None, "color_jitter": None,
                "gray": False, "gt_gray": False, "torch_jitter_skipped": False}
         out, _ = degrade(img, p, a.preset, not a.no_jpeg, rec)

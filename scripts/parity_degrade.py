@@ -30,7 +30,7 @@ def make_hq(folder, count):
         h, w = src.shape[:2]
         side = int(rng.randint(min(h, w) // 2, min(h, w) + 1))
         y, x = int(rng.randint(0, h - side + 1)), int(rng.randint(0, w - side + 1))
-        size = [512, 512, 256, 384, 300][i % 5]
+        size = [512, 1024, 256, 384, 1536][i % 5]   # 1024 and 1536: GPEN's INTER_AREA to 512 first
         crop = cv2.resize(src[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
         cv2.imwrite(os.path.join(folder, f"hq{i:02d}.png"), crop)
 

@@ -91,10 +91,11 @@ public struct Benchmark: Sendable {
             let hq = try ImageIO.read(path: file).image
             let result = try degrader.degrade(hq, seed: c.seed + i, context: context)
             let name = Restorer.baseName(file)
-            try ImageIO.write(result.groundTruth ?? hq, to: "\(gtFolder)/\(name).png")
+            let gt = result.groundTruth ?? hq
+            try ImageIO.write(gt, to: "\(gtFolder)/\(name).png")
             try ImageIO.write(result.image, to: "\(lqFolder)/\(name).png")
             names.append(name)
-            sizes[name] = (hq.width, hq.height)
+            sizes[name] = (gt.width, gt.height)
         }
         let (metrics, niqe, brisque) = Self.availableMetrics()
         var evaluator = Evaluator(metrics: metrics)

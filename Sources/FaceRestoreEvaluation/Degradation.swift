@@ -12,8 +12,9 @@
 // Differences from training, as for a test set: no horizontal flip (GPEN's unconditional draw is
 // still consumed), and the torch colour jitter of GFP-GAN is not applied (its probability draw
 // is). JPEG quality is `int(q)` (what GPEN and CodeFormer do; basicsr 1.4.2 passes the float,
-// which OpenCV ≥ 4.5.4 refuses). GPEN resizes its ground truth to 512² first; here the input is
-// used at its size (the same for 512² faces).
+// which OpenCV ≥ 4.5.4 refuses). GPEN resizes its ground truth to 512² with INTER_AREA first:
+// done for square faces of 512·k pixels (FFHQ's and CelebA-HQ's 1024²); other sizes are degraded
+// at their own size.
 // Image i of a run uses `random.seed(S + i)` and `np.random.seed(S + i)`.
 
 import FaceRestoreEngine
@@ -124,7 +125,7 @@ public struct DegradationRecord: Sendable, Codable, Equatable {
 public struct Degraded: Sendable {
     /// The low-quality image, 8-bit BGR.
     public var image: PixelImage
-    /// The ground truth when the pipeline changed it (GPEN's gray), else nil.
+    /// The ground truth when the pipeline changed it (GPEN's 512² resize, jitter or gray), else nil.
     public var groundTruth: PixelImage?
     public var record: DegradationRecord
 }
@@ -191,12 +192,18 @@ public struct Degrader: Sendable {
         let s = settings
         var python = PythonRandom(seed: seed)
         var numpy = NumpyRandom(seed: UInt32(seed))
+        var image = image
+        var groundTruthChanged = false
+        if s.pipeline == .gpen, image.width == image.height, image.width > 512, image.width % 512 == 0,
+           let shrunk = image.shrunkByArea(factor: image.width / 512) {
+            image = shrunk
+            groundTruthChanged = true
+        }
         let (w, h) = (image.width, image.height)
         var gt = FloatImage.divided255(image)
         var record = DegradationRecord(pipeline: s.pipeline, seed: seed, kernel: "iso", sigmaX: 0, sigmaY: 0, theta: 0, scale: 1,
                                        downsampledSize: [w, h], noiseSigma: nil, jpegQuality: nil, colorJitter: nil, gray: false,
                                        groundTruthGray: false, torchJitterSkipped: false)
-        var groundTruthChanged = false
         if s.pipeline == .gpen {
             _ = python.random()   // the flip draw (no flip)
             if numpy.uniform() < (s.colorJitterProbability ?? 0) {

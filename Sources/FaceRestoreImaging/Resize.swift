@@ -77,6 +77,33 @@ extension PixelImage {
         }
     }
 
+    /// `cv2.resize(img, (w / k, h / k), interpolation=cv2.INTER_AREA)` for a whole factor `k`
+    /// dividing both sides (OpenCV's fast area path): the k×k block means, `(sum + 2) >> 2` for
+    /// k = 2, else `cvRound(sum · (1/k²))` in float32. Nil when k does not divide the sides.
+    public func shrunkByArea(factor k: Int) -> PixelImage? {
+        guard k >= 1, width % k == 0, height % k == 0, width >= k, height >= k else { return nil }
+        if k == 1 { return self }
+        if k == 2 { return halvedByArea() }
+        let (dw, dh, cn) = (width / k, height / k, channels)
+        let scale = 1 / Float(k * k)
+        var out = [UInt8](repeating: 0, count: dw * dh * cn)
+        pixels.withUnsafeBufferPointer { s in
+            for y in 0..<dh {
+                for x in 0..<dw {
+                    for c in 0..<cn {
+                        var sum = 0
+                        for i in 0..<k {
+                            let row = ((y * k + i) * width + x * k) * cn + c
+                            for j in 0..<k { sum += Int(s[row + j * cn]) }
+                        }
+                        out[(y * dw + x) * cn + c] = UInt8(clamping: Int((Float(sum) * scale).rounded(.toNearestOrEven)))
+                    }
+                }
+            }
+        }
+        return PixelImage(width: dw, height: dh, channels: cn, pixels: out)
+    }
+
     /// Exact 2× downscale by 2×2 averaging with rounding (OpenCV's fast INTER_AREA).
     func halvedByArea() -> PixelImage {
         let (dw, dh, cn) = (width / 2, height / 2, channels)

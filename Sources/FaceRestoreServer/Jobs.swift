@@ -51,6 +51,11 @@ struct FaceReport: Codable, Sendable, Equatable {
     var score: Float
     /// Pasted into the current result.
     var included: Bool
+    /// ID-dlib distance of the face as pasted to the person in the input (0 = same embedding),
+    /// when the identity model is installed.
+    var identity: Double? = nil
+    /// This face's own blend weight, when the identity guard lowered it below the job's.
+    var weight: Double? = nil
 }
 
 /// The job as `GET /api/v1/jobs/{id}` and each event report it.

@@ -221,7 +221,8 @@ final class ServerState: Sendable {
     static func faces(_ result: RestoreResult) -> [FaceReport] {
         let pasted = Set(result.photo?.pastedFaces ?? [])
         return result.faces.enumerated().map { k, f in
-            FaceReport(index: k, box: f.detection.box, score: f.detection.score, included: pasted.contains(k))
+            FaceReport(index: k, box: f.detection.box, score: f.detection.score, included: pasted.contains(k),
+                       identity: f.identityDistance, weight: f.weight)
         }
     }
 

@@ -227,7 +227,11 @@ function showResult(card) {
       box.classList.toggle("left-out", !check.checked);
       reblend(card, { faces: chosen });
     };
-    label.append(check, document.createTextNode(" face " + (f.index + 1) + " (" + Math.round(100 * f.score) + "%)"));
+    let text = " face " + (f.index + 1) + " (" + Math.round(100 * f.score) + "%)";
+    if (typeof f.identity === "number") text += " · identity drift " + f.identity.toFixed(3);
+    if (typeof f.weight === "number") text += " · weight lowered to " + f.weight.toFixed(2);
+    label.append(check, document.createTextNode(text));
+    if (typeof f.identity === "number") label.title = "ID-dlib distance between the face as pasted and the face in your photo (1 − cosine of dlib face-recognition embeddings; 0 = the same embedding)";
     box.append(pair, label);
     faces.append(box);
   }
