@@ -164,7 +164,7 @@ extension BenchmarkReport {
         var lines = ["# Benchmark", "",
                      "\(settings["images"] ?? "?") faces from `\(settings["high_quality"] ?? "")`, degraded with the \(degradation.pipeline.rawValue) "
                         + "pipeline (seed \(settings["seed"] ?? "0")); FaceRestore \(settings["version"] ?? "").", "",
-                     "| Method | " + m.map { $0.rawValue.uppercased() + ($0.higherIsBetter ? " ↑" : " ↓") }.joined(separator: " | ") + " | seconds |",
+                     "| Method | " + m.map(\.heading).joined(separator: " | ") + " | seconds |",
                      "|---|" + m.map { _ in "---:|" }.joined() + "---:|"]
         for r in rows {
             let cells = m.map { metric in r.means[metric.rawValue].map { EvaluationReport.format($0, metric) } ?? "–" }
@@ -191,7 +191,7 @@ extension BenchmarkReport {
             </style></head><body><h1>FaceRestore benchmark</h1>
             """
         html += "<p>\(escape(settings["images"] ?? "?")) faces, \(escape(degradation.pipeline.rawValue)) degradation, seed \(escape(settings["seed"] ?? "0")).</p>"
-        html += "<table><tr><th>Method</th>" + metrics.map { "<th>\($0.rawValue.uppercased()) \($0.higherIsBetter ? "↑" : "↓")</th>" }.joined() + "<th>seconds</th></tr>"
+        html += "<table><tr><th>Method</th>" + metrics.map { "<th>\(escape($0.heading))</th>" }.joined() + "<th>seconds</th></tr>"
         for r in rows {
             html += "<tr><td>\(escape(r.method))\(r.network.isEmpty ? "" : "<br><small>\(escape(r.network))</small>")</td>" + metrics.map { m in "<td>\(r.means[m.rawValue].map { EvaluationReport.format($0, m) } ?? "–")</td>" }.joined()
                 + "<td>\(r.seconds > 0 ? String(format: "%.1f", r.seconds) : "–")</td></tr>"
@@ -201,7 +201,7 @@ extension BenchmarkReport {
             let bars = rows.compactMap { r in r.means[m.rawValue].flatMap { $0.isFinite ? (r.method, $0) : nil } }
             guard let top = bars.map(\.1).max(), top > 0 else { continue }
             let height = 24 * bars.count + 8
-            html += "<div class=\"chart\"><h3>\(m.rawValue.uppercased()) \(m.higherIsBetter ? "↑" : "↓")</h3><svg width=\"420\" height=\"\(height)\" role=\"img\">"
+            html += "<div class=\"chart\"><h3>\(escape(m.heading))</h3><svg width=\"420\" height=\"\(height)\" role=\"img\">"
             for (i, (method, value)) in bars.enumerated() {
                 let w = Int(200 * value / top)
                 html += "<text x=\"0\" y=\"\(24 * i + 17)\" font-size=\"12\">\(escape(String(method.prefix(20))))</text>"

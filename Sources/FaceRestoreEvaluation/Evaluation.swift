@@ -7,12 +7,43 @@ import Foundation
 
 /// A metric `Evaluator` can compute.
 public enum Metric: String, Sendable, CaseIterable, Codable {
-    case psnr, ssim, niqe, brisque
+    case psnr, ssim, lpips, niqe, brisque, fid
+    /// Identity distance with dlib's face-recognition network (1 − cosine of the embeddings).
+    case idDlib = "id-dlib"
+    /// The GFP-GAN group's identity "Deg.": the ArcFace embedding angle in degrees.
+    case deg
+    /// Landmark distance (AWing FAN, 98 points, in 512-pixel units).
+    case lmd
 
-    /// Whether it compares against a reference image.
-    public var needsReference: Bool { self == .psnr || self == .ssim }
+    /// Whether it compares each image with its reference image (FID compares the sets, against
+    /// the reference folder or a statistics file).
+    public var needsReference: Bool { [.psnr, .ssim, .lpips, .idDlib, .deg, .lmd].contains(self) }
     /// Whether a higher value is better (for the table's arrows).
     public var higherIsBetter: Bool { self == .psnr || self == .ssim }
+    /// Whether it scores one image (else the whole set: FID).
+    public var perImage: Bool { self != .fid }
+    /// The column heading.
+    public var label: String {
+        switch self {
+        case .idDlib: return "ID-dlib"
+        case .deg: return "Deg."
+        default: return rawValue.uppercased()
+        }
+    }
+    /// The heading with the direction arrow.
+    public var heading: String { label + (higherIsBetter ? " ↑" : " ↓") }
+}
+
+/// A metric computed by a network on a restored image and its reference (LPIPS, the identity
+/// distances, LMD): the value, or nil when the pair cannot be scored by design (Deg.'s pairs under
+/// 1° are dropped from the mean, not from the table).
+public protocol PairMetric: Sendable {
+    func score(_ restored: PixelImage, reference: PixelImage) throws -> Double
+}
+
+/// FID's side: the network's feature vector of one image, and the reference set's statistics.
+public protocol FeatureExtractor: Sendable {
+    func features(_ image: PixelImage) throws -> [Float]
 }
 
 /// One scored image.
@@ -30,23 +61,34 @@ public struct EvaluationReport: Sendable, Codable {
     /// The settings of the run (crop border, Y channel, …), for the record.
     public var settings: [String: String]
 
-    /// The mean of each metric over the rows that have it (∞ stays ∞, as basicsr's mean does).
+    /// Scores of the whole set (FID).
+    public var setValues: [String: Double] = [:]
+
+    /// Deg. pairs below this many degrees are left out of its mean, as the GFP-GAN group's
+    /// `calculate_cos_dist.py` does (the per-image value is kept).
+    public static let degreeFloor = 1.0
+
+    /// The mean of each per-image metric over the rows that have it (∞ stays ∞, as basicsr's mean
+    /// does), and the set metrics.
     public var means: [String: Double] {
-        var out: [String: Double] = [:]
-        for m in metrics {
-            let values = rows.compactMap { $0.values[m.rawValue] }
+        var out = setValues
+        for m in metrics where m.perImage {
+            var values = rows.compactMap { $0.values[m.rawValue] }
+            if m == .deg { values = values.filter { $0 >= Self.degreeFloor } }
             if !values.isEmpty { out[m.rawValue] = values.reduce(0, +) / Double(values.count) }
         }
         return out
     }
 
-    enum CodingKeys: String, CodingKey { case metrics, rows, failures, settings, means }
+    enum CodingKeys: String, CodingKey { case metrics, rows, failures, settings, means, setValues = "set_values" }
 
-    public init(metrics: [Metric], rows: [EvaluationRow], failures: [String], settings: [String: String]) {
+    public init(metrics: [Metric], rows: [EvaluationRow], failures: [String], settings: [String: String],
+                setValues: [String: Double] = [:]) {
         self.metrics = metrics
         self.rows = rows
         self.failures = failures
         self.settings = settings
+        self.setValues = setValues
     }
 
     public init(from decoder: Decoder) throws {
@@ -55,6 +97,7 @@ public struct EvaluationReport: Sendable, Codable {
         rows = try c.decode([EvaluationRow].self, forKey: .rows)
         failures = try c.decode([String].self, forKey: .failures)
         settings = try c.decode([String: String].self, forKey: .settings)
+        setValues = try c.decodeIfPresent([String: Double].self, forKey: .setValues) ?? [:]
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -64,6 +107,7 @@ public struct EvaluationReport: Sendable, Codable {
         try c.encode(failures, forKey: .failures)
         try c.encode(settings, forKey: .settings)
         try c.encode(means, forKey: .means)
+        if !setValues.isEmpty { try c.encode(setValues, forKey: .setValues) }
     }
 
     /// A value as the tables print it ("–" when missing, "inf" when infinite).
@@ -71,7 +115,8 @@ public struct EvaluationReport: Sendable, Codable {
         guard let v else { return "–" }
         if v.isInfinite { return "inf" }
         switch m {
-        case .ssim: return String(format: "%.4f", v)
+        case .ssim, .lpips, .idDlib: return String(format: "%.4f", v)
+        case .fid, .deg: return String(format: "%.2f", v)
         default: return String(format: "%.3f", v)
         }
     }
@@ -79,7 +124,7 @@ public struct EvaluationReport: Sendable, Codable {
     /// A terminal table: one row per image when `perImage`, then the mean over `rows.count`
     /// images.
     public func table(perImage: Bool) -> String {
-        let headers = ["image"] + metrics.map { $0.rawValue.uppercased() + ($0.higherIsBetter ? " ↑" : " ↓") }
+        let headers = ["image"] + metrics.map(\.heading)
         var body: [[String]] = []
         if perImage { body = rows.map { r in [r.name] + metrics.map { Self.format(r.values[$0.rawValue], $0) } } }
         let m = means
@@ -113,6 +158,8 @@ public struct Evaluator: Sendable {
     public var fullReference = FullReferenceOptions()
     public var niqeModel: NIQEModel?
     public var brisqueModel: BRISQUEModel?
+    /// The networks of the per-image network metrics (LPIPS, ID-dlib, Deg., LMD).
+    public var pairModels: [Metric: any PairMetric] = [:]
 
     public init(metrics: [Metric]) { self.metrics = metrics }
 
@@ -142,6 +189,9 @@ public struct Evaluator: Sendable {
         }
         if metrics.contains(.niqe) && niqeModel == nil { throw EvaluationError.invalidInput("NIQE needs its parameters file") }
         if metrics.contains(.brisque) && brisqueModel == nil { throw EvaluationError.invalidInput("BRISQUE needs its model files") }
+        for m in metrics where [.lpips, .idDlib, .deg, .lmd].contains(m) && pairModels[m] == nil {
+            throw EvaluationError.invalidInput("\(m.label) needs its network's weights")
+        }
         var rows: [EvaluationRow] = []
         var failures: [String] = []
         for (i, file) in files.enumerated() {
@@ -154,9 +204,16 @@ public struct Evaluator: Sendable {
                     let match = references.count == 1 && files.count == 1 ? references.values.first : references[Self.baseName(file)]
                     guard let match else { throw EvaluationError.invalidInput("no reference image named \(Self.baseName(file)).* in \(reference ?? "")") }
                     let ref = try ImageIO.read(path: match).image
-                    let s = try FullReference.scores(image, reference: ref, options: fullReference)
-                    if metrics.contains(.psnr) { values["psnr"] = s.psnr }
-                    if metrics.contains(.ssim) { values["ssim"] = s.ssim }
+                    if metrics.contains(.psnr) || metrics.contains(.ssim) {
+                        let s = try FullReference.scores(image, reference: ref, options: fullReference)
+                        if metrics.contains(.psnr) { values["psnr"] = s.psnr }
+                        if metrics.contains(.ssim) { values["ssim"] = s.ssim }
+                    }
+                    // A network metric that cannot score this pair is a failure line of its own.
+                    for m in metrics {
+                        guard let model = pairModels[m] else { continue }
+                        do { values[m.rawValue] = try model.score(image, reference: ref) } catch { failures.append("\(file): \(m.label): \(error)") }
+                    }
                 }
                 // A no-reference metric that cannot score this image (too small for NIQE's blocks)
                 // is a failure line of its own; the image keeps its other scores.
