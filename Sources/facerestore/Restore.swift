@@ -84,6 +84,10 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: "Fresh StyleGAN noise, drawn as upstream does after torch.manual_seed(N) (default: the checkpoint's stored noise).")
     var seed: UInt64?
 
+    @Option(name: .customLong("max-identity-drift"),
+            help: "Paste faces whose ID-dlib distance to the person in the photo exceeds this with a lower weight, the largest within it (needs dlib's face-recognition model; ./scripts/setup installs it).")
+    var maxIdentityDrift: Double?
+
     @Option(name: .long, help: "Suffix for restored file names.")
     var suffix: String?
 
@@ -96,6 +100,7 @@ struct Restore: ParsableCommand {
         if weightOption != nil, alpha != nil { throw ValidationError("-w/--weight and --alpha are the same setting: give one") }
         if !(0...65536).contains(bgTile) { throw ValidationError("--bg-tile must be between 0 (no tiling) and 65536") }
         do { try options.validate() } catch { throw ValidationError("\(error)") }
+        if let d = maxIdentityDrift, !(0...2).contains(d) { throw ValidationError("--max-identity-drift is an ID-dlib distance between 0 and 2") }
     }
 
     /// The per-image options; nil values take the model's recipe defaults.
@@ -118,6 +123,7 @@ struct Restore: ParsableCommand {
         c.winograd = !compute.noWinograd
         c.memoryBudget = compute.memoryBudget
         c.verifyChecksums = !compute.noVerify
+        c.maxIdentityDrift = maxIdentityDrift
         return c
     }
 
@@ -155,7 +161,10 @@ struct Restore: ParsableCommand {
                 faces += result.restoredFaceCount
                 if result.warnings.contains(.noFace) { noFace.append(file) }
                 for warning in result.warnings {
-                    if case .nonFiniteFaces = warning { progress.clear(); printError("facerestore: \(file): \(warning)") }
+                    switch warning {
+                    case .nonFiniteFaces, .identityDrift: progress.clear(); printError("facerestore: \(file): \(warning)")
+                    default: break
+                    }
                 }
                 progress.done(i, file, detail(result))
             } catch {
@@ -189,7 +198,12 @@ struct Restore: ParsableCommand {
             parts.append(photo.faces.count == photo.detectedCount ? plural(photo.faces.count, "face")
                          : "\(photo.faces.count) of \(photo.detectedCount) detected faces")
         }
-        if verbose { parts.append(result.timings.summary) }
+        if verbose {
+            // ID-dlib distance of each face as pasted to its crop (when the model is installed).
+            let distances = result.faces.compactMap(\.identityDistance) + [result.aligned?.identityDistance].compactMap { $0 }
+            if !distances.isEmpty { parts.append("ID-dlib " + distances.map { String(format: "%.3f", $0) }.joined(separator: ", ")) }
+            parts.append(result.timings.summary)
+        }
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 

@@ -64,9 +64,14 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(name: .customLong("max-identity-drift"),
+            help: "Paste faces whose ID-dlib distance to the person in the photo exceeds this with a lower weight (needs dlib's face-recognition model).")
+    var maxIdentityDrift: Double?
+
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
+        if let d = maxIdentityDrift, !(0...2).contains(d) { throw ValidationError("--max-identity-drift is an ID-dlib distance between 0 and 2") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard (1...4096).contains(maxUploadMB) else { throw ValidationError("--max-upload-mb must be 1 to 4096") }
         guard (1...1_000_000_000).contains(maxPixels) else { throw ValidationError("--max-pixels must be 1 to 1000000000") }
@@ -89,6 +94,7 @@ struct Serve: ParsableCommand {
         c.restorer.precision = compute.precision
         c.restorer.winograd = !compute.noWinograd
         c.restorer.verifyChecksums = !compute.noVerify
+        c.restorer.maxIdentityDrift = maxIdentityDrift
         // Jobs run side by side: each gets its share of the budget.
         c.restorer.memoryBudget = compute.memoryBudget.map { MemoryBudget(bytes: $0.bytes / Int64(max(jobs, 1))) }
         c.maxUploadBytes = maxUploadMB << 20
