@@ -72,6 +72,45 @@ func temporaryFolder(_ name: String) throws -> URL {
         #expect(throws: PipelineError.self) { try restorer.reblend(full, faces: [2]) }
     }
 
+    /// dlib's face-recognition model as ./scripts/setup installs it (PyPI face-recognition-models).
+    static let dlibModel: String? = {
+        let path = ModelStore().directory + "/dlib_face_recognition_resnet_model_v1.dat"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }()
+
+    /// Every face gets its ID-dlib distance to its crop; with a limit below those, each face is
+    /// pasted with a lower weight whose distance is within it, and a re-blend keeps the guard.
+    @Test(.enabled(if: detectorFile != nil && dlibModel != nil, "no RetinaFace weights or no dlib model"))
+    func identityGuardLowersTheWeightOfFacesThatDrifted() throws {
+        var c = Restorer.Configuration(model: .file(fixture("gfpgan_clean_tiny.pth")))
+        c.detector = .file(detectorFile!)
+        c.useParser = false
+        c.threads = 2
+        c.identityModel = Self.dlibModel
+        let store = ModelStore(directory: try temporaryFolder("empty").path)
+        let photo = repoRoot.appendingPathComponent("examples/group.jpg").path
+        let measured = try Restorer(c, store: store).restore(file: photo)
+        let distances = measured.faces.compactMap(\.identityDistance)
+        #expect(distances.count == 2 && distances.allSatisfy { $0 > 0 }, "random weights change who the face looks like: \(distances)")
+        #expect(measured.faces.allSatisfy { $0.weight == nil })
+        let limit = (distances.min() ?? 0) / 2
+        c.maxIdentityDrift = limit
+        let guarded = try Restorer(c, store: store)
+        let result = try guarded.restore(file: photo)
+        for face in result.faces {
+            let (w, d) = (try #require(face.weight), try #require(face.identityDistance))
+            #expect(w < 1 && d <= limit, "weight \(w), distance \(d), limit \(limit)")
+        }
+        #expect(result.warnings.filter { if case .identityDrift = $0 { return true } else { return false } }.count == 2)
+        #expect(result.image != measured.image)
+        #expect(try guarded.reblend(result, weight: 1).image == result.image)
+        #expect(throws: PipelineError.self) {
+            var bad = c
+            bad.maxIdentityDrift = 3
+            _ = try Restorer(bad, store: store)
+        }
+    }
+
     /// A GFP-GAN whose faces are not 512² cannot use the parse mask: the restorer says so when it
     /// is built (this trapped after both networks had run).
     @Test(.enabled(if: detectorFile != nil, "no RetinaFace weights"))
