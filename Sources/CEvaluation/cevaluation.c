@@ -47,6 +47,60 @@ static void correlate_avx512(const float *in, int64_t pw, const float *k, int kh
     }
 }
 
+__attribute__((target("avx512f,fma")))
+static void correlate_spans_avx512(const float *in, int64_t pw, const float *k, int kh, int kw, const int32_t *first, const int32_t *end,
+                                   float *out, int64_t w) {
+    // One output row; kernel row i contributes only its taps first[i]..<end[i].
+    int64_t x = 0;
+    for (; x + 64 <= w; x += 64) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        for (int i = 0; i < kh; i++) {
+            const float *line = in + i * pw + x;
+            const float *kr = k + (int64_t)i * kw;
+            for (int j = first[i]; j < end[i]; j++) {
+                const __m512 kv = _mm512_set1_ps(kr[j]);
+                a0 = _mm512_fmadd_ps(kv, _mm512_loadu_ps(line + j), a0);
+                a1 = _mm512_fmadd_ps(kv, _mm512_loadu_ps(line + j + 16), a1);
+                a2 = _mm512_fmadd_ps(kv, _mm512_loadu_ps(line + j + 32), a2);
+                a3 = _mm512_fmadd_ps(kv, _mm512_loadu_ps(line + j + 48), a3);
+            }
+        }
+        _mm512_storeu_ps(out + x, a0);
+        _mm512_storeu_ps(out + x + 16, a1);
+        _mm512_storeu_ps(out + x + 32, a2);
+        _mm512_storeu_ps(out + x + 48, a3);
+    }
+    for (; x < w; x += 16) {
+        const int64_t left = w - x;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < kh; i++) {
+            const float *line = in + i * pw + x;
+            const float *kr = k + (int64_t)i * kw;
+            for (int j = first[i]; j < end[i]; j++) acc = _mm512_fmadd_ps(_mm512_set1_ps(kr[j]), _mm512_loadu_ps(line + j), acc);
+        }
+        _mm512_mask_storeu_ps(out + x, m, acc);
+    }
+}
+
+static void correlate_spans_portable(const float *in, int64_t pw, const float *k, int kh, int kw, const int32_t *first, const int32_t *end,
+                                     float *out, int64_t w) {
+    for (int64_t x = 0; x < w; x++) out[x] = 0;
+    for (int i = 0; i < kh; i++) {
+        const float *line = in + i * pw;
+        for (int j = first[i]; j < end[i]; j++) {
+            const float kv = k[(int64_t)i * kw + j];
+            for (int64_t x = 0; x < w; x++) out[x] += kv * line[x + j];
+        }
+    }
+}
+
+void fr_correlate_spans(const float *in, int64_t pw, const float *k, int kh, int kw, const int32_t *first, const int32_t *end,
+                        float *out, int64_t w) {
+    if (has_avx512()) correlate_spans_avx512(in, pw, k, kh, kw, first, end, out, w);
+    else correlate_spans_portable(in, pw, k, kh, kw, first, end, out, w);
+}
+
 static void correlate_portable(const float *in, int64_t pw, const float *k, int kh, int kw, float *out, int64_t w, int64_t y0, int64_t y1) {
     for (int64_t y = y0; y < y1; y++) {
         float *o = out + y * w;

@@ -70,8 +70,9 @@ func reflect101(_ i: Int, _ n: Int) -> Int {
 
 extension FloatImage {
     /// `cv2.filter2D(self, -1, kernel)` for an odd square kernel (row-major, `size`²): a direct
-    /// correlation in float32 (`fr_correlate`), bands of rows split over `threads`. Taps below
-    /// 1e-12 at the kernel's edges are left out (their sum cannot move a float32 value in [0, 1]).
+    /// correlation in float32 (`fr_correlate_spans`), bands of rows split over `threads`. Taps
+    /// below 1e-12 outside each kernel row's span of larger ones are left out (their sum cannot
+    /// move a float32 value in [0, 1]).
     /// The kernel runs as a sum of column-then-row passes where that is cheaper: `factor` when
     /// given (a 1-D kernel whose outer product is `kernel`: an isotropic Gaussian), else its
     /// singular value decomposition cut at 1e-9 (a rotated Gaussian needs 5–25 terms of 41).
@@ -112,13 +113,22 @@ extension FloatImage {
             return p
         }
         let box = (0..<kh).flatMap { i in (0..<kw).map { j in Float(kernel[(i0 + i) * size + j0 + j]) } }
+        // Per kernel row, the columns from its first to its last significant tap (a rotated thin
+        // Gaussian has a few per row): the direct correlation skips the rest.
+        let spans = (0..<kh).map { i -> (Int32, Int32) in
+            let row = (0..<kw).filter { kernel[(i0 + i) * size + j0 + $0] >= significant }
+            guard let a = row.first, let b = row.last else { return (0, 0) }
+            return (Int32(a), Int32(b + 1))
+        }
+        let (spanFirst, spanEnd) = (spans.map(\.0), spans.map(\.1))
+        let directCost = spanEnd.indices.reduce(0) { $0 + Int(spanEnd[$1] - spanFirst[$1]) }
         // Separable terms (column taps, row taps): the given factor, else the kernel's singular
         // value decomposition cut where the rest is below 1e-9 (Frobenius), when that is cheaper.
         let terms: [([Float], [Float])]? = {
             if let factor { return [((i0...i1).map { Float(factor[$0]) }, (j0...j1).map { Float(factor[$0]) })] }
             let boxed = (0..<kh).flatMap { i in (0..<kw).map { j in kernel[(i0 + i) * size + j0 + j] } }
             guard let svd = separableTerms(boxed, rows: kh, columns: kw, tolerance: 1e-9),
-                  svd.count * (kh + kw + 2) < kh * kw else { return nil }
+                  svd.count * (kh + kw + 2) < directCost else { return nil }
             return svd.map { (col, row) in (col.map(Float.init), row.map(Float.init)) }
         }()
         var out = [Float](repeating: 0, count: w * h * c)
@@ -155,8 +165,12 @@ extension FloatImage {
                             }
                         } else {
                             box.withUnsafeBufferPointer { kp in
-                                guard let k = kp.baseAddress else { return }
-                                fr_correlate(s + (y + i0) * pw + j0, Int64(pw), k, Int32(kh), Int32(kw), line, Int64(w), 0, 1)
+                                spanFirst.withUnsafeBufferPointer { fp in
+                                    spanEnd.withUnsafeBufferPointer { ep in
+                                        guard let k = kp.baseAddress, let f = fp.baseAddress, let e = ep.baseAddress else { return }
+                                        fr_correlate_spans(s + (y + i0) * pw + j0, Int64(pw), k, Int32(kh), Int32(kw), f, e, line, Int64(w))
+                                    }
+                                }
                             }
                         }
                         for x in 0..<w { output[(y * w + x) * c + ch] = line[x] }
