@@ -52,13 +52,75 @@ def ncnn_seeds():
     return {"tiny.ncnn": head + raw + tail, "fp16.ncnn": head + fp16 + tail}
 
 
+def dlib_seed():
+    """A dlib network file with dlib_face_recognition_resnet_model_v1's structure (anet_type, as
+    Sources/FaceRestoreModels/DlibResNet.swift lists it) and one-value tensors: dlib's
+    serialization written here field by field (dlib/serialize.h, dlib/dnn/*.h)."""
+    def sint(v):
+        neg, m = (0x80, -v) if v < 0 else (0, v)
+        body = b""
+        while True:
+            body += bytes([m & 0xFF]); m >>= 8
+            if m == 0:
+                return bytes([len(body) | neg]) + body
+
+    def uint(v):
+        return sint(v)
+
+    def string(t):
+        return uint(len(t)) + t.encode()
+
+    def flt(v):
+        # float_details: mantissa·2^exponent (exact for these values).
+        m, e = v, 0
+        while m != int(m):
+            m, e = m * 2, e - 1
+        return sint(int(m)) + sint(e)
+
+    def tensor(shape, values):
+        return sint(2) + b"".join(sint(d) for d in shape) + struct.pack(f"<{len(values)}f", *values)
+
+    def alias(shape):
+        return sint(1) + b"".join(sint(d) for d in shape)
+
+    empty = tensor((0, 0, 0, 0), [])
+    res = ["relu", "add_prev", "affine", "con", "relu", "affine", "con", "tag"]
+    down = ["relu", "add_prev", "avg_pool", "skip", "tag", "affine", "con", "relu", "affine", "con", "tag"]
+    blocks = [True, False, False, True, False, False, True, False, False, False, True, False, False, False]
+    structure = ["fc", "avg_pool"] + sum((down if d else res for d in blocks), []) + ["max_pool", "relu", "affine", "con"]
+    out = sint(1) + string("loss_metric_2") + flt(0.25) + flt(0.5)
+    out += b"".join(sint(1 if n in ("tag", "skip") else 2) for n in structure)
+    out += string("input_rgb_image_sized") + flt(122.5) + flt(117.0) + flt(104.25) + uint(150) + uint(150)
+    for i in range(len(structure) - 1, -1, -1):
+        n = structure[i]
+        if n in ("tag", "skip"):
+            continue
+        if n == "con":
+            out += string("con_4") + tensor((1, 1, 1, 2), [0.5, -0.25]) + sint(1) + sint(1) + sint(1) + sint(1) + sint(1)
+            out += sint(0) + sint(0) + alias((1, 1, 1, 1)) + alias((1, 1, 1, 1)) + flt(1) + flt(1) + flt(1) + flt(0)
+        elif n == "affine":
+            out += string("affine_") + tensor((1, 2, 1, 1), [2.0, 0.5]) + alias((1, 1, 1, 1)) + alias((1, 1, 1, 1)) + sint(0)
+        elif n == "relu":
+            out += string("relu_")
+        elif n in ("max_pool", "avg_pool"):
+            out += string(n + "_2") + sint(2) + sint(2) + sint(2) + sint(2) + sint(0) + sint(0)
+        elif n == "fc":
+            out += string("fc_2") + uint(2) + uint(1) + tensor((1, 2, 1, 1), [1.0, -1.0]) + alias((1, 2, 1, 1)) + alias((1, 2, 1, 1))
+            out += sint(1) + flt(1) + flt(1) + flt(1) + flt(0)
+        elif n == "add_prev":
+            out += string("add_prev_")
+        out += b"110" + empty + empty + empty
+    return out
+
+
 def main():
-    for target in ("pth", "safetensors", "onnx", "ncnn", "png", "jpeg", "npz", "cvyaml"):
+    for target in ("pth", "safetensors", "onnx", "ncnn", "png", "jpeg", "npz", "cvyaml", "dlib"):
         (CORPUS / target).mkdir(parents=True, exist_ok=True)
     for name in ("plain_zip.pth", "plain_legacy.pth", "nested_zip.pth", "parameter.pth"):
         shutil.copyfile(WEIGHTS / name, CORPUS / "pth" / name)
     shutil.copyfile(WEIGHTS / "expected.safetensors", CORPUS / "safetensors/expected.safetensors")
     (CORPUS / "onnx/tiny.onnx").write_bytes(onnx_seed())
+    (CORPUS / "dlib/anet_tiny.dat").write_bytes(dlib_seed())
     for name, data in ncnn_seeds().items():
         (CORPUS / "ncnn" / name).write_bytes(data)
     for f in sorted(CODECS.iterdir()):

@@ -5,6 +5,7 @@
 
 import FaceRestoreEvaluation
 import FaceRestoreImaging
+import FaceRestoreModels
 import FaceRestoreWeights
 import Foundation
 
@@ -23,6 +24,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// OpenCV YAML storage as BRISQUE's model and range files use it, packed as for `ncnn`:
     /// 2-byte little-endian length of the model text, the text, then the range text.
     case cvyaml
+    /// A dlib network file (`dlib_face_recognition_resnet_model_v1.dat`'s structure).
+    case dlib
 
     /// Limits for decoding under the fuzzer: small enough that a valid huge image is refused.
     static let limits = ImageLimits(maxWidth: 4096, maxHeight: 4096, maxPixels: 4_000_000)
@@ -63,6 +66,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             guard (try? Data(bytes[2..<(2 + n)]).write(to: URL(fileURLWithPath: base + ".model.yml"))) != nil,
                   (try? Data(bytes[(2 + n)...]).write(to: URL(fileURLWithPath: base + ".range.yml"))) != nil else { return false }
             return (try? BRISQUEModel(modelPath: base + ".model.yml", rangePath: base + ".range.yml")) != nil
+        case .dlib:
+            let path = Self.scratch("dat")
+            guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }
+            return (try? DlibNetwork(path: path, structure: DlibResNet.structure)) != nil
         }
     }
 

