@@ -7,11 +7,19 @@
    LAPACK sees them; for the symmetric matrices used here the order does not matter.
    Every function returns LAPACK's `info` (0 on success) or -1000 when memory ran out. */
 
-/* Eigen-decomposition of the symmetric n×n `a` (dsyevd, lower triangle): eigenvalues ascending in
-   `w`; with `vectors` non-zero, `a` is overwritten with the orthonormal eigenvectors (columns). */
-int fr_symmetric_eigen(int n, double *a, double *w, int vectors);
+/* Eigenvalues only (ascending, in `w`) of the symmetric n×n `a` (lower triangle, destroyed):
+   dsyevd_2stage, whose two-stage tridiagonal reduction is mostly matrix-matrix work. */
+int fr_symmetric_eigenvalues(int n, double *a, double *w);
 
-/* c = alpha·op(a)·op(b) + beta·c for n×n matrices (dgemm, column-major); trans_a/trans_b: 0 or 1. */
-void fr_gemm_square(int n, int trans_a, int trans_b, double alpha, const double *a, const double *b, double beta, double *c);
+/* Pivoted Cholesky of the symmetric positive semi-definite n×n `a` (dpstrf, lower, LAPACK's
+   default tolerance n·eps·max aᵢᵢ): Pᵀ·A·P = L·Lᵀ with L in the lower triangle of `a`'s first
+   `*rank` columns (the rest of `a` is not meaningful), P(piv[k]−1, k) = 1. Returns 0, or 1 when
+   the rank is below n (not an error), or LAPACK's negative info. */
+int fr_pivoted_cholesky(int n, double *a, int *piv, int *rank);
+
+/* c = alpha·op(a)·op(b) + beta·c (dgemm, column-major): op(a) m×k, op(b) k×n, c m×n;
+   trans_a/trans_b: 0 or 1. */
+void fr_gemm(int trans_a, int trans_b, int m, int n, int k, double alpha, const double *a, int lda,
+             const double *b, int ldb, double beta, double *c, int ldc);
 
 #endif
