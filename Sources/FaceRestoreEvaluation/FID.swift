@@ -53,6 +53,7 @@ public struct FIDStatistics: Sendable, Equatable {
             throw EvaluationError.invalidInput("FID: feature vectors of different lengths")
         }
         let n = features.count
+        try FID.requireLinearAlgebra()
         guard n < Int(Int32.max), d < 1 << 15 else { throw EvaluationError.invalidInput("FID: \(n) vectors of \(d) values is too many") }
         var mean = [Double](repeating: 0, count: d)
         for f in features { for j in 0..<d { mean[j] += Double(f[j]) } }
@@ -63,7 +64,7 @@ public struct FIDStatistics: Sendable, Equatable {
         var cov = [Double](repeating: 0, count: d * d)
         centred.withUnsafeBufferPointer { y in
             cov.withUnsafeMutableBufferPointer { c in
-                fr_gemm(0, 1, Int32(d), Int32(d), Int32(n), 1 / Double(n - 1), y.baseAddress, Int32(d), y.baseAddress, Int32(d), 0,
+                _ = fr_gemm(0, 1, Int32(d), Int32(d), Int32(n), 1 / Double(n - 1), y.baseAddress, Int32(d), y.baseAddress, Int32(d), 0,
                         c.baseAddress, Int32(d))
             }
         }
@@ -115,6 +116,13 @@ public enum FID {
     /// The offset basicsr adds to both diagonals when √(Σ1Σ2) is not finite.
     public static let epsilon = 1e-6
 
+    /// Throws unless the system OpenBLAS (LAPACK) could be loaded.
+    static func requireLinearAlgebra() throws {
+        guard fr_linear_algebra_available() != 0 else {
+            throw EvaluationError.invalidInput("FID needs the system OpenBLAS (libopenblas.so.0; Debian: apt install libopenblas0)")
+        }
+    }
+
     /// basicsr `calculate_fid(μ1, Σ1, μ2, Σ2)`.
     public static func frechetDistance(_ a: FIDStatistics, _ b: FIDStatistics) throws -> Double {
         guard a.dimension == b.dimension else {
@@ -151,6 +159,7 @@ public enum FID {
             throw EvaluationError.invalidInput("FID: covariances of \(s1.count) and \(s2.count) values for dimension \(d)")
         }
         guard s1.allSatisfy(\.isFinite), s2.allSatisfy(\.isFinite) else { return .nan }
+        try requireLinearAlgebra()
         let n = Int32(d)
         var l = s1
         var pivot = [Int32](repeating: 0, count: d)
@@ -171,11 +180,11 @@ public enum FID {
         s2.withUnsafeBufferPointer { s2p in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
-                    fr_gemm(0, 0, n, rank32, n, 1, s2p.baseAddress, n, bp.baseAddress, n, 0, cp.baseAddress, n)   // C = Σ2·B
+                    _ = fr_gemm(0, 0, n, rank32, n, 1, s2p.baseAddress, n, bp.baseAddress, n, 0, cp.baseAddress, n)   // C = Σ2·B
                 }
                 m.withUnsafeMutableBufferPointer { mp in
                     c.withUnsafeBufferPointer { cp in
-                        fr_gemm(1, 0, rank32, rank32, n, 1, bp.baseAddress, n, cp.baseAddress, n, 0, mp.baseAddress, rank32)   // M = Bᵀ·C
+                        _ = fr_gemm(1, 0, rank32, rank32, n, 1, bp.baseAddress, n, cp.baseAddress, n, 0, mp.baseAddress, rank32)   // M = Bᵀ·C
                     }
                 }
             }
