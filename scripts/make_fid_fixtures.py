@@ -21,9 +21,11 @@ lists), transformed in float32 as follows:
   fc.weight, fc.bias   randn * float32(0.01)                  (drawn last; unused by the features)
   *.num_batches_tracked  0 (not drawn)
 
-Swift's TorchGenerator reproduces torch.manual_seed + randn bit for bit, so FIDTests redraws the
-same weights from the manifest instead of a 95 MB file being committed. The full weights are also
-saved to ~/.cache/facerestore-reference/fixtures/fid_inception_random.pth (never committed).
+FIDTests redraws these weights from the manifest with Swift's TorchGenerator instead of a 95 MB
+file being committed (against torch 1.13.0a0 its randn agrees to the last bits only: about 1e-7
+relative). The exact weights are saved to
+~/.cache/facerestore-reference/fixtures/fid_inception_random.pth (never committed); FIDTests uses
+them when FACERESTORE_FID_RANDOM_WEIGHTS names that file.
 
 Writes Tests/FaceRestoreEvaluationTests/Fixtures/fid/:
   manifest.txt   VERSIONS line, SEED line, then "key dims…" per drawn tensor in draw order

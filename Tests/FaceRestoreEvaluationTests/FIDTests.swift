@@ -1,8 +1,16 @@
 // FID against basicsr 1.4.2 (Fixtures/fid, made by scripts/make_fid_fixtures.py): the FID
-// Inception's features with seeded random weights (redrawn here with TorchGenerator from the
-// manifest, so no 95 MB weights file is committed), basicsr's calculate_fid on those features'
+// Inception's features with seeded random weights, basicsr's calculate_fid on those features'
 // statistics, and scipy-based values of the Fréchet distance on fixed 64-d and seeded 2048-d
 // statistics.
+//
+// The random weights are redrawn here with TorchGenerator from the manifest (seed, keys, shapes,
+// the script's float32 transforms), so no 95 MB weights file is committed. Against this
+// reference's torch 1.13.0a0 its randn is not bit-exact: most values differ in the last bits
+// (7,619 of the first 10,080 by up to 2.1e-6; its log/sin/cos against torch's vectorised ones),
+// so these weights differ from the script's by about 1e-7 relative and the features agree to
+// about 1.5e-5 (bound 1e-4). With the script's own weights file
+// (FACERESTORE_FID_RANDOM_WEIGHTS=~/.cache/facerestore-reference/fixtures/fid_inception_random.pth)
+// the features are compared to 2e-6 (measured: 6e-7).
 
 import FaceRestoreEngine
 @testable import FaceRestoreEvaluation
@@ -57,8 +65,11 @@ private func randomStateDict() throws -> StateDict {
     return StateDict(names: names, tensors: dict)
 }
 
+private let exactWeights = ProcessInfo.processInfo.environment["FACERESTORE_FID_RANDOM_WEIGHTS"]
+
 private let sharedInception: Result<FIDInception, Error> = Result {
-    try FIDInception(stateDict: try randomStateDict(), file: "random-fid-inception")
+    if let exactWeights { return try FIDInception(weights: exactWeights) }
+    return try FIDInception(stateDict: try randomStateDict(), file: "random-fid-inception")
 }
 
 private func expected() throws -> [String: NumpyArray] {
@@ -94,9 +105,9 @@ final class FIDTests: XCTestCase {
             XCTAssertEqual(ours.count, 2048)
             let diff = zip(ours, ref.values).map { abs(Double($0) - $1) }.max() ?? .infinity
             worst = max(worst, diff)
-            XCTAssertLessThan(diff, 1e-4, name)
+            XCTAssertLessThan(diff, exactWeights == nil ? 1e-4 : 2e-6, name)
         }
-        print("FID Inception features: max |Δ| \(worst) over \(files.count) images")
+        print("FID Inception features (\(exactWeights ?? "weights redrawn from the seed")): max |Δ| \(worst) over \(files.count) images")
     }
 
     func testFolderFIDMatchesCalculateFid() throws {
