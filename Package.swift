@@ -49,7 +49,10 @@ let package = Package(
         // BRISQUE, identity), at parity with basicsr and OpenCV.
         // Its wide inner loops (the degradation's blur, SSIM's windows): AVX-512 by target attributes.
         .target(name: "CEvaluation", path: "Sources/CEvaluation"),
-        .target(name: "FaceRestoreEvaluation", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging", "CChecksum", "CEvaluation"]),
+        // FID's Fréchet distance: a pivoted Cholesky, products and symmetric eigenvalues of 2048²
+        // matrices in double through the system OpenBLAS (Debian libopenblas0), loaded on first use.
+        .target(name: "CLinearAlgebra", path: "Sources/CLinearAlgebra"),
+        .target(name: "FaceRestoreEvaluation", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging", "CChecksum", "CEvaluation", "CLinearAlgebra"]),
         // The product layer: model store, recipes applied, whole jobs, outputs (re-exports the rest).
         .target(name: "FaceRestore",
                 dependencies: ["FaceRestoreEngine", "FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging", "FaceRestorePipeline",
