@@ -95,6 +95,17 @@ def umeyama_details(landmarks, size=150, padding=0.25):
                 angle=angle, rows=size, cols=size)
 
 
+def pyramid_level(d, size=150 * 150):
+    """The pyramid_down<2> level extract_image_chip samples (-1: the image itself)."""
+    l, t, r, b = d["left"], d["top"], d["right"], d["bottom"]
+    level = -1
+    while True:
+        l, r, t, b = l / 2 - 1.25, r / 2 - 1.25, t / 2 - 0.75, b / 2 - 0.75
+        if (r - l + 1) * (b - t + 1) <= size:
+            return level
+        level += 1
+
+
 def predictor_path(given):
     if given:
         return given
@@ -118,6 +129,7 @@ def variants(rgb):
     out.append(("crop", np.ascontiguousarray(rgb[h // 8: h - h // 10, w // 10: w - w // 7])))
     out.append(("half", cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
     out.append(("x1.7", cv2.resize(rgb, (int(w * 1.7), int(h * 1.7)), interpolation=cv2.INTER_CUBIC)))
+    out.append(("x3", cv2.resize(rgb, (w * 3, h * 3), interpolation=cv2.INTER_CUBIC)))
     out.append(("blur", cv2.GaussianBlur(rgb, (0, 0), 2.5)))
     rng = np.random.default_rng(7)
     out.append(("noise", np.clip(rgb.astype(np.float64) + rng.normal(0, 12, rgb.shape), 0, 255).astype(np.uint8)))
@@ -182,7 +194,7 @@ def main():
         dlib_68 = dlib.get_face_chip_details(c["shape"], 150, 0.25)
         c.update(chip=chip, within1=float((diff <= 1).mean() * 100), maxdiff=int(diff.max()),
                  ref_embedding=np.array(facerec.compute_face_descriptor(chip), dtype=np.float64),
-                 angle68=dlib_68.angle, rect68=dlib_68.rect)
+                 angle68=dlib_68.angle, rect68=dlib_68.rect, level=pyramid_level(d))
     with open(os.path.join(work, "manifest.json"), "w") as f:
         json.dump(manifest2, f)
     os.remove(os.path.join(work, "ours.json"))
@@ -193,19 +205,20 @@ def main():
         sys.exit("the Swift parity hook failed")
     ours2 = json.load(open(os.path.join(work, "ours.json")))
     worst = 0.0
-    print(f"{'case':34s} {'chip ≤1 (%)':>11s} {'chip max':>8s} {'emb max |Δ|':>12s} {'1-cos(ours,dlib)':>16s}")
+    print(f"{'case':34s} {'level':>5s} {'chip ≤1 (%)':>11s} {'chip max':>8s} {'emb max |Δ|':>12s} {'1-cos(ours,dlib)':>16s}")
     for name, c in cases.items():
         e = np.array(ours2[name]["embedding"], dtype=np.float64)
         ref = c["ref_embedding"]
         d = float(np.abs(e - ref).max())
         worst = max(worst, d)
         cos = 1 - e @ ref / (np.linalg.norm(e) * np.linalg.norm(ref))
-        print(f"{name:34s} {c['within1']:11.3f} {c['maxdiff']:8d} {d:12.2e} {cos:16.2e}")
+        print(f"{name:34s} {c['level']:5d} {c['within1']:11.3f} {c['maxdiff']:8d} {d:12.2e} {cos:16.2e}")
     times = ours2["_timing"]["ms"]
     within = [c["within1"] for c in cases.values()]
     print(f"cases: {len(cases)}; embeddings: max |Δ| {worst:.2e} (required ≤ 1e-4); chips: {min(within):.3f}–{max(within):.3f}% "
           f"of values within 1 gray level (mean {np.mean(within):.3f}%), max |Δ| {max(c['maxdiff'] for c in cases.values())}; "
-          f"chip details vs numpy Umeyama: max |Δ| {worst_detail:.2e}")
+          f"chip details vs numpy Umeyama: max |Δ| {worst_detail:.2e}; pyramid levels used: "
+          f"{sorted(set(c['level'] for c in cases.values()))}")
     import time
     chips = [c["chip"] for c in cases.values()]
     facerec.compute_face_descriptor(chips[0])
