@@ -25,6 +25,8 @@ public struct BenchmarkConfiguration: Sendable {
     public var store = ModelStore()
     /// Faces shown in the HTML report.
     public var examples = 4
+    /// The network metrics' weight files (ID-dlib runs when its model is installed).
+    public var metricWeights = MetricWeights()
 
     public init(highQuality: String, output: String, models: [ModelSpec]) {
         self.highQuality = highQuality
@@ -61,11 +63,18 @@ public struct Benchmark: Sendable {
 
     public init(_ configuration: BenchmarkConfiguration) { self.configuration = configuration }
 
-    /// The metrics that can run here: PSNR and SSIM always; NIQE and BRISQUE when installed.
-    public static func availableMetrics() -> (metrics: [Metric], niqe: NIQEModel?, brisque: BRISQUEModel?) {
+    /// The metrics that can run here, in the paper's column order (LPIPS, FID, NIQE, identity,
+    /// PSNR, SSIM): PSNR and SSIM always; NIQE, BRISQUE and ID-dlib when installed; LPIPS, FID,
+    /// Deg. and LMD when their weights are given.
+    public static func availableMetrics(_ weights: MetricWeights = MetricWeights())
+        -> (metrics: [Metric], niqe: NIQEModel?, brisque: BRISQUEModel?) {
         let niqe = try? NIQEModel(contentsOf: NIQEModel.defaultPath)
         let brisque = try? BRISQUEModel(modelPath: BRISQUEModel.defaultModelPath, rangePath: BRISQUEModel.defaultRangePath)
-        return ([.psnr, .ssim] + (niqe != nil ? [.niqe] : []) + (brisque != nil ? [.brisque] : []), niqe, brisque)
+        var available: Set<Metric> = Set(weights.available).union([.psnr, .ssim])
+        if niqe != nil { available.insert(.niqe) }
+        if brisque != nil { available.insert(.brisque) }
+        let order: [Metric] = [.lpips, .fid, .niqe, .brisque, .deg, .idDlib, .lmd, .psnr, .ssim]
+        return (order.filter { available.contains($0) }, niqe, brisque)
     }
 
     /// Runs the benchmark; `progress` gets a line as each step starts.
@@ -97,10 +106,16 @@ public struct Benchmark: Sendable {
             names.append(name)
             sizes[name] = (gt.width, gt.height)
         }
-        let (metrics, niqe, brisque) = Self.availableMetrics()
+        let (metrics, niqe, brisque) = Self.availableMetrics(c.metricWeights)
         var evaluator = Evaluator(metrics: metrics)
         evaluator.niqeModel = niqe
         evaluator.brisqueModel = brisque
+        try evaluator.loadNetworks(c.metricWeights, threads: c.threads)
+        if let inception = evaluator.fidInception, evaluator.fidReference == nil {
+            // FID against the ground truth's statistics, computed once for every row.
+            progress?("FID statistics of the ground truth")
+            evaluator.fidReference = try FID.statistics(ofFolder: gtFolder, inception: inception)
+        }
         func row(_ method: String, _ folderName: String, network: String = "", seconds: Double, metrics: [Metric]? = nil,
                  reference: String? = gtFolder) throws -> BenchmarkRow {
             var e = evaluator
@@ -138,7 +153,8 @@ public struct Benchmark: Sendable {
             progress?("scoring \(given)")
             rows.append(try row(given, slug, network: network, seconds: seconds))
         }
-        let noReference = metrics.filter { !$0.needsReference }
+        // The ground truth's own no-reference scores (FID only against a statistics file).
+        let noReference = metrics.filter { !$0.needsReference && ($0 != .fid || c.metricWeights.fidStatistics != nil) }
         if !noReference.isEmpty { rows.append(try row("Ground truth", "gt", seconds: 0, metrics: noReference, reference: nil)) }
         let settings = ["seed": "\(c.seed)", "pipeline": c.degradation.pipeline.rawValue, "images": "\(names.count)",
                         "high_quality": c.highQuality, "version": faceRestoreVersion]

@@ -34,16 +34,17 @@ public enum Metric: String, Sendable, CaseIterable, Codable {
     public var heading: String { label + (higherIsBetter ? " ↑" : " ↓") }
 }
 
-/// A metric computed by a network on a restored image and its reference (LPIPS, the identity
-/// distances, LMD): the value, or nil when the pair cannot be scored by design (Deg.'s pairs under
-/// 1° are dropped from the mean, not from the table).
-public protocol PairMetric: Sendable {
-    func score(_ restored: PixelImage, reference: PixelImage) throws -> Double
+/// An image being scored: its file (some metrics read it again as the reference scripts do,
+/// e.g. `cv2.imread(path, 0)`) and its decoded pixels.
+public struct ScoredImage: Sendable {
+    public let path: String
+    public let image: PixelImage
 }
 
-/// FID's side: the network's feature vector of one image, and the reference set's statistics.
-public protocol FeatureExtractor: Sendable {
-    func features(_ image: PixelImage) throws -> [Float]
+/// A metric computed by a network on a restored image and its reference (LPIPS, the identity
+/// distances, LMD).
+public protocol PairMetric: Sendable {
+    func score(_ restored: ScoredImage, reference: ScoredImage) throws -> Double
 }
 
 /// One scored image.
@@ -160,6 +161,9 @@ public struct Evaluator: Sendable {
     public var brisqueModel: BRISQUEModel?
     /// The networks of the per-image network metrics (LPIPS, ID-dlib, Deg., LMD).
     public var pairModels: [Metric: any PairMetric] = [:]
+    /// FID's network, and the reference statistics (nil: those of the reference folder).
+    public var fidInception: FIDInception?
+    public var fidReference: FIDStatistics?
 
     public init(metrics: [Metric]) { self.metrics = metrics }
 
@@ -181,10 +185,13 @@ public struct Evaluator: Sendable {
     public func evaluate(restored: String, reference: String?, progress: ((Int, Int, String) -> Void)? = nil) throws -> EvaluationReport {
         let files = try Self.images(at: restored)
         guard !files.isEmpty else { throw EvaluationError.invalidInput("\(restored): no .png or .jpg images") }
-        let needsReference = metrics.contains { $0.needsReference }
+        let needsReference = metrics.contains { $0.needsReference } || (metrics.contains(.fid) && fidReference == nil)
         var references: [String: String] = [:]
         if needsReference {
-            guard let reference else { throw EvaluationError.invalidInput("PSNR and SSIM need the reference images (--reference)") }
+            guard let reference else {
+                let names = metrics.filter { $0.needsReference || $0 == .fid }.map(\.label).joined(separator: ", ")
+                throw EvaluationError.invalidInput("\(names) need\(metrics.filter { $0.needsReference || $0 == .fid }.count == 1 ? "s" : "") the reference images (--reference)")
+            }
             for f in try Self.images(at: reference) { references[Self.baseName(f)] = references[Self.baseName(f)] ?? f }
         }
         if metrics.contains(.niqe) && niqeModel == nil { throw EvaluationError.invalidInput("NIQE needs its parameters file") }
@@ -192,6 +199,8 @@ public struct Evaluator: Sendable {
         for m in metrics where [.lpips, .idDlib, .deg, .lmd].contains(m) && pairModels[m] == nil {
             throw EvaluationError.invalidInput("\(m.label) needs its network's weights")
         }
+        if metrics.contains(.fid) && fidInception == nil { throw EvaluationError.invalidInput("FID needs the Inception weights") }
+        var fidFeatures: [[Float]] = []
         var rows: [EvaluationRow] = []
         var failures: [String] = []
         for (i, file) in files.enumerated() {
@@ -204,6 +213,7 @@ public struct Evaluator: Sendable {
                     let match = references.count == 1 && files.count == 1 ? references.values.first : references[Self.baseName(file)]
                     guard let match else { throw EvaluationError.invalidInput("no reference image named \(Self.baseName(file)).* in \(reference ?? "")") }
                     let ref = try ImageIO.read(path: match).image
+                    let (restoredImage, referenceImage) = (ScoredImage(path: file, image: image), ScoredImage(path: match, image: ref))
                     if metrics.contains(.psnr) || metrics.contains(.ssim) {
                         let s = try FullReference.scores(image, reference: ref, options: fullReference)
                         if metrics.contains(.psnr) { values["psnr"] = s.psnr }
@@ -212,7 +222,9 @@ public struct Evaluator: Sendable {
                     // A network metric that cannot score this pair is a failure line of its own.
                     for m in metrics {
                         guard let model = pairModels[m] else { continue }
-                        do { values[m.rawValue] = try model.score(image, reference: ref) } catch { failures.append("\(file): \(m.label): \(error)") }
+                        do { values[m.rawValue] = try model.score(restoredImage, reference: referenceImage) } catch {
+                            failures.append("\(file): \(m.label): \(error)")
+                        }
                     }
                 }
                 // A no-reference metric that cannot score this image (too small for NIQE's blocks)
@@ -225,14 +237,38 @@ public struct Evaluator: Sendable {
                 if metrics.contains(.brisque), let brisqueModel {
                     do { values["brisque"] = try brisque(image, model: brisqueModel) } catch { failures.append("\(file): BRISQUE: \(error)") }
                 }
+                if metrics.contains(.fid), let fidInception {
+                    do { fidFeatures.append(try fidInception.features(image)) } catch { failures.append("\(file): FID: \(error)") }
+                }
                 rows.append(EvaluationRow(name: URL(fileURLWithPath: file).lastPathComponent, values: values))
             } catch {
                 let text = "\(error)"
                 failures.append(text.hasPrefix(file) ? text : "\(file): \(text)")
             }
         }
-        let settings = ["crop_border": "\(fullReference.cropBorder)", "y_channel": "\(fullReference.yChannel)",
+        var settings = ["crop_border": "\(fullReference.cropBorder)", "y_channel": "\(fullReference.yChannel)",
                         "correct_mean_var": "\(fullReference.correctMeanVariance)", "restored": restored, "reference": reference ?? ""]
-        return EvaluationReport(metrics: metrics, rows: rows, failures: failures, settings: settings)
+        var setValues: [String: Double] = [:]
+        if metrics.contains(.fid), let fidInception {
+            // The set's statistics against the given ones, else the reference folder's.
+            do {
+                let ours = try FIDStatistics(features: fidFeatures)
+                let theirs: FIDStatistics
+                if let fidReference { theirs = fidReference } else {
+                    guard let reference else { throw EvaluationError.invalidInput("FID needs --reference or --fid-stats") }
+                    theirs = try FID.statistics(ofFolder: reference, inception: fidInception)
+                }
+                setValues[Metric.fid.rawValue] = try FID.frechetDistance(ours, theirs)
+                settings["fid_images"] = "\(fidFeatures.count)"
+                settings["fid_reference"] = fidReference == nil ? "folder \(reference ?? "")" : "statistics file"
+            } catch {
+                failures.append("FID: \(error)")
+            }
+        }
+        if metrics.contains(.deg) {
+            let kept = rows.compactMap { $0.values[Metric.deg.rawValue] }.filter { $0 >= EvaluationReport.degreeFloor }.count
+            settings["deg_pairs_below_1_degree_dropped"] = "\(rows.compactMap { $0.values[Metric.deg.rawValue] }.count - kept)"
+        }
+        return EvaluationReport(metrics: metrics, rows: rows, failures: failures, settings: settings, setValues: setValues)
     }
 }

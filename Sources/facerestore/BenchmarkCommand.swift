@@ -33,6 +33,8 @@ struct BenchmarkCommand: ParsableCommand {
     @Option(name: .long, help: "Example faces shown in report.html.")
     var examples = 4
 
+    @OptionGroup var networks: MetricWeightOptions
+
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -42,6 +44,7 @@ struct BenchmarkCommand: ParsableCommand {
         c.seed = seed
         c.threads = compute.threads
         c.examples = examples
+        c.metricWeights = networks.weights
         let terminal = isatty(STDERR_FILENO) == 1
         let report: BenchmarkReport
         do {

