@@ -65,7 +65,7 @@ public final class ArcFaceResNet: Sendable {
         blocks = all
         bn4 = try Self.batchNorm(root["bn4"], 512)
         let flat = 512 * 8 * 8
-        fc5 = try root.linear(flat, 512, context: ctx)
+        fc5 = try root["fc5"].linear(flat, 512, context: ctx)
         bn5 = try Self.batchNorm(root["bn5"], 512)
         try loader.finish(deliberatelyUnused: [])
     }

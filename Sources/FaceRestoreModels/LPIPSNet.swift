@@ -140,7 +140,8 @@ public final class LPIPSNet: Sendable {
         self.linear = try net.channels.enumerated().map { k, c in
             try linearLoader.root["lin\(k)"]["model"]["1"].floats("weight", shape: [1, c, 1, 1])
         }
-        var ignored = try loader.finish(deliberatelyUnused: lpipsDump ? [] : ["classifier."])
+        // A dump repeats the linear layers under `lins.K` (the ModuleList holding lin0…lin4).
+        var ignored = try loader.finish(deliberatelyUnused: lpipsDump ? ["lins."] : ["classifier."])
         if linearLoader !== loader { ignored += try linearLoader.finish(deliberatelyUnused: []) }
         ignoredKeys = ignored
     }
