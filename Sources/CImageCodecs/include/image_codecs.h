@@ -37,6 +37,11 @@ int fr_png_encode(const unsigned char *pixels, int width, int height, int channe
 int fr_jpeg_encode(const unsigned char *pixels, int width, int height, int channels, int quality, int subsampling,
                    unsigned char **out, size_t *out_size, char *err, size_t errlen);
 
+/// One 8-bit gray channel as `cv2.imread(path, IMREAD_GRAYSCALE)` (OpenCV 4.6) gives it: PNG through
+/// libpng's rgb_to_gray (0.299, 0.587), JPEG as its decoded luma plane; orientation read from EXIF.
+int fr_png_decode_gray(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen);
+int fr_jpeg_decode_gray(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen);
+
 void fr_free(void *p);
 
 #endif

@@ -1,0 +1,35 @@
+// `cv2.imread(path, cv2.IMREAD_GRAYSCALE)` (`imread(path, 0)`) as OpenCV 4.6 reads it, which is
+// not `cvtColor(imread(path), BGR2GRAY)`:
+//   - JPEG: libjpeg's JCS_GRAYSCALE output, the file's decoded luma plane (`grfmt_jpeg.cpp`);
+//   - PNG: libpng's `png_set_rgb_to_gray(1, 0.299, 0.587)` (`grfmt_png.cpp`): weights 9798/19235/3735
+//     in 15-bit fixed point and *truncated*, through the gamma tables when the file has gAMA/sRGB;
+//     16-bit files stripped to 8, alpha dropped, palettes expanded first;
+//   - EXIF orientation applied, as for colour reads.
+// The ArcFace "Deg." metric (VQFR `metric_paper/calculate_cos_dist.py`) reads its images this way.
+
+import CImageCodecs
+import Foundation
+
+extension ImageIO {
+    /// The one-channel 8-bit image `cv2.imread(path, cv2.IMREAD_GRAYSCALE)` gives.
+    public static func readGrayscale(path: String, limits: ImageLimits = ImageLimits()) throws -> PixelImage {
+        try decodeGrayscale(try contents(path: path), path: path, limits: limits)
+    }
+
+    /// `cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)` (`path` names the source in errors).
+    public static func decodeGrayscale(_ data: Data, path: String, limits: ImageLimits = ImageLimits()) throws -> PixelImage {
+        let header = try probe(data, path: path, limits: limits)
+        var raw = fr_image()
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = data.withUnsafeBytes { b -> Int32 in
+            let p = b.bindMemory(to: UInt8.self).baseAddress!
+            return header.format == .png ? fr_png_decode_gray(p, b.count, limits.maxPixels, &raw, &err, err.count)
+                                         : fr_jpeg_decode_gray(p, b.count, limits.maxPixels, &raw, &err, err.count)
+        }
+        guard rc == 0, let px = raw.pixels else { throw ImageError.decoding(path: path, reason: cMessage(err)) }
+        defer { fr_free(px) }
+        let (w, h) = (Int(raw.width), Int(raw.height))
+        let image = PixelImage(width: w, height: h, channels: 1, pixels: Array(UnsafeBufferPointer(start: px, count: w * h)))
+        return image.oriented(exif: Int(raw.orientation))
+    }
+}
