@@ -35,7 +35,8 @@ Writes (committed) Tests/FaceRestoreEvaluationTests/Fixtures/lmd/:
                          the last module's heatmaps (all 99 channels, rows/cols 3, 11, ..., 59),
                          per-channel sums of the last heatmaps (float64), the argmax margin
                          (top-1 minus top-2) and the |neighbour difference| behind each 1/4-pixel
-                         shift; crafted heatmaps' calculate_points results
+                         shift; crafted heatmaps' calculate_points results; VQFR's
+                         distance for three image pairs and their mean (lmd.pairs, lmd.mean)
 and (not committed) ~/.cache/facerestore-reference/fixtures/:
   lmd_random_fan.pth               the random weights, {'state_dict': ...} as the official file
   lmd_random_fan_io.safetensors    each image's input tensor and all four modules' outputs
@@ -195,6 +196,11 @@ def main():
                 "edge_argmax": int(((idx // 64) == 0).sum() + ((idx // 64) == 63).sum() + ((idx % 64) == 0).sum() + ((idx % 64) == 63).sum())}
         summary.append(info)
         print(json.dumps(info))
+    # VQFR's per-pair distance and folder mean on pairs of these images' landmarks.
+    pairs = [("astronaut", "astronaut_crop"), ("astronaut_crop", "astronaut_small_flipped"), ("grace_hopper", "astronaut")]
+    dists = [float(np.sqrt(((expected[f"{b}.landmarks"] - expected[f"{a}.landmarks"]) ** 2).sum(1)).mean()) for a, b in pairs]
+    expected["lmd.pairs"] = np.array(dists)
+    expected["lmd.mean"] = np.array([sum(dists) / len(dists)])
     for kind in range(4):
         h = crafted_heatmaps(kind)
         expected[f"crafted{kind}.points"] = calculate_points(h).reshape(-1, 2).astype(np.float64)
