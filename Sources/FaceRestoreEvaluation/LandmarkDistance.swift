@@ -83,8 +83,12 @@ public final class AWingLandmarks: Sendable {
     /// get_landmarks' last steps: `calculate_points` on the first `count` maps of a module's
     /// output (`[≥ count, 64, 64]`, row-major), × (W/64, H/64) of the original `width × height`.
     public static func landmarks(heatmaps: [Float], count: Int, width: Int, height: Int) throws -> [(x: Double, y: Double)] {
+        let cells = AWingFAN.heatmapSize * AWingFAN.heatmapSize
+        guard count > 0, count <= heatmaps.count / cells, width > 0, height > 0 else {
+            throw EvaluationError.invalidInput("get_landmarks: \(heatmaps.count) heatmap values for \(count) maps, image \(width)×\(height)")
+        }
         let grid = AWingFAN.heatmapSize
-        let points = try Self.points(heatmaps: Array(heatmaps.prefix(count * grid * grid)), count: count)
+        let points = try Self.points(heatmaps: Array(heatmaps.prefix(count * cells)), count: count)
         let (sx, sy) = (Double(width) / Double(grid), Double(height) / Double(grid))
         return points.map { (x: $0.x * sx + 0, y: $0.y * sy + 0) }
     }
@@ -99,7 +103,7 @@ public final class AWingLandmarks: Sendable {
     public static func points(heatmaps: [Float], count: Int) throws -> [(x: Double, y: Double)] {
         let w = AWingFAN.heatmapSize
         let cells = w * w   // the reference hard-codes 4096 for its bounds
-        guard count > 0, heatmaps.count == count * cells else {
+        guard count > 0, heatmaps.count % cells == 0, heatmaps.count / cells == count else {
             throw EvaluationError.invalidInput("calculate_points: \(heatmaps.count) values for \(count) maps of \(w)×\(w)")
         }
         return try heatmaps.withUnsafeBufferPointer { h -> [(x: Double, y: Double)] in

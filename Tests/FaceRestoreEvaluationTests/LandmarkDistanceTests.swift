@@ -218,6 +218,15 @@ struct LandmarkDistanceTests {
         h[3 * 4096 + 4095] = 1000
         #expect(throws: EvaluationError.self) { try AWingLandmarks.points(heatmaps: h, count: 98) }
         #expect(throws: EvaluationError.self) { try AWingLandmarks.points(heatmaps: [1, 2, 3], count: 98) }
+        #expect(throws: EvaluationError.self) { try AWingLandmarks.points(heatmaps: h, count: -1) }
+        #expect(throws: EvaluationError.self) { try AWingLandmarks.points(heatmaps: h, count: Int.max) }
+        #expect(throws: EvaluationError.self) { try AWingLandmarks.landmarks(heatmaps: h, count: -5, width: 1, height: 1) }
+        #expect(throws: EvaluationError.self) { try AWingLandmarks.landmarks(heatmaps: h, count: Int.max / 2, width: 1, height: 1) }
+        // numpy's argmax takes the first NaN as the maximum (no crash).
+        var nan = craftedHeatmaps(0)
+        nan[7 * 4096 + 100] = .nan
+        let withNaN = try AWingLandmarks.points(heatmaps: nan, count: 98)
+        #expect(withNaN[7].x == 36.75 && withNaN[7].y == 1.75)   // cell (36, 1), its neighbours finite
     }
 
     @Test("the per-pair distance and the folder mean as VQFR's script")
