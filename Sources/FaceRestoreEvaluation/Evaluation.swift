@@ -3,6 +3,7 @@
 // `eval` command and the benchmark call.
 
 import FaceRestoreImaging
+import FaceRestoreModels
 import Foundation
 
 /// A metric `Evaluator` can compute.

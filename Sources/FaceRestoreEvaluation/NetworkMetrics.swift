@@ -110,7 +110,8 @@ extension Evaluator {
         }
         if let m = try load(.lpips, weights.lpips, { file -> LPIPSMetric in
             // The linear layers: given, else a whole LPIPS dump needs none, else the installed ones.
-            let linear = weights.lpipsLinear ?? (try Self.holdsLPIPSLinearLayers(file) ? nil : MetricWeights.installedLinear(weights.lpipsNetwork))
+            var linear = weights.lpipsLinear
+            if linear == nil, try !Self.holdsLPIPSLinearLayers(file) { linear = MetricWeights.installedLinear(weights.lpipsNetwork) }
             if let linear, !FileManager.default.fileExists(atPath: linear) {
                 throw EvaluationError.invalidInput("lpips' linear layers \(linear) are not installed (./scripts/setup fetches them from the lpips wheel)")
             }
