@@ -207,9 +207,9 @@ def main():
     save_file(expected, os.path.join(OUT, "expected.safetensors"))
     save_file(io, os.path.join(CACHE, "lmd_random_fan_io.safetensors"))
     with open(os.path.join(OUT, "keys.json"), "w") as f:
-        json.dump({"versions": VERSIONS, "seed": SEED, "gain": GAIN, "gain_head": GAIN_HEAD,
-                   "images": summary, "keys": keys}, f, indent=0)
-        f.write("\n")
+        head = json.dumps({"versions": VERSIONS, "seed": SEED, "gain": GAIN, "gain_head": GAIN_HEAD,
+                           "images": summary}, indent=1)
+        f.write(head[:-2] + ',\n "keys": [\n' + ",\n".join("  " + json.dumps(k) for k in keys) + "\n ]\n}\n")
 
 
 if __name__ == "__main__":

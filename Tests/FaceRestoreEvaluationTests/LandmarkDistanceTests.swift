@@ -15,8 +15,9 @@ import Testing
 private let lmdFixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("lmd")
 private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
-private let referenceIO = (ProcessInfo.processInfo.environment["HOME"] ?? "/root")
-    + "/.cache/facerestore-reference/fixtures/lmd_random_fan_io.safetensors"
+private let referenceFixtures = (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.cache/facerestore-reference/fixtures/"
+private let referenceIO = referenceFixtures + "lmd_random_fan_io.safetensors"
+private let referenceWeights = referenceFixtures + "lmd_random_fan.pth"
 
 private struct LMDKeys: Decodable {
     struct Image: Decodable {
@@ -201,6 +202,16 @@ struct LandmarkDistanceTests {
             }
             print("LMD full heatmaps \(info.name): max |Δ| per module \(report.joined(separator: ", "))")
         }
+    }
+
+    @Test("the script's .pth ({'state_dict': …}, torch.save) loads through AWingLandmarks(weights:) and gives the same landmarks",
+          .enabled(if: FileManager.default.fileExists(atPath: referenceWeights)))
+    func officialContainer() throws {
+        let lm = try AWingLandmarks(weights: referenceWeights, context: lmdContext)
+        let image = try lmdImage("astronaut_small_flipped")
+        let ours = try lm.landmarks(image)
+        let theirs = try expected("astronaut_small_flipped.landmarks")
+        #expect(ours.enumerated().allSatisfy { k, p in p.x == theirs[2 * k] && p.y == theirs[2 * k + 1] })
     }
 
     @Test("calculate_points on crafted heatmaps, with the reference's edge quirks")
