@@ -286,7 +286,8 @@ def make_arcface_small():
             emb1 = {n: m(tensors[n][None]).numpy()[0] for n in names[:2]}
             print("arcface batch vs single max diff", max(float(np.abs(emb[i] - emb1[n]).max()) for i, n in enumerate(names[:2])))
             key = "se" if use_se else "plain"
-            expected[key] = {"embeddings": {n: [float(v) for v in emb[i]] for i, n in enumerate(names)},
+            # 9 significant digits: each float32 exactly, in half the text of repr(double).
+            expected[key] = {"embeddings": {n: [float("%.9g" % v) for v in emb[i]] for i, n in enumerate(names)},
                              "angles_vqfr": [vqfr_angle(emb[names.index(r)], emb[names.index(g)]) for r, g in pairs],
                              "angles": [angle64(emb[names.index(r)], emb[names.index(g)]) for r, g in pairs]}
             print(f"arcface {key}: |e| ~ {float(np.abs(emb).mean()):.4f}, angles {expected[key]['angles']}")

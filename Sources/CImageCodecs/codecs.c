@@ -323,8 +323,8 @@ int fr_jpeg_encode(const unsigned char *pixels, int width, int height, int chann
 // ---------------------------------------------------------------------------------------------
 
 /* PNG: libpng converts, with the transforms OpenCV asks for (strip_16, strip_alpha, palette to
-   RGB, low-bit gray to 8 bits, then png_set_rgb_to_gray(1, 0.299, 0.587) for colour types: 15-bit
-   fixed-point weights, truncated, gamma-aware when the file carries gAMA/sRGB). */
+   RGB, low-bit gray to 8 bits, then png_set_rgb_to_gray(1, 0.299, 0.587) for colour types:
+   (9797 R + 19234 G + 3737 B) >> 15, truncated; gamma-aware when the file carries gAMA/sRGB). */
 int fr_png_decode_gray(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     out->orientation = 1;

@@ -1,8 +1,9 @@
 // `cv2.imread(path, cv2.IMREAD_GRAYSCALE)` (`imread(path, 0)`) as OpenCV 4.6 reads it, which is
 // not `cvtColor(imread(path), BGR2GRAY)`:
 //   - JPEG: libjpeg's JCS_GRAYSCALE output, the file's decoded luma plane (`grfmt_jpeg.cpp`);
-//   - PNG: libpng's `png_set_rgb_to_gray(1, 0.299, 0.587)` (`grfmt_png.cpp`): weights 9798/19235/3735
-//     in 15-bit fixed point and *truncated*, through the gamma tables when the file has gAMA/sRGB;
+//   - PNG: libpng's `png_set_rgb_to_gray(1, 0.299, 0.587)` (`grfmt_png.cpp`): (9797·R + 19234·G +
+//     3737·B) >> 15, *truncated* (cvtColor's rounded 9798/19235/3735 differs by one level on about
+//     half the pixels of a random image), through the gamma tables when the file has gAMA/sRGB;
 //     16-bit files stripped to 8, alpha dropped, palettes expanded first;
 //   - EXIF orientation applied, as for colour reads.
 // The ArcFace "Deg." metric (VQFR `metric_paper/calculate_cos_dist.py`) reads its images this way.
