@@ -27,7 +27,7 @@ import Testing
         let r = try run(["eval", "--restored", restored.path, "--reference", reference.path, "--metrics", "psnr", "ssim",
                          "--per-image", "--json", json.path])
         #expect(r.status == 1, "\(r.stderr)")
-        #expect(r.stdout.contains("astronaut.jpg") && r.stdout.contains("mean (1)"), r.stdout)
+        #expect(r.stdout.contains("astronaut.jpg") && r.stdout.contains("mean (1)"), "\(r.stdout)")
         let lines = r.stderr.split(separator: "\n").map(String.init)
         #expect(lines.contains { $0.contains("broken.png") }, "\(lines)")
         #expect(lines.contains { $0.contains("stranger") && $0.contains("no reference image") }, "\(lines)")

@@ -21,7 +21,6 @@ import Foundation
 import XCTest
 
 private let fidFixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("fid")
-private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// The manifest's drawn tensors, in draw order.
 private func manifest() throws -> (seed: UInt64, tensors: [(key: String, shape: [Int])]) {
