@@ -13,7 +13,6 @@ import Foundation
 import Testing
 
 private let lmdFixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("lmd")
-    .deletingLastPathComponent()
 private let referenceFixtures = (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.cache/facerestore-reference/fixtures/"
 private let referenceIO = referenceFixtures + "lmd_random_fan_io.safetensors"
 private let referenceWeights = referenceFixtures + "lmd_random_fan.pth"
