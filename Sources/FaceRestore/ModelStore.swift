@@ -4,6 +4,7 @@
 // library's words; front ends add their own hints (a CLI flag, a settings page).
 
 import FaceRestoreEngine
+import FaceRestoreEvaluation
 import FaceRestoreImaging
 import FaceRestoreModels
 import FaceRestorePipeline
@@ -159,6 +160,7 @@ public struct ModelStore: Sendable {
         case .faceDetection: return ModelCatalog.detectors
         case .faceParsing: return ["parsenet", "gpen-parsenet"]
         case .imageRestoration: return ModelCatalog.backgroundModels
+        case .faceRecognition: return ["dlib-face-recognition"]
         }
     }
 
@@ -212,6 +214,7 @@ public struct ModelStore: Sendable {
         case .faceDetection: return "RetinaFace \(try RetinaFace(path: path, context: context).backbone.rawValue)"
         case .faceParsing: _ = try ParseNet(path: path, context: context); return "ParseNet"
         case .imageRestoration: return try RealESRGANer(modelPath: path, context: context).title
+        case .faceRecognition: _ = try DlibFaceRecognizer(path: path); return "dlib face-recognition ResNet"
         }
     }
 
@@ -264,6 +267,9 @@ public struct ModelStore: Sendable {
             case .imageRestoration:
                 _ = try RealESRGANer(modelPath: path, context: context).enhance(probeImage(32, 32), context: context)
                 ok = true
+            case .faceRecognition:
+                let recognizer = try DlibFaceRecognizer(path: path)
+                ok = finite(try recognizer.embedding(alignedFace: probeImage(512, 512)))
             }
         } catch EngineError.nonFinite {
             ok = false

@@ -164,6 +164,9 @@ public struct Restorer: Sendable {
     /// Loads the models. The face model is built on another thread while this one loads the
     /// detector, the parser and the background model; a failure in any is one line.
     public init(_ configuration: Configuration = Configuration(), store: ModelStore = ModelStore()) throws {
+        if let limit = configuration.maxIdentityDrift, !(limit >= 0 && limit <= 2) {
+            throw PipelineError.invalidArgument("the maximum identity drift is an ID-dlib distance between 0 and 2, got \(limit)")
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         self.configuration = configuration
         let context = ComputeContext(threads: configuration.threads, precision: configuration.precision, winograd: configuration.winograd)
@@ -245,11 +248,9 @@ public struct Restorer: Sendable {
     /// dlib's face-recognition network for the identity check: the configured file, else the
     /// installed one; none (measuring nothing) when it is not installed, unless the guard needs it.
     static func identityGuard(_ c: Configuration, store: ModelStore, threads: Int) throws -> IdentityGuard? {
-        if let limit = c.maxIdentityDrift, !(limit >= 0 && limit <= 2) {
-            throw PipelineError.invalidArgument("the maximum identity drift is an ID-dlib distance between 0 and 2, got \(limit)")
-        }
         guard c.measureIdentity || c.maxIdentityDrift != nil else { return nil }
-        let path = c.identityModel ?? store.directory + "/" + DlibFaceRecognizer.fileName
+        let path = c.identityModel ?? (ModelCatalog.entry(named: "dlib-face-recognition").map(store.installPath)
+                                       ?? store.directory + "/" + DlibFaceRecognizer.fileName)
         guard c.identityModel != nil || FileManager.default.fileExists(atPath: path) else {
             if c.maxIdentityDrift == nil { return nil }
             throw PipelineError.invalidArgument("--max-identity-drift needs dlib's face-recognition model (\(path)); "

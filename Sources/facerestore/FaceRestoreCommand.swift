@@ -101,6 +101,7 @@ func withHint(_ error: Error) -> Error {
         case .faceDetection: flag = "--detector"
         case .faceParsing: flag = "--parser"
         case .imageRestoration: flag = "--bg-model"
+        case .faceRecognition: flag = "--dlib-weights"
         }
         let fetch = candidates.first.map { "run `facerestore models fetch \($0.name)`, or " } ?? ""
         return CLIError("\(store) (or \(fetch)pass \(flag) FILE)")

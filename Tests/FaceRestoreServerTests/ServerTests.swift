@@ -442,8 +442,9 @@ struct ServeShutdown {
         }
         let group = ServiceGroup(configuration: .init(services: [JobRunner(server: state)], logger: state.logger))
         let running = Task { try await group.run() }
-        // Wait until the first job runs, then shut down.
-        for _ in 0..<600 where state.store.snapshot(ids[0])?.status != .running { try await Task.sleep(for: .milliseconds(10)) }
+        // Wait until the first job runs, then shut down (polled every millisecond: under a loaded
+        // test run a coarser poll can miss the whole job).
+        for _ in 0..<60_000 where state.store.snapshot(ids[0])?.status == .queued { try await Task.sleep(for: .milliseconds(1)) }
         #expect(state.store.snapshot(ids[0])?.status == .running)
         await group.triggerGracefulShutdown()
         try await running.value
