@@ -102,6 +102,13 @@ def main():
     downloads.mkdir()
     model = ROOT / "Tests/FaceRestoreModelsTests/Fixtures/gfpgan_clean_tiny.pth"
     env = dict(os.environ, FACERESTORE_HOME=str(work / "home"))
+    # dlib's face-recognition model, when the set-up installed it: the page shows each face's
+    # identity distance.
+    home = os.environ.get("FACERESTORE_HOME") or os.path.expanduser("~/.cache/facerestore")
+    dlib = pathlib.Path(home) / "models/dlib_face_recognition_resnet_model_v1.dat"
+    if dlib.exists():
+        (work / "home/models").mkdir(parents=True)
+        os.symlink(dlib, work / "home/models" / dlib.name)
     server = subprocess.Popen([args.binary, "serve", "--port", "0", "--model-path", str(model), "--detector", detector(),
                                "--no-parse", "--data", str(work / "data"), "--threads", "2"],
                               stdout=subprocess.PIPE, stderr=sys.stderr, text=True, env=env)
@@ -135,6 +142,11 @@ def main():
         faces = wd.js("return document.querySelectorAll('.card .include').length")
         if faces != 2:
             raise RuntimeError(f"expected 2 faces on the card, found {faces}")
+        if dlib.exists():
+            step("each face's identity distance")
+            labels = wd.js("return [...document.querySelectorAll('.card .faces label')].map((l) => l.textContent)")
+            if len(labels) != 2 or not all("identity drift" in t for t in labels):
+                raise RuntimeError(f"the faces do not show their identity distance: {labels}")
 
         step("move the before/after slider")
         before = wd.js("return parseFloat(document.querySelector('.before-clip').style.width)")
