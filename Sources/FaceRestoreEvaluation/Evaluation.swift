@@ -52,6 +52,11 @@ public protocol PairMetric: Sendable {
 public struct EvaluationRow: Sendable, Codable, Equatable {
     public var name: String
     public var values: [String: Double]
+
+    public init(name: String, values: [String: Double]) {
+        self.name = name
+        self.values = values
+    }
 }
 
 /// The scores of a folder: one row per image that could be scored, the means, and the inputs that
@@ -66,17 +71,15 @@ public struct EvaluationReport: Sendable, Codable {
     /// Scores of the whole set (FID).
     public var setValues: [String: Double] = [:]
 
-    /// Deg. pairs below this many degrees are left out of its mean, as the GFP-GAN group's
-    /// `calculate_cos_dist.py` does (the per-image value is kept).
-    public static let degreeFloor = 1.0
-
     /// The mean of each per-image metric over the rows that have it (∞ stays ∞, as basicsr's mean
     /// does), and the set metrics.
     public var means: [String: Double] {
         var out = setValues
         for m in metrics where m.perImage {
-            var values = rows.compactMap { $0.values[m.rawValue] }
-            if m == .deg { values = values.filter { $0 >= Self.degreeFloor } }
+            let values = rows.compactMap { $0.values[m.rawValue] }
+            // Deg.: pairs under 1° are left out of the mean, as `calculate_cos_dist.py` does (the
+            // per-image values are kept).
+            if m == .deg { out[m.rawValue] = IdentityDegree(angles: values).mean; continue }
             if !values.isEmpty { out[m.rawValue] = values.reduce(0, +) / Double(values.count) }
         }
         return out
@@ -267,8 +270,7 @@ public struct Evaluator: Sendable {
             }
         }
         if metrics.contains(.deg) {
-            let kept = rows.compactMap { $0.values[Metric.deg.rawValue] }.filter { $0 >= EvaluationReport.degreeFloor }.count
-            settings["deg_pairs_below_1_degree_dropped"] = "\(rows.compactMap { $0.values[Metric.deg.rawValue] }.count - kept)"
+            settings["deg_pairs_below_1_degree_dropped"] = "\(IdentityDegree(angles: rows.compactMap { $0.values[Metric.deg.rawValue] }).dropped)"
         }
         return EvaluationReport(metrics: metrics, rows: rows, failures: failures, settings: settings, setValues: setValues)
     }
