@@ -18,12 +18,15 @@ extension ComputeContext {
                                             detail: "\(a.shape) and \(b.shape) with \(weights.count) channel weights")
         }
         let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        guard n > 0, c > 0, h > 0, w > 0 else {
+            throw EngineError.shapeMismatch(op: "normalized_difference_score", detail: "empty input \(a.shape)")
+        }
         let x = try channelsLast(a), y = try channelsLast(b)
         let px = x.storage.floats, py = y.storage.floats
         var rowSums = [Double](repeating: 0, count: n * h)
         rowSums.withUnsafeMutableBufferPointer { sums in
             weights.withUnsafeBufferPointer { wt in
-                let sumsBase = sums.baseAddress!, wp = wt.baseAddress!
+                guard let sumsBase = sums.baseAddress, let wp = wt.baseAddress else { return }
                 parallelRows(n * h, grain: 1) { rows in
                     for row in rows {
                         var total = 0.0

@@ -67,7 +67,7 @@ public final class ArcFaceIdentity: Sendable {
 
     /// arccos(cos(a, b)) in degrees (the cosine in double, clamped to [−1, 1]).
     public static func angleDegrees(_ a: [Float], _ b: [Float]) -> Double {
-        precondition(a.count == b.count, "embeddings of different sizes")
+        guard a.count == b.count else { return .nan }   // embeddings of different networks
         var dot = 0.0, na = 0.0, nb = 0.0
         for i in a.indices {
             let x = Double(a[i]), y = Double(b[i])

@@ -76,9 +76,9 @@ public final class DlibFaceRecognizer: Sendable {
         try embedding(chip: Self.chip(alignedFace: face), rgb: rgb)
     }
 
-    /// 1 − cos(a, b), in double; 1 when either vector is zero.
+    /// 1 − cos(a, b), in double; 1 when either vector is zero, NaN when their sizes differ.
     public static func cosineDistance(_ a: [Float], _ b: [Float]) -> Double {
-        precondition(a.count == b.count, "cosine distance of vectors of \(a.count) and \(b.count) values")
+        guard a.count == b.count else { return .nan }
         var dot = 0.0, na = 0.0, nb = 0.0
         for (x, y) in zip(a, b) {
             dot += Double(x) * Double(y)

@@ -23,7 +23,7 @@ extension ImageIO {
         var raw = fr_image()
         var err = [CChar](repeating: 0, count: 256)
         let rc = data.withUnsafeBytes { b -> Int32 in
-            let p = b.bindMemory(to: UInt8.self).baseAddress!
+            guard let p = b.bindMemory(to: UInt8.self).baseAddress else { return -1 }
             return header.format == .png ? fr_png_decode_gray(p, b.count, limits.maxPixels, &raw, &err, err.count)
                                          : fr_jpeg_decode_gray(p, b.count, limits.maxPixels, &raw, &err, err.count)
         }

@@ -86,7 +86,7 @@ public final class LPIPSNet: Sendable {
         let ends = net.sliceEnds
         func scope(_ i: Int) -> WeightScope {
             guard lpipsDump else { return root["features"][i] }
-            let s = ends.firstIndex { i < $0 }!
+            let s = ends.firstIndex { i < $0 } ?? max(ends.count - 1, 0)
             return root["net"]["slice\(s + 1)"][i]
         }
         var built: [Sequential] = []
