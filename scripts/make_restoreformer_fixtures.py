@@ -14,9 +14,11 @@ ex_multi_scale_num=1)` does (no upstream file is copied).
 
 Weights are random, from fixed seeds: torch's default init under `torch.manual_seed`, then every
 GroupNorm gamma/beta randomised, and the codebook replaced by random directions with norms
-R*(1 + 0.02*u) where R is the RMS norm of the quantiser input z measured on the first face, so
-tokens pick many different codewords with clear margins (default init: +-1/1024, near-degenerate).
-The smallest gap between the best and second-best squared distance over all tokens is reported.
+R*(1 + 0.02*u) where R is the RMS norm of the quantiser input z over the fixture faces' tokens, so
+tokens pick many different codewords (default init: +-1/1024, near-degenerate). Then codewords
+that come second by less than GAP on some token are pushed away from it (`separate`) until every
+token's nearest codeword wins by at least GAP = 0.05 (distances are ~20). The smallest gap
+between the best and second-best squared distance over all tokens is recorded.
 
 Writes to $FACERESTORE_REFERENCE_FIXTURES (default ~/.cache/facerestore-reference/fixtures), or --out:
   restoreformer_random.pth / restoreformer_pp_random.pth     {'params_ema': state_dict} (GFPGAN's RestoreFormer.pth layout)
@@ -112,20 +114,51 @@ def compare_keys(kind, listing):
     return f"DIFFERENT: only official {sorted(a - b)[:10]}, only ours {sorted(b - a)[:10]}"
 
 
-def randomise(net, kind, calib):
-    """GroupNorm gamma/beta random; codebook spread (see the header). Deterministic."""
+GAP = 0.05   # wanted smallest best/second-best squared-distance gap (distances are ~20)
+
+
+def separate(z, e, gap=GAP, rounds=200):
+    """Moves runner-up codewords away from the tokens they nearly tie on (e_j <- t + (e_j - t)*s,
+    which scales their distance to that token by s²) until every token's best codeword wins by at
+    least `gap`. float64; returns the new codebook and the smallest gap reached."""
+    z, e = z.double(), e.double().clone()
+    for _ in range(rounds):
+        d = (z * z).sum(1, keepdim=True) + (e * e).sum(1) - 2 * z @ e.t()
+        v, i = torch.topk(d, 2, dim=1, largest=False)
+        bad = torch.nonzero(v[:, 1] - v[:, 0] < gap).flatten()
+        if len(bad) == 0:
+            break
+        for t in bad.tolist():
+            j = int(i[t, 1])
+            s = ((float(v[t, 0]) + 2 * gap) / float(d[t, j])) ** 0.5
+            e[j] = z[t] + (e[j] - z[t]) * s
+    d = (z * z).sum(1, keepdim=True) + (e * e).sum(1) - 2 * z @ e.t()
+    v = torch.topk(d, 2, dim=1, largest=False).values
+    return e.float(), float((v[:, 1] - v[:, 0]).min())
+
+
+def randomise(net, kind, faces):
+    """GroupNorm gamma/beta random; codebook spread (see the header), then separated on the
+    fixture faces' tokens. Deterministic."""
     g = torch.Generator().manual_seed(SEEDS[kind] + 1000)
     with torch.no_grad():
         for name, m in net.named_modules():
             if isinstance(m, torch.nn.GroupNorm):
                 m.weight.copy_(1 + 0.2 * torch.randn(m.weight.shape, generator=g))
                 m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=g))
-        z = net.quant_conv(net.encoder(calib)["out"])
-        r = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).norm(dim=1).pow(2).mean().sqrt()
+        zs = []
+        for x in faces:
+            z = net.quant_conv(net.encoder(x)["out"])
+            zs.append(z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]))
+        z = torch.cat(zs)
+        r = z.norm(dim=1).pow(2).mean().sqrt()
         e = net.quantize.embedding.weight
         d = torch.randn(e.shape, generator=g)
         d = d / d.norm(dim=1, keepdim=True)
         e.copy_(d * (r * (1 + 0.02 * torch.rand(e.shape[0], 1, generator=g))))
+        sep, reached = separate(z, e)
+        print(f"codebook: z RMS norm {float(r):.4g}; {int((sep != e).any(1).sum())} codewords moved; smallest gap (float64, calibration) {reached:.4g}")
+        e.copy_(sep)
     return float(r)
 
 
@@ -216,7 +249,7 @@ def make_network(kind, out_dir, faces, summary, timings):
     keys_vs_official = compare_keys(kind, listing)
     print(f"{name} keys vs ../shared/docs/keys/{OFFICIAL_KEYS[kind]}: {keys_vs_official}")
 
-    r = randomise(net, kind, faces[FACES[0]])
+    r = randomise(net, kind, list(faces.values()))
     sd = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
     torch.save({"params_ema": sd}, os.path.join(out_dir, f"{name}_random.pth"))
     torch.save(lightning_ckpt(sd, SEEDS[kind] + 2000), os.path.join(out_dir, f"{name}_random.ckpt"))
@@ -232,7 +265,7 @@ def make_network(kind, out_dir, faces, summary, timings):
         seconds.append(s)
         tensors[f"{face}.input"] = x
         tensors[f"{face}.output"] = out
-        tensors[f"{face}.output_u8"] = torch.from_numpy(tensor2img(out.squeeze(0), rgb2bgr=True, min_max=(-1, 1)).astype(np.uint8))
+        tensors[f"{face}.output_u8"] = torch.from_numpy(tensor2img(out.squeeze(0).clone(), rgb2bgr=True, min_max=(-1, 1)).astype(np.uint8))
         for k, v in rec.items():
             tensors[f"{face}.{k}"] = v
         gaps.append(float(rec["quant.gap"].min()))
@@ -317,11 +350,16 @@ def bench(threads, runs):
 def versions():
     import importlib.metadata as md
     v = {"python": sys.version.split()[0], "torch": torch.__version__}
-    for p in ("gfpgan", "basicsr", "facexlib", "numpy", "safetensors", "opencv-python", "torchvision"):
+    for p in ("gfpgan", "basicsr", "facexlib", "numpy", "safetensors", "torchvision"):
         try:
             v[p] = md.version(p)
         except md.PackageNotFoundError:
             pass
+    import hashlib
+    import cv2
+    import gfpgan.archs.restoreformer_arch as ra
+    v["cv2"] = cv2.__version__
+    v["restoreformer_arch.py sha256"] = hashlib.sha256(open(ra.__file__, "rb").read()).hexdigest()
     return v
 
 
