@@ -229,7 +229,7 @@ def lightning_ckpt(sd, seed):
 
 def save_file(tensors, path):
     from safetensors.torch import save_file as st_save
-    st_save({k: v.detach().contiguous() for k, v in tensors.items()}, path)
+    st_save({k: v.detach().clone().contiguous() for k, v in tensors.items()}, path)
 
 
 def make_network(kind, out_dir, faces, summary, timings):
