@@ -28,7 +28,8 @@ Writes to $FACERESTORE_REFERENCE_FIXTURES (default ~/.cache/facerestore-referenc
       F.input (1,3,512,512) normalised RGB; F.output (1,3,512,512) network output; F.output_u8 (512,512,3) BGR uint8 (tensor2img)
       F.hs.block_1 … block_4, F.hs.block_5_atten, F.hs.mid_atten, F.hs.out   encoder features (256² and smaller; the 512² ones are left out)
       F.quant.z (1,256,16,16) quant_conv output; F.quant.d (256,1024) squared distances; F.quant.indices (256,) int64;
-      F.quant.gap (256,) second-best minus best distance; F.quant.z_q (1,256,16,16); F.dec.conv_in, F.dec.mid (16²),
+      F.quant.gap (256,) second-best minus best distance; F.quant.z_q (1,256,16,16) as the network computes it
+      (straight-through z + (e[idx] - z): equal to the codebook rows up to rounding); F.dec.conv_in, F.dec.mid (16²),
       F.dec.up5 … up1 level outputs (after the level's blocks/attention, before its upsample); level 0 (512²) is left out
   restoreformer_summary.json       versions, key/parameter counts, smallest gaps, codes used, GFPGANer faces
   restoreformer_timings.json       seconds per 512² face (median of the forwards run here)
