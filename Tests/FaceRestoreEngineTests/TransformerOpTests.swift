@@ -258,3 +258,59 @@ extension ComputeContext {
         return out
     }
 }
+
+/// Median wall time of each op at the sizes the restorers use (FACERESTORE_OP_TIMINGS=1; build
+/// in release: `swift build -c release --build-tests` then `swift test -c release --skip-build`).
+@Suite struct TransformerOpTimings {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["FACERESTORE_OP_TIMINGS"] != nil))
+    func timings() throws {
+        let ctx = ComputeContext()
+        func time(_ label: String, runs: Int = 7, _ body: () throws -> Void) rethrows {
+            try body()
+            var samples: [Double] = []
+            for _ in 0..<runs {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try body()
+                samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            samples.sort()
+            print("timing \(label): median \(String(format: "%.3f", samples[runs / 2])) ms (min \(String(format: "%.3f", samples[0])), \(ctx.threads) threads)")
+        }
+        for shape in [[1, 512, 16, 16], [1, 64, 128, 128], [1, 64, 512, 512]] {
+            let x = hashed(shape, seed: 1)
+            let blocked = try ctx.reorderedBlocked16(x)
+            let gamma = hashedValues(shape[1], seed: 2), beta = hashedValues(shape[1], seed: 3)
+            try time("groupNorm \(shape) plain") { _ = try ctx.groupNorm(x, groups: 32, eps: 1e-6, gamma: gamma, beta: beta) }
+            try time("groupNorm+swish \(shape) plain") { _ = try ctx.groupNorm(x, groups: 32, eps: 1e-6, gamma: gamma, beta: beta, swish: true) }
+            try time("groupNorm+swish \(shape) nChw16c") { _ = try ctx.groupNorm(blocked, groups: 32, eps: 1e-6, gamma: gamma, beta: beta, swish: true) }
+            try time("swish \(shape) nChw16c") { _ = try ctx.swish(blocked) }
+        }
+        let tokens = hashed([256, 1, 512], seed: 4)
+        try time("layerNorm [256, 1, 512]") { _ = try ctx.layerNorm(tokens, eps: 1e-5, gamma: hashedValues(512, seed: 5), beta: nil) }
+        let hidden = hashed([256, 1024], seed: 6)
+        try time("gelu [256, 1024]") { _ = try ctx.gelu(hidden) }
+        let a = hashed([256, 512], seed: 7), b = hashed([512, 1024], seed: 8)
+        try time("matmul [256, 512]·[512, 1024]") { _ = try ctx.matmul(a, b) }
+        for (shape, heads) in [([1, 512, 16, 16], 1), ([1, 512, 16, 16], 8), ([1, 256, 32, 32], 4), ([1, 512, 32, 32], 4)] {
+            let (q, k, v) = (hashed(shape, seed: 9), hashed(shape, seed: 10), hashed(shape, seed: 11))
+            try time("spatialAttention \(shape) \(heads) heads") { _ = try ctx.spatialAttention(q: q, k: k, v: v, heads: heads) }
+        }
+        let mha = try MultiheadAttention(embedDim: 512, heads: 8, inProjWeight: hashed([1536, 512], seed: 12, scale: 0.0625),
+                                         inProjBias: hashedValues(1536, seed: 13), outProjWeight: hashed([512, 512], seed: 14, scale: 0.0625),
+                                         outProjBias: nil, context: ctx)
+        try time("MultiheadAttention L=256 E=512 8 heads") { _ = try mha(query: tokens, key: tokens, value: tokens, ctx) }
+        let book = try Codebook(embedding: hashed([1024, 256], seed: 15), context: ctx)
+        let z = hashed([1, 256, 16, 16], seed: 16)
+        try time("Codebook.nearest K=1024 D=256 N=256 (NCHW)") { _ = try book.nearest(z, ctx) }
+        let match = try book.nearest(z, ctx)
+        try time("Codebook.rows N=256") { _ = try book.rows(match.indices, ctx) }
+        let logits = hashed([1, 256, 1024], seed: 17)
+        try time("argmax [1, 256, 1024]") { _ = try ctx.argmax(logits) }
+        let (content, style) = (hashed([1, 256, 16, 16], seed: 18), hashed([1, 256, 16, 16], seed: 19))
+        try time("adaptiveInstanceNorm [1, 256, 16, 16]") { _ = try ctx.adaptiveInstanceNorm(content, style: style) }
+        let down = try Conv2d(weight: hashed([64, 64, 3, 3], seed: 20, scale: 1 / 24), stride: 2,
+                              padding: Padding2D(top: 0, left: 0, bottom: 1, right: 1), context: ctx)
+        let big = try ctx.reorderedBlocked16(hashed([1, 64, 512, 512], seed: 21))
+        try time("pad(0,1,0,1)+conv3×3/2 [1, 64, 512, 512] nChw16c") { _ = try down(big, ctx) }
+    }
+}
