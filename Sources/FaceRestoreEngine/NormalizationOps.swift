@@ -84,6 +84,15 @@ extension ComputeContext {
                     if block == 1 {
                         let (sum, sq) = Self.moments(base, spatial)
                         sumP[ch0] = sum; sqP[ch0] = sq
+                    } else if block == 16 {
+                        var sum = SIMD16<Double>(), sq = SIMD16<Double>()
+                        let raw = UnsafeRawPointer(base)
+                        for p in 0..<spatial {
+                            let v = SIMD16<Double>(raw.loadUnaligned(fromByteOffset: p * 64, as: SIMD16<Float>.self))
+                            sum += v
+                            sq += v * v
+                        }
+                        for i in 0..<16 { sumP[ch0 + i] = sum[i]; sqP[ch0 + i] = sq[i] }
                     } else {
                         for p in 0..<spatial {
                             let row = base + p * block
@@ -124,6 +133,14 @@ extension ComputeContext {
                     if block == 1 {
                         let (m, a) = (mulP[ch0], addP[ch0])
                         for p in 0..<spatial { d[offset + p] = s[offset + p] * m + a }
+                    } else if block == 16 {
+                        let m = UnsafeRawPointer(mulP + ch0).loadUnaligned(as: SIMD16<Float>.self)
+                        let a = UnsafeRawPointer(addP + ch0).loadUnaligned(as: SIMD16<Float>.self)
+                        let from = UnsafeRawPointer(s + offset), to = UnsafeMutableRawPointer(d + offset)
+                        for p in 0..<spatial {
+                            let v = from.loadUnaligned(fromByteOffset: p * 64, as: SIMD16<Float>.self)
+                            to.storeBytes(of: v * m + a, toByteOffset: p * 64, as: SIMD16<Float>.self)
+                        }
                     } else {
                         for p in 0..<spatial {
                             let o = offset + p * block
