@@ -122,6 +122,27 @@ public final class RestoreFormer: Sendable {
     let decoderNormOut: RestoreFormerNorm
     let decoderConvOut: Conv2d
 
+    /// A Lightning checkpoint's network (`RestoreFormer.ckpt`, `RestoreFormer++.ckpt`: the
+    /// `state_dict` holds the network under `vqvae.` and the training losses under `loss.`): the
+    /// network's tensors without the prefix and the loss keys, which the network does not use.
+    /// Other state dicts come back as they are.
+    public static func networkTensors(_ sd: StateDict) -> (StateDict, lossKeys: [String]) {
+        guard sd.names.contains(where: { $0.hasPrefix("vqvae.") }) else { return (sd, []) }
+        var names: [String] = [], tensors: [String: WeightTensor] = [:], other: [String] = []
+        for name in sd.names {
+            guard let t = sd.tensors[name] else { continue }
+            if name.hasPrefix("vqvae.") {
+                let key = String(name.dropFirst("vqvae.".count))
+                names.append(key)
+                tensors[key] = t
+            } else {
+                other.append(name)
+            }
+        }
+        return (StateDict(names: names + other, tensors: tensors.merging(other.compactMap { k in sd.tensors[k].map { (k, $0) } }) { a, _ in a },
+                          wrapper: sd.wrapper, strippedPrefix: "vqvae.", skippedEntries: sd.skippedEntries), other)
+    }
+
     /// The variant a state dict holds, from its keys (nil: not a RestoreFormer).
     public static func variant(of sd: StateDict) -> Variant? {
         guard sd["quantize.embedding.weight"] != nil, sd["encoder.conv_in.weight"] != nil, sd["decoder.conv_out.weight"] != nil else {
@@ -208,9 +229,12 @@ public final class RestoreFormer: Sendable {
         _ = try loader.finish(deliberatelyUnused: unused)
     }
 
+    /// Loads `RestoreFormer.pth` (GFPGAN's release) or a Lightning `.ckpt` (strict on the network's
+    /// keys; the `loss.*` keys are reported as deliberately unused).
     public convenience init(path: String, verifyChecksums: Bool = true, context: ComputeContext) throws {
         let (sd, _) = try WeightsFile.load(path: path, verifyChecksums: verifyChecksums)
-        try self.init(stateDict: sd, file: path, context: context)
+        let (network, losses) = Self.networkTensors(sd)
+        try self.init(stateDict: network, file: path, unused: losses.isEmpty ? [] : ["loss."], context: context)
     }
 
     /// What the encoder keeps for the decoder's cross-attention.
