@@ -216,6 +216,7 @@ func benchFaceModel(model: String, io: String, output: String?, threads: Int, ru
     switch try FaceRestorer(modelPath: model, context: ctx).network {
     case .gfpgan(let gfpgan): net = { try gfpgan($0, $1) }
     case .gpen(let gpen): net = { try gpen($0, $1) }
+    case .restoreFormer(let rf): net = { try rf.forward($0, $1).image }
     }
     let loadTime = now() - t0
     let afterLoad = peakRSSMegabytes()
