@@ -158,6 +158,7 @@ enum OpDesc {
     case softmax(src: MemoryDesc, dst: MemoryDesc, axis: Int)
     case prelu(data: MemoryDesc, weights: MemoryDesc)
     case innerProduct(src: MemoryDesc, weights: MemoryDesc, bias: MemoryDesc?, dst: MemoryDesc)
+    case matmul(src: MemoryDesc, weights: MemoryDesc, bias: MemoryDesc?, dst: MemoryDesc)
 }
 
 /// Fused post-operations appended to a primitive (oneDNN "post-ops").
@@ -223,11 +224,16 @@ final class Primitive: @unchecked Sendable {
     }
 
     /// Builds a primitive for an op descriptor with optional fused post-ops.
-    static func make(_ op: OpDesc, postOps: [PostOp] = [], sum: Bool = false, engine: DNNLEngine) throws -> Primitive {
+    /// `outputScale`, when given, multiplies the result (oneDNN output scales, mask 0).
+    static func make(_ op: OpDesc, postOps: [PostOp] = [], sum: Bool = false, outputScale: Float? = nil,
+                     engine: DNNLEngine) throws -> Primitive {
         var attr: dnnl_primitive_attr_t?
         try dnnlCheck(dnnl_primitive_attr_create(&attr), "primitive_attr_create")
         defer { dnnl_primitive_attr_destroy(attr) }
         try dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "set_scratchpad_mode")
+        if var scale = outputScale {
+            try dnnlCheck(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), "primitive_attr_set_output_scales")
+        }
         if !postOps.isEmpty || sum {
             var ops: dnnl_post_ops_t?
             try dnnlCheck(dnnl_post_ops_create(&ops), "post_ops_create")
@@ -351,6 +357,7 @@ extension OpDesc {
         case .softmax: return "softmax"
         case .prelu: return "prelu"
         case .innerProduct: return "inner_product"
+        case .matmul: return "matmul"
         }
     }
 }
@@ -406,6 +413,13 @@ private func withOpDesc(_ op: OpDesc, _ body: (const_dnnl_op_desc_t) -> dnnl_sta
         let status = bias == nil
             ? dnnl_inner_product_forward_desc_init(&d, dnnl_forward_inference, &s, &w, nil, &o)
             : dnnl_inner_product_forward_desc_init(&d, dnnl_forward_inference, &s, &w, &b, &o)
+        return run(&d, status)
+    case let .matmul(src, weights, bias, dst):
+        var d = dnnl_matmul_desc_t()
+        var s = src.raw, w = weights.raw, o = dst.raw, b = bias?.raw ?? dnnl_memory_desc_t()
+        let status = bias == nil
+            ? dnnl_matmul_desc_init(&d, &s, &w, nil, &o)
+            : dnnl_matmul_desc_init(&d, &s, &w, &b, &o)
         return run(&d, status)
     }
 }
