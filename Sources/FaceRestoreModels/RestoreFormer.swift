@@ -36,7 +36,7 @@ struct RestoreFormerNorm: Sendable {
     }
 
     func callAsFunction(_ x: Tensor, swish: Bool, _ ctx: ComputeContext) throws -> Tensor {
-        try ctx.groupNorm(x, groups: 32, epsilon: 1e-6, gamma: gamma, beta: beta, swish: swish)
+        try ctx.groupNorm(x, groups: 32, eps: 1e-6, gamma: gamma, beta: beta, swish: swish)
     }
 }
 
@@ -82,7 +82,7 @@ struct RestoreFormerAttention: Sendable {
     func callAsFunction(_ x: Tensor, query y: Tensor? = nil, _ ctx: ComputeContext) throws -> Tensor {
         let h = try norm1(x, swish: false, ctx)
         let source = try y.map { try norm2($0, swish: false, ctx) } ?? h
-        let attended = try ctx.spatialAttention(query: try q(source, ctx), key: try k(h, ctx), value: try v(h, ctx), heads: heads)
+        let attended = try ctx.spatialAttention(q: try q(source, ctx), k: try k(h, ctx), v: try v(h, ctx), heads: heads)
         return try projOut(attended, scale: 1, adding: x, ctx)
     }
 }
@@ -111,8 +111,9 @@ public final class RestoreFormer: Sendable {
     let encoderConvOut: Conv2d
     // Quantizer.
     let quantConv: Conv2d, postQuantConv: Conv2d
-    /// The codebook, row-major [1024, 256], and each row's squared norm (float32, as torch sums it).
-    let codebook: [Float]
+    /// The codebook [1024, 256] (`quantize.embedding.weight`) and its rows, row-major.
+    let codebook: Codebook
+    let codewords: [Float]
     // Decoder.
     let decoderConvIn: Conv2d
     let decoderMid: (RestoreFormerResnetBlock, RestoreFormerAttention, RestoreFormerResnetBlock)
@@ -159,7 +160,8 @@ public final class RestoreFormer: Sendable {
             throw ModelError.wrongArchitecture(file: file, expected: "RestoreFormer", in: sd)
         }
         self.variant = variant
-        heads = variant == .restoreFormerPlusPlus ? 4 : 8
+        let heads = variant == .restoreFormerPlusPlus ? 4 : 8
+        self.heads = heads
         let loader = WeightLoader(sd, file: file)
         let root = loader.root
         let channels = Self.levelChannels
@@ -195,7 +197,8 @@ public final class RestoreFormer: Sendable {
 
         // Quantizer.
         quantConv = try root["quant_conv"].conv2d(Self.zChannels, Self.embedDim, kernel: 1, hint: (16, 16), context: ctx)
-        codebook = try root["quantize"]["embedding"].floats("weight", shape: [Self.codebookSize, Self.embedDim])
+        codewords = try root["quantize"]["embedding"].floats("weight", shape: [Self.codebookSize, Self.embedDim])
+        codebook = try Codebook(embedding: Tensor(shape: [Self.codebookSize, Self.embedDim], values: codewords), context: ctx)
         postQuantConv = try root["post_quant_conv"].conv2d(Self.embedDim, Self.zChannels, kernel: 1, hint: (16, 16), context: ctx)
 
         // Decoder.
@@ -269,20 +272,19 @@ public final class RestoreFormer: Sendable {
 
     /// The nearest codeword of each of the 256 latent vectors (token t = 16·y + x), first index on
     /// ties, and the quantized latent `z + (e − z)` as upstream computes it, NCHW.
-    func quantize(_ z: Tensor, _ ctx: ComputeContext) throws -> (latent: Tensor, indices: [Int]) {
+    func quantize(_ z: Tensor, _ ctx: ComputeContext) throws -> (latent: Tensor, match: CodewordMatch) {
         let (c, h, w) = (z.shape[1], z.shape[2], z.shape[3])
+        let match = try codebook.nearest(z, ctx)
         let nchw = try ctx.array(z)
-        let tokens = (0..<(h * w)).map { t in (0..<c).map { nchw[$0 * h * w + t] } }
-        let indices = try ctx.nearestCodewords(tokens.flatMap { $0 }, count: h * w, codebook: codebook, entries: Self.codebookSize, dimension: c)
         var out = [Float](repeating: 0, count: c * h * w)
         for t in 0..<(h * w) {
-            let row = indices[t] * c
+            let row = match.indices[t] * c
             for ch in 0..<c {
-                let v = tokens[t][ch]
-                out[ch * h * w + t] = v + (codebook[row + ch] - v)
+                let v = nchw[ch * h * w + t]
+                out[ch * h * w + t] = v + (codewords[row + ch] - v)
             }
         }
-        return (Tensor(shape: z.shape, values: out), indices)
+        return (Tensor(shape: z.shape, values: out), match)
     }
 
     func decode(_ quant: Tensor, _ hs: EncoderFeatures, _ ctx: ComputeContext) throws -> Tensor {
@@ -304,7 +306,7 @@ public final class RestoreFormer: Sendable {
 
     /// The restored face for a `[1, 3, 512, 512]` RGB input in [−1, 1] (GFPGANer's preprocessing),
     /// unclamped, with the codeword chosen for each latent position.
-    public func forward(_ x: Tensor, _ ctx: ComputeContext) throws -> (image: Tensor, codes: [Int]) {
+    public func forward(_ x: Tensor, _ ctx: ComputeContext) throws -> (image: Tensor, codes: CodewordMatch) {
         guard x.shape == [1, 3, Self.size, Self.size] else {
             throw EngineError.shapeMismatch(op: variant.rawValue, detail: "takes [1, 3, 512, 512], got \(x.shape)")
         }

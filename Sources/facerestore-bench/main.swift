@@ -340,7 +340,7 @@ case "dense":
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)
     }
-case "gfpgan", "gpen":
+case "gfpgan", "gpen", "restoreformer":
     do {
         guard let model = option("--model"), let io = option("--io") else {
             print("usage: facerestore-bench gfpgan|gpen --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N] [--threads N] [--precision fp32|bf16]")
