@@ -66,6 +66,7 @@ public enum ModelCatalog {
     static let gfpganReleases = "https://github.com/TencentARC/GFPGAN/releases/download/"
     static let facexlibReleases = "https://github.com/xinntao/facexlib/releases/download/"
     static let realESRGANReleases = "https://github.com/xinntao/Real-ESRGAN/releases/download/"
+    static let restoreFormerReleases = "https://github.com/wzhouxiff/RestoreFormerPlusPlus/releases/download/"
     /// yangxy/GPEN README (commit 2c73670): the models' download links.
     static let gpenModels = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/"
     static let gpenHiRes = "https://www.modelscope.cn/api/v1/models/damo/cv_gpen_image-portrait-enhancement-hires/repo?Revision=master&FilePath="
@@ -82,6 +83,12 @@ public enum ModelCatalog {
         ModelEntry(name: "1.4", title: "GFPGAN v1.4", kind: .faceRestoration, fileName: "GFPGANv1.4.pth",
                    url: gfpganReleases + "v1.3.0/GFPGANv1.4.pth", size: 348_632_874,
                    sha256: "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad", license: "GFPGAN (Apache-2.0 code; see upstream for model terms)"),
+        ModelEntry(name: "restoreformer", title: "RestoreFormer (GFPGAN's release)", kind: .faceRestoration, fileName: "RestoreFormer.pth",
+                   url: gfpganReleases + "v1.3.4/RestoreFormer.pth", size: nil, sha256: nil,
+                   license: "RestoreFormer (Apache-2.0 code; see upstream for model terms)"),
+        ModelEntry(name: "restoreformer++", title: "RestoreFormer++", kind: .faceRestoration, fileName: "RestoreFormer++.ckpt",
+                   url: restoreFormerReleases + "v1.0.0/RestoreFormer++.ckpt", size: nil, sha256: nil,
+                   license: "RestoreFormer++ (Apache-2.0 code; see upstream for model terms)"),
         ModelEntry(name: "gpen-256", title: "GPEN-BFR-256", kind: .faceRestoration, fileName: "GPEN-BFR-256.pth",
                    url: gpenModels + "GPEN-BFR-256.pth", size: nil, sha256: nil, license: gpenLicense, nonCommercial: true),
         ModelEntry(name: "gpen-512", title: "GPEN-BFR-512", kind: .faceRestoration, fileName: "GPEN-BFR-512.pth",

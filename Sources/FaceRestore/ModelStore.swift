@@ -114,7 +114,7 @@ public struct ModelStore: Sendable {
 
     /// Face models in the order `auto` looks for them: upstream's default (v1.3), the other
     /// GFP-GAN versions, then GPEN.
-    public static let faceModels = ["1.3", "1.4", "1.2", "1", "gpen-512", "gpen-256", "gpen-1024", "gpen-2048"]
+    public static let faceModels = ["1.3", "1.4", "1.2", "1", "restoreformer", "restoreformer++", "gpen-512", "gpen-256", "gpen-1024", "gpen-2048"]
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         let home = environment["FACERESTORE_HOME"].flatMap { $0.isEmpty ? nil : $0 }

@@ -21,6 +21,8 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
     case rrdbNet(scale: Int, features: Int, blocks: Int)
     /// Real-ESRGAN SRVGGNetCompact (realesr-general-x4v3, realesr-animevideov3).
     case srvggNetCompact(scale: Int, features: Int, convs: Int)
+    /// RestoreFormer (8 heads) or RestoreFormer++ (4 heads, decoder attention at 32² too).
+    case restoreFormer(plusPlus: Bool)
     /// Recognized but not (yet) runnable by FaceRestore.
     case other(String)
 
@@ -35,6 +37,7 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
         case .parseNet: return "ParseNet face parsing (19 classes)"
         case let .rrdbNet(scale, f, b): return "RRDBNet (Real-ESRGAN): scale \(scale), num_feat \(f), num_block \(b)"
         case let .srvggNetCompact(scale, f, c): return "SRVGGNetCompact (Real-ESRGAN): upscale \(scale), num_feat \(f), num_conv \(c)"
+        case let .restoreFormer(plusPlus): return plusPlus ? "RestoreFormer++ (4 heads)" : "RestoreFormer (8 heads)"
         case let .other(name): return "\(name) (recognized; not supported yet)"
         }
     }
@@ -93,7 +96,15 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
             return .srvggNetCompact(scale: scale, features: first[0], convs: (last - 2) / 2)
         }
         if has("quantize.embedding.weight") {
-            return .other(has("position_emb") ? "CodeFormer" : "RestoreFormer / VQ autoencoder")
+            if has("position_emb") { return .other("CodeFormer") }
+            // RestoreFormer's own keys, or a Lightning checkpoint's under `vqvae.`.
+            for p in ["", "vqvae."] where has(p + "encoder.conv_in.weight") && has(p + "decoder.conv_out.weight") {
+                return .restoreFormer(plusPlus: has(p + "decoder.up.4.attn.0.q.weight"))
+            }
+            return .other("VQ autoencoder")
+        }
+        if has("vqvae.quantize.embedding.weight"), has("vqvae.encoder.conv_in.weight"), has("vqvae.decoder.conv_out.weight") {
+            return .restoreFormer(plusPlus: has("vqvae.decoder.up.4.attn.0.q.weight"))
         }
         return nil
     }

@@ -30,12 +30,15 @@ public struct AlignedRestoration: Sendable {
 public enum FaceNetwork: Sendable {
     case gfpgan(GFPGAN)
     case gpen(GPEN)
+    /// RestoreFormer or RestoreFormer++ (a network swap in GFPGANer: GFP-GAN's pipeline).
+    case restoreFormer(RestoreFormer)
 
     /// The architecture's name with its configuration, e.g. "GFPGANv1Clean" or "GPEN-512".
     public var name: String {
         switch self {
         case .gfpgan(let net): return net.config.architecture.rawValue
         case .gpen(let net): return "GPEN-\(net.config.size)"
+        case .restoreFormer(let net): return net.variant.rawValue
         }
     }
 }
@@ -58,6 +61,10 @@ public struct FaceRestorer: Sendable {
         switch Architecture.detect(sd) {
         case .gpen?: network = .gpen(try GPEN(stateDict: sd, file: modelPath, context: context))
         case .gfpganClean?, .gfpganV1?: network = .gfpgan(try GFPGAN(stateDict: sd, file: modelPath, context: context))
+        case .restoreFormer?:
+            let (tensors, losses) = RestoreFormer.networkTensors(sd)
+            network = .restoreFormer(try RestoreFormer(stateDict: tensors, file: modelPath, unused: losses.isEmpty ? [] : ["loss."],
+                                                       context: context))
         case let other:
             throw ModelError.wrongArchitecture(file: modelPath, expected: "a face restoration model (GFPGAN v1/v1.2/v1.3/v1.4 or GPEN)",
                                                found: other?.description ?? "not a network FaceRestore knows")
@@ -70,6 +77,7 @@ public struct FaceRestorer: Sendable {
         switch network {
         case .gfpgan(let net): return net.config.outSize
         case .gpen(let net): return net.config.size
+        case .restoreFormer: return RestoreFormer.size
         }
     }
 
@@ -77,7 +85,7 @@ public struct FaceRestorer: Sendable {
     /// GFP-GAN, `Recipe.gpen` for GPEN).
     public var recipe: Recipe {
         switch network {
-        case .gfpgan: return .facexlib
+        case .gfpgan, .restoreFormer: return .facexlib
         case .gpen: return .gpen
         }
     }
@@ -87,7 +95,7 @@ public struct FaceRestorer: Sendable {
     public static func recipe(of sd: StateDict) -> Recipe? {
         switch Architecture.detect(sd) {
         case .gpen?: return .gpen
-        case .gfpganClean?, .gfpganV1?: return .facexlib
+        case .gfpganClean?, .gfpganV1?, .restoreFormer?: return .facexlib
         default: return nil
         }
     }
@@ -122,6 +130,8 @@ public struct FaceRestorer: Sendable {
                 return try FaceTensor.bgrImage(from: try net(x, noise: seed.map { noise(seed: $0) }, context), quantization: rounding, context)
             case .gpen(let net):
                 return try FaceTensor.bgrImage(from: try net(x, context), quantization: rounding, context)
+            case .restoreFormer(let net):
+                return try FaceTensor.bgrImage(from: try net.forward(x, context).image, quantization: rounding, context)
             }
         }
         return AlignedRestoration(input: input, restored: restored, timings: timings)

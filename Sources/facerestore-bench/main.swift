@@ -216,6 +216,7 @@ func benchFaceModel(model: String, io: String, output: String?, threads: Int, ru
     switch try FaceRestorer(modelPath: model, context: ctx).network {
     case .gfpgan(let gfpgan): net = { try gfpgan($0, $1) }
     case .gpen(let gpen): net = { try gpen($0, $1) }
+    case .restoreFormer(let rf): net = { try rf.forward($0, $1).image }
     }
     let loadTime = now() - t0
     let afterLoad = peakRSSMegabytes()
@@ -339,7 +340,7 @@ case "dense":
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)
     }
-case "gfpgan", "gpen":
+case "gfpgan", "gpen", "restoreformer":
     do {
         guard let model = option("--model"), let io = option("--io") else {
             print("usage: facerestore-bench gfpgan|gpen --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N] [--threads N] [--precision fp32|bf16]")
