@@ -33,10 +33,10 @@ struct Restore: ParsableCommand {
     var output = "results"
 
     @Option(name: [.customShort("v"), .customLong("version")],
-            help: "Model: GFPGAN 1, 1.2, 1.3 or 1.4, GPEN gpen-256, gpen-512, gpen-1024 or gpen-2048, or auto (the first installed).")
+            help: "Model: GFPGAN 1, 1.2, 1.3 or 1.4, restoreformer or restoreformer++, GPEN gpen-256, gpen-512, gpen-1024 or gpen-2048, or auto (the first installed).")
     var modelVersion = "1.3"
 
-    @Option(name: .customLong("model-path"), help: "A GFPGAN or GPEN checkpoint to use instead of -v.")
+    @Option(name: .customLong("model-path"), help: "A GFPGAN, RestoreFormer (.pth or .ckpt) or GPEN checkpoint to use instead of -v.")
     var modelPath: String?
 
     @Flag(name: .long, help: "Inputs are aligned face crops (no detection or paste-back).")

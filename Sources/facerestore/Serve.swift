@@ -28,7 +28,7 @@ struct Serve: ParsableCommand {
             help: "Default face model: auto (the first installed), GFPGAN 1, 1.2, 1.3, 1.4, or gpen-256/512/1024/2048. Clients may pick another installed one.")
     var modelVersion = "auto"
 
-    @Option(name: .customLong("model-path"), help: "A GFPGAN or GPEN checkpoint as the default model instead of -v.")
+    @Option(name: .customLong("model-path"), help: "A GFPGAN, RestoreFormer or GPEN checkpoint as the default model instead of -v.")
     var modelPath: String?
 
     @Option(name: .long, help: "Face detector: auto, a model name, or a weights file.")
