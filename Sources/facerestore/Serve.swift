@@ -25,7 +25,7 @@ struct Serve: ParsableCommand {
     var port = 8080
 
     @Option(name: [.customShort("v"), .customLong("version")],
-            help: "Default face model: auto (the first installed), GFPGAN 1, 1.2, 1.3, 1.4, or gpen-256/512/1024/2048. Clients may pick another installed one.")
+            help: "Default face model: auto (the first installed), GFPGAN 1, 1.2, 1.3, 1.4, restoreformer, restoreformer++, or gpen-256/512/1024/2048. Clients may pick another installed one.")
     var modelVersion = "auto"
 
     @Option(name: .customLong("model-path"), help: "A GFPGAN, RestoreFormer or GPEN checkpoint as the default model instead of -v.")
