@@ -61,7 +61,11 @@ static int png_exif_orientation(png_structp png, png_infop info) {
 #endif
 }
 
-static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pixels, int header_only, fr_image *out,
+/* What png_decode_impl produces: the header only, the pixels as stored (cv2.IMREAD_UNCHANGED-like,
+   palette and low-bit gray expanded), or one 8-bit gray channel as cv2.IMREAD_GRAYSCALE reads it. */
+enum png_mode { PNG_HEADER, PNG_PIXELS, PNG_GRAY };
+
+static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pixels, enum png_mode mode, fr_image *out,
                            char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     out->orientation = 1;
@@ -89,7 +93,7 @@ static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pi
        (a 69-byte file claiming 2147483647x1 pixels made it allocate 6 GB), so the header-only
        answer and the pixel limit are settled before it. */
     int trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
-    if (header_only) {
+    if (mode == PNG_HEADER) {
         int channels = color == PNG_COLOR_TYPE_GRAY ? 1 + trns : color == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
                      : color == PNG_COLOR_TYPE_RGB_ALPHA ? 4 : 3 + trns;   /* RGB and palette */
         out->width = (int)w;
@@ -106,12 +110,26 @@ static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pi
     }
     int exif_before = png_exif_orientation(png, info);   /* eXIf before the image data */
     if (exif_before) out->orientation = exif_before;
-    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (trns) png_set_tRNS_to_alpha(png);
-    if (depth == 16) png_set_swap(png);   // PNG is big-endian; give native (little-endian) uint16
+    if (mode == PNG_GRAY) {
+        /* The transforms OpenCV asks libpng for (strip_16, strip_alpha, palette to RGB, low-bit
+           gray to 8 bits, then png_set_rgb_to_gray(1, 0.299, 0.587) for colour types:
+           (9797 R + 19234 G + 3737 B) >> 15, truncated; gamma-aware with gAMA/sRGB). */
+        if (depth == 16) png_set_strip_16(png);
+        png_set_strip_alpha(png);
+        if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+        if ((color & PNG_COLOR_MASK_COLOR) == 0 && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+        if ((color & PNG_COLOR_MASK_COLOR) != 0) png_set_rgb_to_gray(png, 1, 0.299, 0.587);
+    } else {
+        if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+        if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+        if (trns) png_set_tRNS_to_alpha(png);
+        if (depth == 16) png_set_swap(png);   // PNG is big-endian; give native (little-endian) uint16
+    }
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
+    if (mode == PNG_GRAY && (png_get_channels(png, info) != 1 || png_get_bit_depth(png, info) != 8)) {
+        png_error(png, "unexpected PNG layout after gray conversion");
+    }
     out->width = (int)w;
     out->height = (int)h;
     out->channels = png_get_channels(png, info);
@@ -134,11 +152,11 @@ static int png_decode_impl(const unsigned char *data, size_t size, size_t max_pi
 }
 
 int fr_png_info(const unsigned char *data, size_t size, fr_image *out, char *err, size_t errlen) {
-    return png_decode_impl(data, size, 0, 1, out, err, errlen);
+    return png_decode_impl(data, size, 0, PNG_HEADER, out, err, errlen);
 }
 
 int fr_png_decode(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen) {
-    return png_decode_impl(data, size, max_pixels, 0, out, err, errlen);
+    return png_decode_impl(data, size, max_pixels, PNG_PIXELS, out, err, errlen);
 }
 
 typedef struct {
@@ -322,66 +340,9 @@ int fr_jpeg_encode(const unsigned char *pixels, int width, int height, int chann
 // `grfmt_jpeg.cpp` `readData` with a one-channel destination.
 // ---------------------------------------------------------------------------------------------
 
-/* PNG: libpng converts, with the transforms OpenCV asks for (strip_16, strip_alpha, palette to
-   RGB, low-bit gray to 8 bits, then png_set_rgb_to_gray(1, 0.299, 0.587) for colour types:
-   (9797 R + 19234 G + 3737 B) >> 15, truncated; gamma-aware when the file carries gAMA/sRGB). */
+/* PNG: libpng converts, with the transforms OpenCV asks for (png_decode_impl's PNG_GRAY). */
 int fr_png_decode_gray(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen) {
-    memset(out, 0, sizeof(*out));
-    out->orientation = 1;
-    if (size < 8 || png_sig_cmp(data, 0, 8) != 0) { set_err(err, errlen, "not a PNG file"); return 1; }
-    png_reader reader = {data, size, 8, err, errlen};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_on_error, png_on_warning);
-    if (!png) { set_err(err, errlen, "out of memory"); return 1; }
-    png_infop info = png_create_info_struct(png);
-    if (!info) { png_destroy_read_struct(&png, NULL, NULL); set_err(err, errlen, "out of memory"); return 1; }
-    unsigned char *volatile pixels = NULL;
-    png_bytep *volatile rows = NULL;
-    if (setjmp(png_jmpbuf(png))) {
-        free(pixels);
-        free(rows);
-        png_destroy_read_struct(&png, &info, NULL);
-        return 1;
-    }
-    png_set_read_fn(png, &reader, png_read_mem);
-    png_set_sig_bytes(png, 8);
-    png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
-    png_read_info(png, info);
-    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
-    if ((size_t)w * (size_t)h > max_pixels) {
-        png_destroy_read_struct(&png, &info, NULL);
-        set_err(err, errlen, "image exceeds the pixel limit");
-        return 2;
-    }
-    int exif_before = png_exif_orientation(png, info);
-    if (exif_before) out->orientation = exif_before;
-    if (depth == 16) png_set_strip_16(png);
-    png_set_strip_alpha(png);
-    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if ((color & PNG_COLOR_MASK_COLOR) == 0 && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if ((color & PNG_COLOR_MASK_COLOR) != 0) png_set_rgb_to_gray(png, 1, 0.299, 0.587);
-    png_set_interlace_handling(png);
-    png_read_update_info(png, info);
-    if (png_get_channels(png, info) != 1 || png_get_bit_depth(png, info) != 8) png_error(png, "unexpected PNG layout after gray conversion");
-    size_t rowbytes = png_get_rowbytes(png, info);
-    pixels = (unsigned char *)malloc(rowbytes * h);
-    rows = (png_bytep *)malloc(sizeof(png_bytep) * h);
-    if (!pixels || !rows) png_error(png, "out of memory");
-    for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + y * rowbytes;
-    png_read_image(png, rows);
-    png_read_end(png, info);
-    if (!exif_before) {
-        int exif_after = png_exif_orientation(png, info);
-        if (exif_after) out->orientation = exif_after;
-    }
-    free(rows);
-    png_destroy_read_struct(&png, &info, NULL);
-    out->width = (int)w;
-    out->height = (int)h;
-    out->channels = 1;
-    out->depth = 8;
-    out->pixels = pixels;
-    return 0;
+    return png_decode_impl(data, size, max_pixels, PNG_GRAY, out, err, errlen);
 }
 
 /* JPEG: out_color_space JCS_GRAYSCALE, which for a YCbCr file is its luma plane as decoded (no

@@ -363,11 +363,13 @@ public struct Restorer: Sendable {
             throw PipelineError.invalidArgument("only whole-photo restorations can be re-blended")
         }
         var out = result
-        var again = try photo.reblend(restored, weight: weight, faces: faces)
-        // The identity check again at the new weight (the guard's own weights are recomputed).
+        var base = restored
+        // The guard's weights belong to the old weight: they are recomputed below, before pasting.
+        if identity != nil { for k in base.faces.indices { base.faces[k].weight = nil } }
+        var again = try photo.reblend(base, weight: weight, faces: faces)
         if let identity {
             let drifted = try identity.check(&again, with: photo)
-            if restored.faces.contains(where: { $0.weight != nil }) || !drifted.isEmpty { again = try photo.reblend(again) }
+            if !drifted.isEmpty { again = try photo.reblend(again) }
             out.warnings = out.warnings.filter { if case .identityDrift = $0 { return false } else { return true } } + drifted
         }
         out.photo = again

@@ -1,7 +1,6 @@
 // Ops of the metric networks (LPIPS, ArcFace) that the restoration models do not need: LPIPS's
 // per-layer score (lpips 0.1.4 `normalize_tensor`, the squared difference, the 1×1 `NetLinLayer`
-// and `spatial_average`), a global average pool (an SE block's `AdaptiveAvgPool2d(1)`) and an
-// affine map per feature of `[N, C]` rows (eval-mode `BatchNorm1d`).
+// and `spatial_average`) and an affine map per feature of `[N, C]` rows (eval-mode `BatchNorm1d`).
 
 import Foundation
 
@@ -52,26 +51,9 @@ extension ComputeContext {
         }
     }
 
-    /// `F.adaptive_avg_pool2d(x, 1).view(N, C)`: the mean of each channel, `[N, C]` (plain).
-    public func globalAveragePool(_ x: Tensor) throws -> Tensor {
-        guard x.rank == 4 else { throw EngineError.shapeMismatch(op: "global_average_pool", detail: "needs NCHW, got \(x.shape)") }
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let src = try channelsLast(x)
-        let s = src.storage.floats
-        return Tensor(shape: [n, c]) { out in
-            for item in 0..<n {
-                for k in 0..<c {
-                    var total = 0.0
-                    for p in 0..<(h * w) { total += Double(s[(item * h * w + p) * c + k]) }
-                    out[item * c + k] = Float(total / Double(h * w))
-                }
-            }
-        }
-    }
-
     /// `x·scale[c] + shift[c]` for `[N, C]` rows (an eval-mode `BatchNorm1d` with
-    /// `scale = γ/√(σ²+ε)`, `shift = β − μ·scale`), optionally followed by a sigmoid.
-    public func rowAffine(_ x: Tensor, scale: [Float], shift: [Float], sigmoid: Bool = false) throws -> Tensor {
+    /// `scale = γ/√(σ²+ε)`, `shift = β − μ·scale`).
+    public func rowAffine(_ x: Tensor, scale: [Float], shift: [Float]) throws -> Tensor {
         guard x.rank == 2, scale.count == x.shape[1], shift.count == x.shape[1] else {
             throw EngineError.shapeMismatch(op: "row_affine", detail: "\(x.shape) with \(scale.count) scales, \(shift.count) shifts")
         }
@@ -81,8 +63,7 @@ extension ComputeContext {
         return Tensor(shape: [n, c]) { out in
             for i in 0..<n {
                 for k in 0..<c {
-                    let v = s[i * c + k] * scale[k] + shift[k]
-                    out[i * c + k] = sigmoid ? 1 / (1 + Foundation.exp(-v)) : v
+                    out[i * c + k] = s[i * c + k] * scale[k] + shift[k]
                 }
             }
         }

@@ -1,7 +1,7 @@
 // Average pooling with PyTorch semantics (torch 1.13 / 2.x `F.avg_pool2d`, `nn.AdaptiveAvgPool2d`
 // to 1×1), for the FID Inception (pytorch-fid / basicsr 1.4.2 `archs/inception.py`, whose
-// patched blocks pool with `count_include_pad=False`, TensorFlow's convention).
-// Plain loops on channels-last memory, like `maxPool2d`: the pools run on at most 35² positions.
+// patched blocks pool with `count_include_pad=False`, TensorFlow's convention) and the AWing
+// FAN. Plain loops on channels-last memory, like `maxPool2d`, output rows split over threads.
 
 extension ComputeContext {
     /// `F.avg_pool2d(x, kernel, stride, padding, count_include_pad=False)`: each output is the
@@ -16,8 +16,9 @@ extension ComputeContext {
         let src = try channelsLast(x)
         let out = Tensor(uninitialized: .channelsLast([n, c, oh, ow]))
         let s = src.storage.floats, d = out.storage.floats
-        for b in 0..<n {
-            for oy in 0..<oh {
+        parallelRows(n * oh, grain: 4) { rows in
+            for row in rows {
+                let (b, oy) = (row / oh, row % oh)
                 let y0 = max(oy * stride - p, 0), y1 = min(oy * stride - p + k, h)
                 for ox in 0..<ow {
                     let x0 = max(ox * stride - p, 0), x1 = min(ox * stride - p + k, w)
@@ -35,6 +36,13 @@ extension ComputeContext {
             }
         }
         return out
+    }
+
+    /// `F.avg_pool2d(x, kernel, stride=kernel)` (AWing FAN's pools): output ⌊H/k⌋ × ⌊W/k⌋,
+    /// channels-last; each window summed row by row, left to right, then divided by k² once, as
+    /// torch 1.13's CPU kernel (`cpu_avg_pool`) does.
+    public func averagePool2d(_ x: Tensor, kernel k: Int) throws -> Tensor {
+        try avgPool2dExcludingPadding(x, kernel: k, stride: k, padding: 0)
     }
 
     /// `nn.AdaptiveAvgPool2d((1, 1))` (`x.mean((2, 3), keepdim=True)`): `[N, C, 1, 1]`, plain.

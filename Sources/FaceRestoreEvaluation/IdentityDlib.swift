@@ -14,12 +14,7 @@ public final class DlibFaceRecognizer: Sendable {
     public static let fileName = "dlib_face_recognition_resnet_model_v1.dat"
 
     /// `$FACERESTORE_HOME/models/<fileName>` (default home ~/.cache/facerestore).
-    public static var defaultPath: String {
-        let environment = ProcessInfo.processInfo.environment
-        let home = environment["FACERESTORE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.cache/facerestore")
-        return home + "/models/" + fileName
-    }
+    public static var defaultPath: String { MetricWeights.modelDirectory + "/" + fileName }
 
     public let path: String
     let network: DlibResNet

@@ -82,12 +82,7 @@ public struct NIQEModel: Sendable {
 
     /// `$FACERESTORE_HOME/models/niqe_pris_params.npz`, FACERESTORE_HOME defaulting to
     /// `~/.cache/facerestore`.
-    public static var defaultPath: String {
-        let environment = ProcessInfo.processInfo.environment
-        let home = environment["FACERESTORE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.cache/facerestore")
-        return home + "/models/niqe_pris_params.npz"
-    }
+    public static var defaultPath: String { MetricWeights.modelDirectory + "/niqe_pris_params.npz" }
 }
 
 /// basicsr 1.4.2's `calculate_niqe(img, crop_border)` of an 8-bit image (BGR, or one gray

@@ -35,7 +35,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     public func run(_ data: Data) -> Bool {
         switch self {
         case .png, .jpeg:
-            return (try? ImageIO.decode(data, path: "fuzz", limits: Self.limits)) != nil
+            // Both reads: as cv2.IMREAD_COLOR and as cv2.IMREAD_GRAYSCALE (Deg.'s reads).
+            let gray = (try? ImageIO.decodeGrayscale(data, path: "fuzz", limits: Self.limits)) != nil
+            return (try? ImageIO.decode(data, path: "fuzz", limits: Self.limits)) != nil || gray
         case .pth, .safetensors:
             let path = Self.scratch(rawValue)
             guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }

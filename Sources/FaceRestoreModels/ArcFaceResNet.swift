@@ -165,9 +165,8 @@ struct SEBlock {
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
         let n = x.shape[0]
-        let y = try ctx.rowAffine(try fc2(try fc1(try ctx.globalAveragePool(x), ctx), ctx),
-                                  scale: [Float](repeating: 1, count: channels), shift: [Float](repeating: 0, count: channels),
-                                  sigmoid: true)
+        let pooled = try ctx.reshape(try ctx.globalAvgPool2d(x), [n, channels])
+        let y = try ctx.sigmoid(try fc2(try fc1(pooled, ctx), ctx))
         return try ctx.multiply(x, try ctx.reshape(y, [n, channels, 1, 1]))
     }
 }
