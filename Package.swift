@@ -97,7 +97,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "FaceRestoreFuzzingTests", dependencies: ["FaceRestoreFuzzing"], exclude: ["corpus", "regressions"]),
         .testTarget(name: "FaceRestoreServerTests",
-                    dependencies: ["FaceRestoreServer", "facerestore", .product(name: "HummingbirdTesting", package: "hummingbird")]),
+                    dependencies: ["FaceRestoreServer", "facerestore", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                   .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FaceRestoreCLITests", dependencies: ["facerestore", "FaceRestore"],
                     resources: [.copy("Fixtures")]),
     ]

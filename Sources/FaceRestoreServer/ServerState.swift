@@ -43,8 +43,12 @@ final class ServerState: Sendable {
     /// The default restorer, loaded at start.
     let defaultRestorer: Restorer
     private let reblendQueue = DispatchQueue(label: "facerestore.reblend", qos: .userInitiated, attributes: .concurrent)
+    /// Called on the worker's thread when a job has been marked running, before any work on it
+    /// (the shutdown test holds its job here; nil in the server).
+    let jobStarted: (@Sendable (JobID) -> Void)?
 
-    init(configuration: ServerConfiguration, logger: Logger) throws {
+    init(configuration: ServerConfiguration, logger: Logger, jobStarted: (@Sendable (JobID) -> Void)? = nil) throws {
+        self.jobStarted = jobStarted
         var c = configuration
         c.workers = max(1, c.workers)
         self.configuration = c
@@ -172,6 +176,7 @@ final class ServerState: Sendable {
         let input = inputFile(id)
         let display = job.snapshot.name
         store.update(id) { $0.status = .running; $0.stage = "loading"; $0.progress = 0.01 }
+        jobStarted?(id)
         do {
             guard let input else { throw APIError(.internalServerError, "the upload is gone") }
             let restorer = try pool.restorer(.init(model: request.model, background: request.background))

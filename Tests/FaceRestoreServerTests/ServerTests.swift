@@ -10,6 +10,8 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import ServiceLifecycle
+import Synchronization
+import Logging
 import Testing
 
 let testsRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -40,6 +42,11 @@ func temporaryFolder(_ name: String) throws -> URL {
 
 /// A server on the tiny GFP-GAN (32² faces) and a real detector, its data in a new folder.
 func makeServer(_ change: (inout ServerConfiguration) -> Void = { _ in }) throws -> FaceRestoreServer {
+    try FaceRestoreServer(serverConfiguration(change))
+}
+
+/// The test server's configuration: the tiny GFP-GAN, a real detector, no parser, 2 threads.
+func serverConfiguration(_ change: (inout ServerConfiguration) -> Void = { _ in }) throws -> ServerConfiguration {
     var c = ServerConfiguration()
     c.store = ModelStore(directory: try temporaryFolder("models").path)
     c.restorer = Restorer.Configuration(model: .file(tinyGFPGAN))
@@ -48,7 +55,7 @@ func makeServer(_ change: (inout ServerConfiguration) -> Void = { _ in }) throws
     c.restorer.threads = 2
     c.dataDirectory = try temporaryFolder("data").path
     change(&c)
-    return try FaceRestoreServer(c)
+    return c
 }
 
 /// A multipart/form-data body.
@@ -97,9 +104,10 @@ extension TestClientProtocol {
         try json(try await execute(uri: "/api/v1/jobs/\(id)", method: .get))
     }
 
-    /// Polls until the job ends (60 s at most).
+    /// Polls until the job ends (5 minutes at most: CI runs the whole suite in parallel on 2 cores).
     func wait(_ id: String) async throws -> [String: Any] {
-        for _ in 0..<1200 {
+        let deadline = ContinuousClock.now + .seconds(300)
+        while ContinuousClock.now < deadline {
             let j = try await job(id)
             if let s = j["status"] as? String, s == "done" || s == "failed" { return j }
             try await Task.sleep(for: .milliseconds(50))
@@ -429,8 +437,16 @@ struct ServeAPI {
 @Suite(.enabled(if: detectorFile != nil, "no RetinaFace weights"))
 struct ServeShutdown {
     @Test func shutdownFinishesTheRunningJobAndFailsTheQueued() async throws {
-        let server = try makeServer { $0.workers = 1 }
-        let state = server.state
+        // The first job is held on its worker thread right after it is marked running, until the
+        // shutdown has closed the queue: no timing assumption, however loaded the machine.
+        let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let first = Mutex(true)
+        let state = try ServerState(configuration: serverConfiguration { $0.workers = 1 }, logger: Logger(label: "test"),
+                                    jobStarted: { _ in
+                                        guard first.withLock({ f in defer { f = false }; return f }) else { return }
+                                        started.signal()
+                                        release.wait()
+                                    })
         let photo = try Data(contentsOf: groupPhoto)
         var ids: [JobID] = []
         for k in 0..<3 {
@@ -442,11 +458,13 @@ struct ServeShutdown {
         }
         let group = ServiceGroup(configuration: .init(services: [JobRunner(server: state)], logger: state.logger))
         let running = Task { try await group.run() }
-        // Wait until the first job runs, then shut down (polled every millisecond: under a loaded
-        // test run a coarser poll can miss the whole job).
-        for _ in 0..<60_000 where state.store.snapshot(ids[0])?.status == .queued { try await Task.sleep(for: .milliseconds(1)) }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async { started.wait(); c.resume() }
+        }
         #expect(state.store.snapshot(ids[0])?.status == .running)
         await group.triggerGracefulShutdown()
+        while !state.store.isClosed { try await Task.sleep(for: .milliseconds(5)) }
+        release.signal()
         try await running.value
 
         #expect(state.store.snapshot(ids[0])?.status == .done, "the running job finished")
@@ -460,7 +478,7 @@ struct ServeShutdown {
         let next = await state.store.next()
         #expect(next == nil, "no job is handed out after shutdown")
         // No temporary files from atomic writes are left behind.
-        let all = FileManager.default.enumerator(atPath: server.dataFolder)?.allObjects as? [String] ?? []
+        let all = FileManager.default.enumerator(atPath: state.dataFolder.path)?.allObjects as? [String] ?? []
         #expect(!all.contains { $0.contains(".tmp") || $0.hasSuffix("/upload") }, "\(all)")
     }
 }
