@@ -21,7 +21,9 @@ call, the module's `adaptive_instance_normalization` is replaced by the identity
 
 Weights are random, from fixed seeds: torch's default init under `torch.manual_seed`, then
 `position_emb` (zeros by default) = 0.5*randn, every GroupNorm/LayerNorm gamma = 1 + 0.2*randn and
-beta = 0.2*randn, the codebook (+-1/codebook_size by default) = randn. The tokens entering the
+beta = 0.2*randn, the codebook (+-1/codebook_size by default) = randn, and the last conv
+(`generator.blocks.24`) scaled so the first face's w=0.5 output peaks at 1.5, as a trained model's
+stays near [-1, 1] (unscaled random weights reach about ±9, and float32 rounding with them). The tokens entering the
 logit layer (idx_pred_layer's LayerNorm output) are nearly parallel with random weights (cosine
 up to 0.999; 25 distinct codes on 512 tokens), so `idx_pred_layer.1.weight` loses its component
 along the fixture faces' mean token and is scaled x32 (logit std ~5, ~260 distinct codes); then
@@ -189,6 +191,14 @@ def randomise(net, cfg, faces):
         sep, reached = separate(hs, w64)
         print(f"logit rows moved: {int((sep != w64.float()).any(1).sum())}; smallest top-1/top-2 gap (float64, calibration) {reached:.4g}")
         w.copy_(sep)
+        # A trained model's output lies in [-1, 1]; random weights reach about ±9, and float32
+        # rounding grows with the values. The last conv is scaled so the first face's w=0.5 output
+        # peaks at 1.5 (a linear layer: the output scales exactly).
+        peak = float(net(faces[0], weight=0.5)[0].abs().max())
+        last = net.generator.blocks[24]
+        last.weight.mul_(1.5 / peak)
+        last.bias.mul_(1.5 / peak)
+        print(f"output peak {peak:.3g} scaled to 1.5")
 
 
 def run_traced(net, x, weight, adain, keep_256):

@@ -70,7 +70,10 @@ public enum ModelCatalog {
     /// yangxy/GPEN README (commit 2c73670): the models' download links.
     static let gpenModels = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/"
     static let gpenHiRes = "https://www.modelscope.cn/api/v1/models/damo/cv_gpen_image-portrait-enhancement-hires/repo?Revision=master&FilePath="
-    static let gpenLicense = "GPEN: non-commercial use only (yangxy/GPEN; bring your own copy)"
+    public static let gpenLicense = "GPEN: non-commercial use only (yangxy/GPEN; bring your own copy)"
+    static let codeFormerReleases = "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/"
+    /// sczhou/CodeFormer's LICENSE (NTU S-Lab License 1.0), which its README extends to the weights.
+    public static let codeFormerLicense = "CodeFormer: NTU S-Lab License 1.0, non-commercial use only (sczhou/CodeFormer; bring your own copy)"
 
     public static let entries: [ModelEntry] = [
         ModelEntry(name: "1", title: "GFPGAN v1", kind: .faceRestoration, fileName: "GFPGANv1.pth",
@@ -89,6 +92,14 @@ public enum ModelCatalog {
         ModelEntry(name: "restoreformer++", title: "RestoreFormer++", kind: .faceRestoration, fileName: "RestoreFormer++.ckpt",
                    url: restoreFormerReleases + "v1.0.0/RestoreFormer++.ckpt", size: nil, sha256: nil,
                    license: "RestoreFormer++ (Apache-2.0 code; see upstream for model terms)"),
+        ModelEntry(name: "codeformer", title: "CodeFormer", kind: .faceRestoration, fileName: "codeformer.pth",
+                   url: codeFormerReleases + "codeformer.pth", size: nil, sha256: nil, license: codeFormerLicense, nonCommercial: true),
+        ModelEntry(name: "codeformer-colorization", title: "CodeFormer colorization (aligned gray faces)", kind: .faceRestoration,
+                   fileName: "codeformer_colorization.pth", url: codeFormerReleases + "codeformer_colorization.pth", size: nil, sha256: nil,
+                   license: codeFormerLicense, nonCommercial: true),
+        ModelEntry(name: "codeformer-inpainting", title: "CodeFormer inpainting (aligned faces, white masks)", kind: .faceRestoration,
+                   fileName: "codeformer_inpainting.pth", url: codeFormerReleases + "codeformer_inpainting.pth", size: nil, sha256: nil,
+                   license: codeFormerLicense, nonCommercial: true),
         ModelEntry(name: "gpen-256", title: "GPEN-BFR-256", kind: .faceRestoration, fileName: "GPEN-BFR-256.pth",
                    url: gpenModels + "GPEN-BFR-256.pth", size: nil, sha256: nil, license: gpenLicense, nonCommercial: true),
         ModelEntry(name: "gpen-512", title: "GPEN-BFR-512", kind: .faceRestoration, fileName: "GPEN-BFR-512.pth",
@@ -160,7 +171,7 @@ public enum ModelCatalog {
     public static func entry(named name: String) -> ModelEntry? {
         var key = name.lowercased()
         for prefix in ["gfpgan", "v"] where key.hasPrefix(prefix) { key.removeFirst(prefix.count) }
-        key = key.replacingOccurrences(of: "gpen-bfr-", with: "gpen-")
+        key = key.replacingOccurrences(of: "gpen-bfr-", with: "gpen-").replacingOccurrences(of: "codeformer_", with: "codeformer-")
         return entries.first { $0.name == key || $0.name == name.lowercased() }
     }
 

@@ -113,8 +113,10 @@ public struct ModelStore: Sendable {
     public let extraDirectories: [String]
 
     /// Face models in the order `auto` looks for them: upstream's default (v1.3), the other
-    /// GFP-GAN versions, then GPEN.
-    public static let faceModels = ["1.3", "1.4", "1.2", "1", "restoreformer", "restoreformer++", "gpen-512", "gpen-256", "gpen-1024", "gpen-2048"]
+    /// GFP-GAN versions, RestoreFormer, then the non-commercial ones the user installed (CodeFormer,
+    /// GPEN). CodeFormer's colorization and inpainting checkpoints are only used by name.
+    public static let faceModels = ["1.3", "1.4", "1.2", "1", "restoreformer", "restoreformer++", "codeformer",
+                                    "gpen-512", "gpen-256", "gpen-1024", "gpen-2048"]
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         let home = environment["FACERESTORE_HOME"].flatMap { $0.isEmpty ? nil : $0 }

@@ -262,6 +262,32 @@ public struct Restorer: Sendable {
 
     static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
 
+    /// The terms of the loaded face model's weights when they restrict use (CodeFormer's S-Lab
+    /// licence, GPEN's non-commercial terms), to show when it loads; nil otherwise.
+    public var licenseNotice: String? {
+        switch faceRestorer?.network {
+        case .codeFormer?: return ModelCatalog.codeFormerLicense
+        case .gpen?: return ModelCatalog.gpenLicense
+        default: return nil
+        }
+    }
+
+    /// Whether the face model takes CodeFormer's fidelity weight.
+    public var takesFidelity: Bool {
+        if case .codeFormer? = faceRestorer?.network { return true }
+        return false
+    }
+
+    /// `options` with upstream's `-w` for this model: CodeFormer's fidelity weight
+    /// (`inference_codeformer.py -w`), for every other model the blend of the restored face with
+    /// its crop (GFP-GAN's `-w`, GPEN's `--alpha`). nil leaves `options` as they are.
+    public func applyingUpstreamWeight(_ w: Double?, to options: PhotoOptions) -> PhotoOptions {
+        guard let w else { return options }
+        var o = options
+        if takesFidelity { o.fidelity = Float(w) } else { o.weight = w }
+        return o
+    }
+
     /// Warnings that `options` cause with this model (once per batch, not per image).
     public func warnings(for options: PhotoOptions) -> [RestoreWarning] {
         if options.seed != nil, let face = faceRestorer, !face.usesNoise { return [.seedIgnored(model: face.network.name)] }
@@ -305,7 +331,13 @@ public struct Restorer: Sendable {
         result.warnings = warnings
         switch mode {
         case .aligned(let restorer):
-            var aligned = try restorer.restoreAligned(image, seed: options.seed, context: context)
+            var aligned = try restorer.restoreAligned(image, seed: options.seed, fidelity: options.fidelity ?? FaceRestorer.defaultFidelity,
+                                                      context: context)
+            // Gray crops: CodeFormer's `is_gray` handling on the resized crop, and `keepGray`.
+            if restorer.recipe.grayFacesForGrayPhotos || options.keepGray, aligned.input.isGray() {
+                aligned.restored = aligned.restored.grayToned(like: aligned.input)
+                if options.keepGray { aligned.restored = aligned.restored.grayscaled() }
+            }
             aligned.identityDistance = try identity.map { try $0.distance(aligned.input, aligned.restored) }
             result.aligned = aligned
             result.timings = aligned.timings

@@ -17,12 +17,26 @@ import Foundation
 extension PixelImage {
     /// `cv2.resize(self, (width, height), interpolation=cv2.INTER_LINEAR)`.
     public func resizedLinear(width dw: Int, height dh: Int) -> PixelImage {
+        resizedLinear(width: dw, height: dh, factor: nil)
+    }
+
+    /// `cv2.resize(self, (0, 0), fx=f, fy=f, interpolation=cv2.INTER_LINEAR)` for an enlarging
+    /// `f`: the size is `round(side·f)`, and OpenCV samples at `1/f` steps, not at the
+    /// size ratio. Nil when the result would be empty or larger than `maxPixels`.
+    public func enlargedLinear(by f: Double, maxPixels: Int = 1 << 31) -> PixelImage? {
+        guard f.isFinite, f >= 1 else { return nil }
+        let (w, h) = ((Double(width) * f).rounded(.toNearestOrEven), (Double(height) * f).rounded(.toNearestOrEven))
+        guard w >= 1, h >= 1, w * h <= Double(maxPixels) else { return nil }
+        return resizedLinear(width: Int(w), height: Int(h), factor: f)
+    }
+
+    private func resizedLinear(width dw: Int, height dh: Int, factor: Double?) -> PixelImage {
         precondition(dw > 0 && dh > 0 && width > 0 && height > 0, "resize to \(dw)×\(dh) from \(width)×\(height)")
         if dw == width && dh == height { return self }
         if width == dw * 2 && height == dh * 2 { return halvedByArea() }
         let cn = channels
-        let xs = Self.linearTaps(source: width, destination: dw)
-        let ys = Self.linearTaps(source: height, destination: dh, clampEdges: false)
+        let xs = Self.linearTaps(source: width, destination: dw, factor: factor)
+        let ys = Self.linearTaps(source: height, destination: dh, factor: factor, clampEdges: false)
         let rowLength = dw * cn
         // Horizontal pass of one source row into `buffer` (int, scaled by 2048).
         func horizontal(_ sy: Int, into buffer: inout [Int32]) {
@@ -59,8 +73,9 @@ extension PixelImage {
     /// Source index and 11-bit weights for each destination position along one axis.
     struct Tap { var index: Int; var w0: Int16; var w1: Int16; var clamped: Bool }
 
-    static func linearTaps(source: Int, destination: Int, clampEdges: Bool = true) -> [Tap] {
-        let scale = 1.0 / (Double(destination) / Double(source))
+    /// `factor`: OpenCV's `inv_scale` when the caller gave fx/fy (else the size ratio).
+    static func linearTaps(source: Int, destination: Int, factor: Double? = nil, clampEdges: Bool = true) -> [Tap] {
+        let scale = 1.0 / (factor ?? Double(destination) / Double(source))
         return (0..<destination).map { d in
             var f = Float((Double(d) + 0.5) * scale - 0.5)
             var s = Int(f.rounded(.down))

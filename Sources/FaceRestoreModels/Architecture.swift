@@ -23,6 +23,9 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
     case srvggNetCompact(scale: Int, features: Int, convs: Int)
     /// RestoreFormer (8 heads) or RestoreFormer++ (4 heads, decoder attention at 32² too).
     case restoreFormer(plusPlus: Bool)
+    /// CodeFormer: the feature sizes its generator fuses (`connect_list`) and its codebook size,
+    /// which tell restoration, colorization and inpainting checkpoints apart.
+    case codeFormer(fusedSizes: [Int], codebookSize: Int)
     /// Recognized but not (yet) runnable by FaceRestore.
     case other(String)
 
@@ -38,6 +41,9 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
         case let .rrdbNet(scale, f, b): return "RRDBNet (Real-ESRGAN): scale \(scale), num_feat \(f), num_block \(b)"
         case let .srvggNetCompact(scale, f, c): return "SRVGGNetCompact (Real-ESRGAN): upscale \(scale), num_feat \(f), num_conv \(c)"
         case let .restoreFormer(plusPlus): return plusPlus ? "RestoreFormer++ (4 heads)" : "RestoreFormer (8 heads)"
+        case let .codeFormer(fused, k):
+            let task = CodeFormer.task(fusedSizes: fused, codebookSize: k)
+            return "CodeFormer (\(task.rawValue)): fuses at \(fused.map { "\($0)²" }.joined(separator: ", ")), \(k) codes"
         case let .other(name): return "\(name) (recognized; not supported yet)"
         }
     }
@@ -96,7 +102,10 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
             return .srvggNetCompact(scale: scale, features: first[0], convs: (last - 2) / 2)
         }
         if has("quantize.embedding.weight") {
-            if has("position_emb") { return .other("CodeFormer") }
+            if has("position_emb"), let code = shapes["quantize.embedding.weight"], code.count == 2 {
+                return .codeFormer(fusedSizes: CodeFormer.fusionChannels.map(\.size).filter { has("fuse_convs_dict.\($0).encode_enc.norm1.weight") },
+                                   codebookSize: code[0])
+            }
             // RestoreFormer's own keys, or a Lightning checkpoint's under `vqvae.`.
             for p in ["", "vqvae."] where has(p + "encoder.conv_in.weight") && has(p + "decoder.conv_out.weight") {
                 return .restoreFormer(plusPlus: has(p + "decoder.up.4.attn.0.q.weight"))

@@ -26,67 +26,6 @@
 import FaceRestoreEngine
 import FaceRestoreWeights
 
-/// `GroupNorm(32, C, eps=1e-6, affine=True)`, optionally followed by swish (`x·sigmoid(x)`).
-struct RestoreFormerNorm: Sendable {
-    let gamma: [Float], beta: [Float]
-
-    init(_ s: WeightScope, _ channels: Int) throws {
-        gamma = try s.floats("weight", shape: [channels])
-        beta = try s.floats("bias", shape: [channels])
-    }
-
-    func callAsFunction(_ x: Tensor, swish: Bool, _ ctx: ComputeContext) throws -> Tensor {
-        try ctx.groupNorm(x, groups: 32, eps: 1e-6, gamma: gamma, beta: beta, swish: swish)
-    }
-}
-
-/// `ResnetBlock` without time embedding: norm1 → swish → conv1 → norm2 → swish → conv2, plus the
-/// input (through the 1×1 `nin_shortcut` when the width changes).
-struct RestoreFormerResnetBlock: Sendable {
-    let norm1: RestoreFormerNorm, conv1: Conv2d, norm2: RestoreFormerNorm, conv2: Conv2d
-    let ninShortcut: Conv2d?
-
-    init(_ s: WeightScope, _ cin: Int, _ cout: Int, size: Int, _ ctx: ComputeContext) throws {
-        norm1 = try RestoreFormerNorm(s["norm1"], cin)
-        conv1 = try s["conv1"].conv2d(cin, cout, kernel: 3, hint: (size, size), context: ctx)
-        norm2 = try RestoreFormerNorm(s["norm2"], cout)
-        conv2 = try s["conv2"].conv2d(cout, cout, kernel: 3, hint: (size, size), context: ctx)
-        ninShortcut = cin == cout ? nil : try s["nin_shortcut"].conv2d(cin, cout, kernel: 1, hint: (size, size), context: ctx)
-    }
-
-    func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        let h = try conv1(try norm1(x, swish: true, ctx), ctx)
-        let shortcut = try ninShortcut.map { try $0(x, ctx) } ?? x
-        return try conv2(try norm2(h, swish: true, ctx), scale: 1, adding: shortcut, ctx)
-    }
-}
-
-/// `MultiHeadAttnBlock(x, y)`: h = norm1(x); queries from norm2(y) when `y` is given (the
-/// encoder's features), else from h; keys and values from h; `x + proj_out(attention)`. The
-/// self-attention blocks hold a `norm2` they never use.
-struct RestoreFormerAttention: Sendable {
-    let norm1: RestoreFormerNorm, norm2: RestoreFormerNorm
-    let q: Conv2d, k: Conv2d, v: Conv2d, projOut: Conv2d
-    let heads: Int
-
-    init(_ s: WeightScope, _ channels: Int, heads: Int, size: Int, _ ctx: ComputeContext) throws {
-        norm1 = try RestoreFormerNorm(s["norm1"], channels)
-        norm2 = try RestoreFormerNorm(s["norm2"], channels)
-        q = try s["q"].conv2d(channels, channels, kernel: 1, hint: (size, size), context: ctx)
-        k = try s["k"].conv2d(channels, channels, kernel: 1, hint: (size, size), context: ctx)
-        v = try s["v"].conv2d(channels, channels, kernel: 1, hint: (size, size), context: ctx)
-        projOut = try s["proj_out"].conv2d(channels, channels, kernel: 1, hint: (size, size), context: ctx)
-        self.heads = heads
-    }
-
-    func callAsFunction(_ x: Tensor, query y: Tensor? = nil, _ ctx: ComputeContext) throws -> Tensor {
-        let h = try norm1(x, swish: false, ctx)
-        let source = try y.map { try norm2($0, swish: false, ctx) } ?? h
-        let attended = try ctx.spatialAttention(q: try q(source, ctx), k: try k(h, ctx), v: try v(h, ctx), heads: heads)
-        return try projOut(attended, scale: 1, adding: x, ctx)
-    }
-}
-
 /// RestoreFormer or RestoreFormer++.
 public final class RestoreFormer: Sendable {
     public enum Variant: String, Sendable {
@@ -103,11 +42,11 @@ public final class RestoreFormer: Sendable {
 
     // Encoder.
     let encoderConvIn: Conv2d
-    let encoderBlocks: [[RestoreFormerResnetBlock]]
-    let encoderAttention: [RestoreFormerAttention]   // level 5, one per block
+    let encoderBlocks: [[VQGANResnetBlock]]
+    let encoderAttention: [VQGANAttention]   // level 5, one per block
     let downsample: [Conv2d]                         // levels 0–4
-    let encoderMid: (RestoreFormerResnetBlock, RestoreFormerAttention, RestoreFormerResnetBlock)
-    let encoderNormOut: RestoreFormerNorm
+    let encoderMid: (VQGANResnetBlock, VQGANAttention, VQGANResnetBlock)
+    let encoderNormOut: VQGANNorm
     let encoderConvOut: Conv2d
     // Quantizer.
     let quantConv: Conv2d, postQuantConv: Conv2d
@@ -116,11 +55,11 @@ public final class RestoreFormer: Sendable {
     let codewords: [Float]
     // Decoder.
     let decoderConvIn: Conv2d
-    let decoderMid: (RestoreFormerResnetBlock, RestoreFormerAttention, RestoreFormerResnetBlock)
-    let decoderBlocks: [[RestoreFormerResnetBlock]]          // index = level (0…5), three blocks each
-    let decoderAttention: [Int: [RestoreFormerAttention]]   // level → one per block
+    let decoderMid: (VQGANResnetBlock, VQGANAttention, VQGANResnetBlock)
+    let decoderBlocks: [[VQGANResnetBlock]]          // index = level (0…5), three blocks each
+    let decoderAttention: [Int: [VQGANAttention]]   // level → one per block
     let upsample: [Int: Conv2d]                              // levels 1–5
-    let decoderNormOut: RestoreFormerNorm
+    let decoderNormOut: VQGANNorm
     let decoderConvOut: Conv2d
 
     /// A Lightning checkpoint's network (`RestoreFormer.ckpt`, `RestoreFormer++.ckpt`: the
@@ -170,13 +109,13 @@ public final class RestoreFormer: Sendable {
         // Encoder.
         let e = root["encoder"]
         encoderConvIn = try e["conv_in"].conv2d(3, channels[0], kernel: 3, hint: (512, 512), context: ctx)
-        var blocks: [[RestoreFormerResnetBlock]] = [], downs: [Conv2d] = []
+        var blocks: [[VQGANResnetBlock]] = [], downs: [Conv2d] = []
         var cin = channels[0]
         for level in 0..<6 {
             let s = e["down"][level]
             blocks.append(try (0..<2).map { i in
                 defer { cin = channels[level] }
-                return try RestoreFormerResnetBlock(s["block"][i], i == 0 ? cin : channels[level], channels[level], size: sizes[level], ctx)
+                return try VQGANResnetBlock(s["block"][i], i == 0 ? cin : channels[level], channels[level], size: sizes[level], ctx)
             })
             if level < 5 {
                 // F.pad(x, (0, 1, 0, 1)) then a 3×3 stride-2 conv: one primitive with that padding.
@@ -188,11 +127,11 @@ public final class RestoreFormer: Sendable {
         }
         encoderBlocks = blocks
         downsample = downs
-        encoderAttention = try (0..<2).map { try RestoreFormerAttention(e["down"][5]["attn"][$0], 512, heads: heads, size: 16, ctx) }
-        encoderMid = (try RestoreFormerResnetBlock(e["mid"]["block_1"], 512, 512, size: 16, ctx),
-                      try RestoreFormerAttention(e["mid"]["attn_1"], 512, heads: heads, size: 16, ctx),
-                      try RestoreFormerResnetBlock(e["mid"]["block_2"], 512, 512, size: 16, ctx))
-        encoderNormOut = try RestoreFormerNorm(e["norm_out"], 512)
+        encoderAttention = try (0..<2).map { try VQGANAttention(e["down"][5]["attn"][$0], 512, heads: heads, size: 16, ctx) }
+        encoderMid = (try VQGANResnetBlock(e["mid"]["block_1"], 512, 512, size: 16, ctx),
+                      try VQGANAttention(e["mid"]["attn_1"], 512, heads: heads, size: 16, ctx),
+                      try VQGANResnetBlock(e["mid"]["block_2"], 512, 512, size: 16, ctx))
+        encoderNormOut = try VQGANNorm(e["norm_out"], 512)
         encoderConvOut = try e["conv_out"].conv2d(512, Self.zChannels, kernel: 3, hint: (16, 16), context: ctx)
 
         // Quantizer.
@@ -204,20 +143,20 @@ public final class RestoreFormer: Sendable {
         // Decoder.
         let d = root["decoder"]
         decoderConvIn = try d["conv_in"].conv2d(Self.zChannels, 512, kernel: 3, hint: (16, 16), context: ctx)
-        decoderMid = (try RestoreFormerResnetBlock(d["mid"]["block_1"], 512, 512, size: 16, ctx),
-                      try RestoreFormerAttention(d["mid"]["attn_1"], 512, heads: heads, size: 16, ctx),
-                      try RestoreFormerResnetBlock(d["mid"]["block_2"], 512, 512, size: 16, ctx))
-        var upBlocks = [[RestoreFormerResnetBlock]](repeating: [], count: 6)
-        var attention: [Int: [RestoreFormerAttention]] = [:], ups: [Int: Conv2d] = [:]
+        decoderMid = (try VQGANResnetBlock(d["mid"]["block_1"], 512, 512, size: 16, ctx),
+                      try VQGANAttention(d["mid"]["attn_1"], 512, heads: heads, size: 16, ctx),
+                      try VQGANResnetBlock(d["mid"]["block_2"], 512, 512, size: 16, ctx))
+        var upBlocks = [[VQGANResnetBlock]](repeating: [], count: 6)
+        var attention: [Int: [VQGANAttention]] = [:], ups: [Int: Conv2d] = [:]
         var width = 512
         for level in stride(from: 5, through: 0, by: -1) {
             let s = d["up"][level]
             upBlocks[level] = try (0..<3).map { i in
                 defer { width = channels[level] }
-                return try RestoreFormerResnetBlock(s["block"][i], i == 0 ? width : channels[level], channels[level], size: sizes[level], ctx)
+                return try VQGANResnetBlock(s["block"][i], i == 0 ? width : channels[level], channels[level], size: sizes[level], ctx)
             }
             if level == 5 || (level == 4 && variant == .restoreFormerPlusPlus) {
-                attention[level] = try (0..<3).map { try RestoreFormerAttention(s["attn"][$0], channels[level], heads: heads, size: sizes[level], ctx) }
+                attention[level] = try (0..<3).map { try VQGANAttention(s["attn"][$0], channels[level], heads: heads, size: sizes[level], ctx) }
             }
             if level > 0 {
                 ups[level] = try s["upsample"]["conv"].conv2d(channels[level], channels[level], kernel: 3, hint: (sizes[level - 1], sizes[level - 1]),
@@ -227,7 +166,7 @@ public final class RestoreFormer: Sendable {
         decoderBlocks = upBlocks
         decoderAttention = attention
         upsample = ups
-        decoderNormOut = try RestoreFormerNorm(d["norm_out"], 64)
+        decoderNormOut = try VQGANNorm(d["norm_out"], 64)
         decoderConvOut = try d["conv_out"].conv2d(64, 3, kernel: 3, hint: (512, 512), context: ctx)
         _ = try loader.finish(deliberatelyUnused: unused)
     }

@@ -32,6 +32,8 @@ public enum FaceNetwork: Sendable {
     case gpen(GPEN)
     /// RestoreFormer or RestoreFormer++ (a network swap in GFPGANer: GFP-GAN's pipeline).
     case restoreFormer(RestoreFormer)
+    /// CodeFormer (its own pipeline, `Recipe.codeFormer`; the fidelity weight w).
+    case codeFormer(CodeFormer)
 
     /// The architecture's name with its configuration, e.g. "GFPGANv1Clean" or "GPEN-512".
     public var name: String {
@@ -39,6 +41,7 @@ public enum FaceNetwork: Sendable {
         case .gfpgan(let net): return net.config.architecture.rawValue
         case .gpen(let net): return "GPEN-\(net.config.size)"
         case .restoreFormer(let net): return net.variant.rawValue
+        case .codeFormer(let net): return net.task == .restoration ? "CodeFormer" : "CodeFormer (\(net.task.rawValue))"
         }
     }
 }
@@ -65,6 +68,7 @@ public struct FaceRestorer: Sendable {
             let (tensors, losses) = RestoreFormer.networkTensors(sd)
             network = .restoreFormer(try RestoreFormer(stateDict: tensors, file: modelPath, unused: losses.isEmpty ? [] : ["loss."],
                                                        context: context))
+        case .codeFormer?: network = .codeFormer(try CodeFormer(stateDict: sd, file: modelPath, context: context))
         case let other:
             throw ModelError.wrongArchitecture(file: modelPath, expected: "a face restoration model (GFPGAN v1/v1.2/v1.3/v1.4 or GPEN)",
                                                found: other?.description ?? "not a network FaceRestore knows")
@@ -78,6 +82,7 @@ public struct FaceRestorer: Sendable {
         case .gfpgan(let net): return net.config.outSize
         case .gpen(let net): return net.config.size
         case .restoreFormer: return RestoreFormer.size
+        case .codeFormer: return CodeFormer.size
         }
     }
 
@@ -87,6 +92,7 @@ public struct FaceRestorer: Sendable {
         switch network {
         case .gfpgan, .restoreFormer: return .facexlib
         case .gpen: return .gpen
+        case .codeFormer: return .codeFormer
         }
     }
 
@@ -96,6 +102,7 @@ public struct FaceRestorer: Sendable {
         switch Architecture.detect(sd) {
         case .gpen?: return .gpen
         case .gfpganClean?, .gfpganV1?, .restoreFormer?: return .facexlib
+        case .codeFormer?: return .codeFormer
         default: return nil
         }
     }
@@ -112,10 +119,15 @@ public struct FaceRestorer: Sendable {
         return net.noiseShapes.map { Tensor(shape: $0, values: generator.normal(count: $0.reduce(1, *))) }
     }
 
+    /// CodeFormer's fidelity weight when the caller gives none (`inference_codeformer.py -w`).
+    public static let defaultFidelity: Float = 0.5
+
     /// Restores an aligned face crop (8-bit BGR, any size: it is resized like `cv2.resize`).
     /// GFPGAN: `GFPGANer.enhance(has_aligned=True)`; GPEN: `FaceGAN.process` (same input
-    /// normalization, truncating output). `seed` only affects GFPGAN.
-    public func restoreAligned(_ image: PixelImage, seed: UInt64? = nil, context: ComputeContext) throws -> AlignedRestoration {
+    /// normalization, truncating output). `seed` only affects GFPGAN; `fidelity` is CodeFormer's
+    /// w (its colorization and inpainting checkpoints use their own: 0 and 1).
+    public func restoreAligned(_ image: PixelImage, seed: UInt64? = nil, fidelity: Float = FaceRestorer.defaultFidelity,
+                               context: ComputeContext) throws -> AlignedRestoration {
         guard image.channels == 3, image.width > 0, image.height > 0 else {
             throw PipelineError.invalidArgument("a face crop must be a non-empty 3-channel BGR image")
         }
@@ -132,6 +144,9 @@ public struct FaceRestorer: Sendable {
                 return try FaceTensor.bgrImage(from: try net(x, context), quantization: rounding, context)
             case .restoreFormer(let net):
                 return try FaceTensor.bgrImage(from: try net.forward(x, context).image, quantization: rounding, context)
+            case .codeFormer(let net):
+                let (w, adain) = net.call(fidelity: fidelity)
+                return try FaceTensor.bgrImage(from: try net.forward(x, w: w, adain: adain, context).image, quantization: rounding, context)
             }
         }
         return AlignedRestoration(input: input, restored: restored, timings: timings)

@@ -55,14 +55,22 @@ public struct PhotoOptions: Sendable, Equatable {
     public var weight: Double = 1
     /// Fresh StyleGAN noise from this seed (see `FaceRestorer.noise(seed:)`); nil = stored noise.
     public var seed: UInt64?
+    /// CodeFormer's fidelity weight w (`-w` of `inference_codeformer.py`): 0 gives the codebook's
+    /// face (quality), 1 keeps closest to the input (identity). Nil: 0.5. Other models ignore it.
+    public var fidelity: Float?
+    /// Gray in, gray out: a gray photo (CodeFormer's `is_gray` test) gets gray faces toned like
+    /// their crops and comes out gray. CodeFormer does the face part without being asked.
+    public var keepGray = false
 
     public init(upscale: Int? = nil, onlyCenterFace: Bool = false, detectionThreshold: Float? = nil, weight: Double = 1,
-                seed: UInt64? = nil) {
+                seed: UInt64? = nil, fidelity: Float? = nil, keepGray: Bool = false) {
         self.upscale = upscale
         self.onlyCenterFace = onlyCenterFace
         self.detectionThreshold = detectionThreshold
         self.weight = weight
         self.seed = seed
+        self.fidelity = fidelity
+        self.keepGray = keepGray
     }
 
     /// The first argument that is out of range, as an error.
@@ -71,6 +79,9 @@ public struct PhotoOptions: Sendable, Equatable {
         if !(0...1).contains(weight) { throw PipelineError.invalidArgument("weight must be between 0 and 1, got \(weight)") }
         if let t = detectionThreshold, !(0...1).contains(t) {
             throw PipelineError.invalidArgument("the detection threshold must be between 0 and 1, got \(t)")
+        }
+        if let f = fidelity, !(0...1).contains(f) {
+            throw PipelineError.invalidArgument("the fidelity weight must be between 0 and 1, got \(f)")
         }
     }
 }
@@ -106,6 +117,9 @@ enum FaceMask: Sendable {
     case facexlibSquare
     /// GPEN's mask (parse or square) at the face size, float32.
     case gpen(Plane<Float>)
+    /// CodeFormer's: the warped soft square, and with a parser the smaller of it and this parse
+    /// mask (facexlib's, at 512²).
+    case codeFormer(parse: Plane<Double>?)
 }
 
 /// The result of restoring a whole photo.
@@ -129,6 +143,10 @@ public struct PhotoRestoration: Sendable {
     /// Kept faces (numbered in detection order, from 0) whose restoration came out NaN or
     /// infinite (damaged weights): left as they are in the photo.
     public var nonFiniteFaces: [Int] = []
+    /// Whether the photo was gray (tested when the recipe or `keepGray` needs it).
+    public var grayInput = false
+    /// Whether the result is made gray after pasting (`keepGray` on a gray photo).
+    public var grayOutput = false
 }
 
 /// Detector + restorer (+ optional face parser and background upsampler), run as the restorer's
@@ -182,9 +200,27 @@ public struct PhotoRestorer: Sendable {
     /// Faces as the recipe keeps them: detected above the threshold, eye distance at least the
     /// recipe's minimum, optionally only the one nearest the centre.
     public func faces(in image: PixelImage, options: PhotoOptions, context: ComputeContext) throws -> (kept: [DetectedFace], detected: Int) {
-        let all = try detector.detect(bgr: image.pixels, width: image.width, height: image.height,
-                                      threshold: options.detectionThreshold ?? recipe.detectionThreshold, context)
-        var kept = recipe.minimumEyeDistance.map { minimum in all.filter { $0.eyeDistance >= minimum } } ?? all
+        let threshold = options.detectionThreshold ?? recipe.detectionThreshold
+        var all: [DetectedFace]
+        let side = min(image.width, image.height)
+        if let minimum = recipe.detectionMinimumSide, side < minimum {
+            // facelib: scale = max(1, 640 / short side), the size truncated, INTER_LINEAR; the
+            // boxes, scores and landmarks divided by the scale (float32).
+            let scale = Double(minimum) / Double(side)
+            let (w, h) = (Int(Double(image.width) * scale), Int(Double(image.height) * scale))
+            let enlarged = image.resizedLinear(width: w, height: h)
+            let f = Float(scale)
+            all = try detector.detect(bgr: enlarged.pixels, width: w, height: h, threshold: threshold, context).map { face in
+                var d = face
+                d.box = d.box.map { $0 / f }
+                d.landmarks = d.landmarks.map { $0 / f }
+                d.score /= f
+                return d
+            }
+        } else {
+            all = try detector.detect(bgr: image.pixels, width: image.width, height: image.height, threshold: threshold, context)
+        }
+        var kept = recipe.minimumEyeDistance.map { minimum in all.filter { Self.eyeDistance($0, recipe.eyeDistance) >= minimum } } ?? all
         if options.onlyCenterFace, !kept.isEmpty {
             let (cx, cy) = (Double(image.width) / 2, Double(image.height) / 2)
             func distance(_ f: DetectedFace) -> Double {
@@ -198,6 +234,18 @@ public struct PhotoRestorer: Sendable {
         return (kept, all.count)
     }
 
+    /// The distance the eye-distance filter compares, by the recipe's rule.
+    static func eyeDistance(_ face: DetectedFace, _ rule: Recipe.EyeDistance) -> Double {
+        switch rule {
+        case .eyes: return face.eyeDistance
+        case .facelibIndexing:
+            // `norm([bbox[6] − bbox[8], bbox[7] − bbox[9]])` with bbox = box, score, landmarks.
+            let l = face.landmarks.map(Double.init)
+            let (a, b) = (l[1] - l[3], l[2] - l[4])
+            return (a * a + b * b).squareRoot()
+        }
+    }
+
     /// Restores every face of an 8-bit BGR photo and pastes them back. `progress` is called on
     /// this thread as each stage starts (and after each face and background tile).
     public func restore(_ image: PixelImage, options: PhotoOptions = PhotoOptions(), context: ComputeContext,
@@ -207,6 +255,16 @@ public struct PhotoRestorer: Sendable {
         try options.validate()
         let upscale = options.upscale ?? recipe.defaultUpscale
         var timings = RestoreTimings()
+        let gray = (recipe.grayFacesForGrayPhotos || options.keepGray) && image.isGray()
+        var image = image
+        if let minimum = recipe.minimumPhotoSide, min(image.width, image.height) < minimum {
+            // CodeFormer enlarges small photos first: the output is this size × upscale.
+            guard let enlarged = image.enlargedLinear(by: Double(minimum) / Double(min(image.width, image.height)),
+                                                      maxPixels: 1 << 28) else {
+                throw PipelineError.invalidArgument("a \(image.width)×\(image.height) photo is too narrow to enlarge to \(minimum) px on its short side")
+            }
+            image = enlarged
+        }
         let (w, h) = (image.width * upscale, image.height * upscale)
         // GPEN with --use_sr detects and crops on the photo resized to the output size.
         let work = recipe.detectsOnUpscaledPhoto && upscale != 1 ? image.resizedLinear(width: w, height: h) : image
@@ -221,12 +279,16 @@ public struct PhotoRestorer: Sendable {
             let points = (0..<5).map { (x: Double(face.landmarks[2 * $0]), y: Double(face.landmarks[2 * $0 + 1])) }
             guard let (affine, inverse) = alignment(points, template, upscale: upscale) else { continue }
             let cropped = timings.measure(\.align) { work.warpedAffine(affine, width: size, height: size, border: recipe.cropBorder) }
-            let restored: AlignedRestoration
-            do { restored = try restorer.restoreAligned(cropped, seed: options.seed, context: context) } catch EngineError.nonFinite {
+            var restored: AlignedRestoration
+            do {
+                restored = try restorer.restoreAligned(cropped, seed: options.seed, fidelity: options.fidelity ?? FaceRestorer.defaultFidelity,
+                                                       context: context)
+            } catch EngineError.nonFinite {
                 nonFinite.append(k)   // this face stays as it is; the photo and the batch go on
                 continue
             }
             timings.network += restored.timings.network
+            if gray { restored.restored = restored.restored.grayToned(like: restored.input) }
             let mask = try timings.measure(\.paste) { try self.mask(for: restored.restored, context: context) }
             faces.append(RestoredFace(detection: face, affine: affine, inverseAffine: inverse, cropped: restored.input,
                                       restored: restored.restored, mask: mask))
@@ -234,7 +296,9 @@ public struct PhotoRestorer: Sendable {
         // `bg_upsampler.enhance(img, outscale=upscale)`, then facexlib resizes it to (w·s, h·s)
         // with LANCZOS4: the same size, which OpenCV returns unchanged.
         let upsampled = try timings.measure(\.background) { () throws -> PixelImage in
-            guard let background else { return image.resizedLanczos4(width: w, height: h) }
+            guard let background else {
+                return recipe.backgroundResize == .linear ? image.resizedLinear(width: w, height: h) : image.resizedLanczos4(width: w, height: h)
+            }
             progress?(.background(tile: 0, of: 1))
             let up = try background.enhance(image, outscale: Double(upscale), context: context,
                                             progress: progress.map { report in { report(.background(tile: $0, of: $1)) } })
@@ -242,10 +306,14 @@ public struct PhotoRestorer: Sendable {
         }
         let all = Array(faces.indices)
         progress?(.pasting)
-        let out = try timings.measure(\.paste) { try paste(faces, onto: upsampled, upscale: upscale, weight: options.weight) }
+        let grayOutput = gray && options.keepGray
+        let out = try timings.measure(\.paste) { () throws -> PixelImage in
+            let pasted = try paste(faces, onto: upsampled, upscale: upscale, weight: options.weight)
+            return grayOutput ? pasted.grayscaled() : pasted
+        }
         return PhotoRestoration(faces: faces, detectedCount: detected, image: out, background: upsampled, upscale: upscale,
                                 weight: options.weight, pastedFaces: all, timings: timings, usedParsing: parser != nil,
-                                nonFiniteFaces: nonFinite)
+                                nonFiniteFaces: nonFinite, grayInput: gray, grayOutput: grayOutput)
     }
 
     /// Pastes the restored faces of `restoration` again, with another weight and/or only the faces
@@ -262,8 +330,9 @@ public struct PhotoRestorer: Sendable {
         let picked = restoration.faces.indices.filter { chosen.contains($0) }
         var out = restoration
         var timings = RestoreTimings()
-        out.image = try timings.measure(\.paste) {
-            try paste(picked.map { restoration.faces[$0] }, onto: restoration.background, upscale: restoration.upscale, weight: w)
+        out.image = try timings.measure(\.paste) { () throws -> PixelImage in
+            let pasted = try paste(picked.map { restoration.faces[$0] }, onto: restoration.background, upscale: restoration.upscale, weight: w)
+            return restoration.grayOutput ? pasted.grayscaled() : pasted
         }
         out.weight = w
         out.pastedFaces = picked
@@ -296,6 +365,8 @@ public struct PhotoRestorer: Sendable {
             return .facexlibParse(try parseMask(restored, parser: parser, context: context))
         case .gpen:
             return .gpen(try gpenMask(restored, context: context))
+        case .codeFormer:
+            return .codeFormer(parse: try parser.map { try parseMask(restored, parser: $0, context: context) })
         }
     }
 
@@ -352,6 +423,12 @@ public struct PhotoRestorer: Sendable {
             if case .facexlibParse(let parseMask) = face.mask {
                 let mask = parseMask.warpedAffine(inv, width: roi.width, height: roi.height, origin: origin)
                 canvas.blend(restoredWarp, mask: mask.values, at: roi)
+            } else if case .codeFormer(let parse?) = face.mask {
+                // facelib: the smaller of the parse mask and the soft square, in float64.
+                let (soft, erodedFace) = softMask(inv, restoredWarp, faceSize: face.restored.width, upscale: upscale, roi: roi)
+                let parsed = parse.warpedAffine(inv, width: roi.width, height: roi.height, origin: origin)
+                let mask = zip(parsed.values, soft.values).map { p, s in p < Double(s) ? p : Double(s) }
+                canvas.blend(erodedFace, mask: mask, at: roi)
             } else {
                 let (mask, soft) = softMask(inv, restoredWarp, faceSize: face.restored.width, upscale: upscale, roi: roi)
                 canvas.blendFloat(soft, mask: mask.values, at: roi)
@@ -452,6 +529,18 @@ struct Canvas {
                 let m = mask[y * roi.width + x]
                 let o = ((roi.y - rect.y + y) * rect.width + roi.x - rect.x + x) * 3
                 for c in 0..<3 { values[o + c] = m * Double(face.pixels[(y * roi.width + x) * 3 + c]) + (1 - m) * values[o + c] }
+            }
+        }
+    }
+
+    /// `out = m·face + (1 − m)·out` in float64 for a float face (CodeFormer's eroded face under
+    /// the parse-and-square mask).
+    mutating func blend(_ face: [Float], mask: [Double], at roi: Rect) {
+        for y in 0..<roi.height {
+            for x in 0..<roi.width {
+                let m = mask[y * roi.width + x]
+                let o = ((roi.y - rect.y + y) * rect.width + roi.x - rect.x + x) * 3
+                for c in 0..<3 { values[o + c] = m * Double(face[(y * roi.width + x) * 3 + c]) + (1 - m) * values[o + c] }
             }
         }
     }

@@ -16,6 +16,8 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
         case facexlib
         /// yangxy/GPEN `FaceEnhancement`.
         case gpen
+        /// sczhou/CodeFormer `inference_codeformer.py` with its `facelib` helper.
+        case codeFormer
     }
 
     /// The five-point face template faces are aligned to.
@@ -50,6 +52,24 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
         /// Every class but background, hat and cloth, 26 px frame cleared, blurred twice (101, σ 4);
         /// without a parser, GPEN's (26…486)² square blurred the same way.
         case gpen
+        /// CodeFormer's facelib: the eroded, blurred warped square always, with a parser the
+        /// smaller of it and facexlib's parse mask; the face is multiplied by the eroded square
+        /// before the blend.
+        case codeFormer
+    }
+
+    /// Which landmarks the eye-distance filter measures.
+    public enum EyeDistance: Sendable, Equatable {
+        /// facexlib: the distance between the two eyes.
+        case eyes
+        /// CodeFormer's facelib indexes one off: (left-eye y − right-eye y, right-eye x − nose x).
+        case facelibIndexing
+    }
+
+    /// How the photo is resized to the output size when no upsampler is given.
+    public enum BackgroundResize: Sendable, Equatable {
+        case lanczos4
+        case linear
     }
 
     /// How several faces are combined over the background.
@@ -91,6 +111,17 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     public var parsers: [String]
     /// The face size the parse mask is computed at; faces of other sizes cannot use it.
     public var parseMaskSize: Int?
+    /// Photos whose short side is below this are first enlarged to it (INTER_LINEAR, both axes by
+    /// the same factor); the output is that size × upscale. nil: photos are used as they are.
+    public var minimumPhotoSide: Int? = nil
+    /// The detector sees the photo enlarged so its short side is at least this (INTER_LINEAR);
+    /// boxes and landmarks are scaled back. nil: the photo as it is.
+    public var detectionMinimumSide: Int? = nil
+    public var eyeDistance: EyeDistance = .eyes
+    public var backgroundResize: BackgroundResize = .lanczos4
+    /// Whether gray photos get gray faces (each restored face to gray, then its mean and spread
+    /// per channel matched to the crop's) without being asked: CodeFormer's `is_gray` handling.
+    public var grayFacesForGrayPhotos = false
 
     /// GFP-GAN's pipeline: facexlib's `FaceRestoreHelper` (upscale 2, threshold 0.97, LMedS onto
     /// the FFHQ template, (135,133,132) border, parse mask at 512², faces blended one by one).
@@ -108,10 +139,23 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
         minimumEyeDistance: nil, detectsOnUpscaledPhoto: true, smoothingBelowBoxSize: 100,
         parsers: ["gpen-parsenet", "parsenet"], parseMaskSize: nil)
 
+    /// CodeFormer's pipeline: `inference_codeformer.py` with its `facelib` `FaceRestoreHelper`
+    /// (sczhou/CodeFormer @ b33cc7d639d6): photos under 512 px on the short side enlarged to it,
+    /// detection on the photo enlarged to a 640 px short side at threshold 0.8, facelib's
+    /// eye-distance indexing, the FFHQ template and border as facexlib, INTER_LINEAR background,
+    /// min(parse, square) mask, gray photos get gray faces.
+    public static let codeFormer = Recipe(
+        family: .codeFormer, template: .ffhq512, fit: .lmeds, cropBorder: [135, 133, 132], rounding: .roundHalfEven,
+        mask: .codeFormer, blend: .sequential, weightBlend: .linear, defaultUpscale: 2, detectionThreshold: 0.8,
+        minimumEyeDistance: 5, detectsOnUpscaledPhoto: false, smoothingBelowBoxSize: nil, parsers: ["parsenet"],
+        parseMaskSize: 512, minimumPhotoSide: 512, detectionMinimumSide: 640, eyeDistance: .facelibIndexing,
+        backgroundResize: .linear, grayFacesForGrayPhotos: true)
+
     public var description: String {
         switch family {
         case .facexlib: return "facexlib (GFP-GAN's inference_gfpgan.py)"
         case .gpen: return "GPEN's face_enhancement.py"
+        case .codeFormer: return "CodeFormer's inference_codeformer.py"
         }
     }
 

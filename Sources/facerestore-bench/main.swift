@@ -217,6 +217,9 @@ func benchFaceModel(model: String, io: String, output: String?, threads: Int, ru
     case .gfpgan(let gfpgan): net = { try gfpgan($0, $1) }
     case .gpen(let gpen): net = { try gpen($0, $1) }
     case .restoreFormer(let rf): net = { try rf.forward($0, $1).image }
+    case .codeFormer(let cf):
+        let (w, adain) = cf.call(fidelity: option("--fidelity").flatMap(Float.init) ?? FaceRestorer.defaultFidelity)
+        net = { try cf.forward($0, w: w, adain: adain, $1).image }
     }
     let loadTime = now() - t0
     let afterLoad = peakRSSMegabytes()
@@ -340,10 +343,10 @@ case "dense":
         FileHandle.standardError.write(Data("facerestore-bench: \(error)\n".utf8))
         exit(1)
     }
-case "gfpgan", "gpen", "restoreformer":
+case "gfpgan", "gpen", "restoreformer", "codeformer":
     do {
         guard let model = option("--model"), let io = option("--io") else {
-            print("usage: facerestore-bench gfpgan|gpen --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N] [--threads N] [--precision fp32|bf16]")
+            print("usage: facerestore-bench gfpgan|gpen|restoreformer|codeformer --model CKPT --io IO.safetensors [--out OUT.safetensors] [--runs N] [--threads N] [--precision fp32|bf16] [--fidelity W]")
             exit(2)
         }
         try benchFaceModel(model: model, io: io, output: option("--out"), threads: threads, runs: option("--runs").flatMap(Int.init) ?? 3,

@@ -77,6 +77,7 @@ struct Models: ParsableCommand {
                 do {
                     let e = try store.entry(named: name)
                     if !force, let path = try? store.locate(e) { print("\(e.name): already installed at \(path)"); continue }
+                    if e.nonCommercial { print("\(e.name): \(e.license)") }
                     let line = ProgressLine(title: e.title)
                     defer { line.clear() }
                     var show: (@Sendable (Int64, Int64?) -> Void)?

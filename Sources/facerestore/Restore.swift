@@ -17,10 +17,13 @@ enum BackgroundUpsampler: String, ExpressibleByArgument, CaseIterable {
 
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Restore faces with GFP-GAN (v1, v1.2, v1.3, v1.4) or GPEN (BFR 256, 512, 1024, 2048).",
+        abstract: "Restore faces with GFP-GAN (v1, v1.2, v1.3, v1.4), RestoreFormer, RestoreFormer++, CodeFormer or GPEN (BFR 256, 512, 1024, 2048).",
         discussion: """
         Like upstream inference_gfpgan.py; GPEN models run GPEN's own pipeline (face_enhancement.py: \
-        its template, Umeyama alignment, mask and blending; -s 1 and threshold 0.9 by default). Models are looked for in $FACERESTORE_HOME/models \
+        its template, Umeyama alignment, mask and blending; -s 1 and threshold 0.9 by default), CodeFormer runs \
+        inference_codeformer.py's (small photos enlarged to 512 px first, threshold 0.8, gray photos get gray faces; \
+        -w is its fidelity weight). CodeFormer and GPEN weights are for non-commercial use only: bring your own copy; \
+        their licence is shown when they load. Models are looked for in $FACERESTORE_HOME/models \
         (default ~/.cache/facerestore/models), then experiments/pretrained_models and gfpgan/weights. \
         Output is deterministic: the same input and flags give the same bytes.
         """
@@ -33,10 +36,10 @@ struct Restore: ParsableCommand {
     var output = "results"
 
     @Option(name: [.customShort("v"), .customLong("version")],
-            help: "Model: GFPGAN 1, 1.2, 1.3 or 1.4, restoreformer or restoreformer++, GPEN gpen-256, gpen-512, gpen-1024 or gpen-2048, or auto (the first installed).")
+            help: "Model: GFPGAN 1, 1.2, 1.3 or 1.4, restoreformer or restoreformer++, codeformer (codeformer-colorization and codeformer-inpainting with --aligned), GPEN gpen-256, gpen-512, gpen-1024 or gpen-2048, or auto (the first installed).")
     var modelVersion = "1.3"
 
-    @Option(name: .customLong("model-path"), help: "A GFPGAN, RestoreFormer (.pth or .ckpt) or GPEN checkpoint to use instead of -v.")
+    @Option(name: .customLong("model-path"), help: "A GFPGAN, RestoreFormer (.pth or .ckpt), CodeFormer or GPEN checkpoint to use instead of -v.")
     var modelPath: String?
 
     @Flag(name: .long, help: "Inputs are aligned face crops (no detection or paste-back).")
@@ -63,8 +66,14 @@ struct Restore: ParsableCommand {
     var ext: OutputFormat = .auto
 
     @Option(name: [.customShort("w"), .customLong("weight")],
-            help: "Blend of the restored face with the aligned input when pasting: 1 restored (default), 0 input. Upstream ignores -w; here it works.")
+            help: "Blend of the restored face with the aligned input when pasting: 1 restored (default), 0 input (upstream GFPGAN ignores -w; here it works). With CodeFormer, its fidelity weight as in inference_codeformer.py: 0 quality … 1 fidelity to the input (default 0.5).")
     var weightOption: Double?
+
+    @Option(name: .long, help: "CodeFormer's fidelity weight, 0–1 (the same as -w with CodeFormer; default 0.5).")
+    var fidelity: Double?
+
+    @Flag(name: .customLong("keep-gray"), help: "Gray in, gray out: a gray photo gets gray faces, toned like the photo, and comes out gray.")
+    var keepGray = false
 
     @Option(name: .long, help: "GPEN's name for -w.")
     var alpha: Double?
@@ -98,15 +107,27 @@ struct Restore: ParsableCommand {
 
     func validate() throws {
         if weightOption != nil, alpha != nil { throw ValidationError("-w/--weight and --alpha are the same setting: give one") }
+        if let f = fidelity, !(0...1).contains(f) { throw ValidationError("--fidelity must be between 0 and 1, got \(f)") }
         if !(0...65536).contains(bgTile) { throw ValidationError("--bg-tile must be between 0 (no tiling) and 65536") }
         do { try options.validate() } catch { throw ValidationError("\(error)") }
         if let d = maxIdentityDrift, !(0...2).contains(d) { throw ValidationError("--max-identity-drift is an ID-dlib distance between 0 and 2") }
     }
 
-    /// The per-image options; nil values take the model's recipe defaults.
+    /// The per-image options; nil values take the model's recipe defaults. `-w` is checked here
+    /// as a blend weight; `options(for:)` gives it the loaded model's meaning.
     var options: PhotoOptions {
         PhotoOptions(upscale: upscale, onlyCenterFace: onlyCenterFace, detectionThreshold: detectionThreshold,
-                     weight: weightOption ?? alpha ?? 1, seed: seed)
+                     weight: weightOption ?? alpha ?? 1, seed: seed, fidelity: fidelity.map(Float.init), keepGray: keepGray)
+    }
+
+    /// The options for the loaded model: with CodeFormer `-w` is its fidelity weight.
+    func options(for restorer: Restorer) throws -> PhotoOptions {
+        var base = options
+        base.weight = alpha ?? 1
+        if restorer.takesFidelity, weightOption != nil, fidelity != nil {
+            throw ValidationError("with CodeFormer -w is its fidelity weight, the same as --fidelity: give one")
+        }
+        return restorer.applyingUpstreamWeight(weightOption, to: base)
     }
 
     var restorerConfiguration: Restorer.Configuration {
@@ -132,6 +153,8 @@ struct Restore: ParsableCommand {
         let files = try inputFiles()
         let restorer: Restorer
         do { restorer = try Restorer(restorerConfiguration) } catch { throw withHint(error) }
+        let options = try options(for: restorer)
+        if let notice = restorer.licenseNotice { printError("facerestore: \(restorer.modelName): \(notice)") }
         for warning in restorer.warnings + restorer.warnings(for: options) { printError("facerestore: \(warning)") }
         if verbose { describe(restorer) }
 
