@@ -1,0 +1,108 @@
+// CodeFormer through the library end to end, with weights drawn here in the official layout (the
+// key list of scripts/make_codeformer_fixtures.py; no CodeFormer file can be committed or fetched):
+// the model is recognized from its keys, its licence is shown, `-w` means its fidelity weight, and a
+// small gray photo goes through CodeFormer's recipe (enlarged to 512 px on its short side first)
+// and, with `keepGray`, comes out gray. Network parity is CodeFormerParityTests' business.
+
+import FaceRestore
+import Foundation
+import Testing
+
+/// A CodeFormer checkpoint with seeded random weights (He-scaled convolutions and linears, unit
+/// norms, a normal codebook) written as safetensors; the same file for every test in a run.
+let randomCodeFormer: String? = {
+    guard let listing = try? String(contentsOfFile: fixture("codeformer_keys.txt"), encoding: .utf8) else { return nil }
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    func normal() -> Float {
+        // xorshift64* uniforms through Box–Muller: reproducible, no dependency on a library RNG.
+        func uniform() -> Double {
+            state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+            return (Double((state &* 0x2545_F491_4F6C_DD1D) >> 11) + 0.5) / Double(1 << 53)
+        }
+        return Float((-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform()))
+    }
+    var tensors: [(String, WeightTensor)] = []
+    for line in listing.split(separator: "\n") {
+        guard let open = line.firstIndex(of: "(") else { return nil }
+        let name = String(line[..<open].dropLast())
+        let shape = line[line.index(after: open)...].dropLast().split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let count = shape.reduce(1, *)
+        let values: [Float]
+        if shape.count == 1 {
+            values = [Float](repeating: name.hasSuffix(".weight") ? 1 : 0, count: count)
+        } else if name == "position_emb" || name.hasPrefix("quantize.") {
+            values = (0..<count).map { _ in normal() * (name == "position_emb" ? 0.02 : 1) }
+        } else {
+            let fanIn = shape.dropFirst().reduce(1, *)
+            let scale = (1 / Float(fanIn)).squareRoot()
+            values = (0..<count).map { _ in normal() * scale }
+        }
+        tensors.append((name, WeightTensor(shape: shape, floats: values)))
+    }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("frlib-codeformer-\(getpid()).safetensors").path
+    guard (try? SafeTensors.write(tensors, to: path)) != nil else { return nil }
+    return path
+}()
+
+@Suite(.enabled(if: detectorFile != nil, "no RetinaFace weights"))
+struct CodeFormerPhoto {
+    func restorer(_ path: String) throws -> Restorer {
+        var c = Restorer.Configuration(model: .file(path))
+        c.detector = .file(detectorFile!)
+        c.useParser = false
+        c.measureIdentity = false
+        c.threads = 2
+        return try Restorer(c, store: ModelStore(directory: try temporaryFolder("empty").path))
+    }
+
+    @Test func aSmallGrayPhotoThroughCodeFormersRecipe() throws {
+        let path = try #require(randomCodeFormer)
+        let restorer = try restorer(path)
+        #expect(restorer.modelName == "CodeFormer" && restorer.recipe == .codeFormer)
+        #expect(restorer.licenseNotice?.contains("S-Lab") == true, "the S-Lab terms are shown when CodeFormer loads")
+        #expect(restorer.takesFidelity)
+        let upstream = restorer.applyingUpstreamWeight(0.7, to: PhotoOptions())
+        #expect(upstream.fidelity == 0.7 && upstream.weight == 1, "-w is CodeFormer's fidelity weight")
+
+        // Grace Hopper, gray and 340 px tall: under CodeFormer's 512 px minimum.
+        let colour = try ImageIO.read(path: repoRoot.appendingPathComponent("examples/grace_hopper.jpg").path).image
+        let small = colour.resizedLinear(width: 340 * colour.width / colour.height, height: 340).grayscaled()
+        let folder = try temporaryFolder("codeformer")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("gray.png").path
+        try ImageIO.write(small, to: file)
+
+        let result = try restorer.restore(file: file, options: PhotoOptions(fidelity: 0.5, keepGray: true))
+        let enlarged = try #require(small.enlargedLinear(by: 512.0 / 340))
+        let image = try #require(result.image)
+        #expect(enlarged.height == 512)
+        #expect(image.width == 2 * enlarged.width && image.height == 2 * enlarged.height, "enlarged to 512, then ×2")
+        #expect(result.faces.count == 1)
+        #expect(result.photo?.grayInput == true && result.photo?.grayOutput == true)
+        var gray = true
+        for i in stride(from: 0, to: image.pixels.count, by: 3) where image.pixels[i] != image.pixels[i + 1] || image.pixels[i] != image.pixels[i + 2] {
+            gray = false
+            break
+        }
+        #expect(gray, "--keep-gray: a gray photo comes out gray")
+        // The face was restored: the output differs from the enlarged photo inside the face box.
+        let face = try #require(result.faces.first)
+        let restoredFace = face.restored
+        #expect(restoredFace.width == 512 && restoredFace.pixels != face.cropped.pixels)
+    }
+
+    @Test func notACodeFormerFileIsOneLine() throws {
+        let folder = try temporaryFolder("codeformer-bad")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("broken.safetensors").path
+        try SafeTensors.write([("position_emb", WeightTensor(shape: [256, 512], floats: [Float](repeating: 0, count: 256 * 512))),
+                               ("quantize.embedding.weight", WeightTensor(shape: [1024, 256], floats: [Float](repeating: 0, count: 1024 * 256)))],
+                              to: file)
+        #expect {
+            _ = try restorer(file)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains(file) && !text.contains("\n")
+        }
+    }
+}
