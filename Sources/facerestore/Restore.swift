@@ -154,7 +154,7 @@ struct Restore: ParsableCommand {
         let restorer: Restorer
         do { restorer = try Restorer(restorerConfiguration) } catch { throw withHint(error) }
         let options = try options(for: restorer)
-        if let notice = restorer.licenseNotice { printError("facerestore: \(restorer.modelName): \(notice)") }
+        if let notice = restorer.licenseNotice { printError("facerestore: \(notice)") }
         for warning in restorer.warnings + restorer.warnings(for: options) { printError("facerestore: \(warning)") }
         if verbose { describe(restorer) }
 

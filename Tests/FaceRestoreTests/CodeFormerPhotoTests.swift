@@ -64,7 +64,7 @@ struct CodeFormerPhoto {
         let upstream = restorer.applyingUpstreamWeight(0.7, to: PhotoOptions())
         #expect(upstream.fidelity == 0.7 && upstream.weight == 1, "-w is CodeFormer's fidelity weight")
 
-        // Grace Hopper, gray and 340 px tall: under CodeFormer's 512 px minimum.
+        // Grace Hopper, gray, 290×340: under CodeFormer's 512 px minimum.
         let colour = try ImageIO.read(path: repoRoot.appendingPathComponent("examples/grace_hopper.jpg").path).image
         let small = colour.resizedLinear(width: 340 * colour.width / colour.height, height: 340).grayscaled()
         let folder = try temporaryFolder("codeformer")
@@ -73,9 +73,9 @@ struct CodeFormerPhoto {
         try ImageIO.write(small, to: file)
 
         let result = try restorer.restore(file: file, options: PhotoOptions(fidelity: 0.5, keepGray: true))
-        let enlarged = try #require(small.enlargedLinear(by: 512.0 / 340))
+        let enlarged = try #require(small.enlargedLinear(by: 512.0 / Double(min(small.width, small.height))))
         let image = try #require(result.image)
-        #expect(enlarged.height == 512)
+        #expect(min(enlarged.width, enlarged.height) == 512)
         #expect(image.width == 2 * enlarged.width && image.height == 2 * enlarged.height, "enlarged to 512, then ×2")
         #expect(result.faces.count == 1)
         #expect(result.photo?.grayInput == true && result.photo?.grayOutput == true)
