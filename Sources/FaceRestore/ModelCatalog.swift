@@ -59,6 +59,10 @@ public struct ModelEntry: Sendable, Equatable {
         self.pypi = pypi
         self.nonCommercial = nonCommercial
     }
+
+    /// Whether this face model is a CodeFormer checkpoint, which takes the fidelity weight
+    /// (`PhotoOptions.fidelity`; `Restorer.takesFidelity` once loaded).
+    public var takesFidelity: Bool { kind == .faceRestoration && name.hasPrefix("codeformer") }
 }
 
 /// Every model FaceRestore knows.

@@ -41,6 +41,15 @@ struct JobRequest: Sendable, Equatable {
     var upscale: Int?
     var background = false
     var onlyCenterFace = false
+    /// CodeFormer's fidelity weight; nil: the library's default. Other models ignore it.
+    var fidelity: Double?
+    /// Gray in, gray out.
+    var keepGray = false
+
+    /// The library's options for this request.
+    var photoOptions: PhotoOptions {
+        PhotoOptions(upscale: upscale, onlyCenterFace: onlyCenterFace, weight: weight, fidelity: fidelity.map(Float.init), keepGray: keepGray)
+    }
 }
 
 /// One face of a finished job, as the API reports it.
@@ -71,6 +80,11 @@ struct JobSnapshot: Codable, Sendable, Equatable {
     var name: String
     var model: String?
     var weight: Double
+    /// CodeFormer's fidelity weight the job runs with, once its model is known to take one.
+    var fidelity: Double?
+    var keepGray: Bool = false
+    /// The terms of the model's weights when they restrict use (non-commercial), once it is loaded.
+    var license: String?
     var upscale: Int?
     var width: Int?
     var height: Int?
@@ -123,7 +137,7 @@ final class JobStore: Sendable {
             guard s.queue.count + jobs.count <= capacity else { throw JobError.queueFull(retryAfter: retryAfter) }
             for (id, request, folder, name) in jobs {
                 let snap = JobSnapshot(id: id.value, status: .queued, progress: 0, stage: "queued", name: name, model: request.model,
-                                       weight: request.weight, upscale: request.upscale)
+                                       weight: request.weight, keepGray: request.keepGray, upscale: request.upscale)
                 s.jobs[id] = Job(snapshot: snap, request: request, folder: folder, created: now)
                 s.queue.append(id)
             }

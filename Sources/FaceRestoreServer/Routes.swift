@@ -43,6 +43,7 @@ extension JSONErrorMiddleware {
         (["api", "v1", "jobs", "*"], ["GET", "DELETE"]), (["api", "v1", "jobs", "*", "events"], ["GET"]),
         (["api", "v1", "jobs", "*", "result"], ["GET"]), (["api", "v1", "jobs", "*", "input"], ["GET"]),
         (["api", "v1", "jobs", "*", "faces", "*", "*"], ["GET"]), (["api", "v1", "jobs", "*", "reblend"], ["POST"]),
+        (["api", "v1", "jobs", "*", "rerun"], ["POST"]),
     ]
 
     /// The methods a path takes, or nil when no route has that shape.
@@ -158,6 +159,11 @@ extension ServerState {
             let form = try ReblendForm.parse(body, contentType: request.headers[.contentType])
             return jsonResponse(try await self.reblend(id, weight: form.weight, faces: form.faces))
         }
+        api.post("jobs/:id/rerun") { request, context in
+            let id = try jobID(context)
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            return try self.rerun(id, fields: try RerunForm.parse(body, contentType: request.headers[.contentType]), context: context)
+        }
     }
 
     /// The job, which must have finished well.
@@ -242,13 +248,7 @@ extension ServerState {
             let job = try JobRequest(form: fields)
             try validate(job)
             for u in uploads { _ = try check(u, request: job) }
-            do {
-                try store.submit(uploads.map { ($0.id, job, $0.folder, $0.name) })
-            } catch JobError.queueFull(let retry) {
-                throw APIError(.serviceUnavailable, "the queue is full (\(store.capacity) jobs waiting); try again shortly", retryAfter: retry)
-            } catch {
-                throw APIError(.serviceUnavailable, "the server is shutting down", retryAfter: 30)
-            }
+            try queue(uploads, job)
             context.logger.info("queued", metadata: ["jobs": "\(uploads.map(\.id.value).joined(separator: ","))", "bytes": "\(total)"])
             return jsonResponse(Accepted(jobs: uploads.map { .init(id: $0.id.value, status: .queued, name: $0.name) }), status: .accepted)
         } catch let e as MultipartError {
@@ -260,6 +260,46 @@ extension ServerState {
             discard(uploads)
             throw error
         }
+    }
+
+    /// Queues checked uploads as jobs, all or none.
+    func queue(_ uploads: [SavedUpload], _ request: JobRequest) throws {
+        do {
+            try store.submit(uploads.map { ($0.id, request, $0.folder, $0.name) })
+        } catch JobError.queueFull(let retry) {
+            throw APIError(.serviceUnavailable, "the queue is full (\(store.capacity) jobs waiting); try again shortly", retryAfter: retry)
+        } catch {
+            throw APIError(.serviceUnavailable, "the server is shutting down", retryAfter: 30)
+        }
+    }
+
+    // MARK: rerun
+
+    /// `POST /api/v1/jobs/{id}/rerun`: a new job from a job's kept upload, with the fields given
+    /// changed and the rest as that job has them (another fidelity weight runs the network again).
+    /// Checked and queued exactly as an upload is; the first job stays as it is.
+    func rerun(_ id: JobID, fields: [String: String], context: Context) throws -> Response {
+        guard !store.isClosed else { throw APIError(.serviceUnavailable, "the server is shutting down", retryAfter: 30) }
+        guard let job = store.job(id) else { throw APIError(.notFound, "no job \(id)") }
+        let request = try JobRequest(form: fields, base: job.request, otherFields: [])
+        try validate(request)
+        let gone = APIError(.notFound, "job \(id) has no upload any more")
+        guard let input = inputFile(id) else { throw gone }
+        let upload = try newUpload(name: job.snapshot.name)
+        do {
+            let kept = upload.folder.appendingPathComponent("upload")
+            // The upload is never written again: the new job may share its file.
+            do { try FileManager.default.linkItem(at: input, to: kept) } catch {
+                do { try FileManager.default.copyItem(at: input, to: kept) } catch { throw gone }
+            }
+            _ = try check(upload, request: request)
+            try queue([upload], request)
+        } catch {
+            discard([upload])
+            throw error
+        }
+        context.logger.info("queued", metadata: ["jobs": "\(upload.id)", "rerun of": "\(id)"])
+        return jsonResponse(Accepted(jobs: [.init(id: upload.id.value, status: .queued, name: upload.name)]), status: .accepted)
     }
 }
 
@@ -293,17 +333,24 @@ struct Accepted: Codable {
 }
 
 extension JobRequest {
-    /// From the upload form's text fields; unknown fields are refused so a typo is not ignored.
-    init(form: [String: String]) throws {
-        self.init()
-        let known: Set = ["model", "weight", "upscale", "background", "only_center_face"]
-        if let unknown = form.keys.sorted().first(where: { !known.contains($0) }) {
-            throw APIError(.badRequest, "unknown form field '\(unknown.prefix(40))' (known: image, \(known.sorted().joined(separator: ", ")))")
+    /// The text fields of an upload form (besides `image`) and of a rerun.
+    static let formFields = ["background", "fidelity", "keep_gray", "model", "only_center_face", "upscale", "weight"]
+
+    /// From the upload form's text fields (a rerun's: over the first job's request); unknown
+    /// fields are refused so a typo is not ignored.
+    init(form: [String: String], base: JobRequest = JobRequest(), otherFields: [String] = ["image"]) throws {
+        self = base
+        if let unknown = form.keys.sorted().first(where: { !Self.formFields.contains($0) }) {
+            throw APIError(.badRequest, "unknown form field '\(unknown.prefix(40))' (known: \((otherFields + Self.formFields).joined(separator: ", ")))")
         }
-        if let m = form["model"]?.trimmingCharacters(in: .whitespaces), !m.isEmpty, m != "auto", m != "default" { model = m }
+        if let m = form["model"]?.trimmingCharacters(in: .whitespaces) { model = m.isEmpty || m == "auto" || m == "default" ? nil : m }
         if let w = form["weight"], !w.isEmpty {
             guard let v = Double(w), v.isFinite else { throw APIError(.badRequest, "weight must be a number from 0 to 1") }
             weight = v
+        }
+        if let f = form["fidelity"], !f.isEmpty {
+            guard let v = Double(f), v.isFinite else { throw APIError(.badRequest, "fidelity must be a number from 0 to 1") }
+            fidelity = v
         }
         if let s = form["upscale"], !s.isEmpty {
             guard let v = Int(s) else { throw APIError(.badRequest, "upscale must be a whole number from 1 to 8") }
@@ -316,12 +363,50 @@ extension JobRequest {
             default: throw APIError(.badRequest, "background is 'none' or 'realesrgan'")
             }
         }
-        if let c = form["only_center_face"], !c.isEmpty {
+        func flag(_ name: String) throws -> Bool? {
+            guard let c = form[name], !c.isEmpty else { return nil }
             switch c.lowercased() {
-            case "1", "true", "on", "yes": onlyCenterFace = true
-            case "0", "false", "off", "no": onlyCenterFace = false
-            default: throw APIError(.badRequest, "only_center_face is true or false")
+            case "1", "true", "on", "yes": return true
+            case "0", "false", "off", "no": return false
+            default: throw APIError(.badRequest, "\(name) is true or false")
             }
+        }
+        onlyCenterFace = try flag("only_center_face") ?? onlyCenterFace
+        keepGray = try flag("keep_gray") ?? keepGray
+    }
+}
+
+/// `POST …/rerun`: the upload form's fields as JSON (`{"fidelity": 0.7}`) or URL-encoded
+/// (`fidelity=0.7`), as text for `JobRequest(form:base:)`.
+enum RerunForm {
+    /// One JSON value as the form's text: a bool, a number or a string; null leaves the field out.
+    private struct Value: Decodable {
+        var text: String?
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { text = nil }
+            else if let b = try? c.decode(Bool.self) { text = b ? "true" : "false" }
+            else if let i = try? c.decode(Int.self) { text = String(i) }
+            else if let d = try? c.decode(Double.self) { text = "\(d)" }
+            else { text = try c.decode(String.self) }
+        }
+    }
+
+    static func parse(_ body: ByteBuffer, contentType: String?) throws -> [String: String] {
+        let data = Data(body.readableBytesView)
+        if contentType?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
+            var fields: [String: String] = [:]
+            for pair in String(decoding: data, as: UTF8.self).split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1).map {
+                    String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+                }
+                fields[kv[0]] = kv.count == 2 ? kv[1] : ""
+            }
+            return fields
+        }
+        if data.isEmpty { return [:] }
+        do { return try JSONDecoder().decode([String: Value].self, from: data).compactMapValues(\.text) } catch {
+            throw APIError(.badRequest, "send JSON like {\"fidelity\": 0.7} with any of the upload's fields (\(JobRequest.formFields.joined(separator: ", ")))")
         }
     }
 }

@@ -123,7 +123,7 @@ final class ServerState: Sendable {
             throw APIError(.contentTooLarge, "\(upload.name): \(header.width)×\(header.height) upscaled ×\(scale) is beyond this server's output limit of \(configuration.maxOutputPixels) pixels")
         }
         do {
-            try defaultRestorer.checkMemory(width: header.width, height: header.height, options: PhotoOptions(upscale: request.upscale))
+            try defaultRestorer.checkMemory(width: header.width, height: header.height, options: request.photoOptions)
         } catch let e as MemoryError {
             throw APIError(.contentTooLarge, "\(upload.name): \(e)")
         }
@@ -150,6 +150,7 @@ final class ServerState: Sendable {
         }
         guard (0...1).contains(request.weight) else { throw APIError(.badRequest, "weight must be between 0 and 1") }
         if let s = request.upscale, !(1...8).contains(s) { throw APIError(.badRequest, "upscale must be 1 to 8") }
+        do { try request.photoOptions.validate() } catch { throw APIError(.badRequest, "\(error)") }
         if request.background, configuration.restorer.background == nil,
            (try? configuration.store.path(for: .auto, kind: .imageRestoration)) == nil {
             throw APIError(.badRequest, "no Real-ESRGAN model is installed on this server (run: facerestore models fetch realesrgan-x2plus)")
@@ -181,7 +182,11 @@ final class ServerState: Sendable {
             guard let input else { throw APIError(.internalServerError, "the upload is gone") }
             let restorer = try pool.restorer(.init(model: request.model, background: request.background))
                 .with(threads: threads(running: store.counts.running))
-            let options = PhotoOptions(upscale: request.upscale, onlyCenterFace: request.onlyCenterFace, weight: request.weight)
+            store.update(id) { s in
+                s.license = restorer.licenseNotice
+                if restorer.takesFidelity { s.fidelity = request.fidelity ?? Double(FaceRestorer.defaultFidelity) }
+            }
+            let options = request.photoOptions
             let result = try restorer.restore(file: input.path, options: options) { stage in
                 let p = Self.progress(stage, background: request.background)
                 self.store.update(id) { $0.stage = stage.name; $0.progress = max($0.progress, p) }
@@ -279,8 +284,7 @@ final class ServerState: Sendable {
                 var cached = state.cache.get(id)
                 if cached == nil, let input = state.inputFile(id) {
                     state.logger.info("re-blend of a job dropped from the cache: restoring it again", metadata: ["job": "\(id)"])
-                    let options = PhotoOptions(upscale: request.upscale, onlyCenterFace: request.onlyCenterFace, weight: request.weight)
-                    cached = try restorer.restore(file: input.path, options: options)
+                    cached = try restorer.restore(file: input.path, options: request.photoOptions)
                 }
                 guard let base = cached else { throw APIError(.notFound, "job \(id) has no input any more") }
                 // What the request leaves out stays as it is now.
@@ -317,9 +321,11 @@ final class ServerState: Sendable {
         let store = configuration.store
         func item(_ e: ModelEntry) -> ModelsReport.Model {
             ModelsReport.Model(name: e.name, title: e.title, kind: e.kind.rawValue, installed: (try? store.locate(e)) != nil,
-                               nonCommercial: e.nonCommercial, license: e.license, size: e.size)
+                               nonCommercial: e.nonCommercial, license: e.license, fidelity: e.takesFidelity, size: e.size)
         }
-        let faceModels = ModelStore.faceModels.compactMap { ModelCatalog.entry(named: $0) }.map(item)
+        // `auto`'s order first, then the face models used only by name.
+        let auto = ModelStore.faceModels.compactMap { ModelCatalog.entry(named: $0) }
+        let faceModels = (auto + ModelCatalog.entries(of: .faceRestoration).filter { !auto.contains($0) }).map(item)
         let general = ModelCatalog.backgroundModels.compactMap { ModelCatalog.entry(named: $0) }.map(item)
         var fallback: String?
         if case .general = defaultRestorer.mode { fallback = defaultRestorer.modelName }
@@ -360,6 +366,8 @@ struct ModelsReport: Codable, Sendable {
         var installed: Bool
         var nonCommercial: Bool
         var license: String
+        /// A face model that takes CodeFormer's fidelity weight (changing it runs the network again).
+        var fidelity: Bool
         var size: Int?
     }
     /// What restores faces when a job names no model.

@@ -25,10 +25,10 @@ struct Serve: ParsableCommand {
     var port = 8080
 
     @Option(name: [.customShort("v"), .customLong("version")],
-            help: "Default face model: auto (the first installed), GFPGAN 1, 1.2, 1.3, 1.4, restoreformer, restoreformer++, or gpen-256/512/1024/2048. Clients may pick another installed one.")
+            help: "Default face model: auto (the first installed), GFPGAN 1, 1.2, 1.3, 1.4, restoreformer, restoreformer++, codeformer (its fidelity weight set per job), or gpen-256/512/1024/2048. Clients may pick another installed one.")
     var modelVersion = "auto"
 
-    @Option(name: .customLong("model-path"), help: "A GFPGAN, RestoreFormer or GPEN checkpoint as the default model instead of -v.")
+    @Option(name: .customLong("model-path"), help: "A GFPGAN, RestoreFormer, CodeFormer or GPEN checkpoint as the default model instead of -v.")
     var modelPath: String?
 
     @Option(name: .long, help: "Face detector: auto, a model name, or a weights file.")
@@ -119,6 +119,7 @@ struct Serve: ParsableCommand {
         let server: FaceRestoreServer
         do { server = try FaceRestoreServer(configuration) } catch { throw withHint(error) }
         let restorer = server.defaultRestorer
+        if let notice = restorer.licenseNotice { printError("facerestore: \(notice)") }
         for warning in restorer.warnings { printError("facerestore: \(warning)") }
         if !configuration.isLoopback {
             printError("facerestore: warning: listening on \(host): anyone who can reach this address can upload and read results (there is no authentication)")

@@ -1,6 +1,7 @@
 // `facerestore serve` through Hummingbird's test client: uploads, progress, results, re-blending
-// (bit-identical to `facerestore restore -w`), face exclusion, every error status, hostile ids and
-// file names, limits checked before decoding, and shutdown in the middle of a job.
+// (bit-identical to `facerestore restore -w`), face exclusion, reruns of an upload, keep-gray,
+// every error status, hostile ids and file names, limits checked before decoding, and shutdown in
+// the middle of a job.
 
 import FaceRestore
 @testable import FaceRestoreServer
@@ -119,6 +120,17 @@ extension TestClientProtocol {
         let r = try await execute(uri: uri, method: .get)
         return (r.status, Data(r.body.readableBytesView))
     }
+
+    /// `POST …/rerun` with a JSON body.
+    func rerun(_ id: String, _ body: String) async throws -> TestResponse {
+        try await execute(uri: "/api/v1/jobs/\(id)/rerun", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body))
+    }
+}
+
+/// Whether every pixel has R = G = B.
+func allGray(_ image: PixelImage) -> Bool {
+    let p = image.pixels
+    return stride(from: 0, to: p.count, by: image.channels).allSatisfy { (i: Int) -> Bool in p[i] == p[i + 1] && p[i + 1] == p[i + 2] }
 }
 
 /// Runs the CLI and returns the restored image it wrote.
@@ -245,10 +257,11 @@ struct ServeAPI {
             #expect(notForm.status == .badRequest && errorLine(notForm).contains("multipart/form-data"))
             var empty = Form(); empty.field("weight", "0.5")
             #expect(try await client.upload(empty).status == .badRequest)
-            for (k, v) in [("weight", "2"), ("weight", "nan"), ("upscale", "9"), ("background", "magic"), ("model", "9.9"), ("colour", "1")] {
+            for (k, v) in [("weight", "2"), ("weight", "nan"), ("upscale", "9"), ("background", "magic"), ("model", "9.9"), ("colour", "1"),
+                           ("fidelity", "2"), ("fidelity", "-0.1"), ("fidelity", "x"), ("keep_gray", "maybe")] {
                 var f = Form(); f.file("image", filename: "a.jpg", photo); f.field(k, v)
                 let r = try await client.upload(f)
-                #expect(r.status == .badRequest, "\(k)=\(v): \(errorLine(r))")
+                #expect(r.status == .badRequest && errorLine(r).contains(k), "\(k)=\(v): \(errorLine(r))")
             }
             var cut = Form(); cut.file("image", filename: "a.jpg", photo)
             let truncated = try await client.execute(uri: "/api/v1/jobs", method: .post, headers: Form.headers, body: ByteBuffer(data: cut.body))
@@ -291,6 +304,64 @@ struct ServeAPI {
                 #expect(r.status == .notFound, "\(uri)")
                 #expect(r.headers[.contentType]?.hasPrefix("application/json") == true && !errorLine(r).hasPrefix("<"), "\(uri)")
             }
+
+            // A rerun: 404 for an unknown job, 400 for bad values (nothing queued), and 503 while
+            // the queue (of one) is full, exactly as an upload; a refused rerun leaves nothing.
+            #expect(try await client.rerun("0123456789abcdef0123456789abcdef", "{}").status == .notFound)
+            #expect(try await client.rerun("nope", "{}").status == .notFound)
+            let queued = try await client.submit(photo)
+            for (body, word) in [(#"{"fidelity": 2}"#, "fidelity"), (#"{"fidelity": "x"}"#, "fidelity"), (#"{"keep_gray": "maybe"}"#, "keep_gray"),
+                                 (#"{"upscale": 9}"#, "upscale"), (#"{"colour": 1}"#, "colour"), (#"{"fidelity": [1]}"#, "JSON"), ("[1]", "JSON")] {
+                let r = try await client.rerun(queued, body)
+                #expect(r.status == .badRequest && errorLine(r).contains(word), "\(body): \(errorLine(r))")
+            }
+            let form = try await client.execute(uri: "/api/v1/jobs/\(queued)/rerun", method: .post,
+                                                headers: [.contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: "fidelity=1.5"))
+            #expect(form.status == .badRequest && errorLine(form).contains("fidelity"), "\(errorLine(form))")
+            let busy = try await client.rerun(queued, #"{"fidelity": 0.7}"#)
+            #expect(busy.status == .serviceUnavailable && busy.headers[.retryAfter] != nil, "\(errorLine(busy))")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: jobs.path) == [queued])
+            let get = try await client.execute(uri: "/api/v1/jobs/\(queued)/rerun", method: .get)
+            #expect(get.status == .methodNotAllowed && get.headers[.allow] == "POST")
+        }
+    }
+
+    /// Keep-gray on a gray photo gives a gray result (the tiny model's faces are coloured noise);
+    /// a rerun is a new job from the same upload with the fields given changed (here keep-gray
+    /// off: coloured faces), and the first job stays as it was; a deleted job cannot be rerun.
+    @Test func keepGrayAndRerun() async throws {
+        let server = try makeServer()
+        let folder = try temporaryFolder("gray")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let grayFile = folder.appendingPathComponent("gray.png").path
+        try ImageIO.write(try ImageIO.read(path: groupPhoto.path).image.grayscaled(), to: grayFile)
+        let gray = try Data(contentsOf: URL(fileURLWithPath: grayFile))
+        try await server.application().test(.router) { client in
+            let id = try await client.submit(gray, name: "gray.png", fields: ["keep_gray": "on", "fidelity": "0.3", "upscale": "1"])
+            let done = try await client.wait(id)
+            #expect(done["status"] as? String == "done", "\(done["error"] ?? "")")
+            #expect(done["keep_gray"] as? Bool == true && (done["faces"] as? [Any])?.count == 2)
+            #expect(done["fidelity"] == nil && done["license"] == nil, "GFP-GAN takes no fidelity weight and its terms do not restrict use")
+            let first = try await client.bytes("/api/v1/jobs/\(id)/result").1
+            #expect(allGray(try ImageIO.decode(first, path: "result.png").image), "gray in, gray out")
+
+            let r = try await client.rerun(id, #"{"keep_gray": false}"#)
+            #expect(r.status == .accepted, "\(errorLine(r))")
+            let jobs = try #require(try json(r)["jobs"] as? [[String: Any]])
+            let again = try #require(jobs.first?["id"] as? String)
+            #expect(again != id && jobs.first?["name"] as? String == "gray.png")
+            let second = try await client.wait(again)
+            #expect(second["status"] as? String == "done", "\(second["error"] ?? "")")
+            #expect(second["keep_gray"] as? Bool == false && second["upscale"] as? Int == 1, "the fields left out are the first job's")
+            #expect(try await client.bytes("/api/v1/jobs/\(again)/input").1 == gray)
+            let colour = try ImageIO.decode(try await client.bytes("/api/v1/jobs/\(again)/result").1, path: "result.png").image
+            #expect(!allGray(colour), "without keep-gray the tiny model's faces are coloured")
+            #expect(try await client.bytes("/api/v1/jobs/\(id)/result").1 == first, "the first job is unchanged")
+
+            // The first job deleted: its upload cannot be rerun; the new job keeps its own.
+            #expect(try await client.execute(uri: "/api/v1/jobs/\(id)", method: .delete).status == .noContent)
+            #expect(try await client.rerun(id, "{}").status == .notFound)
+            #expect(try await client.bytes("/api/v1/jobs/\(again)/input").1 == gray)
         }
     }
 
@@ -335,6 +406,7 @@ struct ServeAPI {
             }
             #expect(try await client.execute(uri: "/api/v1/jobs/\(id)", method: .get).status == .notFound)
             #expect(!FileManager.default.fileExists(atPath: server.dataFolder + "/jobs/\(id)"))
+            #expect(try await client.rerun(id, #"{"fidelity": 0.7}"#).status == .notFound, "an expired job cannot be rerun")
         }
     }
 
@@ -345,7 +417,13 @@ struct ServeAPI {
             let models = try json(try await client.execute(uri: "/api/v1/models", method: .get))
             #expect(models["default"] as? String == server.defaultRestorer.modelName)
             #expect(models["offline_fallback"] == nil)
-            #expect((models["face_models"] as? [[String: Any]])?.contains { $0["name"] as? String == "1.4" } == true)
+            let faceModels = try #require(models["face_models"] as? [[String: Any]])
+            #expect(faceModels.first { $0["name"] as? String == "1.4" }?["fidelity"] as? Bool == false)
+            for name in ["codeformer", "codeformer-colorization", "codeformer-inpainting"] {
+                let m = faceModels.first { $0["name"] as? String == name }
+                #expect(m?["fidelity"] as? Bool == true && m?["non_commercial"] as? Bool == true
+                        && m?["license"] as? String == ModelCatalog.codeFormerLicense, "\(name): \(m ?? [:])")
+            }
             let health = try json(try await client.execute(uri: "/healthz", method: .get))
             #expect(health["status"] as? String == "ok" && health["workers"] as? Int == 1)
 
@@ -354,7 +432,7 @@ struct ServeAPI {
             #expect(doc == checkedIn)
             let paths = try #require((try JSONSerialization.jsonObject(with: doc) as? [String: Any])?["paths"] as? [String: Any])
             for route in ["/api/v1/jobs", "/api/v1/jobs/{id}", "/api/v1/jobs/{id}/events", "/api/v1/jobs/{id}/result", "/api/v1/jobs/{id}/input",
-                          "/api/v1/jobs/{id}/faces/{n}/{kind}", "/api/v1/jobs/{id}/reblend", "/api/v1/models", "/api/v1/openapi.json", "/healthz"] {
+                          "/api/v1/jobs/{id}/faces/{n}/{kind}", "/api/v1/jobs/{id}/reblend", "/api/v1/jobs/{id}/rerun", "/api/v1/models", "/api/v1/openapi.json", "/healthz"] {
                 #expect(paths[route] != nil, "\(route) is documented")
             }
             let page = try await client.execute(uri: "/", method: .get)
@@ -379,6 +457,33 @@ struct ServeAPI {
             #expect(models["offline_fallback"] as? String != nil)
             #expect((models["install"] as? String)?.contains("facerestore models fetch") == true)
         }
+    }
+}
+
+/// The upload form's fields and a rerun's body onto a job request.
+@Suite struct JobForms {
+    @Test func fidelityAndKeepGrayAreParsed() throws {
+        let r = try JobRequest(form: ["fidelity": "0.7", "keep_gray": "on", "model": "1.4", "upscale": "4"])
+        #expect(r.fidelity == 0.7 && r.keepGray && r.model == "1.4" && r.upscale == 4)
+        #expect(r.photoOptions.fidelity == 0.7 && r.photoOptions.keepGray && r.photoOptions.upscale == 4)
+        let plain = try JobRequest(form: [:])
+        #expect(plain.fidelity == nil && !plain.keepGray && plain.photoOptions.fidelity == nil)
+        // A rerun: what it names changes, the rest is the first job's; "auto" is the server's default model.
+        let again = try JobRequest(form: ["fidelity": "0.2", "model": "auto"], base: r, otherFields: [])
+        #expect(again.fidelity == 0.2 && again.keepGray && again.model == nil && again.upscale == 4)
+        #expect(try JobRequest(form: ["keep_gray": "false"], base: r).keepGray == false)
+        #expect(throws: APIError.self) { try JobRequest(form: ["fidelity": "inf"]) }
+    }
+
+    @Test func rerunBodies() throws {
+        let json = try RerunForm.parse(ByteBuffer(string: #"{"fidelity": 0.7, "keep_gray": true, "upscale": 2, "model": null, "weight": "0.5"}"#),
+                                       contentType: "application/json")
+        #expect(json == ["fidelity": "0.7", "keep_gray": "true", "upscale": "2", "weight": "0.5"])
+        let form = try RerunForm.parse(ByteBuffer(string: "fidelity=0.25&keep_gray=on&model=restoreformer%2B%2B"),
+                                       contentType: "application/x-www-form-urlencoded")
+        #expect(form == ["fidelity": "0.25", "keep_gray": "on", "model": "restoreformer++"])
+        #expect(try RerunForm.parse(ByteBuffer(), contentType: nil).isEmpty)
+        #expect(throws: APIError.self) { try RerunForm.parse(ByteBuffer(string: #"{"fidelity": {}}"#), contentType: "application/json") }
     }
 }
 

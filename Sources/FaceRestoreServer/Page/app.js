@@ -1,6 +1,7 @@
 // The FaceRestore page: uploads, live progress (Server-Sent Events), a before/after slider with
-// zoom and pan, per-face choices and strength re-blended on the server, downloads and a zip of
-// all results. No build step, no libraries; everything comes from this server.
+// zoom and pan, per-face choices and strength re-blended on the server (CodeFormer's fidelity
+// weight instead restores the upload again as a new job), downloads and a zip of all results.
+// No build step, no libraries; everything comes from this server.
 "use strict";
 
 const api = "/api/v1";
@@ -48,6 +49,7 @@ function options() {
     upscale: $("#upscale").value,
     background: $("#background").checked ? "realesrgan" : "none",
     only_center_face: $("#center").checked ? "true" : "false",
+    keep_gray: $("#keep-gray").checked ? "true" : "false",
   };
 }
 
@@ -144,6 +146,7 @@ function setProgress(card, p, stage) {
 }
 
 function fail(card, message) {
+  card.el.classList.remove("done");
   card.el.classList.add("failed");
   card.el.dataset.status = "failed";
   $(".status", card.el).textContent = "failed";
@@ -151,6 +154,8 @@ function fail(card, message) {
   const err = $(".error", card.el);
   err.hidden = false;
   err.textContent = message;
+  // A failed new run of a shown result: its fidelity can be tried again.
+  if (card.viewer && card.fidelity) $(".weight", card.el).disabled = false;
 }
 
 const stageWords = { queued: "waiting in the queue", loading: "loading the model", decoding: "reading the photo",
@@ -162,6 +167,9 @@ function update(card, snap) {
   card.snap = snap;
   card.el.dataset.status = snap.status;
   $(".status", card.el).textContent = snap.status;
+  const license = $(".license", card.el);
+  license.hidden = !snap.license;
+  license.textContent = snap.license ? "Model terms: " + snap.license : "";
   if (snap.status === "failed") return fail(card, snap.error || "the restoration failed");
   if (snap.status !== "done") return setProgress(card, 0.1 + 0.9 * snap.progress, stageWords[snap.stage] || snap.stage);
   card.el.classList.add("done");
@@ -178,13 +186,28 @@ function showResult(card) {
   const before = $(".before", el), after = $(".after", el);
   before.src = api + "/jobs/" + card.id + "/input";
   after.src = resultURL(card);
-  card.viewer = new Compare($(".compare", el), before, after, el);
+  if (!card.viewer) card.viewer = new Compare($(".compare", el), before, after, el);
+  // CodeFormer: the slider is its fidelity weight, which needs the network again (a new job on
+  // release); other models: the strength, re-blended from the cached faces as it moves.
   const weight = $(".weight", el);
-  weight.value = snap.weight;
-  $(".weight-value", el).textContent = Number(snap.weight).toFixed(2);
+  card.fidelity = typeof snap.fidelity === "number";
+  weight.disabled = false;
+  weight.value = card.fidelity ? snap.fidelity : snap.weight;
+  $(".weight-label", el).textContent = card.fidelity ? "Fidelity: quality ↔ identity" : "Strength";
+  weight.title = card.fidelity
+    ? "CodeFormer's fidelity weight: 0 favours quality, 1 stays closest to your photo. Changing it restores the photo again."
+    : "Blend of the restored faces with the original";
+  $(".weight-value", el).textContent = Number(weight.value).toFixed(2);
   weight.oninput = () => {
     $(".weight-value", el).textContent = Number(weight.value).toFixed(2);
-    reblend(card, { weight: Number(weight.value) });
+    if (!card.fidelity) reblend(card, { weight: Number(weight.value) });
+  };
+  weight.onchange = () => {
+    if (!card.fidelity) return;
+    clearTimeout(card.timer);
+    card.timer = setTimeout(() => {
+      if (card.snap && Number(weight.value) !== card.snap.fidelity) rerun(card, { fidelity: Number(weight.value) });
+    }, 400);
   };
   const dl = $(".download", el);
   dl.href = api + "/jobs/" + card.id + "/result?download=1&rev=" + snap.revision;
@@ -268,6 +291,45 @@ function reblend(card, change) {
   }).finally(() => {
     card.busy = false;
     if (card.pending) reblend(card, {});
+  });
+}
+
+// A new job for the card's upload with `change` (another fidelity weight: the network runs
+// again); the card follows the new job, and the one it replaces is deleted once it is accepted.
+function rerun(card, change, attempt = 0) {
+  const old = card.id, el = card.el, was = card.snap.status, error = $(".error", el);
+  for (const input of el.querySelectorAll(".result input")) input.disabled = true;
+  el.classList.remove("done", "failed");
+  error.hidden = true;
+  setProgress(card, 0, "restoring again");
+  fetch(api + "/jobs/" + old + "/rerun", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(change),
+  }).then(async (r) => {
+    const body = await r.json().catch(() => ({}));
+    if (r.status === 202 && body.jobs && body.jobs.length) {
+      if (card.source) { card.source.close(); card.source = null; }
+      cards.delete(old);
+      fetch(api + "/jobs/" + old, { method: "DELETE" }).catch(() => {});
+      card.snap = null;
+      $(".download", el).removeAttribute("href");
+      attach(card, body.jobs[0].id);
+    } else if (r.status === 503 && attempt < 20) {
+      const wait = parseInt(r.headers.get("Retry-After") || "5", 10);
+      setProgress(card, 0, "the server is busy: trying again in " + wait + " s");
+      setTimeout(() => rerun(card, change, attempt + 1), wait * 1000);
+    } else {
+      throw new Error(body.error || ("HTTP " + r.status));
+    }
+  }).catch((e) => {
+    // Refused: the card stays as it was.
+    el.classList.add(was);
+    error.hidden = was !== "failed";
+    for (const input of el.querySelectorAll(".result input")) input.disabled = was !== "done" && !input.classList.contains("weight");
+    if (typeof card.snap.fidelity === "number") {
+      $(".weight", el).value = card.snap.fidelity;
+      $(".weight-value", el).textContent = Number(card.snap.fidelity).toFixed(2);
+    }
+    $(".stage", el).textContent = "restoring again failed: " + e.message;
   });
 }
 
