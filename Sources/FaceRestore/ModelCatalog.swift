@@ -60,9 +60,14 @@ public struct ModelEntry: Sendable, Equatable {
         self.nonCommercial = nonCommercial
     }
 
-    /// Whether this face model is a CodeFormer checkpoint, which takes the fidelity weight
-    /// (`PhotoOptions.fidelity`; `Restorer.takesFidelity` once loaded).
-    public var takesFidelity: Bool { kind == .faceRestoration && name.hasPrefix("codeformer") }
+    /// Whether this face model takes the fidelity weight (`PhotoOptions.fidelity`;
+    /// `Restorer.takesFidelity` once loaded): CodeFormer's restoration checkpoint. Its
+    /// colorization and inpainting checkpoints run at their own fixed weights.
+    public var takesFidelity: Bool { name == "codeformer" }
+
+    /// Whether this face model restores aligned face crops only (`--aligned`): CodeFormer's
+    /// colorization and inpainting checkpoints, as their upstream scripts run them.
+    public var alignedOnly: Bool { name == "codeformer-colorization" || name == "codeformer-inpainting" }
 }
 
 /// Every model FaceRestore knows.

@@ -194,6 +194,12 @@ public struct Restorer: Sendable {
         }
         let tensors = try WeightsFile.load(path: modelPath, verifyChecksums: configuration.verifyChecksums).0
         let recipe = FaceRestorer.recipe(of: tensors) ?? .facexlib
+        if !configuration.aligned, case .codeFormer(let fused, let k)? = Architecture.detect(tensors) {
+            let task = CodeFormer.task(fusedSizes: fused, codebookSize: k)
+            if task != .restoration {
+                throw PipelineError.invalidArgument("\(modelPath): CodeFormer's \(task.rawValue) checkpoint restores aligned 512² faces only, as upstream runs it: use --aligned")
+            }
+        }
         let building = Background { try FaceRestorer(stateDict: tensors, modelPath: modelPath, context: context) }
         if configuration.aligned {
             mode = .aligned(try building.value())
@@ -272,9 +278,10 @@ public struct Restorer: Sendable {
         }
     }
 
-    /// Whether the face model takes CodeFormer's fidelity weight.
+    /// Whether the face model takes CodeFormer's fidelity weight (its restoration checkpoint; the
+    /// colorization and inpainting ones run at fixed weights).
     public var takesFidelity: Bool {
-        if case .codeFormer? = faceRestorer?.network { return true }
+        if case .codeFormer(let net)? = faceRestorer?.network { return net.task == .restoration }
         return false
     }
 

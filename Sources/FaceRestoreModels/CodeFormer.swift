@@ -103,7 +103,7 @@ public final class CodeFormer: Sendable {
 
     /// The released checkpoints: four fused levels for restoration; three with 1024 codes for
     /// colorization, with 512 for inpainting.
-    static func task(fusedSizes: [Int], codebookSize: Int) -> Task {
+    public static func task(fusedSizes: [Int], codebookSize: Int) -> Task {
         fusedSizes.count == 4 ? .restoration : codebookSize == 1024 ? .colorization : .inpainting
     }
 

@@ -144,6 +144,9 @@ final class ServerState: Sendable {
             guard let entry = ModelCatalog.entry(named: model), entry.kind == .faceRestoration else {
                 throw APIError(.badRequest, "unknown face model '\(model)' (GET /api/v1/models lists them)")
             }
+            guard !entry.alignedOnly else {
+                throw APIError(.badRequest, "\(entry.title) restores aligned face crops only; the server restores whole photos")
+            }
             guard (try? configuration.store.locate(entry)) != nil else {
                 throw APIError(.badRequest, "\(entry.title) is not installed on this server (run: facerestore models fetch \(entry.name))")
             }
@@ -323,9 +326,10 @@ final class ServerState: Sendable {
             ModelsReport.Model(name: e.name, title: e.title, kind: e.kind.rawValue, installed: (try? store.locate(e)) != nil,
                                nonCommercial: e.nonCommercial, license: e.license, fidelity: e.takesFidelity, size: e.size)
         }
-        // `auto`'s order first, then the face models used only by name.
+        // `auto`'s order first, then the face models used only by name; not those that restore
+        // aligned crops only (the server restores whole photos).
         let auto = ModelStore.faceModels.compactMap { ModelCatalog.entry(named: $0) }
-        let faceModels = (auto + ModelCatalog.entries(of: .faceRestoration).filter { !auto.contains($0) }).map(item)
+        let faceModels = (auto + ModelCatalog.entries(of: .faceRestoration).filter { !auto.contains($0) && !$0.alignedOnly }).map(item)
         let general = ModelCatalog.backgroundModels.compactMap { ModelCatalog.entry(named: $0) }.map(item)
         var fallback: String?
         if case .general = defaultRestorer.mode { fallback = defaultRestorer.modelName }

@@ -419,11 +419,11 @@ struct ServeAPI {
             #expect(models["offline_fallback"] == nil)
             let faceModels = try #require(models["face_models"] as? [[String: Any]])
             #expect(faceModels.first { $0["name"] as? String == "1.4" }?["fidelity"] as? Bool == false)
-            for name in ["codeformer", "codeformer-colorization", "codeformer-inpainting"] {
-                let m = faceModels.first { $0["name"] as? String == name }
-                #expect(m?["fidelity"] as? Bool == true && m?["non_commercial"] as? Bool == true
-                        && m?["license"] as? String == ModelCatalog.codeFormerLicense, "\(name): \(m ?? [:])")
-            }
+            let codeFormer = faceModels.first { $0["name"] as? String == "codeformer" }
+            #expect(codeFormer?["fidelity"] as? Bool == true && codeFormer?["non_commercial"] as? Bool == true
+                    && codeFormer?["license"] as? String == ModelCatalog.codeFormerLicense, "\(codeFormer ?? [:])")
+            // Colorization and inpainting restore aligned crops only: not offered for photos.
+            #expect(!faceModels.contains { ($0["name"] as? String ?? "").hasPrefix("codeformer-") })
             let health = try json(try await client.execute(uri: "/healthz", method: .get))
             #expect(health["status"] as? String == "ok" && health["workers"] as? Int == 1)
 
