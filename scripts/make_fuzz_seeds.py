@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Writes the fuzz seed corpus, Tests/FaceRestoreFuzzingTests/corpus/TARGET/ (Debian's python3 with
 PIL and numpy). Every seed is ours: the weight seeds are random-weight fixtures that
-scripts/make_fixtures.py made, copied; the ONNX and ncnn seeds are written here byte by byte; the
-image seeds are the codec fixtures plus a PNG with an eXIf orientation. Deterministic.
+scripts/make_fixtures.py and scripts/make_lightning_fixtures.py made, copied; the ONNX and ncnn
+seeds are written here byte by byte; the image seeds are the codec fixtures plus a PNG with an
+eXIf orientation. Deterministic.
 
     scripts/make_fuzz_seeds.py
 """
@@ -116,7 +117,7 @@ def dlib_seed():
 def main():
     for target in ("pth", "safetensors", "onnx", "ncnn", "png", "jpeg", "npz", "cvyaml", "dlib"):
         (CORPUS / target).mkdir(parents=True, exist_ok=True)
-    for name in ("plain_zip.pth", "plain_legacy.pth", "nested_zip.pth", "parameter.pth"):
+    for name in ("plain_zip.pth", "plain_legacy.pth", "nested_zip.pth", "parameter.pth", "lightning.ckpt", "lightning_p4.ckpt"):
         shutil.copyfile(WEIGHTS / name, CORPUS / "pth" / name)
     shutil.copyfile(WEIGHTS / "expected.safetensors", CORPUS / "safetensors/expected.safetensors")
     (CORPUS / "onnx/tiny.onnx").write_bytes(onnx_seed())

@@ -29,4 +29,16 @@ final class MappedFile: @unchecked Sendable {
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+
+    /// Drops the whole pages inside `count` bytes at `offset` from this process's memory; reading
+    /// them again re-faults them from the file.
+    func releasePages(offset: Int, count: Int) {
+        guard offset >= 0, count > 0, count <= size - offset else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let from = Int(bitPattern: base) + offset
+        let start = (from + page - 1) / page * page
+        let end = (from + count) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, MADV_DONTNEED)
+    }
 }

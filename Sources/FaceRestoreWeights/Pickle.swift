@@ -1,12 +1,20 @@
 // A data-only reader for Python pickles as written by torch.save (protocols 2–5).
 //
-// It interprets opcodes into values and never executes anything: a GLOBAL must be on the
-// allow-list below (containers, torch's tensor-rebuild functions and storage classes), and
-// REDUCE only "calls" allow-listed rebuild functions by building the corresponding value.
-// Anything else (os.system, builtins.eval, arbitrary classes) is refused with its name.
+// It interprets opcodes into values and never executes anything. Only the globals on the
+// allow-list below (containers, torch's tensor-rebuild functions and storage classes) are ever
+// applied: REDUCE/NEWOBJ on one builds the value it would return. Any other global (a
+// Lightning checkpoint's omegaconf configs and callbacks, numpy scalars, os.system) becomes an
+// inert opaque value that keeps only its name: calling or constructing it (REDUCE, NEWOBJ,
+// NEWOBJ_EX, INST, OBJ) gives another opaque value, and BUILD state or items added to it are
+// dropped. The state-dict reader refuses, by that name, an opaque value where it needs a tensor
+// or a dict of tensors. A tensor here is a reference into a storage; only the chosen state dict's
+// are made into tensors (views of the mapped file), so an optimizer state costs bookkeeping.
+// Bounds: every opcode makes at most a few values and a pickle may run at most `maxOpcodes`, so
+// the values, containers and memo entries are bounded; strings by the pickle's length; opaque
+// names by `maxOpaqueName`; nothing recurses on the pickle's nesting.
 // Opcode semantics follow CPython's Lib/pickletools.py documentation.
 
-/// Allow-listed globals: the only names a checkpoint pickle may reference.
+/// Allow-listed globals: the only ones the reader applies (any other is an opaque value).
 enum PickleGlobal: String {
     case orderedDict = "collections.OrderedDict"
     case rebuildTensorV2 = "torch._utils._rebuild_tensor_v2"
@@ -112,6 +120,9 @@ indirect enum PickleValue {
     case global(PickleGlobal)
     case storage(StorageRef)
     case tensor(TensorRef)
+    /// A global that is not on the allow-list, or what calling or building it gives: inert, it
+    /// keeps only the global's name (at most `PickleReader.maxOpaqueName` characters).
+    case opaque(String)
     case mark
 
     static func == (a: PickleValue, b: PickleValue) -> Bool {
@@ -140,6 +151,8 @@ indirect enum PickleValue {
         }
     }
 
+    /// The global an opaque value comes from.
+    var opaqueName: String? { if case .opaque(let n) = self { return n }; return nil }
     var intValue: Int? { if case .int(let v) = self { return v }; if case .bool(let b) = self { return b ? 1 : 0 }; return nil }
     var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     var tupleItems: [PickleValue]? {
@@ -194,19 +207,31 @@ final class PickleArena {
 enum PickleError: Error {
     case truncated(String)
     case malformed(String)
-    case disallowed(String)
+    /// An opaque value (the global `name`) where data is needed (`use`).
+    case opaque(name: String, use: String)
+    case tooLarge(String)
 }
 
 struct PickleReader {
+    /// Opcodes one pickle may run (RestoreFormer's state dict, 409 tensors, runs 13,267).
+    static let maxOpcodes = 1 << 24
+    /// Characters of a global's name an opaque value keeps.
+    static let maxOpaqueName = 200
+    /// Nested `_rebuild_from_type_v2` calls one tensor may go through (torch makes one).
+    static let maxRebuildNesting = 8
+
     private let bytes: UnsafeRawBufferPointer
     private let arena = PickleArena()
     private(set) var position: Int
     /// Resolves a persistent id (torch's storage tuples) to a value.
     private let persistentLoad: (PickleValue) throws -> PickleValue
+    private let opcodeLimit: Int
 
-    init(bytes: UnsafeRawBufferPointer, start: Int = 0, persistentLoad: @escaping (PickleValue) throws -> PickleValue) {
+    init(bytes: UnsafeRawBufferPointer, start: Int = 0, opcodeLimit: Int = maxOpcodes,
+         persistentLoad: @escaping (PickleValue) throws -> PickleValue) {
         self.bytes = bytes
         self.position = start
+        self.opcodeLimit = opcodeLimit
         self.persistentLoad = persistentLoad
     }
 
@@ -241,17 +266,39 @@ struct PickleReader {
 
     // MARK: globals
 
-    private func global(_ module: String, _ name: String) throws -> PickleValue {
+    /// An allow-listed global, or an opaque value naming any other: never resolved.
+    private func global(_ module: String, _ name: String) -> PickleValue {
         let full = "\(module).\(name)"
-        // torch < 1.? pickled storages as `torch FloatStorage`; newer ones also via torch.storage.
-        guard let g = PickleGlobal(rawValue: full) else { throw PickleError.disallowed(full) }
+        guard let g = PickleGlobal(rawValue: full) else {
+            return .opaque(full.count <= Self.maxOpaqueName ? full : String(full.prefix(Self.maxOpaqueName)) + "…")
+        }
         return .global(g)
     }
 
-    /// Applies an allow-listed callable (REDUCE / NEWOBJ) by building the value it would return.
-    private func apply(_ callable: PickleValue, _ args: PickleValue) throws -> PickleValue {
-        guard case .global(let g) = callable else { throw PickleError.malformed("REDUCE on a non-callable value") }
-        let a = args.tupleItems ?? []
+    /// Applies a callable (REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ) to its arguments: an allow-listed
+    /// one by building the value it would return, an opaque one by giving an opaque object of
+    /// the same name (its arguments are dropped).
+    private func apply(_ callable: PickleValue, _ a: [PickleValue]) throws -> PickleValue {
+        var g: PickleGlobal
+        var a = a
+        switch callable {
+        case .global(let global): g = global
+        case .opaque(let name): return .opaque(name)
+        default: throw PickleError.malformed("REDUCE on a non-callable value")
+        }
+        // (func, new_type, args, state): a tensor rebuilt into Tensor/Parameter. Unwrapped in a
+        // loop (a hostile pickle may nest it deeply); an opaque function or type gives an opaque value.
+        var nesting = 0
+        while g == .rebuildFromTypeV2 {
+            nesting += 1
+            guard a.count >= 3, nesting <= Self.maxRebuildNesting else { throw PickleError.malformed("bad arguments to \(g.rawValue)") }
+            if let name = a[0].opaqueName ?? a[1].opaqueName { return .opaque(name) }
+            guard case .global(let f) = a[0], case .global(let t) = a[1], [.tensorType, .parameterType].contains(t) else {
+                throw PickleError.malformed("bad arguments to \(g.rawValue)")
+            }
+            g = f
+            a = a[2].tupleItems ?? []
+        }
         switch g {
         case .orderedDict:
             let d = arena.dict()
@@ -260,6 +307,8 @@ struct PickleReader {
             }
             return .dict(d)
         case .rebuildTensorV2, .rebuildTensor:
+            // A tensor on an opaque storage is as inert as the storage.
+            if let name = a.first?.opaqueName { return .opaque(name) }
             guard a.count >= 4, case .storage(let s) = a[0], let off = a[1].intValue,
                   let size = a[2].tupleItems?.compactMap(\.intValue), let stride = a[3].tupleItems?.compactMap(\.intValue),
                   size.count == a[2].tupleItems?.count, stride.count == size.count else {
@@ -267,17 +316,11 @@ struct PickleReader {
             }
             return .tensor(TensorRef(storage: s, offset: off, size: size, stride: stride))
         case .rebuildParameter, .rebuildParameterWithState:
+            if let name = a.first?.opaqueName { return .opaque(name) }
             guard let first = a.first, case .tensor = first else { throw PickleError.malformed("bad arguments to \(g.rawValue)") }
             return first
-        case .rebuildFromTypeV2:
-            // (func, new_type, args, state): only tensor rebuilds into Tensor/Parameter types.
-            guard a.count >= 3, case .global(let f) = a[0], case .global(let t) = a[1],
-                  [.tensorType, .parameterType].contains(t) else {
-                throw PickleError.malformed("bad arguments to \(g.rawValue)")
-            }
-            return try apply(.global(f), a[2])
         default:
-            throw PickleError.disallowed("\(g.rawValue) (called)")
+            throw PickleError.malformed("\(g.rawValue) called as a function")
         }
     }
 
@@ -320,8 +363,13 @@ struct PickleReader {
             return v
         }
 
+        var opcodes = 0
         while true {
             let op = try u8()
+            opcodes += 1
+            guard opcodes <= opcodeLimit else {
+                throw PickleError.tooLarge("the pickle runs more than \(opcodeLimit) opcodes")
+            }
             switch op {
             case 0x80: _ = try u8()                                  // PROTO
             case 0x95: _ = try take(8)                               // FRAME
@@ -388,21 +436,26 @@ struct PickleReader {
                 let d = arena.dict()
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
                 stack.append(.dict(d))
-            case 0x61:                                               // APPEND
+            case 0x61:                                               // APPEND (dropped on an opaque object)
                 let v = try pop()
+                if case .opaque = try top() { continue }
                 guard case .list(let l) = try top() else { throw PickleError.malformed("APPEND to a non-list") }
                 l.items.append(v)
             case 0x65, 0x90:                                         // APPENDS, ADDITEMS
                 let items = try popMark()
+                if case .opaque = try top() { continue }
                 guard case .list(let l) = try top() else { throw PickleError.malformed("APPENDS to a non-list") }
                 l.items.append(contentsOf: items)
             case 0x73:                                               // SETITEM
                 let v = try pop(), k = try pop()
+                if case .opaque = try top() { continue }
                 guard case .dict(let d) = try top() else { throw PickleError.malformed("SETITEM on a non-dict") }
                 d.set(k, v)
             case 0x75:                                               // SETITEMS
                 let items = try popMark()
-                guard items.count % 2 == 0, case .dict(let d) = try top() else { throw PickleError.malformed("bad SETITEMS") }
+                guard items.count % 2 == 0 else { throw PickleError.malformed("bad SETITEMS") }
+                if case .opaque = try top() { continue }
+                guard case .dict(let d) = try top() else { throw PickleError.malformed("bad SETITEMS") }
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
             case 0x71: memo[Int(try u8())] = try top()               // BINPUT
             case 0x72: memo[Int(try le(UInt32.self))] = try top()    // LONG_BINPUT
@@ -421,25 +474,34 @@ struct PickleReader {
             case 0x32: stack.append(try top())                       // DUP
             case 0x63:                                               // GLOBAL
                 let module = try line(), name = try line()
-                stack.append(try global(module, name))
+                stack.append(global(module, name))
             case 0x93:                                               // STACK_GLOBAL
                 let name = try pop(), module = try pop()
                 guard let m = module.stringValue, let n = name.stringValue else { throw PickleError.malformed("bad STACK_GLOBAL") }
-                stack.append(try global(m, n))
+                stack.append(global(m, n))
             case 0x52:                                               // REDUCE
                 let args = try pop(), callable = try pop()
-                stack.append(try apply(callable, args))
+                stack.append(try apply(callable, args.tupleItems ?? []))
             case 0x81:                                               // NEWOBJ
                 let args = try pop(), cls = try pop()
-                stack.append(try apply(cls, args))
-            case 0x62:                                               // BUILD: state for dicts/tensors is metadata
+                stack.append(try apply(cls, args.tupleItems ?? []))
+            case 0x92:                                               // NEWOBJ_EX (keyword arguments dropped)
+                _ = try pop()
+                let args = try pop(), cls = try pop()
+                stack.append(try apply(cls, args.tupleItems ?? []))
+            case 0x6f:                                               // OBJ
+                let items = try popMark()
+                guard let cls = items.first else { throw PickleError.malformed("OBJ without a class") }
+                stack.append(try apply(cls, Array(items.dropFirst())))
+            case 0x69:                                               // INST
+                let module = try line(), name = try line()
+                stack.append(try apply(global(module, name), try popMark()))
+            case 0x62:                                               // BUILD: state for dicts/tensors is metadata; opaque objects drop it
                 _ = try pop()
             case 0x51:                                               // BINPERSID
                 stack.append(try persistentLoad(try pop()))
             case 0x50:                                               // PERSID (text)
                 stack.append(try persistentLoad(.string(try line())))
-            case 0x69, 0x6f, 0x92:                                   // INST, OBJ, NEWOBJ_EX
-                throw PickleError.disallowed("object construction opcode 0x\(String(op, radix: 16))")
             default:
                 throw PickleError.malformed("unknown opcode 0x\(String(op, radix: 16)) at byte \(position - 1)")
             }

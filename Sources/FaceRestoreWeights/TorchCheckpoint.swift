@@ -25,10 +25,13 @@ enum TorchCheckpoint {
             throw WeightsError.unsupported(path: path, detail: "zip entry '\(e.name)' is compressed (method \(e.method)); torch.save stores entries uncompressed")
         }
         // Every member against the CRC-32 the archive records: a flipped byte in a tensor is found
-        // here instead of becoming a wrong restoration.
+        // here instead of becoming a wrong restoration. Each member's pages are released after its
+        // check, so the check does not keep the file resident (a Lightning checkpoint's Adam states,
+        // twice the network's size, are never read again).
         for name in zip.order where verifyChecksums {
             guard let e = zip.entries[name] else { continue }
             let crc = fr_crc32(0, file.base + e.dataOffset, e.size)
+            file.releasePages(offset: e.dataOffset, count: e.size)
             guard crc == e.crc else {
                 throw WeightsError.corrupt(path: path, detail: "zip member '\(name)' fails its CRC-32 check (recorded \(String(e.crc, radix: 16)), "
                                            + "computed \(String(crc, radix: 16))): the file is damaged; download it again")
@@ -37,7 +40,11 @@ enum TorchCheckpoint {
         let pickleBytes = UnsafeRawBufferPointer(rebasing: file.bytes[pklEntry.dataOffset..<pklEntry.dataOffset + pklEntry.size])
         var storages: [String: ByteRegion] = [:]
         var reader = PickleReader(bytes: pickleBytes) { pid in
-            // ('storage', storage_type, key, location, numel)
+            // ('storage', storage_type, key, location, numel). A storage type off the allow-list
+            // gives an opaque storage (an error only if the chosen state dict uses it).
+            if let t = pid.tupleItems, t.count >= 5, t[0].stringValue == "storage", let name = t[1].opaqueName {
+                return .opaque(name)
+            }
             guard let t = pid.tupleItems, t.count >= 5, t[0].stringValue == "storage", case .global(let g) = t[1],
                   let dtype = g.storageDType, let key = t[2].stringValue else {
                 throw PickleError.malformed("unexpected persistent id")
@@ -75,7 +82,11 @@ enum TorchCheckpoint {
         }
         var dtypes: [String: DType] = [:]
         var main = PickleReader(bytes: bytes, start: position) { pid in
-            // ('storage', storage_type, root_key, location, numel, view_metadata)
+            // ('storage', storage_type, root_key, location, numel, view_metadata). Storages follow
+            // the pickle back to back, so every one's element size must be known.
+            if let t = pid.tupleItems, t.count >= 5, t[0].stringValue == "storage", let name = t[1].opaqueName {
+                throw PickleError.opaque(name: name, use: "a storage's type")
+            }
             guard let t = pid.tupleItems, t.count >= 5, t[0].stringValue == "storage", case .global(let g) = t[1],
                   let dtype = g.storageDType, let key = t[2].stringValue else {
                 throw PickleError.malformed("unexpected persistent id")
@@ -88,6 +99,8 @@ enum TorchCheckpoint {
         let root = try runPickle(&main, path: path)
         var handedOver = false
         defer { if !handedOver { PickleValue.dismantle([root]) } }
+        // An opaque checkpoint is refused by its name before the storages it cannot use are looked for.
+        if let name = root.opaqueName { throw WeightsError.disallowedGlobal(path: path, name: name, use: "the checkpoint") }
         var keysReader = PickleReader(bytes: bytes, start: main.position, persistentLoad: noPersistent)
         let keysValue = try runPickle(&keysReader, path: path)
         defer { PickleValue.dismantle([keysValue]) }
@@ -118,8 +131,10 @@ enum TorchCheckpoint {
             throw WeightsError.truncated(path: path, detail: d)
         } catch PickleError.malformed(let d) {
             throw WeightsError.corrupt(path: path, detail: d)
-        } catch PickleError.disallowed(let name) {
-            throw WeightsError.disallowedGlobal(path: path, name: name)
+        } catch PickleError.opaque(let name, let use) {
+            throw WeightsError.disallowedGlobal(path: path, name: name, use: use)
+        } catch PickleError.tooLarge(let d) {
+            throw WeightsError.unsupported(path: path, detail: d)
         }
     }
 

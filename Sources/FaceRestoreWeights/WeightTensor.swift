@@ -10,8 +10,9 @@ public enum WeightsError: Error, CustomStringConvertible, Equatable {
     case unknownFormat(path: String)
     case truncated(path: String, detail: String)
     case corrupt(path: String, detail: String)
-    /// The pickle references a global that is not on the data allow-list; nothing was executed.
-    case disallowedGlobal(path: String, name: String)
+    /// A value needed as a tensor, a storage or a dict of tensors (`use`) comes from a pickle global
+    /// that is not on the allow-list (`name`): such globals are inert values, never executed.
+    case disallowedGlobal(path: String, name: String, use: String)
     case unsupported(path: String, detail: String)
     case missingTensor(path: String, key: String)
 
@@ -24,8 +25,8 @@ public enum WeightsError: Error, CustomStringConvertible, Equatable {
             return "\(path): not a weights file FaceRestore can read (expected a PyTorch .pth/.pt checkpoint, .safetensors or .onnx)"
         case let .truncated(path, detail): return "\(path): file is truncated: \(detail)"
         case let .corrupt(path, detail): return "\(path): corrupt checkpoint: \(detail)"
-        case let .disallowedGlobal(path, name):
-            return "\(path): refusing to load: the pickle references '\(name)', which is not a tensor or container type (nothing was executed)"
+        case let .disallowedGlobal(path, name, use):
+            return "\(path): refusing to load: \(use) comes from '\(name)', which is not a tensor or container type (kept inert; nothing was executed)"
         case let .unsupported(path, detail): return "\(path): unsupported checkpoint: \(detail)"
         case let .missingTensor(path, key): return "\(path): no tensor named '\(key)'"
         }
@@ -119,12 +120,8 @@ public struct WeightTensor: Sendable {
     /// model that has copied the values into its own layout does not also keep the file resident.
     /// Only whole pages inside the tensor are released; reading the tensor again re-faults them.
     public func releaseMappedPages() {
-        guard case .contiguous(let region) = source, region.owner is MappedFile, region.count > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (Int(bitPattern: region.base) + page - 1) / page * page
-        let end = (Int(bitPattern: region.base) + region.count) / page * page
-        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        _ = madvise(p, end - start, MADV_DONTNEED)
+        guard case .contiguous(let region) = source, let file = region.owner as? MappedFile else { return }
+        file.releasePages(offset: region.base - file.base, count: region.count)
     }
 
     /// The float32 values where they lie, for reading in place: the tensor's bytes when it is

@@ -55,7 +55,12 @@ public enum WeightsFile {
         }
     }
 
+    /// Only the chosen dict's tensors are materialized; other values (a Lightning checkpoint's
+    /// optimizer states, callbacks, hyper-parameters) are skipped unread. An opaque value (a pickle
+    /// global off the allow-list) as the checkpoint, as the chosen wrapper or inside the chosen
+    /// dict is refused with the global's name.
     static func stateDict(from root: PickleValue, storages: [String: ByteRegion], path: String) throws -> StateDict {
+        if let name = root.opaqueName { throw WeightsError.disallowedGlobal(path: path, name: name, use: "the checkpoint") }
         guard case .dict(let top) = root else {
             throw WeightsError.unsupported(path: path, detail: "the checkpoint holds no dict of tensors")
         }
@@ -64,13 +69,22 @@ public enum WeightsFile {
         var skipped: [String] = []
         let topKeys = top.keys.compactMap(\.stringValue)
         let hasTopTensors = top.values.contains { if case .tensor = $0 { return true }; return false }
-        if !hasTopTensors, let key = wrapperKeys.first(where: { k in
-            guard let i = top.keys.firstIndex(where: { $0.stringValue == k }), case .dict = top.values[i] else { return false }
-            return true
-        }), let i = top.keys.firstIndex(where: { $0.stringValue == key }), case .dict(let inner) = top.values[i] {
-            chosen = inner
-            wrapper = key
-            skipped = topKeys.filter { $0 != key }
+        // The first wrapper key that holds a dict, or an opaque value (refused below).
+        if !hasTopTensors, let (key, value) = wrapperKeys.lazy.compactMap({ k -> (String, PickleValue)? in
+            guard let i = top.keys.firstIndex(where: { $0.stringValue == k }) else { return nil }
+            switch top.values[i] {
+            case .dict, .opaque: return (k, top.values[i])
+            default: return nil
+            }
+        }).first {
+            if let name = value.opaqueName {
+                throw WeightsError.disallowedGlobal(path: path, name: name, use: "the state dict '\(key)'")
+            }
+            if case .dict(let inner) = value {
+                chosen = inner
+                wrapper = key
+                skipped = topKeys.filter { $0 != key }
+            }
         }
         var names: [String] = []
         var tensors: [String: WeightTensor] = [:]
@@ -96,6 +110,8 @@ public enum WeightsFile {
                     throw WeightsError.corrupt(path: path, detail: "dicts nested deeper than \(maxDepth) levels at '\(key.prefix(200))'")
                 }
                 pending.append((inner, key + ".", 0, top.depth + 1))
+            case .opaque(let name):
+                throw WeightsError.disallowedGlobal(path: path, name: name, use: "entry '\(key.prefix(200))'")
             default:
                 skipped.append(key)
             }

@@ -69,7 +69,7 @@ let fullRandomCheckpoint: String? = {
         #expect(r.status != 0)
         #expect(r.stdout.isEmpty)
         #expect(r.stderr.split(separator: "\n").count == 1)
-        #expect(r.stderr.contains("evil_zip.pth: refusing to load: the pickle references 'posix.system'"))
+        #expect(r.stderr.contains("evil_zip.pth: refusing to load: the checkpoint comes from 'posix.system'"))
     }
 
     @Test func badFilesGiveOneClearLine() throws {

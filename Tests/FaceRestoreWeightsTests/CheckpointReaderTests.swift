@@ -109,19 +109,83 @@ func expectSameAsExpected(_ sd: StateDict, sourceLocation: SourceLocation = #_so
     }
 }
 
+/// Lightning checkpoints (scripts/make_lightning_fixtures.py): hyper-parameter configs, callbacks,
+/// numpy scalars and optimizer states around the state dict, as inert values.
+@Suite struct LightningCheckpoints {
+    /// The fixture's state dict, in file order (the generator's STATE).
+    static let state: [(String, [Int])] = [
+        ("vqvae.encoder.conv_in.weight", [2, 3, 3, 3]), ("vqvae.encoder.conv_in.bias", [2]),
+        ("vqvae.quantize.embedding.weight", [4, 2]), ("vqvae.decoder.conv_out.weight", [3, 2, 1, 1]),
+        ("vqvae.decoder.conv_out.bias", [3]), ("loss.discriminator.main.0.weight", [1, 3, 1, 1]),
+        ("loss.discriminator.main.0.bias", [1]),
+    ]
+
+    /// Tensor `i`'s values: (k + 1)·0.25·(−1)^k + i.
+    static func values(_ i: Int, _ count: Int) -> [Float] {
+        (0..<count).map { k in Float(k + 1) * 0.25 * (k % 2 == 0 ? 1 : -1) + Float(i) }
+    }
+
+    @Test(arguments: ["lightning.ckpt", "lightning_p4.ckpt"])
+    func stateDictLoadsAroundTrainingObjects(_ file: String) throws {
+        let (sd, format) = try WeightsFile.load(path: fixturePath(file))
+        #expect(format == .torchZip)
+        #expect(sd.wrapper == "state_dict")
+        #expect(sd.strippedPrefix == nil)
+        #expect(sd.names == Self.state.map(\.0))
+        for (i, (name, shape)) in Self.state.enumerated() {
+            let t = try #require(sd[name])
+            #expect(t.dtype == .float32 && t.shape == shape, "\(name)")
+            #expect(t.floats() == Self.values(i, shape.reduce(1, *)), "\(name)")
+        }
+        #expect(sd.skippedEntries == ["epoch", "global_step", "pytorch-lightning_version", "callbacks", "optimizer_states",
+                                      "lr_schedulers", "hparams_name", "hyper_parameters", "loops"])
+    }
+
+    /// The optimizer states' tensors are storage references only: the archive's storages are
+    /// mapped regions of the file, and only the state dict's tensors are made from them.
+    @Test func optimizerTensorsStayInTheFile() throws {
+        let file = try MappedFile(path: fixturePath("lightning.ckpt"))
+        let (root, storages) = try TorchCheckpoint.readZip(file)
+        defer { PickleValue.dismantle([root]) }
+        #expect(storages.count > Self.state.count, "Adam's exp_avg, exp_avg_sq and step, the callback's score")
+        #expect(storages.values.allSatisfy { $0.owner === file })
+        let sd = try WeightsFile.stateDict(from: root, storages: storages, path: file.path)
+        #expect(sd.count == Self.state.count)
+    }
+
+    @Test func anOpaqueStateDictIsOneErrorNamingItsClass() throws {
+        let path = fixturePath("lightning_opaque_state_dict.ckpt")
+        let error = try #require(throws: WeightsError.self) { try WeightsFile.load(path: path) }
+        #expect(error == .disallowedGlobal(path: path, name: "RestoreFormer.models.vqgan_v1.RestoreFormerModel", use: "the state dict 'state_dict'"))
+        #expect(!error.description.contains("\n"))
+    }
+
+    /// A complex tensor's storage type is not allow-listed: inert, refused where the state dict needs it.
+    @Test func anOpaqueStorageInTheStateDictIsOneErrorNamingIt() throws {
+        let path = fixturePath("lightning_opaque_storage.ckpt")
+        let error = try #require(throws: WeightsError.self) { try WeightsFile.load(path: path) }
+        #expect(error == .disallowedGlobal(path: path, name: "torch.ComplexFloatStorage", use: "entry 'vqvae.window'"))
+        #expect(error.description == "\(path): refusing to load: entry 'vqvae.window' comes from 'torch.ComplexFloatStorage', "
+                + "which is not a tensor or container type (kept inert; nothing was executed)")
+    }
+}
+
 @Suite struct HostileAndBrokenFiles {
-    @Test(arguments: [("evil_zip.pth", "posix.system"), ("evil_os.pth", "os.system"), ("evil_legacy.pth", "builtins.eval"), ("evil_global.pth", "__builtin__.set")])
-    func disallowedGlobalsAreRefusedByName(_ file: String, _ global: String) throws {
+    /// Globals off the allow-list are inert values, never run; where the checkpoint or a tensor
+    /// is needed, the load is refused by the global's name.
+    @Test(arguments: [("evil_zip.pth", "posix.system", "the checkpoint"), ("evil_os.pth", "os.system", "the checkpoint"),
+                      ("evil_legacy.pth", "builtins.eval", "the checkpoint"), ("evil_global.pth", "__builtin__.set", "entry 'k'")])
+    func disallowedGlobalsAreRefusedByName(_ file: String, _ global: String, _ use: String) throws {
         let marker = "/tmp/facerestore-pickle-was-executed"
         try? FileManager.default.removeItem(atPath: marker)
-        #expect(throws: WeightsError.disallowedGlobal(path: fixturePath(file), name: global)) {
+        #expect(throws: WeightsError.disallowedGlobal(path: fixturePath(file), name: global, use: use)) {
             try WeightsFile.load(path: fixturePath(file))
         }
         #expect(!FileManager.default.fileExists(atPath: marker))
     }
 
     /// Every prefix of a valid file is an error (never a crash, never a silent partial load).
-    @Test(arguments: ["plain_zip.pth", "plain_legacy.pth", "nested_zip.pth", "expected.safetensors"])
+    @Test(arguments: ["plain_zip.pth", "plain_legacy.pth", "nested_zip.pth", "lightning.ckpt", "expected.safetensors"])
     func everyTruncationIsAnError(_ file: String) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath(file)))
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("facerestore-trunc-\(UUID().uuidString)")
@@ -138,8 +202,9 @@ func expectSameAsExpected(_ sd: StateDict, sourceLocation: SourceLocation = #_so
         }
     }
 
-    /// Random byte corruption: a clean error or a successful load, never a crash or a hang.
-    @Test(arguments: ["plain_zip.pth", "plain_legacy.pth"])
+    /// Random byte corruption: a clean error or a successful load, never a crash or a hang (also
+    /// without the CRC check, so that damaged pickles reach the reader).
+    @Test(arguments: ["plain_zip.pth", "plain_legacy.pth", "lightning.ckpt"])
     func corruptionNeverCrashes(_ file: String) throws {
         let original = try Data(contentsOf: URL(fileURLWithPath: fixturePath(file)))
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("facerestore-corrupt-\(UUID().uuidString)")
@@ -150,6 +215,7 @@ func expectSameAsExpected(_ sd: StateDict, sourceLocation: SourceLocation = #_so
             for _ in 0..<4 { data[Int(rng.next() % UInt64(data.count))] = UInt8(truncatingIfNeeded: rng.next()) }
             try data.write(to: tmp)
             do { _ = try WeightsFile.load(path: tmp.path) } catch is WeightsError {}
+            do { _ = try WeightsFile.load(path: tmp.path, verifyChecksums: false) } catch is WeightsError {}
         }
     }
 

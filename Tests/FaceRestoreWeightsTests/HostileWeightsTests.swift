@@ -1,6 +1,7 @@
 // Hostile weight files: sizes that overflow, allocations bigger than the file, pickles that nest
-// a million deep, contain themselves or hold 300,000 keys, ncnn parameters out of range. Each is
-// refused with one WeightsError (or read in linear time), quickly, without trapping.
+// a million deep, contain themselves, hold 300,000 keys or use unknown globals as tensors, ncnn
+// parameters out of range. Each is refused with one WeightsError (or read in linear time), quickly,
+// without trapping.
 
 @testable import FaceRestoreWeights
 import Foundation
@@ -123,6 +124,144 @@ private func onnx(dims: [UInt64], payload: [UInt8] = []) -> [UInt8] {
 
     @Test func valuesLeftOnTheStackAtStopAreRefused() throws {
         #expect(throws: PickleError.self) { _ = try load(pickle([0x4e, 0x4e])) }   // NONE, NONE, STOP
+    }
+
+    // MARK: opaque globals
+
+    private func global(_ module: String, _ name: String) -> [UInt8] { [0x63] + Array("\(module)\n\(name)\n".utf8) }
+    private func string(_ s: String) -> [UInt8] { [0x8c, UInt8(s.utf8.count)] + Array(s.utf8) }
+    private func int32(_ v: Int32) -> [UInt8] { [0x4a] + withUnsafeBytes(of: v.littleEndian, Array.init) }
+    private func long(_ v: Int) -> [UInt8] { [0x8a, 8] + withUnsafeBytes(of: Int64(v).littleEndian, Array.init) }   // LONG1
+    private func binput(_ i: UInt8) -> [UInt8] { [0x71, i] }
+    private func binget(_ i: UInt8) -> [UInt8] { [0x68, i] }
+
+    /// `torch._utils._rebuild_tensor_v2(storage, 0, (n,), (1,))` with `storage` pushed by `storage`.
+    private func tensor(_ storage: [UInt8], _ n: Int) -> [UInt8] {
+        global("torch._utils", "_rebuild_tensor_v2") + [0x28] + storage + [0x4b, 0] + long(n) + [0x85] + [0x4b, 1, 0x85] + [0x74, 0x52]
+    }
+
+    /// Loads with persistent ids "0", "1", … as float32 storages of those keys.
+    private func loadWithStorages(_ bytes: [UInt8]) throws -> PickleValue {
+        try bytes.withUnsafeBytes { raw in
+            var reader = PickleReader(bytes: raw) { pid in
+                guard let key = pid.stringValue else { throw PickleError.malformed("pid") }
+                return .storage(StorageRef(dtype: .float32, key: key, elementOffset: 0, numel: nil))
+            }
+            return try reader.load()
+        }
+    }
+
+    /// Every way of calling or building an unknown global gives an inert value with its name;
+    /// BUILD state and items given to it are dropped; the state-dict reader refuses it by name.
+    @Test func unknownGlobalsAreInertOpaqueValues() throws {
+        var body: [UInt8] = [0x7d, 0x28]   // EMPTY_DICT, MARK
+        body += string("reduce") + global("os", "system") + string("touch /tmp/x") + [0x85, 0x52]            // REDUCE
+        body += string("newobj") + global("argparse", "Namespace") + [0x29, 0x81, 0x7d] + string("a") + [0x4b, 1, 0x73, 0x62]   // NEWOBJ, BUILD
+        body += string("newobj_ex") + global("omegaconf.nodes", "AnyNode") + [0x29, 0x7d, 0x92]              // NEWOBJ_EX
+        body += string("inst") + [0x28] + string("x") + [0x69] + Array("builtins\neval\n".utf8)              // INST
+        body += string("obj") + [0x28] + global("pathlib", "PosixPath") + string("/") + [0x6f]                // OBJ
+        body += string("items") + global("collections", "defaultdict") + global("builtins", "list") + [0x85, 0x52]
+        body += [0x28] + string("k") + [0x5d, 0x75] + [0x4e, 0x61] + [0x28, 0x4e, 0x4e, 0x65]                // SETITEMS, APPEND, APPENDS
+        body += string("bare") + global("typing", "Any")
+        body += [0x75]   // SETITEMS
+        let root = try load(pickle(body))
+        defer { PickleValue.dismantle([root]) }
+        guard case .dict(let d) = root else { Issue.record("not a dict"); return }
+        #expect(d.keys.compactMap(\.stringValue) == ["reduce", "newobj", "newobj_ex", "inst", "obj", "items", "bare"])
+        #expect(d.values.map(\.opaqueName) == ["os.system", "argparse.Namespace", "omegaconf.nodes.AnyNode", "builtins.eval",
+                                                "pathlib.PosixPath", "collections.defaultdict", "typing.Any"])
+        #expect(throws: WeightsError.disallowedGlobal(path: "x.ckpt", name: "os.system", use: "entry 'reduce'")) {
+            try WeightsFile.stateDict(from: root, storages: [:], path: "x.ckpt")
+        }
+    }
+
+    @Test func anOpaqueNameIsBounded() throws {
+        let root = try load(pickle(global(String(repeating: "m", count: 100_000), "n")))
+        #expect(root.opaqueName?.count == PickleReader.maxOpaqueName + 1)
+    }
+
+    /// A tensor rebuilt on an opaque storage (or a parameter from it, or a typed rebuild with an
+    /// opaque type) is opaque; in the state dict it is one error naming the storage's global.
+    @Test func tensorsOnOpaqueStoragesAreRefusedByTheStorageName() throws {
+        let storage = global("evil", "Storage") + [0x29, 0x52]   // evil.Storage()
+        let parameter = global("torch._utils", "_rebuild_parameter") + tensor(storage, 2) + [0x88, 0x86, 0x52]
+        let typed = global("torch._tensor", "_rebuild_from_type_v2") + [0x28] + global("torch._utils", "_rebuild_tensor_v2")
+            + global("my.tensors", "Subclass") + [0x29, 0x4e, 0x74, 0x52]
+        for (value, name) in [(tensor(storage, 2), "evil.Storage"), (parameter, "evil.Storage"), (typed, "my.tensors.Subclass")] {
+            let root = try load(pickle([0x7d] + string("w") + value + [0x73]))
+            defer { PickleValue.dismantle([root]) }
+            #expect(throws: WeightsError.disallowedGlobal(path: "x.ckpt", name: name, use: "entry 'w'")) {
+                try WeightsFile.stateDict(from: root, storages: [:], path: "x.ckpt")
+            }
+        }
+    }
+
+    /// `{"state_dict": {"w": 2 floats}, "optimizer_states": [a 2⁴⁰-element tensor on a 1-float
+    /// storage]}`: loads, because tensors outside the chosen state dict are never made.
+    @Test func tensorsOutsideTheStateDictAreNeverMaterialized() throws {
+        var body: [UInt8] = [0x7d] + string("state_dict") + [0x7d] + string("w") + tensor(string("0") + [0x51], 2) + [0x73, 0x73]
+        body += string("optimizer_states") + [0x5d] + tensor(string("1") + [0x51], 1 << 40) + [0x61, 0x73]
+        let root = try loadWithStorages(pickle(body))
+        defer { PickleValue.dismantle([root]) }
+        let floats: [Float] = [1.5, -2]
+        let owner = OwnedBytes(count: 12)
+        floats.withUnsafeBytes { owner.pointer.copyMemory(from: $0.baseAddress!, byteCount: 8) }
+        let storages = ["0": ByteRegion(owner: owner, base: UnsafeRawPointer(owner.pointer), count: 8),
+                        "1": ByteRegion(owner: owner, base: UnsafeRawPointer(owner.pointer) + 8, count: 4)]
+        let sd = try WeightsFile.stateDict(from: root, storages: storages, path: "x.ckpt")
+        #expect(sd.names == ["w"])
+        #expect(sd["w"]?.floats() == floats)
+        #expect(sd.skippedEntries == ["optimizer_states"])
+    }
+
+    /// 300,000 opaque objects each built from the one before (REDUCE with it as the argument):
+    /// none keeps its argument, so nothing nests.
+    @Test func opaqueObjectsBuiltFromEachOtherStayFlat() throws {
+        var body = global("omegaconf.dictconfig", "DictConfig") + binput(0) + [0x30, 0x4e] + binput(1) + [0x30]
+        for _ in 0..<300_000 { body += binget(0) + binget(1) + [0x85, 0x52] + binput(1) + [0x30] }
+        body += binget(1)
+        let root = try quickly { try load(pickle(body)) }
+        #expect(root.opaqueName == "omegaconf.dictconfig.DictConfig")
+    }
+
+    /// An opaque object whose BUILD state is 300,000 nested tuples: dropped, and freed without recursion.
+    @Test func nestedTuplesAsAnOpaqueObjectsStateAreFreed() throws {
+        let body = global("omegaconf.dictconfig", "DictConfig") + [0x29, 0x81, 0x29] + [UInt8](repeating: 0x85, count: 300_000) + [0x62]
+        let root = try quickly { try load(pickle(body)) }
+        #expect(root.opaqueName == "omegaconf.dictconfig.DictConfig")
+    }
+
+    /// 300,000 items set and appended on an opaque object: dropped, in linear time.
+    @Test func threeHundredThousandItemsOnAnOpaqueObjectAreDropped() throws {
+        var body = global("collections", "defaultdict") + [0x29, 0x52, 0x28]
+        for i in 0..<Int32(300_000) { body += int32(i) + [0x4e] }
+        body += [0x75, 0x28] + [UInt8](repeating: 0x4e, count: 300_000) + [0x65]   // SETITEMS, MARK, NONE × 300,000, APPENDS
+        let root = try quickly(3) { try load(pickle(body)) }
+        #expect(root.opaqueName == "collections.defaultdict")
+    }
+
+    /// `_rebuild_from_type_v2` nested 50,000 deep is refused (it is unwrapped without recursion).
+    @Test func deeplyNestedTypedRebuildsAreRefused() throws {
+        var body = global("torch._tensor", "_rebuild_from_type_v2") + binput(0) + [0x30] + global("torch", "Tensor") + binput(1) + [0x30, 0x29]
+        for _ in 0..<50_000 { body += binput(2) + [0x30, 0x28] + binget(0) + binget(1) + binget(2) + [0x4e, 0x74] }
+        body += binput(2) + [0x30] + binget(0) + binget(2) + [0x52]
+        #expect(throws: PickleError.self) { try quickly { _ = try load(pickle(body)) } }
+    }
+
+    @Test func aPickleOverItsOpcodeBudgetIsRefused() throws {
+        let bytes = pickle([0x5d, 0x28] + [UInt8](repeating: 0x4e, count: 1000) + [0x65])   // EMPTY_LIST, MARK, NONE × 1000, APPENDS
+        let error = try bytes.withUnsafeBytes { raw in
+            try #require(throws: PickleError.self) {
+                var reader = PickleReader(bytes: raw, opcodeLimit: 500) { _ in .none }
+                _ = try reader.load()
+            }
+        }
+        #expect("\(error)".contains("more than 500 opcodes"))
+        let value = try bytes.withUnsafeBytes { raw in
+            var reader = PickleReader(bytes: raw, opcodeLimit: 1005) { _ in .none }
+            return try reader.load()
+        }
+        PickleValue.dismantle([value])
     }
 
     // MARK: ncnn
