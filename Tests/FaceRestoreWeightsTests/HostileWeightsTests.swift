@@ -13,11 +13,16 @@ private func temporaryFile(_ name: String, _ bytes: [UInt8]) throws -> String {
     return url.path
 }
 
-/// Runs `body` and checks it took under `seconds` (a guard against accidental quadratic work,
-/// with a wide margin for a loaded debug build).
+/// Runs `body` and checks it took under `seconds` of this thread's CPU time (a guard against
+/// accidental quadratic work; CPU time, not wall time, so a loaded machine cannot fail it).
 private func quickly<T>(_ seconds: Double = 5, _ body: () throws -> T) rethrows -> T {
-    let start = Date()
-    defer { #expect(Date().timeIntervalSince(start) < seconds) }
+    func cpuSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+    let start = cpuSeconds()
+    defer { #expect(cpuSeconds() - start < seconds, "\(cpuSeconds() - start) s of CPU") }
     return try body()
 }
 
