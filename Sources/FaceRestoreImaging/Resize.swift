@@ -214,3 +214,68 @@ extension Plane where Element == Float {
         return read.indices.filter { read[$0] }
     }
 }
+
+extension PixelImage {
+    /// `cv2.resize(self, (width, height), interpolation=cv2.INTER_AREA)` for a shrink on both
+    /// axes, bit-exact with OpenCV 4.6 (`resize.cpp`, `resizeArea_`): the same whole factor on both
+    /// axes takes the fast path (the k×k block means, `shrunkByArea(factor:)`); otherwise `computeResizeAreaTab`'s cell weights
+    /// as float32 (1/cell inside, the covered fraction at the two ends, ends under 1e-3 dropped),
+    /// each source row summed horizontally into a float32 buffer, the rows of a destination row
+    /// added with their vertical weights in float32, and `cvRound` (half to even) to 8 bits.
+    public func shrunkByArea(width dw: Int, height dh: Int) -> PixelImage {
+        precondition(dw > 0 && dh > 0 && dw <= width && dh <= height, "area shrink to \(dw)×\(dh) from \(width)×\(height)")
+        if dw == width && dh == height { return self }
+        let (scaleX, scaleY) = (1 / (Double(dw) / Double(width)), 1 / (Double(dh) / Double(height)))
+        let (kx, ky) = (Int(scaleX.rounded(.toNearestOrEven)), Int(scaleY.rounded(.toNearestOrEven)))
+        if abs(scaleX - Double(kx)) < Double.ulpOfOne, abs(scaleY - Double(ky)) < Double.ulpOfOne, kx == ky,
+           let fast = shrunkByArea(factor: kx) {
+            return fast
+        }
+        let cn = channels
+        let xs = Self.areaTaps(source: width, destination: dw, scale: scaleX)
+        let ys = Self.areaTaps(source: height, destination: dh, scale: scaleY)
+        var out = [UInt8](repeating: 0, count: dw * dh * cn)
+        var buf = [Float](repeating: 0, count: dw * cn), sum = buf
+        var previous = ys.first?.d ?? 0
+        func flush(_ dy: Int) {
+            for i in 0..<(dw * cn) { out[dy * dw * cn + i] = UInt8(clamping: Int(sum[i].rounded(.toNearestOrEven))) }
+        }
+        pixels.withUnsafeBufferPointer { src in
+            for t in ys {
+                for i in buf.indices { buf[i] = 0 }
+                let row = t.s * width * cn
+                for x in xs {
+                    for c in 0..<cn { buf[x.d * cn + c] = buf[x.d * cn + c] + Float(src[row + x.s * cn + c]) * x.alpha }
+                }
+                if t.d != previous {
+                    flush(previous)
+                    for i in sum.indices { sum[i] = t.alpha * buf[i] }
+                    previous = t.d
+                } else {
+                    for i in sum.indices { sum[i] = sum[i] + t.alpha * buf[i] }
+                }
+            }
+        }
+        flush(previous)
+        return PixelImage(width: dw, height: dh, channels: cn, pixels: out)
+    }
+
+    /// One source sample of a destination cell and its weight (OpenCV's `DecimateAlpha`).
+    struct AreaTap { var d: Int; var s: Int; var alpha: Float }
+
+    /// OpenCV's `computeResizeAreaTab(ssize, dsize, cn, scale)` for one axis.
+    static func areaTaps(source: Int, destination: Int, scale: Double) -> [AreaTap] {
+        var taps: [AreaTap] = []
+        for d in 0..<destination {
+            let fs1 = Double(d) * scale, fs2 = fs1 + scale
+            let cell = min(scale, Double(source) - fs1)
+            var s2 = Int(fs2.rounded(.down))
+            s2 = min(s2, source - 1)
+            let s1 = min(Int(fs1.rounded(.up)), s2)
+            if Double(s1) - fs1 > 1e-3 { taps.append(AreaTap(d: d, s: s1 - 1, alpha: Float((Double(s1) - fs1) / cell))) }
+            for s in stride(from: s1, to: s2, by: 1) { taps.append(AreaTap(d: d, s: s, alpha: Float(1 / cell))) }
+            if fs2 - Double(s2) > 1e-3 { taps.append(AreaTap(d: d, s: s2, alpha: Float(min(min(fs2 - Double(s2), 1), cell) / cell))) }
+        }
+        return taps
+    }
+}

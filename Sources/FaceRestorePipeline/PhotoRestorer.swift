@@ -203,14 +203,15 @@ public struct PhotoRestorer: Sendable {
         let threshold = options.detectionThreshold ?? recipe.detectionThreshold
         var all: [DetectedFace]
         let side = min(image.width, image.height)
-        if let minimum = recipe.detectionMinimumSide, side < minimum {
-            // facelib: scale = max(1, 640 / short side), the size truncated, INTER_LINEAR; the
+        if let target = recipe.detectionShortSide, side != target {
+            // facelib (b33cc7d; `max(1, scale)` commented out since a75e7ae): scale = 640 / short
+            // side, up or down, the size truncated, INTER_LINEAR up and INTER_AREA down; the
             // boxes, scores and landmarks divided by the scale (float32).
-            let scale = Double(minimum) / Double(side)
+            let scale = Double(target) / Double(side)
             let (w, h) = (Int(Double(image.width) * scale), Int(Double(image.height) * scale))
-            let enlarged = image.resizedLinear(width: w, height: h)
+            let resized = scale < 1 ? image.shrunkByArea(width: w, height: h) : image.resizedLinear(width: w, height: h)
             let f = Float(scale)
-            all = try detector.detect(bgr: enlarged.pixels, width: w, height: h, threshold: threshold, context).map { face in
+            all = try detector.detect(bgr: resized.pixels, width: w, height: h, threshold: threshold, context).map { face in
                 var d = face
                 d.box = d.box.map { $0 / f }
                 d.landmarks = d.landmarks.map { $0 / f }

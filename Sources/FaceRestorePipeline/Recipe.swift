@@ -114,9 +114,9 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     /// Photos whose short side is below this are first enlarged to it (INTER_LINEAR, both axes by
     /// the same factor); the output is that size × upscale. nil: photos are used as they are.
     public var minimumPhotoSide: Int? = nil
-    /// The detector sees the photo enlarged so its short side is at least this (INTER_LINEAR);
-    /// boxes and landmarks are scaled back. nil: the photo as it is.
-    public var detectionMinimumSide: Int? = nil
+    /// The detector sees the photo resized so its short side is this (INTER_LINEAR up,
+    /// INTER_AREA down); boxes and landmarks are scaled back. nil: the photo as it is.
+    public var detectionShortSide: Int? = nil
     public var eyeDistance: EyeDistance = .eyes
     public var backgroundResize: BackgroundResize = .lanczos4
     /// Whether gray photos get gray faces (each restored face to gray, then its mean and spread
@@ -141,14 +141,14 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
 
     /// CodeFormer's pipeline: `inference_codeformer.py` with its `facelib` `FaceRestoreHelper`
     /// (sczhou/CodeFormer @ b33cc7d639d6): photos under 512 px on the short side enlarged to it,
-    /// detection on the photo enlarged to a 640 px short side at threshold 0.8, facelib's
+    /// detection on the photo resized to a 640 px short side (up or down) at threshold 0.8, facelib's
     /// eye-distance indexing, the FFHQ template and border as facexlib, INTER_LINEAR background,
     /// min(parse, square) mask, gray photos get gray faces.
     public static let codeFormer = Recipe(
         family: .codeFormer, template: .ffhq512, fit: .lmeds, cropBorder: [135, 133, 132], rounding: .roundHalfEven,
         mask: .codeFormer, blend: .sequential, weightBlend: .linear, defaultUpscale: 2, detectionThreshold: 0.8,
         minimumEyeDistance: 5, detectsOnUpscaledPhoto: false, smoothingBelowBoxSize: nil, parsers: ["parsenet"],
-        parseMaskSize: 512, minimumPhotoSide: 512, detectionMinimumSide: 640, eyeDistance: .facelibIndexing,
+        parseMaskSize: 512, minimumPhotoSide: 512, detectionShortSide: 640, eyeDistance: .facelibIndexing,
         backgroundResize: .linear, grayFacesForGrayPhotos: true)
 
     public var description: String {
