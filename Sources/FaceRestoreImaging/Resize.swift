@@ -96,20 +96,27 @@ extension PixelImage {
     /// dividing both sides (OpenCV's fast area path): the k×k block means, `(sum + 2) >> 2` for
     /// k = 2, else `cvRound(sum · (1/k²))` in float32. Nil when k does not divide the sides.
     public func shrunkByArea(factor k: Int) -> PixelImage? {
-        guard k >= 1, width % k == 0, height % k == 0, width >= k, height >= k else { return nil }
-        if k == 1 { return self }
-        if k == 2 { return halvedByArea() }
-        let (dw, dh, cn) = (width / k, height / k, channels)
-        let scale = 1 / Float(k * k)
+        shrunkByArea(factors: k, k)
+    }
+
+    /// The same with whole factors `kx` across and `ky` down (OpenCV takes the fast path whenever
+    /// both scales are whole): the kx×ky block means, `cvRound(sum · (1/(kx·ky)))` in float32
+    /// (`(sum + 2) >> 2` for 2×2). Nil when the factors do not divide the sides.
+    func shrunkByArea(factors kx: Int, _ ky: Int) -> PixelImage? {
+        guard kx >= 1, ky >= 1, width % kx == 0, height % ky == 0, width >= kx, height >= ky else { return nil }
+        if kx == 1 && ky == 1 { return self }
+        if kx == 2 && ky == 2 { return halvedByArea() }
+        let (dw, dh, cn) = (width / kx, height / ky, channels)
+        let scale = 1 / Float(kx * ky)
         var out = [UInt8](repeating: 0, count: dw * dh * cn)
         pixels.withUnsafeBufferPointer { s in
             for y in 0..<dh {
                 for x in 0..<dw {
                     for c in 0..<cn {
                         var sum = 0
-                        for i in 0..<k {
-                            let row = ((y * k + i) * width + x * k) * cn + c
-                            for j in 0..<k { sum += Int(s[row + j * cn]) }
+                        for i in 0..<ky {
+                            let row = ((y * ky + i) * width + x * kx) * cn + c
+                            for j in 0..<kx { sum += Int(s[row + j * cn]) }
                         }
                         out[(y * dw + x) * cn + c] = UInt8(clamping: Int((Float(sum) * scale).rounded(.toNearestOrEven)))
                     }
@@ -217,8 +224,9 @@ extension Plane where Element == Float {
 
 extension PixelImage {
     /// `cv2.resize(self, (width, height), interpolation=cv2.INTER_AREA)` for a shrink on both
-    /// axes, bit-exact with OpenCV 4.6 (`resize.cpp`, `resizeArea_`): the same whole factor on both
-    /// axes takes the fast path (the k×k block means, `shrunkByArea(factor:)`); otherwise `computeResizeAreaTab`'s cell weights
+    /// axes, bit-exact with OpenCV 4.6 (`resize.cpp`, `resizeArea_`): whole factors on both
+    /// axes take the fast path (the block means, `shrunkByArea(factors:)`); otherwise
+    /// `computeResizeAreaTab`'s cell weights
     /// as float32 (1/cell inside, the covered fraction at the two ends, ends under 1e-3 dropped),
     /// each source row summed horizontally into a float32 buffer, the rows of a destination row
     /// added with their vertical weights in float32, and `cvRound` (half to even) to 8 bits.
@@ -227,8 +235,8 @@ extension PixelImage {
         if dw == width && dh == height { return self }
         let (scaleX, scaleY) = (1 / (Double(dw) / Double(width)), 1 / (Double(dh) / Double(height)))
         let (kx, ky) = (Int(scaleX.rounded(.toNearestOrEven)), Int(scaleY.rounded(.toNearestOrEven)))
-        if abs(scaleX - Double(kx)) < Double.ulpOfOne, abs(scaleY - Double(ky)) < Double.ulpOfOne, kx == ky,
-           let fast = shrunkByArea(factor: kx) {
+        if abs(scaleX - Double(kx)) < Double.ulpOfOne, abs(scaleY - Double(ky)) < Double.ulpOfOne,
+           let fast = shrunkByArea(factors: kx, ky) {
             return fast
         }
         let cn = channels

@@ -1,4 +1,4 @@
-// CodeFormer's photo preparation: `cv2.resize(img, (0, 0), fx=f, fy=f)` against OpenCV 4.6
+// CodeFormer's photo preparation: `cv2.resize(img, (0, 0), fx=f, fy=f)` and INTER_AREA shrinks against OpenCV 4.6
 // (fixture from scripts/make_resize_factor_fixture.py), and facelib's gray handling (`is_gray`,
 // `bgr2gray` + `adain_npy`) on images whose answers follow from the definitions.
 
@@ -29,6 +29,16 @@ import Testing
         #expect(out.pixels == expected.pixels, "\(name): \(zip(out.pixels, expected.pixels).filter { $0 != $1 }.count) values differ")
         // The size ratio (what `resizedLinear(width:height:)` samples at) is not OpenCV's fx grid.
         #expect(src.resizedLinear(width: out.width, height: out.height).pixels != expected.pixels || name == "square")
+    }
+
+    @Test(arguments: ["area_frac", "area_mixed", "area_third"])
+    func shrinkingByAreaMatchesOpenCV(_ name: String) throws {
+        let cases = try SafeTensors.read(path: Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+            .appendingPathComponent("resize_factor.safetensors").path)
+        let src = pixelImage(try #require(cases["\(name).src"])), expected = pixelImage(try #require(cases["\(name).dst"]))
+        let out = src.shrunkByArea(width: expected.width, height: expected.height)
+        #expect(out.width == expected.width && out.height == expected.height)
+        #expect(out.pixels == expected.pixels, "\(name): \(zip(out.pixels, expected.pixels).filter { $0 != $1 }.count) values differ")
     }
 
     @Test func enlargingRefusesNonsense() {
