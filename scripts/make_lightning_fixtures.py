@@ -28,6 +28,7 @@ Writes (deterministic; a few KB each):
                                   RestoreFormer.models.vqgan_v1.RestoreFormerModel), not a dict
   lightning_opaque_storage.ckpt   `state_dict` holds a complex tensor: its storage type,
                                   torch.ComplexFloatStorage, is not allow-listed
+  lightning_no_state_dict.ckpt    lightning.ckpt without its `state_dict`
 State-dict values: tensor i (in the order of STATE below) holds (k + 1) * 0.25 * (-1)^k + i for
 k = 0 … numel-1, in float32.
 """
@@ -158,7 +159,11 @@ def main():
     torch.save({"epoch": 3, "state_dict": OrderedDict([("vqvae.encoder.conv_in.bias", values(1, (2,))),
                                                         ("vqvae.window", torch.ones(2, dtype=torch.complex64))])},
                os.path.join(OUT, "lightning_opaque_storage.ckpt"))
-    for name in ("lightning.ckpt", "lightning_p4.ckpt", "lightning_opaque_state_dict.ckpt", "lightning_opaque_storage.ckpt"):
+    # A Lightning file saved without its weights (save_weights_only=False on a stripped copy):
+    # everything but `state_dict`.
+    torch.save({k: v for k, v in ck.items() if k != "state_dict"}, os.path.join(OUT, "lightning_no_state_dict.ckpt"))
+    for name in ("lightning.ckpt", "lightning_p4.ckpt", "lightning_opaque_state_dict.ckpt", "lightning_opaque_storage.ckpt",
+                 "lightning_no_state_dict.ckpt"):
         print(name, os.path.getsize(os.path.join(OUT, name)), "bytes")
 
 

@@ -165,6 +165,23 @@ public final class CodeFormer: Sendable {
             throw ModelError.wrongArchitecture(file: file, expected: "CodeFormer (256 positions, 256-wide codes, 8 heads)", in: sd)
         }
         task = Self.task(fusedSizes: fused, codebookSize: k)
+        // Consistency of what the configuration was read from, before anything is built: the
+        // logit layer has one row per code, and every transformer layer is complete.
+        if let logits = sd["idx_pred_layer.1.weight"], logits.shape != [k, e] {
+            throw ModelError.shapeMismatch(file: file, key: "idx_pred_layer.1.weight", expected: [k, e], found: logits.shape)
+        }
+        let layerParts: [(String, [Int])] = [
+            ("self_attn.in_proj_weight", [3 * e, e]), ("self_attn.in_proj_bias", [3 * e]), ("self_attn.out_proj.weight", [e, e]),
+            ("self_attn.out_proj.bias", [e]), ("linear1.weight", [2 * e, e]), ("linear1.bias", [2 * e]), ("linear2.weight", [e, 2 * e]),
+            ("linear2.bias", [e]), ("norm1.weight", [e]), ("norm1.bias", [e]), ("norm2.weight", [e]), ("norm2.bias", [e]),
+        ]
+        // A layer with some tensors but not `linear1.weight` ends the count early: name what it lacks.
+        let present = sd.names.contains { $0.hasPrefix("ft_layers.\(count).") } ? count + 1 : count
+        for i in 0..<present {
+            if let (part, shape) = layerParts.first(where: { sd["ft_layers.\(i).\($0.0)"] == nil }) {
+                throw ModelError.missingKey(file: file, key: "ft_layers.\(i).\(part)", expected: shape)
+            }
+        }
 
         let loader = WeightLoader(sd, file: file)
         let root = loader.root

@@ -99,6 +99,20 @@ public final class RestoreFormer: Sendable {
             throw ModelError.wrongArchitecture(file: file, expected: "RestoreFormer", in: sd)
         }
         self.variant = variant
+        // The decoder's attention blocks decide the variant; check they are all there before
+        // anything is built (a file missing some would otherwise fail late, or load as the other).
+        let channels0 = Self.levelChannels
+        for level in variant == .restoreFormerPlusPlus ? [5, 4] : [5] {
+            let c = channels0[level]
+            for i in 0..<3 {
+                for (part, shape) in [("norm1.weight", [c]), ("norm1.bias", [c]), ("norm2.weight", [c]), ("norm2.bias", [c]),
+                                      ("q.weight", [c, c, 1, 1]), ("q.bias", [c]), ("k.weight", [c, c, 1, 1]), ("k.bias", [c]),
+                                      ("v.weight", [c, c, 1, 1]), ("v.bias", [c]), ("proj_out.weight", [c, c, 1, 1]), ("proj_out.bias", [c])]
+                where sd["decoder.up.\(level).attn.\(i).\(part)"] == nil {
+                    throw ModelError.missingKey(file: file, key: "decoder.up.\(level).attn.\(i).\(part)", expected: shape)
+                }
+            }
+        }
         let heads = variant == .restoreFormerPlusPlus ? 4 : 8
         self.heads = heads
         let loader = WeightLoader(sd, file: file)

@@ -85,6 +85,12 @@ public enum WeightsFile {
                 wrapper = key
                 skipped = topKeys.filter { $0 != key }
             }
+        } else if !hasTopTensors, topKeys.contains("pytorch-lightning_version") || topKeys.contains("optimizer_states") {
+            // A training checkpoint saved without its weights: say so instead of walking its
+            // callbacks and optimizer state.
+            throw WeightsError.unsupported(path: path, detail: "a Lightning checkpoint without 'state_dict' (it holds "
+                + topKeys.prefix(8).map { "'\($0.prefix(40))'" }.joined(separator: ", ") + (topKeys.count > 8 ? ", …" : "")
+                + "): no network weights to load")
         }
         var names: [String] = []
         var tensors: [String: WeightTensor] = [:]

@@ -122,3 +122,52 @@ private let haveCodeFormerFixtures = FileManager.default.fileExists(atPath: code
         print("CodeFormer \(config): w \(w), adain \(adain), output max |Δ| \(e)")
     }
 }
+
+/// Damaged codebook-restorer files: one line naming the key and the shapes, before any layer is
+/// built. The state dicts are the official key listings (committed) filled with zeros.
+@Suite struct CodebookRestorerBadFiles {
+    static func stateDict(_ listing: String, _ change: (inout [(String, [Int])]) -> Void) throws -> StateDict {
+        let text = try String(contentsOf: modelFixtures.appendingPathComponent(listing), encoding: .utf8)
+        var entries: [(String, [Int])] = text.split(separator: "\n").compactMap { line in
+            guard let open = line.firstIndex(of: "(") else { return nil }
+            let shape = line[line.index(after: open)...].dropLast().split(separator: ",")
+                .compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            return (String(line[..<open].dropLast()), shape)
+        }
+        change(&entries)
+        var tensors: [String: WeightTensor] = [:]
+        for (name, shape) in entries { tensors[name] = WeightTensor(shape: shape, floats: [Float](repeating: 0, count: shape.reduce(1, *))) }
+        return StateDict(names: entries.map(\.0), tensors: tensors)
+    }
+
+    func message(_ body: () throws -> Void) -> String {
+        do { try body() } catch { return "\(error)" }
+        return "loaded"
+    }
+
+    @Test func codeFormerWithACodebookOfAnotherSize() throws {
+        let sd = try Self.stateDict("codeformer_keys.txt") { e in
+            if let i = e.firstIndex(where: { $0.0 == "quantize.embedding.weight" }) { e[i].1 = [1000, 256] }
+        }
+        let text = message { _ = try CodeFormer(stateDict: sd, file: "cf.pth", context: ComputeContext(threads: 1)) }
+        #expect(text == "cf.pth: 'idx_pred_layer.1.weight' has shape [1024, 512], expected [1000, 512]" || 
+                (text.contains("idx_pred_layer.1.weight") && text.contains("[1000, 512]") && text.contains("[1024, 512]")), "\(text)")
+        #expect(!text.contains("\n"))
+    }
+
+    @Test func codeFormerWithAnIncompleteTransformerLayer() throws {
+        let sd = try Self.stateDict("codeformer_keys.txt") { e in e.removeAll { $0.0 == "ft_layers.8.norm2.bias" } }
+        let text = message { _ = try CodeFormer(stateDict: sd, file: "cf.pth", context: ComputeContext(threads: 1)) }
+        #expect(text == "cf.pth: missing tensor 'ft_layers.8.norm2.bias' (expected shape [512])", "\(text)")
+        // A last layer missing `linear1.weight` (which the count is read from) is named too.
+        let sd2 = try Self.stateDict("codeformer_keys.txt") { e in e.removeAll { $0.0 == "ft_layers.8.linear1.weight" } }
+        let text2 = message { _ = try CodeFormer(stateDict: sd2, file: "cf.pth", context: ComputeContext(threads: 1)) }
+        #expect(text2 == "cf.pth: missing tensor 'ft_layers.8.linear1.weight' (expected shape [1024, 512])", "\(text2)")
+    }
+
+    @Test func restoreFormerPlusPlusMissingDecoderAttention() throws {
+        let sd = try Self.stateDict("restoreformer_pp_keys.txt") { e in e.removeAll { $0.0.hasPrefix("decoder.up.4.attn.2.") } }
+        let text = message { _ = try RestoreFormer(stateDict: sd, file: "rf.pth", context: ComputeContext(threads: 1)) }
+        #expect(text == "rf.pth: missing tensor 'decoder.up.4.attn.2.norm1.weight' (expected shape [256])", "\(text)")
+    }
+}

@@ -153,6 +153,14 @@ func expectSameAsExpected(_ sd: StateDict, sourceLocation: SourceLocation = #_so
         #expect(sd.count == Self.state.count)
     }
 
+    /// A Lightning file without `state_dict` (callbacks, optimizer states, hyper-parameters only).
+    @Test func aLightningFileWithoutStateDictIsOneLine() throws {
+        let path = fixturePath("lightning_no_state_dict.ckpt")
+        let error = try #require(throws: WeightsError.self) { try WeightsFile.load(path: path) }
+        #expect(error.description.hasPrefix(path + ": ") && error.description.contains("a Lightning checkpoint without 'state_dict'")
+                && error.description.contains("'optimizer_states'") && !error.description.contains("\n"), "\(error)")
+    }
+
     @Test func anOpaqueStateDictIsOneErrorNamingItsClass() throws {
         let path = fixturePath("lightning_opaque_state_dict.ckpt")
         let error = try #require(throws: WeightsError.self) { try WeightsFile.load(path: path) }
