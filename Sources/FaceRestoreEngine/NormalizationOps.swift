@@ -5,10 +5,12 @@
 // @ b33cc7d639d6). Ported from reading those; checked by TransformerOpTests.
 //
 // oneDNN 2.6 has no group-norm primitive: the statistics and the per-channel affine are our own
-// loops over the tensor's layout as it is (plain, NHWC or nChw16c), the swish after it is
-// oneDNN's eltwise kernel run in place.
+// loops over the tensor's layout as it is (plain, NHWC or nChw16c). With AVX-512 both passes are
+// CWinograd's `frn_` kernels (normalize.c) and the swish is applied in the affine's pass, on each
+// value while it is in a register; without, Swift loops and oneDNN's eltwise swish in place after.
 
 import CDNNL
+import CWinograd
 import Foundation
 
 extension ComputeContext {
@@ -46,7 +48,7 @@ extension ComputeContext {
     /// then `x·sigmoid(x)` when `swish` (the `nonlinearity` that follows every GroupNorm but the
     /// last in the VQGAN blocks). Statistics accumulate in double. The output keeps the input's
     /// layout when it is plain, NHWC or nChw16c (other layouts go NHWC). `gamma`/`beta` nil means
-    /// `affine=False`. [1, 64, 512, 512] nChw16c with swish: 31 ms on 2 threads, 21 of them the swish.
+    /// `affine=False`. [1, 64, 512, 512] nChw16c with swish: 26 ms on 2 threads, 4 of them the swish.
     public func groupNorm(_ x: Tensor, groups: Int, eps: Float, gamma: [Float]?, beta: [Float]?,
                           swish: Bool = false) throws -> Tensor {
         guard x.rank >= 2, groups > 0, x.shape[1] % groups == 0, x.count > 0 else {
@@ -69,38 +71,39 @@ extension ComputeContext {
         let out = Tensor(uninitialized: src.desc)
         let s = src.storage.floats, d = out.storage.floats
         let blocks = c / block
-        var sums = [Double](repeating: 0, count: n * c), squares = [Double](repeating: 0, count: n * c)
-        var mul = [Float](repeating: 0, count: n * c), add = [Float](repeating: 0, count: n * c)
         let per = c / groups
+        // The tensor as `n·blocks·spatial` rows of `block` floats: row r holds channels
+        // (r / spatial % blocks)·block ..< +block of sample r / (spatial·blocks). Both passes split
+        // these rows evenly across the threads, a thread's range running over consecutive
+        // (sample, channel block) runs.
+        let rows = n * blocks * spatial
+        let vectorized = frw_available() != 0
+        /// Calls `body(firstRow, rowCount, firstChannel)` for each run of rows of one
+        /// (sample, channel block) in `range`, `firstChannel` indexing `[n·C]` arrays.
+        func runs(_ range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
+            var r = range.lowerBound
+            while r < range.upperBound {
+                let task = r / spatial
+                let count = min(spatial - r % spatial, range.upperBound - r)
+                body(r, count, (task / blocks) * c + (task % blocks) * block)
+                r += count
+            }
+        }
 
-        // Per-channel sums, one task per (sample, channel block).
+        // Pass 1: per-channel sums in double, each part of the rows into its own partial sums.
+        let parts = min(threads, max(1, x.count / 65_536))
+        var sums = [Double](repeating: 0, count: parts * n * c), squares = sums
         sums.withUnsafeMutableBufferPointer { sumBuf in
             squares.withUnsafeMutableBufferPointer { sqBuf in
                 let sumP = sumBuf.baseAddress!, sqP = sqBuf.baseAddress!
-                parallelRows(n * blocks, grain: 1) { tasks in for task in tasks {
-                    let (b, cb) = (task / blocks, task % blocks)
-                    let base = s + task * spatial * block
-                    let ch0 = b * c + cb * block
-                    if block == 1 {
-                        let (sum, sq) = Self.moments(base, spatial)
-                        sumP[ch0] = sum; sqP[ch0] = sq
-                    } else if block == 16 {
-                        var sum = SIMD16<Double>(), sq = SIMD16<Double>()
-                        let raw = UnsafeRawPointer(base)
-                        for p in 0..<spatial {
-                            let v = SIMD16<Double>(raw.loadUnaligned(fromByteOffset: p * 64, as: SIMD16<Float>.self))
-                            sum += v
-                            sq += v * v
-                        }
-                        for i in 0..<16 { sumP[ch0 + i] = sum[i]; sqP[ch0 + i] = sq[i] }
-                    } else {
-                        for p in 0..<spatial {
-                            let row = base + p * block
-                            for i in 0..<block {
-                                let v = Double(row[i])
-                                sumP[ch0 + i] += v
-                                sqP[ch0 + i] += v * v
-                            }
+                parallelRows(parts, grain: 1) { partRange in for part in partRange {
+                    let partSums = sumP + part * n * c, partSquares = sqP + part * n * c
+                    runs((rows * part / parts)..<(rows * (part + 1) / parts)) { first, count, ch0 in
+                        let base = s + first * block
+                        if vectorized {
+                            frn_moments(base, count, block, partSums + ch0, partSquares + ch0)
+                        } else {
+                            Self.addMoments(base, rows: count, block: block, partSums + ch0, partSquares + ch0)
                         }
                     }
                 } }
@@ -108,11 +111,16 @@ extension ComputeContext {
         }
         // Group statistics → per-channel scale and shift (PyTorch's `scale = rstd·γ`,
         // `bias = β − scale·μ`).
+        var mul = [Float](repeating: 0, count: n * c), add = [Float](repeating: 0, count: n * c)
         let count = Double(per * spatial)
         for b in 0..<n {
             for g in 0..<groups {
                 var sum = 0.0, sq = 0.0
-                for ch in g * per..<(g + 1) * per { sum += sums[b * c + ch]; sq += squares[b * c + ch] }
+                for part in 0..<parts {
+                    for ch in g * per..<(g + 1) * per {
+                        sum += sums[(part * n + b) * c + ch]; sq += squares[(part * n + b) * c + ch]
+                    }
+                }
                 let mean = sum / count
                 let variance = max(sq / count - mean * mean, 0)
                 let rstd = 1 / (variance + Double(eps)).squareRoot()
@@ -123,35 +131,74 @@ extension ComputeContext {
                 }
             }
         }
+        // Pass 2: `x·scale + shift`, and the swish on each value while it is in a register.
         mul.withUnsafeBufferPointer { mulBuf in
             add.withUnsafeBufferPointer { addBuf in
                 let mulP = mulBuf.baseAddress!, addP = addBuf.baseAddress!
-                parallelRows(n * blocks, grain: 1) { tasks in for task in tasks {
-                    let (b, cb) = (task / blocks, task % blocks)
-                    let offset = task * spatial * block
-                    let ch0 = b * c + cb * block
-                    if block == 1 {
-                        let (m, a) = (mulP[ch0], addP[ch0])
-                        for p in 0..<spatial { d[offset + p] = s[offset + p] * m + a }
-                    } else if block == 16 {
-                        let m = UnsafeRawPointer(mulP + ch0).loadUnaligned(as: SIMD16<Float>.self)
-                        let a = UnsafeRawPointer(addP + ch0).loadUnaligned(as: SIMD16<Float>.self)
-                        let from = UnsafeRawPointer(s + offset), to = UnsafeMutableRawPointer(d + offset)
-                        for p in 0..<spatial {
-                            let v = from.loadUnaligned(fromByteOffset: p * 64, as: SIMD16<Float>.self)
-                            to.storeBytes(of: v * m + a, toByteOffset: p * 64, as: SIMD16<Float>.self)
-                        }
-                    } else {
-                        for p in 0..<spatial {
-                            let o = offset + p * block
-                            for i in 0..<block { d[o + i] = s[o + i] * mulP[ch0 + i] + addP[ch0 + i] }
+                parallelRows(rows, grain: max(1, 16_384 / block)) { range in
+                    runs(range) { first, count, ch0 in
+                        let from = s + first * block, to = d + first * block
+                        if vectorized {
+                            frn_scale_shift(from, to, count, block, mulP + ch0, addP + ch0, swish ? 1 : 0)
+                        } else {
+                            Self.scaleShift(from, to, rows: count, block: block, mulP + ch0, addP + ch0)
                         }
                     }
-                } }
+                }
             }
         }
-        if swish { try activationInPlace(out, dnnl_eltwise_swish, alpha: 1) }
+        if swish && !vectorized { try activationInPlace(out, dnnl_eltwise_swish, alpha: 1) }
         return out
+    }
+
+    /// `frn_moments` without AVX-512: adds the per-lane sums and sums of squares of `rows` rows
+    /// of `block` floats to `sum[0..<block]` and `sq[0..<block]`.
+    private static func addMoments(_ p: UnsafePointer<Float>, rows: Int, block: Int,
+                                   _ sum: UnsafeMutablePointer<Double>, _ sq: UnsafeMutablePointer<Double>) {
+        if block == 1 {
+            let (s, q) = moments(p, rows)
+            sum[0] += s; sq[0] += q
+        } else if block == 16 {
+            var s = SIMD16<Double>(), q = SIMD16<Double>()
+            let raw = UnsafeRawPointer(p)
+            for r in 0..<rows {
+                let v = SIMD16<Double>(raw.loadUnaligned(fromByteOffset: r * 64, as: SIMD16<Float>.self))
+                s += v
+                q += v * v
+            }
+            for i in 0..<16 { sum[i] += s[i]; sq[i] += q[i] }
+        } else {
+            for r in 0..<rows {
+                let row = p + r * block
+                for i in 0..<block {
+                    let v = Double(row[i])
+                    sum[i] += v
+                    sq[i] += v * v
+                }
+            }
+        }
+    }
+
+    /// `frn_scale_shift` without AVX-512 and without the swish: `rows` rows of `block` floats.
+    private static func scaleShift(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, rows: Int, block: Int,
+                                   _ mul: UnsafePointer<Float>, _ add: UnsafePointer<Float>) {
+        if block == 1 {
+            let (m, a) = (mul[0], add[0])
+            for p in 0..<rows { d[p] = s[p] * m + a }
+        } else if block == 16 {
+            let m = UnsafeRawPointer(mul).loadUnaligned(as: SIMD16<Float>.self)
+            let a = UnsafeRawPointer(add).loadUnaligned(as: SIMD16<Float>.self)
+            let from = UnsafeRawPointer(s), to = UnsafeMutableRawPointer(d)
+            for p in 0..<rows {
+                let v = from.loadUnaligned(fromByteOffset: p * 64, as: SIMD16<Float>.self)
+                to.storeBytes(of: v * m + a, toByteOffset: p * 64, as: SIMD16<Float>.self)
+            }
+        } else {
+            for p in 0..<rows {
+                let o = p * block
+                for i in 0..<block { d[o + i] = s[o + i] * mul[i] + add[i] }
+            }
+        }
     }
 
     /// Sum and sum of squares of `count` floats, in double with 8 independent lanes.

@@ -6,6 +6,7 @@
 // timing test (build in release for meaningful numbers).
 
 @testable import FaceRestoreEngine
+import CWinograd
 import FaceRestoreWeights
 import Foundation
 import Testing
@@ -86,6 +87,46 @@ private func transposed(_ values: [Float], rows: Int, cols: Int) -> [Float] {
         let x = hashed([2, 96, 5, 7], seed: 40, scale: 3, offset: -1)
         try expectParity(try ctx.groupNorm(x, groups: 32, eps: 1e-6, gamma: nil, beta: nil), "gn_plain", ctx)
         try expectParity(try ctx.groupNorm(try ctx.channelsLast(x), groups: 32, eps: 1e-6, gamma: nil, beta: nil), "gn_plain", ctx)
+    }
+
+    /// The NHWC result equals the plain one where the channel count is no multiple of 16 (the
+    /// kernels' masked lanes), with both passes split across the two threads in mid-plane (plain)
+    /// and mid-sample (NHWC).
+    @Test func groupNormChannelsLastMatchesPlain() throws {
+        let x = hashed([3, 45, 37, 39], seed: 41, scale: 3, offset: 0.5)
+        let gamma = hashedValues(45, seed: 42, scale: 0.5, offset: 1), beta = hashedValues(45, seed: 43, scale: 0.5)
+        for swish in [false, true] {
+            let plain = try ctx.array(try ctx.groupNorm(x, groups: 9, eps: 1e-6, gamma: gamma, beta: beta, swish: swish))
+            let nhwc = try ctx.groupNorm(try ctx.channelsLast(x), groups: 9, eps: 1e-6, gamma: gamma, beta: beta, swish: swish)
+            #expect(nhwc.layout == .channelsLast)
+            let d = deviation(try ctx.array(nhwc), plain)
+            #expect(d.maxAbs <= 1e-6 * d.scale, "swish \(swish): max abs \(d.maxAbs)")
+        }
+    }
+
+    /// The swish fused into group norm's pass (AVX-512) against torch's float32 `x / (1 + exp(−x))`
+    /// (exp correctly rounded to float, the rest in double) over ±[1e-30, 120] (every 4099th
+    /// float) and the special values: at most 3e-7 relative, and exactly ±0, ±inf or NaN where
+    /// torch's is (exp(−x) overflowing to inf below −88.72).
+    @Test(.enabled(if: frw_available() != 0)) func fusedSwishKernel() {
+        var xs: [Float] = [0, -0, .infinity, -.infinity, .nan, 87, -87, 88.7, -88.7, 89, -89, 100, -100, 1e30, -1e30]
+        for sign in [Float(1), -1] {
+            var f: Float = 1e-30
+            while f < 120 { xs.append(sign * f); f = Float(bitPattern: f.bitPattern &+ 4099) }
+        }
+        var ys = [Float](repeating: 0, count: xs.count)
+        var one: Float = 1, zero: Float = 0
+        frn_scale_shift(xs, &ys, xs.count, 1, &one, &zero, 1)
+        var worst = 0.0
+        for (x, y) in zip(xs, ys) {
+            let torch = Double(x) / (1 + Double(Float(Foundation.exp(-Double(x)))))
+            if torch == 0 || !torch.isFinite {
+                #expect(y == Float(torch) || (y.isNaN && torch.isNaN), "swish(\(x)) = \(y), torch \(torch)")
+                continue
+            }
+            worst = max(worst, abs(Double(y) - torch) / abs(torch))
+        }
+        #expect(worst <= 3e-7, "max relative error \(worst)")
     }
 
     @Test func layerNorm() throws {
@@ -276,12 +317,13 @@ extension ComputeContext {
             samples.sort()
             print("timing \(label): median \(String(format: "%.3f", samples[runs / 2])) ms (min \(String(format: "%.3f", samples[0])), \(ctx.threads) threads)")
         }
-        for shape in [[1, 512, 16, 16], [1, 64, 128, 128], [1, 64, 512, 512]] {
+        for shape in [[1, 512, 16, 16], [1, 64, 128, 128], [1, 128, 256, 256], [1, 64, 512, 512]] {
             let x = hashed(shape, seed: 1)
             let blocked = try ctx.reorderedBlocked16(x)
             let gamma = hashedValues(shape[1], seed: 2), beta = hashedValues(shape[1], seed: 3)
             try time("groupNorm \(shape) plain") { _ = try ctx.groupNorm(x, groups: 32, eps: 1e-6, gamma: gamma, beta: beta) }
             try time("groupNorm+swish \(shape) plain") { _ = try ctx.groupNorm(x, groups: 32, eps: 1e-6, gamma: gamma, beta: beta, swish: true) }
+            try time("groupNorm \(shape) nChw16c") { _ = try ctx.groupNorm(blocked, groups: 32, eps: 1e-6, gamma: gamma, beta: beta) }
             try time("groupNorm+swish \(shape) nChw16c") { _ = try ctx.groupNorm(blocked, groups: 32, eps: 1e-6, gamma: gamma, beta: beta, swish: true) }
             try time("swish \(shape) nChw16c") { _ = try ctx.swish(blocked) }
         }

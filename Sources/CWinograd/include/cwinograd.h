@@ -1,5 +1,8 @@
 // Fused F(4×4,3×3) Winograd convolution for AVX-512 (see winograd.c).
 #include <stddef.h>
+// Group norm's kernels live here too; included so that a build whose module cache predates them
+// rebuilds the module.
+#include "cnormalize.h"
 
 /// 1 if this CPU runs the kernels (AVX-512F).
 int frw_available(void);
