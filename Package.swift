@@ -33,7 +33,8 @@ let package = Package(
         // oneDNN 2.x C API (Debian libdnnl-dev; no pkg-config file) and the OpenMP thread knob.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
 
-        // Our fused Winograd convolution kernel (AVX-512 through target attributes; checked at run time).
+        // Our fused Winograd convolution kernel and one-pass GroupNorm + swish (AVX-512 through target
+        // attributes; checked at run time).
         .target(name: "CWinograd", path: "Sources/CWinograd"),
         .target(name: "FaceRestoreEngine", dependencies: ["CDNNL", "CWinograd"]),
         // zlib's CRC-32, for the integrity of zip members (.pth files).
