@@ -40,10 +40,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             return (try? ImageIO.decode(data, path: "fuzz", limits: Self.limits)) != nil || gray
         case .pth, .safetensors:
             let path = Self.scratch(rawValue)
+            defer { try? FileManager.default.removeItem(atPath: path) }
             guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }
             return (try? WeightsFile.load(path: path)) != nil
         case .onnx:
             let path = Self.scratch("onnx")
+            defer { try? FileManager.default.removeItem(atPath: path) }
             guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }
             return (try? ONNXModel(path: path)) != nil
         case .ncnn:
@@ -52,11 +54,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             let n = Int(bytes[0]) | Int(bytes[1]) << 8
             guard bytes.count >= 2 + n else { return false }
             let base = Self.scratch("ncnn")
+            defer { for e in [".param", ".bin"] { try? FileManager.default.removeItem(atPath: base + e) } }
             guard (try? Data(bytes[2..<(2 + n)]).write(to: URL(fileURLWithPath: base + ".param"))) != nil,
                   (try? Data(bytes[(2 + n)...]).write(to: URL(fileURLWithPath: base + ".bin"))) != nil else { return false }
             return (try? NCNNModel(path: base + ".param")) != nil
         case .npz:
             let path = Self.scratch("npz")
+            defer { try? FileManager.default.removeItem(atPath: path) }
             guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }
             return (try? NIQEModel(contentsOf: path)) != nil
         case .cvyaml:
@@ -65,19 +69,22 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             let n = Int(bytes[0]) | Int(bytes[1]) << 8
             guard bytes.count >= 2 + n else { return false }
             let base = Self.scratch("cvyaml")
+            defer { for e in [".model.yml", ".range.yml"] { try? FileManager.default.removeItem(atPath: base + e) } }
             guard (try? Data(bytes[2..<(2 + n)]).write(to: URL(fileURLWithPath: base + ".model.yml"))) != nil,
                   (try? Data(bytes[(2 + n)...]).write(to: URL(fileURLWithPath: base + ".range.yml"))) != nil else { return false }
             return (try? BRISQUEModel(modelPath: base + ".model.yml", rangePath: base + ".range.yml")) != nil
         case .dlib:
             let path = Self.scratch("dat")
+            defer { try? FileManager.default.removeItem(atPath: path) }
             guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }
             return (try? DlibNetwork(path: path, structure: DlibResNet.structure)) != nil
         }
     }
 
-    /// A per-process scratch file (in memory where /dev/shm exists).
+    /// A scratch file for this thread (in memory where /dev/shm exists; removed after each run): parallel runs in one process (the regression tests run
+    /// the targets concurrently) must not rewrite a file another thread has mapped.
     static func scratch(_ ext: String) -> String {
         let dir = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
-        return "\(dir)/facerestore-fuzz-\(getpid()).\(ext)"
+        return "\(dir)/facerestore-fuzz-\(getpid())-\(pthread_self()).\(ext)"
     }
 }
