@@ -20,7 +20,7 @@ private let restoreFormerFixtures = (ProcessInfo.processInfo.environment["HOME"]
                 == .restoreFormer(plusPlus: true))
         let lightning = Dictionary(uniqueKeysWithValues: rf.map { ("vqvae." + $0.key, $0.value) } + [("loss.logvar", [1])])
         #expect(Architecture.detect(shapes: lightning) == .restoreFormer(plusPlus: false))
-        #expect(Architecture.detect(shapes: rf.merging(["position_emb": [256, 512]]) { a, _ in a }) == .other("CodeFormer"))
+        #expect(Architecture.detect(shapes: rf.merging(["position_emb": [256, 512]]) { a, _ in a }) == .codeFormer(fusedSizes: [], codebookSize: 1024))
     }
 
     @Test(.enabled(if: FileManager.default.fileExists(atPath: restoreFormerFixtures + "restoreformer_pp_parity.safetensors"),
