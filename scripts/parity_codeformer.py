@@ -22,17 +22,10 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 from safetensors.numpy import load_file, save_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.expanduser("~/.cache/facerestore-reference/fixtures")
-
-
-def to_u8(y):
-    """basicsr's tensor2img: clamp to [-1, 1], (x + 1) / 2, RGB→BGR HWC, ·255, round."""
-    x = (np.clip(y[0], -1, 1) + 1) / 2
-    return (x.transpose(1, 2, 0)[:, :, ::-1] * 255.0).round().astype(np.uint8)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from parity_restoreformer import FIXTURES, ROOT, output_figures  # noqa: E402
 
 
 def main():
@@ -59,10 +52,8 @@ def main():
                         print(f"{name} {face} {tag}: {r.stderr.strip()}")
                         failures += 1
                         continue
-                    y, want = load_file(out)["y"], ref[f"{face}.{tag}.output"]
-                    raw = float(np.abs(y - want).max())
-                    clamped = float(np.abs(np.clip(y, -1, 1) - np.clip(want, -1, 1)).max())
-                    within = float((np.abs(to_u8(y).astype(int) - ref[f"{face}.{tag}.output_u8"].astype(int)) <= 1).mean())
+                    raw, clamped, within = output_figures(load_file(out)["y"], ref[f"{face}.{tag}.output"],
+                                                          ref[f"{face}.{tag}.output_u8"])
                     seconds = re.search(r"forward median ([0-9.]+) s", r.stdout)
                     ok = clamped <= 1e-4
                     failures += not ok

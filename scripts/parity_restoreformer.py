@@ -35,6 +35,15 @@ def to_u8(y):
     return (x.transpose(1, 2, 0)[:, :, ::-1] * 255.0).round().astype(np.uint8)
 
 
+def output_figures(y, want, want_u8):
+    """Max abs difference of our output `y` from the reference's `want`, raw and clamped to
+    [-1, 1], and the share of 8-bit values within 1 gray level of the reference's `want_u8`."""
+    raw = float(np.abs(y - want).max())
+    clamped = float(np.abs(np.clip(y, -1, 1) - np.clip(want, -1, 1)).max())
+    within = float((np.abs(to_u8(y).astype(int) - want_u8.astype(int)) <= 1).mean())
+    return raw, clamped, within
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=os.path.join(ROOT, ".build/release/facerestore-bench"))
@@ -57,10 +66,7 @@ def main():
                         print(f"{name} {ext} {face}: {r.stderr.strip()}")
                         failures += 1
                         continue
-                    y, want = load_file(out)["y"], ref[f"{face}.output"]
-                    raw = float(np.abs(y - want).max())
-                    clamped = float(np.abs(np.clip(y, -1, 1) - np.clip(want, -1, 1)).max())
-                    within = float((np.abs(to_u8(y).astype(int) - ref[f"{face}.output_u8"].astype(int)) <= 1).mean())
+                    raw, clamped, within = output_figures(load_file(out)["y"], ref[f"{face}.output"], ref[f"{face}.output_u8"])
                     seconds = re.search(r"forward median ([0-9.]+) s", r.stdout)
                     ok = clamped <= 1e-4
                     failures += not ok
