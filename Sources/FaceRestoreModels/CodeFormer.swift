@@ -196,14 +196,8 @@ public final class CodeFormer: Sendable {
         var levels: [(blocks: [VQGANResnetBlock], attention: [VQGANAttention], down: Conv2d?)] = []
         var cin = channels[0]
         for level in 0..<6 {
-            var blocks: [VQGANResnetBlock] = [], attention: [VQGANAttention] = []
-            for _ in 0..<2 {
-                blocks.append(try VQGANResnetBlock(next(), cin, channels[level], size: sizes[level], shortcut: "conv_out", ctx))
-                cin = channels[level]
-                if sizes[level] == 16 {
-                    attention.append(try VQGANAttention(next(), cin, heads: 1, size: 16, norm: "norm", crossNorm: nil, ctx))
-                }
-            }
+            let (blocks, attention) = try Self.level(next, cin, channels[level], size: sizes[level], ctx)
+            cin = channels[level]
             var down: Conv2d?
             if level < 5 {
                 // F.pad(x, (0, 1, 0, 1)) then a 3×3 stride-2 conv: one primitive with that padding.
@@ -214,9 +208,7 @@ public final class CodeFormer: Sendable {
             levels.append((blocks, attention, down))
         }
         encoderLevels = levels
-        encoderMid = (try VQGANResnetBlock(next(), 512, 512, size: 16, shortcut: "conv_out", ctx),
-                      try VQGANAttention(next(), 512, heads: 1, size: 16, norm: "norm", crossNorm: nil, ctx),
-                      try VQGANResnetBlock(next(), 512, 512, size: 16, shortcut: "conv_out", ctx))
+        encoderMid = try Self.mid(next, ctx)
         encoderNorm = try VQGANNorm(next(), 512)
         encoderConvOut = try next().conv2d(512, Self.latentChannels, kernel: 3, hint: (16, 16), context: ctx)
 
@@ -237,20 +229,12 @@ public final class CodeFormer: Sendable {
         index = 0
         func nextG() -> WeightScope { defer { index += 1 }; return g[index] }
         generatorConvIn = try nextG().conv2d(Self.latentChannels, 512, kernel: 3, hint: (16, 16), context: ctx)
-        generatorMid = (try VQGANResnetBlock(nextG(), 512, 512, size: 16, shortcut: "conv_out", ctx),
-                        try VQGANAttention(nextG(), 512, heads: 1, size: 16, norm: "norm", crossNorm: nil, ctx),
-                        try VQGANResnetBlock(nextG(), 512, 512, size: 16, shortcut: "conv_out", ctx))
+        generatorMid = try Self.mid(nextG, ctx)
         var gLevels: [(blocks: [VQGANResnetBlock], attention: [VQGANAttention], up: Conv2d?)] = []
         var width = 512
         for level in stride(from: 5, through: 0, by: -1) {
-            var blocks: [VQGANResnetBlock] = [], attention: [VQGANAttention] = []
-            for _ in 0..<2 {
-                blocks.append(try VQGANResnetBlock(nextG(), width, channels[level], size: sizes[level], shortcut: "conv_out", ctx))
-                width = channels[level]
-                if sizes[level] == 16 {
-                    attention.append(try VQGANAttention(nextG(), width, heads: 1, size: 16, norm: "norm", crossNorm: nil, ctx))
-                }
-            }
+            let (blocks, attention) = try Self.level(nextG, width, channels[level], size: sizes[level], ctx)
+            width = channels[level]
             let up = level > 0 ? try nextG()["conv"].conv2d(width, width, kernel: 3, hint: (sizes[level - 1], sizes[level - 1]), context: ctx) : nil
             gLevels.append((blocks, attention, up))
         }
@@ -264,6 +248,26 @@ public final class CodeFormer: Sendable {
         }
         self.fusions = fusions
         _ = try loader.finish(deliberatelyUnused: [])
+    }
+
+    /// One level of the encoder or generator from the flat block list (`next` hands out its
+    /// entries in order): two residual blocks `cin` → `cout` → `cout`, each followed by
+    /// single-head attention at 16².
+    static func level(_ next: () -> WeightScope, _ cin: Int, _ cout: Int, size: Int, _ ctx: ComputeContext) throws
+        -> ([VQGANResnetBlock], [VQGANAttention]) {
+        var blocks: [VQGANResnetBlock] = [], attention: [VQGANAttention] = []
+        for i in 0..<2 {
+            blocks.append(try VQGANResnetBlock(next(), i == 0 ? cin : cout, cout, size: size, shortcut: "conv_out", ctx))
+            if size == 16 { attention.append(try VQGANAttention(next(), cout, heads: 1, size: 16, norm: "norm", crossNorm: nil, ctx)) }
+        }
+        return (blocks, attention)
+    }
+
+    /// The 16² mid block (residual, attention, residual at 512 channels) from the flat list.
+    static func mid(_ next: () -> WeightScope, _ ctx: ComputeContext) throws -> (VQGANResnetBlock, VQGANAttention, VQGANResnetBlock) {
+        (try VQGANResnetBlock(next(), 512, 512, size: 16, shortcut: "conv_out", ctx),
+         try VQGANAttention(next(), 512, heads: 1, size: 16, norm: "norm", crossNorm: nil, ctx),
+         try VQGANResnetBlock(next(), 512, 512, size: 16, shortcut: "conv_out", ctx))
     }
 
     /// Loads a CodeFormer checkpoint (`params_ema`, else `params`, else a bare state dict).
