@@ -24,7 +24,11 @@ Per image: `read_image`, `get_face_landmarks_5(only_center_face, resize=640,
 eye_dist_threshold=5)`, `align_warp_face`, per face img2tensor/normalize → net →
 `tensor2img(rgb2bgr, min_max=(-1, 1))` → uint8 → `add_restored_face(restored, cropped)`,
 `get_inverse_affine`, `paste_faces_to_input_image(upsample_img=None)`; `--has_aligned` resizes to
-512² and restores. `use_parse=False` runs facelib's square-mask-only path.
+512² and restores. `use_parse=False` runs facelib's square-mask-only path. The `_faceup` cases
+are `--face_upsample` without a background upsampler: `face_upsampler` is realesrgan 0.3.0's
+`RealESRGANer` (the same code as CodeFormer's `basicsr/utils/realesrgan_utils.py`) with
+`set_realesrgan`'s settings (RRDBNet x2, tile 400, tile_pad 40, pre_pad 0) on the random x2plus
+of `scripts/make_fixtures.py`; ours gets `--face-upsample --bg-model` that file.
 
 Ours: `facerestore restore -i PHOTO -o DIR --model-path … --detector … (--parser … | --no-parse)
 -s S -w W --ext png [--aligned]`, then the final images are compared: shape, max |Δ|, share of
@@ -90,7 +94,7 @@ def export_reference(source, dest):
 class Reference:
     """CodeFormer's pipeline with its facelib, the models loaded from local files."""
 
-    def __init__(self, tree, model, detector, parser):
+    def __init__(self, tree, model, detector, parser, face_upsampler=None):
         import basicsr.utils.misc as bmisc
         if not hasattr(bmisc, "get_device"):
             bmisc.get_device = lambda gpu_id=None: torch.device("cpu")
@@ -111,6 +115,13 @@ class Reference:
         self.net.load_state_dict(torch.load(model, map_location="cpu")["params_ema"], strict=True)
         self.net.eval()
         self.helpers = {}
+        self.face_upsampler = None
+        if face_upsampler:
+            from basicsr.archs.rrdbnet_arch import RRDBNet
+            from realesrgan import RealESRGANer
+            self.face_upsampler = RealESRGANer(
+                scale=2, model_path=face_upsampler, tile=400, tile_pad=40, pre_pad=0, half=False,
+                model=RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32, scale=2))
 
     def helper(self, upscale, use_parse):
         key = (upscale, use_parse)
@@ -145,14 +156,14 @@ class Reference:
             cache[key] = result
         return result
 
-    def run(self, path, upscale, w, use_parse, aligned=False, round_gray=False, faces=None, cache=None):
+    def run(self, path, upscale, w, use_parse, aligned=False, round_gray=False, faces=None, cache=None, faceup=False):
         """The final image (or the restored face for `aligned`) and intermediates. `round_gray`:
         gray-toned faces rounded before the paste ("clip": and clipped to 8 bits, as ours). `faces`: these restored faces are
         pasted instead of the network's (as they are: no gray toning)."""
         with contextlib.redirect_stdout(io.StringIO()):   # facelib prints "Grayscale input: True"
-            return self._run(path, upscale, w, use_parse, aligned, round_gray, faces, cache)
+            return self._run(path, upscale, w, use_parse, aligned, round_gray, faces, cache, faceup)
 
-    def _run(self, path, upscale, w, use_parse, aligned, round_gray, faces, cache):
+    def _run(self, path, upscale, w, use_parse, aligned, round_gray, faces, cache, faceup):
         helper = self.helper(upscale, use_parse)
         helper.clean_all()
         img = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -188,15 +199,17 @@ class Reference:
         if aligned:
             return info["restored"][0], info
         helper.get_inverse_affine(None)
-        return helper.paste_faces_to_input_image(upsample_img=None), info
+        return helper.paste_faces_to_input_image(upsample_img=None, face_upsampler=self.face_upsampler if faceup else None), info
 
 
-def ours(binary, path, out, model, detector, parser, upscale, w, aligned, threads):
+def ours(binary, path, out, model, detector, parser, upscale, w, aligned, threads, face_upsampler=None):
     cmd = [binary, "restore", "-i", path, "-o", out, "--model-path", model, "--detector", detector,
            "-s", str(upscale), "-w", str(w), "--ext", "png", "--threads", str(threads)]
     cmd += ["--parser", parser] if parser else ["--no-parse"]
     if aligned:
         cmd.append("--aligned")
+    if face_upsampler:
+        cmd += ["--face-upsample", "--bg-model", face_upsampler, "--bg-tile", "400"]
     t = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -288,6 +301,8 @@ def main():
     ap.add_argument("--model", default=os.path.join(FIXTURES, "codeformer_random.pth"))
     ap.add_argument("--detector", default=os.path.join(SHARED_WEIGHTS, "retinaface_mobilenet0.25_Final.pth"))
     ap.add_argument("--parser", default=os.path.join(FIXTURES, "parsenet_random.pth"))
+    ap.add_argument("--face-upsampler", default=os.path.join(FIXTURES, "realesrgan_x2plus_random.pth"),
+                    help="Real-ESRGAN x2 (RRDBNet) for the _faceup cases")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", help="write the inputs, both outputs and the difference maps here")
     ap.add_argument("--cases", nargs="*", help="run only these cases")
@@ -303,7 +318,8 @@ def main():
         tree = os.path.join(tmp, "codeformer-ref")
         os.makedirs(tree)
         print(f"reference: {export_reference(a.codeformer, tree)}; torch {torch.__version__}, {a.threads} threads")
-        ref = Reference(tree, a.model, a.detector, a.parser)
+        ref = Reference(tree, a.model, a.detector, a.parser,
+                        a.face_upsampler if os.path.exists(a.face_upsampler) else None)
         derived = make_inputs(tmp)
         group, grace = os.path.join(EXAMPLES, "group.jpg"), os.path.join(EXAMPLES, "grace_hopper.jpg")
         astronaut = os.path.join(EXAMPLES, "faces", "astronaut.jpg")
@@ -320,20 +336,28 @@ def main():
             ("gray_s2_noparse", derived["grace_gray"], 2, 0.5, False, False),
             ("large_s2_parse", derived["grace_large"], 2, 0.5, True, False),
             ("astronaut_aligned", astronaut, 2, 0.5, True, True),
+            ("grace_s2_faceup", grace, 2, 0.5, True, False),
+            ("group_s1_noparse_faceup", group, 1, 0.5, False, False),
+            ("gray_s3_faceup", derived["grace_gray"], 3, 0.5, True, False),
         ]
+        if ref.face_upsampler is None:
+            print(f"no {a.face_upsampler}: the _faceup cases are skipped")
+            cases = [c for c in cases if not c[0].endswith("_faceup")]
         if a.cases:
             cases = [c for c in cases if c[0] in a.cases]
         cache = {}
         failures, explained, notes = [], [], []
         for name, photo, s, w, parse, aligned in cases:
             out = os.path.join(tmp, "out", name)
+            faceup = name.endswith("_faceup")
             ref.last_detection = None
             t0 = time.time()
-            want, info = ref.run(photo, s, w, parse, aligned=aligned, cache=cache)
+            want, info = ref.run(photo, s, w, parse, aligned=aligned, cache=cache, faceup=faceup)
             t_ref = time.time() - t0
             detection = ref.last_detection
             try:
-                t_ours = ours(a.binary, photo, out, a.model, a.detector, a.parser if parse else None, s, w, aligned, a.threads)
+                t_ours = ours(a.binary, photo, out, a.model, a.detector, a.parser if parse else None, s, w, aligned, a.threads,
+                              a.face_upsampler if faceup else None)
             except RuntimeError as e:
                 print(f"{name:18s} ours failed: {e}", flush=True)
                 failures.append(name)
@@ -387,7 +411,7 @@ def main():
             if aligned:
                 same = e2e
             else:
-                pasted, _ = ref.run(photo, s, w, parse, faces=our_faces)
+                pasted, _ = ref.run(photo, s, w, parse, faces=our_faces, faceup=faceup)
                 same = compare(pasted, got)
                 parts.append(f"paste of our faces: {fmt(same)}")
             stage_ok = same_count and same[0] and same[3] >= GATE and net_px >= GATE
@@ -396,8 +420,8 @@ def main():
             print(f"{name:18s} {want.shape[1]}×{want.shape[0]}  end to end: {fmt(e2e)}  |  {'; '.join(parts)}  |  "
                   f"ref {t_ref:.0f} s, ours {t_ours:.0f} s  {status}", flush=True)
             if info["gray"] and not aligned:
-                only_rounded = unwrap16(ref.run(photo, s, w, parse, round_gray="round", cache=cache)[0])
-                rounded = unwrap16(ref.run(photo, s, w, parse, round_gray="clip", cache=cache)[0])
+                only_rounded = unwrap16(ref.run(photo, s, w, parse, round_gray="round", cache=cache, faceup=faceup)[0])
+                rounded = unwrap16(ref.run(photo, s, w, parse, round_gray="clip", cache=cache, faceup=faceup)[0])
                 notes.append(f"  {name}: reference, toned face rounded (not clipped) vs the reference: {fmt(compare(only_rounded, want))}")
                 notes.append(f"  {name}: reference, toned face rounded and clipped to 8 bits vs the reference: {fmt(compare(rounded, want))}")
                 notes.append(f"  {name}: ours vs the reference with the toned face rounded and clipped:     {fmt(compare(rounded, got))}")

@@ -87,6 +87,10 @@ public struct Restorer: Sendable {
         public var background: ModelSpec?
         /// Tile size of the background upsampler (0: no tiling).
         public var backgroundTile = 400
+        /// Run each restored face through Real-ESRGAN before pasting it (CodeFormer's
+        /// `--face_upsample`): the background model when one is set, else `generalModel`.
+        /// Only CodeFormer's pipeline has the step; other models refuse it.
+        public var faceUpsampling = false
         /// Inputs are aligned face crops: no detector, no paste-back.
         public var aligned = false
         /// With no face model installed, restore whole images with the general restorer (a
@@ -194,6 +198,12 @@ public struct Restorer: Sendable {
         }
         let tensors = try WeightsFile.load(path: modelPath, verifyChecksums: configuration.verifyChecksums).0
         let recipe = FaceRestorer.recipe(of: tensors) ?? .facexlib
+        if configuration.faceUpsampling {
+            if configuration.aligned {
+                throw PipelineError.invalidArgument("face upsampling (--face-upsample) happens when faces are pasted into photos; aligned faces are not pasted")
+            }
+            if !recipe.offersFaceUpsampling { throw PipelineError.noFaceUpsampling(recipe: recipe.family) }
+        }
         if !configuration.aligned, case .codeFormer(let fused, let k)? = Architecture.detect(tensors) {
             let task = CodeFormer.task(fusedSizes: fused, codebookSize: k)
             if task != .restoration {
@@ -204,12 +214,17 @@ public struct Restorer: Sendable {
         if configuration.aligned {
             mode = .aligned(try building.value())
         } else {
-            let parts: (RetinaFace, ParseNet?, RealESRGANer?)
+            let parts: (RetinaFace, ParseNet?, RealESRGANer?, RealESRGANer?)
             do {
                 let background = try configuration.background.map {
                     try store.backgroundUpsampler($0, tile: configuration.backgroundTile, verifyChecksums: configuration.verifyChecksums,
                                                   context: context)
                 }
+                // facelib: `face_upsampler = bg_upsampler` when there is one, else Real-ESRGAN x2plus.
+                let faceUpsampler = configuration.faceUpsampling
+                    ? try background ?? store.backgroundUpsampler(configuration.generalModel, tile: configuration.backgroundTile,
+                                                                  verifyChecksums: configuration.verifyChecksums, context: context)
+                    : nil
                 let detector = try store.detector(configuration.detector, verifyChecksums: configuration.verifyChecksums, context: context)
                 var parser: ParseNet?
                 if configuration.useParser {
@@ -222,12 +237,13 @@ public struct Restorer: Sendable {
                         warnings.append(.noParser(recipe: recipe.family, install: recipe.parsers.first ?? "parsenet"))
                     }
                 }
-                parts = (detector, parser, background)
+                parts = (detector, parser, background, faceUpsampler)
             } catch {
                 _ = try? building.value()   // never leave a model half-built on another thread
                 throw error
             }
-            mode = .photos(try PhotoRestorer(restorer: try building.value(), detector: parts.0, parser: parts.1, background: parts.2))
+            mode = .photos(try PhotoRestorer(restorer: try building.value(), detector: parts.0, parser: parts.1, background: parts.2,
+                                             faceUpsampler: parts.3))
         }
         identity = try Self.identityGuard(configuration, store: store, threads: context.threads)
         self.warnings = warnings

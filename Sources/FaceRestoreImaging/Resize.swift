@@ -146,11 +146,14 @@ extension PixelImage {
     }
 }
 
-extension Plane where Element == Float {
-    /// `cv2.resize(mask, (width, height))` (INTER_LINEAR) on a float32 plane: float coefficients
-    /// (1 − f, f) with f from `(d + 0.5)·(src/dst) − 0.5`, edge samples clamped; an exact 2×
-    /// downscale is OpenCV's fast INTER_AREA (2×2 mean); the same size is a copy.
-    public func resizedLinear(width dw: Int, height dh: Int) -> Plane<Float> {
+extension Plane {
+    /// `cv2.resize(mask, (width, height))` (INTER_LINEAR) on a float32 or float64 plane: float32
+    /// coefficients (1 − f, f) with f from `(d + 0.5)·(src/dst) − 0.5`, edge samples clamped,
+    /// sums in the plane's type; an exact 2× downscale is OpenCV's fast INTER_AREA (2×2 mean);
+    /// the same size is a copy.
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
+    public func resizedLinear(width dw: Int, height dh: Int) -> Plane {
         precondition(dw > 0 && dh > 0 && width > 0 && height > 0, "resize to \(dw)×\(dh) from \(width)×\(height)")
         if dw == width && dh == height { return self }
         return Plane(width: dw, height: dh, values: Self.resizedLinear(values, width: width, height: height, channels: 1, toWidth: dw, height: dh))
@@ -158,8 +161,10 @@ extension Plane where Element == Float {
 
     /// `resizedLinear` on `channels` interleaved float32 planes (`cv2.resize` of a multi-channel
     /// float image: each channel as the single-plane resize computes it). Sizes must be positive.
-    public static func resizedLinear(_ values: [Float], width: Int, height: Int, channels c: Int, toWidth dw: Int, height dh: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: dw * dh * c)
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
+    public static func resizedLinear(_ values: [Element], width: Int, height: Int, channels c: Int, toWidth dw: Int, height dh: Int) -> [Element] {
+        var out = [Element](repeating: 0, count: dw * dh * c)
         if width == dw * 2 && height == dh * 2 {
             for y in 0..<dh {
                 for x in 0..<dw {
@@ -171,16 +176,18 @@ extension Plane where Element == Float {
             }
             return out
         }
-        let xs = floatLinearTaps(width, dw), ys = floatLinearTaps(height, dh)
+        // OpenCV's coefficients are float32 (1 − f computed in float) whatever the data type.
+        let xs = floatLinearTaps(width, dw).map { ($0.0, $0.1, Element(1 - $0.2), Element($0.2)) }
+        let ys = floatLinearTaps(height, dh).map { ($0.0, $0.1, Element(1 - $0.2), Element($0.2)) }
         let (rowLength, sourceRow) = (dw * c, width * c)
-        var rows = [Float](repeating: 0, count: height * rowLength)
+        var rows = [Element](repeating: 0, count: height * rowLength)
         values.withUnsafeBufferPointer { v in
             rows.withUnsafeMutableBufferPointer { r in
                 // Only the source rows the vertical pass reads.
                 for y in linearSourceIndices(source: height, destination: dh) {
                     for (x, t) in xs.enumerated() {
                         let (a, b, o) = (y * sourceRow + t.0 * c, y * sourceRow + t.1 * c, y * rowLength + x * c)
-                        for k in 0..<c { r[o + k] = v[a + k] * (1 - t.2) + v[b + k] * t.2 }
+                        for k in 0..<c { r[o + k] = v[a + k] * t.2 + v[b + k] * t.3 }
                     }
                 }
             }
@@ -188,8 +195,8 @@ extension Plane where Element == Float {
         rows.withUnsafeBufferPointer { r in
             out.withUnsafeMutableBufferPointer { o in
                 for (y, t) in ys.enumerated() {
-                    let (a, b, f) = (t.0 * rowLength, t.1 * rowLength, t.2)
-                    for x in 0..<rowLength { o[y * rowLength + x] = r[a + x] * (1 - f) + r[b + x] * f }
+                    let (a, b, f0, f1) = (t.0 * rowLength, t.1 * rowLength, t.2, t.3)
+                    for x in 0..<rowLength { o[y * rowLength + x] = r[a + x] * f0 + r[b + x] * f1 }
                 }
             }
         }

@@ -29,6 +29,8 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
     case invalidArgument(String)
     /// The face parser needs faces of `maskSize`² but the model restores `faceSize`² faces.
     case parserNeedsFaceSize(model: String, faceSize: Int, maskSize: Int)
+    /// A face upsampler was given for a pipeline without that step.
+    case noFaceUpsampling(recipe: Recipe.Family)
 
     public var description: String {
         switch self {
@@ -36,6 +38,8 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
         case let .parserNeedsFaceSize(model, faceSize, maskSize):
             return "\(model): restores \(faceSize)² faces, but the face-parsing paste mask needs \(maskSize)² faces "
                 + "(paste back without the parser)"
+        case let .noFaceUpsampling(recipe):
+            return "face upsampling (--face-upsample) is a step of CodeFormer's pipeline; \(recipe.rawValue)'s has none"
         }
     }
 }
@@ -97,7 +101,10 @@ public struct RestoredFace: Sendable {
     public var cropped: PixelImage
     /// The network's restored face (upstream's `restored_faces`), before the weight blend.
     public var restored: PixelImage
-    /// The paste mask in the face's own frame, made once from the restored face.
+    /// The restored face through the face upsampler (`upscale`× its side), pasted instead of
+    /// `restored` when present (CodeFormer's `--face_upsample`).
+    public var upsampled: PixelImage?
+    /// The paste mask in the face's own frame, made once from the face that is pasted.
     var mask: FaceMask
     /// This face's own blend weight, used instead of the photo's when set (the library's identity
     /// guard lowers it for a face that drifted from the person in the crop).
@@ -179,21 +186,28 @@ public struct PhotoRestorer: Sendable {
     public let parser: ParseNet?
     /// Upsamples the background (`--bg-upsampler realesrgan`); nil resizes it with LANCZOS4.
     public let background: RealESRGANer?
+    /// Upsamples each restored face before it is pasted (CodeFormer's `--face_upsample`).
+    public let faceUpsampler: RealESRGANer?
     /// The model's recipe.
     public var recipe: Recipe { restorer.recipe }
     /// GPEN's paste mask without a parser (the same for every face), made once here.
     let gpenSquare: Plane<Float>?
 
     /// Throws when the parts cannot work together (a parser with a model whose faces are not the
-    /// size the parse mask is made at).
-    public init(restorer: FaceRestorer, detector: RetinaFace, parser: ParseNet?, background: RealESRGANer? = nil) throws {
-        if parser != nil, let size = restorer.recipe.parseMaskSize, restorer.faceSize != size {
+    /// size the parse mask is made at, a face upsampler in a pipeline without one). The
+    /// upsamplers' tiles take the recipe's context (`Recipe.upsamplerTilePad`).
+    public init(restorer: FaceRestorer, detector: RetinaFace, parser: ParseNet?, background: RealESRGANer? = nil,
+                faceUpsampler: RealESRGANer? = nil) throws {
+        let recipe = restorer.recipe
+        if parser != nil, let size = recipe.parseMaskSize, restorer.faceSize != size {
             throw PipelineError.parserNeedsFaceSize(model: restorer.modelPath, faceSize: restorer.faceSize, maskSize: size)
         }
+        if faceUpsampler != nil, !recipe.offersFaceUpsampling { throw PipelineError.noFaceUpsampling(recipe: recipe.family) }
         self.restorer = restorer
         self.detector = detector
         self.parser = parser
-        self.background = background
+        self.background = background.map { var b = $0; b.tilePad = recipe.upsamplerTilePad; return b }
+        self.faceUpsampler = faceUpsampler.map { var f = $0; f.tilePad = recipe.upsamplerTilePad; return f }
         gpenSquare = restorer.recipe.mask == .gpen && parser == nil ? Self.gpenSquareMask(size: restorer.faceSize) : nil
     }
 
@@ -290,9 +304,14 @@ public struct PhotoRestorer: Sendable {
             }
             timings.network += restored.timings.network
             if gray { restored.restored = restored.restored.grayToned(like: restored.input) }
-            let mask = try timings.measure(\.paste) { try self.mask(for: restored.restored, context: context) }
+            // facelib: `face_upsampler.enhance(restored_face, outscale=upscale)`, then the masks
+            // are made at the upsampled size.
+            let upsampled = try faceUpsampler.map { up in
+                try timings.measure(\.faceUpsampling) { try up.enhance(restored.restored, outscale: Double(upscale), context: context) }
+            }
+            let mask = try timings.measure(\.paste) { try self.mask(for: upsampled ?? restored.restored, context: context) }
             faces.append(RestoredFace(detection: face, affine: affine, inverseAffine: inverse, cropped: restored.input,
-                                      restored: restored.restored, mask: mask))
+                                      restored: restored.restored, upsampled: upsampled, mask: mask))
         }
         // `bg_upsampler.enhance(img, outscale=upscale)`, then facexlib resizes it to (w·s, h·s)
         // with LANCZOS4: the same size, which OpenCV returns unchanged.
@@ -367,13 +386,22 @@ public struct PhotoRestorer: Sendable {
         case .gpen:
             return .gpen(try gpenMask(restored, context: context))
         case .codeFormer:
-            return .codeFormer(parse: try parser.map { try parseMask(restored, parser: $0, context: context) })
+            // facelib parses the face resized to 512² and resizes the mask back to the face's size.
+            return .codeFormer(parse: try parser.map { parser in
+                let mask = try parseMask(restored.width == 512 ? restored : restored.resizedLinear(width: 512, height: 512),
+                                         parser: parser, context: context)
+                return mask.resizedLinear(width: restored.width, height: restored.height)
+            })
         }
     }
 
     /// The face as it is pasted with `weight`: the weight blend with the crop (and GPEN's
-    /// small-face smoothing).
+    /// small-face smoothing). An upsampled face is blended with the crop resized to its size
+    /// (INTER_LINEAR), so a re-blend needs no network.
     public func pastedFace(_ face: RestoredFace, weight: Double) -> PixelImage {
+        if let up = face.upsampled {
+            return weight == 1 ? up : PixelImage.blend(face.cropped.resizedLinear(width: up.width, height: up.height), up, weight: weight)
+        }
         var ef = face.restored
         if let limit = recipe.smoothingBelowBoxSize, min(face.detection.box[3] - face.detection.box[1], face.detection.box[2] - face.detection.box[0]) < limit {
             ef = ef.smoothed3x3()
@@ -407,8 +435,9 @@ public struct PhotoRestorer: Sendable {
         var background = upsampled
         // Each face's mask is the warped face square eroded/blurred inward; `margin` covers the
         // bilinear footprint plus, for the soft mask, the blur's outward spread.
-        let rois = faces.map { face -> Rect in
-            let inv = face.inverseAffine, size = face.restored.width
+        let inverses = faces.map { pasteAffine($0, upscale: upscale) }
+        let rois = faces.indices.map { i -> Rect in
+            let (face, inv, size) = (faces[i], inverses[i], pasted[i].width)
             let soft: Bool
             if case .facexlibParse = face.mask { soft = false } else { soft = true }
             return region(of: inv, faceSize: size, margin: soft ? softMaskMargin(inv, size, upscale) : 2, width: w, height: h)
@@ -419,24 +448,33 @@ public struct PhotoRestorer: Sendable {
         var canvas = Canvas(rect: union, from: background)
         for (i, face) in faces.enumerated() {
             let roi = rois[i]
-            let inv = face.inverseAffine, origin = (x: roi.x, y: roi.y)
+            let inv = inverses[i], origin = (x: roi.x, y: roi.y), faceSize = pasted[i].width
             let restoredWarp = pasted[i].warpedAffine(inv, width: roi.width, height: roi.height, border: [0, 0, 0], origin: origin)
             if case .facexlibParse(let parseMask) = face.mask {
                 let mask = parseMask.warpedAffine(inv, width: roi.width, height: roi.height, origin: origin)
                 canvas.blend(restoredWarp, mask: mask.values, at: roi)
             } else if case .codeFormer(let parse?) = face.mask {
                 // facelib: the smaller of the parse mask and the soft square, in float64.
-                let (soft, erodedFace) = softMask(inv, restoredWarp, faceSize: face.restored.width, upscale: upscale, roi: roi)
+                let (soft, erodedFace) = softMask(inv, restoredWarp, faceSize: faceSize, upscale: upscale, roi: roi)
                 let parsed = parse.warpedAffine(inv, width: roi.width, height: roi.height, origin: origin)
                 let mask = zip(parsed.values, soft.values).map { p, s in p < Double(s) ? p : Double(s) }
                 canvas.blend(erodedFace, mask: mask, at: roi)
             } else {
-                let (mask, soft) = softMask(inv, restoredWarp, faceSize: face.restored.width, upscale: upscale, roi: roi)
+                let (mask, soft) = softMask(inv, restoredWarp, faceSize: faceSize, upscale: upscale, roi: roi)
                 canvas.blendFloat(soft, mask: mask.values, at: roi)
             }
         }
         canvas.truncate(into: &background)
         return background
+    }
+
+    /// The face → output affine the paste warps with: `inverseAffine`, or for an upsampled face
+    /// facelib's `inverse_affine /= upscale; inverse_affine[:, 2] *= upscale` (no half-pixel offset).
+    func pasteAffine(_ face: RestoredFace, upscale: Int) -> AffineMatrix {
+        guard face.upsampled != nil, recipe.fit == .lmeds else { return face.inverseAffine }
+        let s = Double(upscale)
+        let m = face.affine.inverted().scaled(by: s).m.map { $0 / s }
+        return AffineMatrix([m[0], m[1], m[2] * s, m[3], m[4], m[5] * s])
     }
 
     /// facexlib's parse mask for a restored face: 255 on face classes, blurred twice, border cleared, /255.

@@ -122,6 +122,11 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     /// Whether gray photos get gray faces (each restored face to gray, then its mean and spread
     /// per channel matched to the crop's) without being asked: CodeFormer's `is_gray` handling.
     public var grayFacesForGrayPhotos = false
+    /// Context each Real-ESRGAN tile is read with: GFPGAN's `tile_pad=10`, CodeFormer's 40.
+    public var upsamplerTilePad = 10
+    /// Whether the pipeline can run its restored faces through Real-ESRGAN before pasting
+    /// (CodeFormer's `--face_upsample`; facexlib and GPEN have no such step).
+    public var offersFaceUpsampling = false
 
     /// GFP-GAN's pipeline: facexlib's `FaceRestoreHelper` (upscale 2, threshold 0.97, LMedS onto
     /// the FFHQ template, (135,133,132) border, parse mask at 512², faces blended one by one).
@@ -143,13 +148,14 @@ public struct Recipe: Sendable, Equatable, CustomStringConvertible {
     /// (sczhou/CodeFormer @ b33cc7d639d6): photos under 512 px on the short side enlarged to it,
     /// detection on the photo resized to a 640 px short side (up or down) at threshold 0.8, facelib's
     /// eye-distance indexing, the FFHQ template and border as facexlib, INTER_LINEAR background,
-    /// min(parse, square) mask, gray photos get gray faces.
+    /// min(parse, square) mask, gray photos get gray faces, Real-ESRGAN tiles read with 40 px of
+    /// context, and optionally faces upsampled by Real-ESRGAN before pasting.
     public static let codeFormer = Recipe(
         family: .codeFormer, template: .ffhq512, fit: .lmeds, cropBorder: [135, 133, 132], rounding: .roundHalfEven,
         mask: .codeFormer, blend: .sequential, weightBlend: .linear, defaultUpscale: 2, detectionThreshold: 0.8,
         minimumEyeDistance: 5, detectsOnUpscaledPhoto: false, smoothingBelowBoxSize: nil, parsers: ["parsenet"],
         parseMaskSize: 512, minimumPhotoSide: 512, detectionShortSide: 640, eyeDistance: .facelibIndexing,
-        backgroundResize: .linear, grayFacesForGrayPhotos: true)
+        backgroundResize: .linear, grayFacesForGrayPhotos: true, upsamplerTilePad: 40, offersFaceUpsampling: true)
 
     public var description: String {
         switch family {

@@ -10,12 +10,14 @@ public struct RestoreTimings: Sendable, Equatable {
     public var network: Double = 0
     /// Background upsampling (Real-ESRGAN, or the LANCZOS4 resize).
     public var background: Double = 0
+    /// Real-ESRGAN on the restored faces (`--face-upsample`).
+    public var faceUpsampling: Double = 0
     public var paste: Double = 0
     public var encode: Double = 0
 
     public init() {}
 
-    public var total: Double { decode + detect + align + network + background + paste + encode }
+    public var total: Double { decode + detect + align + network + background + faceUpsampling + paste + encode }
 
     /// Adds another restoration's timings (for batch summaries).
     public static func + (a: RestoreTimings, b: RestoreTimings) -> RestoreTimings {
@@ -25,6 +27,7 @@ public struct RestoreTimings: Sendable, Equatable {
         r.align = a.align + b.align
         r.network = a.network + b.network
         r.background = a.background + b.background
+        r.faceUpsampling = a.faceUpsampling + b.faceUpsampling
         r.paste = a.paste + b.paste
         r.encode = a.encode + b.encode
         return r
@@ -33,7 +36,8 @@ public struct RestoreTimings: Sendable, Equatable {
     /// One line, e.g. "decode 2.1 ms · detect 31.0 ms · … · total 1.91 s".
     public var summary: String {
         func f(_ s: Double) -> String { s >= 1 ? String(format: "%.2f s", s) : String(format: "%.1f ms", s * 1000) }
-        let parts = [("decode", decode), ("detect", detect), ("align", align), ("network", network), ("background", background), ("paste", paste), ("encode", encode)]
+        let parts = [("decode", decode), ("detect", detect), ("align", align), ("network", network), ("background", background)]
+            + (faceUpsampling > 0 ? [("face upsampling", faceUpsampling)] : []) + [("paste", paste), ("encode", encode)]
         return (parts.map { "\($0.0) \(f($0.1))" } + ["total \(f(total))"]).joined(separator: " · ")
     }
 

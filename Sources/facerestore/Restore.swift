@@ -59,6 +59,10 @@ struct Restore: ParsableCommand {
     @Option(name: .customLong("bg-tile"), help: "Tile size for the background upsampler (0: no tiling).")
     var bgTile = 400
 
+    @Flag(name: .customLong("face-upsample"),
+          help: "CodeFormer: run each restored face through Real-ESRGAN (the --bg-model) before pasting it, as inference_codeformer.py --face_upsample.")
+    var faceUpsample = false
+
     @Flag(name: .customLong("only-center-face"), help: "Restore only the face nearest the image centre.")
     var onlyCenterFace = false
 
@@ -138,6 +142,7 @@ struct Restore: ParsableCommand {
         c.background = bgUpsampler == .realesrgan ? ModelSpec(bgModel) : nil
         c.generalModel = ModelSpec(bgModel)
         c.backgroundTile = bgTile
+        c.faceUpsampling = faceUpsample
         c.aligned = aligned
         c.threads = compute.threads
         c.precision = compute.precision

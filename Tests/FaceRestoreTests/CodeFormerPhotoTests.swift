@@ -91,6 +91,60 @@ struct CodeFormerPhoto {
         #expect(restoredFace.width == 512 && restoredFace.pixels != face.cropped.pixels)
     }
 
+    /// `--face-upsample`: each restored face goes through Real-ESRGAN (here the tiny random x2
+    /// RRDBNet) and is pasted at `upscale`× its side with facelib's adjusted inverse affine. The
+    /// photo (against its background before pasting) changes only where the face is pasted; pixel parity with facelib is
+    /// scripts/parity_codeformer_pipeline.py's `_faceup` cases.
+    @Test func faceUpsamplingPastesTheUpsampledFace() throws {
+        let path = try #require(randomCodeFormer)
+        let photo = repoRoot.appendingPathComponent("examples/grace_hopper.jpg").path
+        var c = Restorer.Configuration(model: .file(path))
+        c.detector = .file(detectorFile!)
+        c.useParser = false
+        c.measureIdentity = false
+        c.threads = 2
+        c.faceUpsampling = true
+        c.generalModel = .file(fixture("realesrgan_rrdb_x2_tiny.pth"))
+        let upsampling = try Restorer(c, store: ModelStore(directory: try temporaryFolder("empty").path))
+        let result = try upsampling.restore(file: photo, options: PhotoOptions(upscale: 2, fidelity: 0.5))
+        let (a, b) = (try #require(result.photo?.background), try #require(result.image))
+        let face = try #require(result.faces.first)
+        #expect(result.faces.count == 1 && face.restored.width == 512)
+        let up = try #require(face.upsampled)
+        #expect(up.width == 1024 && up.height == 1024)
+        #expect(result.timings.faceUpsampling > 0)
+        #expect(a.width == b.width && a.height == b.height)
+        // Every changed pixel lies in the pasted face's square (its warped corners plus the blur's reach).
+        let corners = [(0.0, 0.0), (512.0, 0.0), (0.0, 512.0), (512.0, 512.0)].map { face.inverseAffine.apply((x: $0.0, y: $0.1)) }
+        let (x0, x1) = (corners.map(\.x).min()! - 8, corners.map(\.x).max()! + 8)
+        let (y0, y1) = (corners.map(\.y).min()! - 8, corners.map(\.y).max()! + 8)
+        var changed = 0, outside = 0
+        for y in 0..<a.height {
+            for x in 0..<a.width {
+                let i = (y * a.width + x) * 3
+                guard a.pixels[i..<(i + 3)] != b.pixels[i..<(i + 3)] else { continue }
+                changed += 1
+                if Double(x) < x0 || Double(x) > x1 || Double(y) < y0 || Double(y) > y1 { outside += 1 }
+            }
+        }
+        #expect(changed > 50_000, "the upsampled face is pasted (\(changed) pixels changed)")
+        #expect(outside == 0, "\(outside) pixels changed outside the face's square")
+    }
+
+    @Test func faceUpsamplingOutsideCodeFormersPipelineIsOneLine() throws {
+        var c = Restorer.Configuration(model: .file(fixture("gfpgan_clean_tiny.pth")))
+        c.detector = .file(detectorFile!)
+        c.faceUpsampling = true
+        c.measureIdentity = false
+        let store = ModelStore(directory: try temporaryFolder("empty").path)
+        #expect(throws: PipelineError.noFaceUpsampling(recipe: .facexlib)) { _ = try Restorer(c, store: store) }
+        #expect("\(PipelineError.noFaceUpsampling(recipe: .facexlib))".contains("--face-upsample"))
+        let path = try #require(randomCodeFormer)
+        c.model = .file(path)
+        c.aligned = true
+        #expect { _ = try Restorer(c, store: store) } throws: { "\($0)".contains("--face-upsample") }
+    }
+
     @Test func notACodeFormerFileIsOneLine() throws {
         let folder = try temporaryFolder("codeformer-bad")
         defer { try? FileManager.default.removeItem(at: folder) }
