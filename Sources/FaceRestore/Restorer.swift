@@ -200,7 +200,7 @@ public struct Restorer: Sendable {
         let recipe = FaceRestorer.recipe(of: tensors) ?? .facexlib
         if configuration.faceUpsampling {
             if configuration.aligned {
-                throw PipelineError.invalidArgument("face upsampling (--face-upsample) happens when faces are pasted into photos; aligned faces are not pasted")
+                throw PipelineError.invalidArgument("face upsampling happens when faces are pasted into photos; aligned faces are not pasted")
             }
             if !recipe.offersFaceUpsampling { throw PipelineError.noFaceUpsampling(recipe: recipe.family) }
         }

@@ -39,7 +39,7 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
             return "\(model): restores \(faceSize)² faces, but the face-parsing paste mask needs \(maskSize)² faces "
                 + "(paste back without the parser)"
         case let .noFaceUpsampling(recipe):
-            return "face upsampling (--face-upsample) is a step of CodeFormer's pipeline; \(recipe.rawValue)'s has none"
+            return "face upsampling is a step of CodeFormer's pipeline; \(recipe.rawValue)'s has none"
         }
     }
 }

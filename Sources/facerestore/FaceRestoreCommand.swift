@@ -90,6 +90,7 @@ func printError(_ message: String) {
 
 /// A library error with the flag that would fix it, for the CLI's one line.
 func withHint(_ error: Error) -> Error {
+    if case .noFaceUpsampling? = error as? PipelineError { return CLIError("\(error): --face-upsample works with -v codeformer") }
     guard let store = error as? ModelStoreError else { return error }
     switch store {
     case .notInstalled(let entry, _) where entry.kind == .faceRestoration && entry.pypi == nil:

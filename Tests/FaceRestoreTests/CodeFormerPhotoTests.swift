@@ -138,11 +138,11 @@ struct CodeFormerPhoto {
         c.measureIdentity = false
         let store = ModelStore(directory: try temporaryFolder("empty").path)
         #expect(throws: PipelineError.noFaceUpsampling(recipe: .facexlib)) { _ = try Restorer(c, store: store) }
-        #expect("\(PipelineError.noFaceUpsampling(recipe: .facexlib))".contains("--face-upsample"))
+        #expect("\(PipelineError.noFaceUpsampling(recipe: .facexlib))".contains("face upsampling"))
         let path = try #require(randomCodeFormer)
         c.model = .file(path)
         c.aligned = true
-        #expect { _ = try Restorer(c, store: store) } throws: { "\($0)".contains("--face-upsample") }
+        #expect { _ = try Restorer(c, store: store) } throws: { "\($0)".contains("face upsampling") }
     }
 
     @Test func notACodeFormerFileIsOneLine() throws {
