@@ -15,6 +15,7 @@
 // LeakyReLU and an optional scaled residual fused) while it is in cache, so the transformed tiles
 // never go to memory. Compiled for AVX-512 by target attributes; callers check frw_available() first.
 #include "cwinograd.h"
+#include "swish.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -193,6 +194,8 @@ typedef struct {
     int reflect;       // padding by reflection rather than zeros
     int leaky;         // apply a leaky ReLU (`slope`) to each value read
     __m512 slope;
+    const float *mul, *add;   // per-channel affine of the 16 channels being read (NULL: none)
+    int swish;                // swish after the affine
 } input_map;
 
 // Bilinear ×2 (align_corners=False) as PyTorch's CPU kernel computes it: the source position of
@@ -276,6 +279,14 @@ static void input_tile(const float *plane, size_t row, size_t pixel, const input
             if (map->leaky)
                 for (int i = 0; i < 6; i++)
                     col[i] = _mm512_mask_mul_ps(col[i], _mm512_cmp_ps_mask(col[i], zero, _CMP_LT_OQ), col[i], map->slope);
+            if (map->mul) {   // a deferred group norm: padding (rows outside) stays zero
+                const __m512 m = _mm512_loadu_ps(map->mul), a = _mm512_loadu_ps(map->add);
+                for (int i = 0; i < 6; i++) {
+                    if (!rows[i]) continue;
+                    col[i] = _mm512_fmadd_ps(col[i], m, a);
+                    if (map->swish) col[i] = swish16(col[i]);
+                }
+            }
         } else {
             for (int i = 0; i < 6; i++) col[i] = zero;
         }
@@ -515,8 +526,10 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
     const size_t row = src_nhwc ? (size_t)w * cin : (size_t)w * 16, pixel = src_nhwc ? (size_t)cin : 16;
     const size_t block = src_nhwc ? 16 : (size_t)h * w * 16;
     const int upsample = read && read->upsample == 2 ? 2 : 1, bilinear = upsample == 2 && read->bilinear;
+    const int normalized = read && read->mul && read->add && kind == FRW_STRIDE1 && upsample == 1;
     const input_map map = {h, w, upsample, read && read->reflect && pad == 1, read && read->leaky,
-                           _mm512_set1_ps(read ? read->slope : 0)};
+                           _mm512_set1_ps(read ? read->slope : 0), normalized ? read->mul : NULL,
+                           normalized ? read->add : NULL, normalized && read->swish};
     const int s2 = kind == FRW_STRIDE2, n2x = kind == FRW_NEAREST2X, stride = s2 ? 2 : 1;
     const int P = positions(kind), side = s2 ? 9 : n2x ? 5 : 6;
     const int oh = (upsample * h + 2 * pad - 3) / stride + 1, ow = (upsample * w + 2 * pad - 3) / stride + 1;   // output size
@@ -548,6 +561,8 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
             for (int cb = 0; cb < cin / 16; cb++) {
                 const float *plane = src + (size_t)cb * block;
                 float *vb = v + cb * 16;
+                input_map mb = map;   // the affine of this block's 16 channels
+                if (mb.mul) { mb.mul += cb * 16; mb.add += cb * 16; }
                 for (int t = 0; t < n; t++) {
                     float *vt = vb + (size_t)t * cin;
                     if (n2x) {   // phase (a, b) reads source rows from 4·ty − 1 + a, columns likewise
@@ -557,7 +572,7 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
                     const int y0 = step * ty[t] - pad, x0 = step * tx[t] - pad;
                     if (s2) input_tile_s2(plane, row, pixel, &map, y0, x0, vt, vstride);
                     else if (bilinear) input_tile_bilinear(plane, row, pixel, &map, y0, x0, vt, vstride);
-                    else input_tile(plane, row, pixel, &map, y0, x0, vt, vstride);
+                    else input_tile(plane, row, pixel, &mb, y0, x0, vt, vstride);
                 }
             }
             const int kchunk = cin > 192 ? KCHUNK : cin;

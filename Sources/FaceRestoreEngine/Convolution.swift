@@ -433,6 +433,22 @@ public final class Conv2d: Sendable {
         return try context.scaledAdd(try self(x, context), scale: scale, residual, into: destination)
     }
 
+    /// `self(context.apply(g))`, plus `residual` (times `scale` for the convolution) when given:
+    /// a GroupNorm (+ swish) followed by this conv, as in the VQGAN blocks. On the fused Winograd
+    /// kernel (stride 1) the norm is applied to each value as the kernel reads it, bit for bit as
+    /// `apply` computes it, and the normalized tensor (64×512² floats, 67 MB, at RestoreFormer's
+    /// first level) is never written; elsewhere it is.
+    public func callAsFunction(_ g: GroupNormed, scale: Float = 1, adding residual: Tensor? = nil,
+                               _ context: ComputeContext) throws -> Tensor {
+        try checkInput(g.source)
+        if case .fusedWinograd(let kernel) = path, kernel.stride == 1 {
+            return try kernel.forward(g.source, into: nil, residual: residual.map { ($0, scale) }, read: .normalized(g), context: context)
+        }
+        let x = try context.apply(g)
+        guard let residual else { return try self(x, context) }
+        return try self(x, scale: scale, adding: residual, context)
+    }
+
     /// The oneDNN implementation chosen for this input (e.g. "brgconv:avx512_core").
     public func implementation(for x: Tensor, _ context: ComputeContext) throws -> String {
         switch path {

@@ -115,9 +115,12 @@ final class FusedWinogradConv: Sendable {
     ///   through that activation (ParseNet's `ReflectionPad2d` convs);
     /// - `.bilinear`: the input upsampled ×2 bilinearly (align_corners=False, torch's arithmetic),
     ///   then the layer's own zero padding (GFPGAN's upsampling StyleConvs and U-Net blocks).
-    enum Read: Equatable {
+    /// - `.normalized`: a deferred group norm (and swish) applied to each value as it is read,
+    ///   for a stride-1 layer; the same bits as convolving `ComputeContext.apply(g)`.
+    enum Read {
         case reflected(upsample: Int, leakyReLUSlope: Float?)
         case bilinear
+        case normalized(GroupNormed)
     }
 
     /// The output (nChw16c), written into `destination` when it is given in that layout; with
@@ -126,16 +129,25 @@ final class FusedWinogradConv: Sendable {
     func forward(_ x: Tensor, into destination: Tensor?, residual: (tensor: Tensor, scale: Float)? = nil,
                  read: Read? = nil, context: ComputeContext) throws -> Tensor {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        var how = frw_read(upsample: 1, bilinear: 0, reflect: 0, leaky: 0, slope: 0)
+        var how = frw_read(upsample: 1, bilinear: 0, reflect: 0, leaky: 0, slope: 0, mul: nil, add: nil, swish: 0)
         var pad = padding
+        var affine: (mul: TensorStorage, add: TensorStorage)?
         switch read {
         case nil: break
         case let .reflected(upsample, slope)?:
             precondition(padding == 0 && (upsample == 1 || upsample == 2), "a reflection-padded input goes to a layer built without padding")
             pad = 1
-            how = frw_read(upsample: Int32(upsample), bilinear: 0, reflect: 1, leaky: slope == nil ? 0 : 1, slope: slope ?? 0)
+            how = frw_read(upsample: Int32(upsample), bilinear: 0, reflect: 1, leaky: slope == nil ? 0 : 1, slope: slope ?? 0,
+                           mul: nil, add: nil, swish: 0)
         case .bilinear?:
-            how = frw_read(upsample: 2, bilinear: 1, reflect: 0, leaky: 0, slope: 0)
+            how = frw_read(upsample: 2, bilinear: 1, reflect: 0, leaky: 0, slope: 0, mul: nil, add: nil, swish: 0)
+        case .normalized(let g)?:
+            precondition(stride == 1 && g.mul.count == n * inChannels, "a deferred group norm feeds a stride-1 layer, one scale per channel")
+            let (m, a) = (TensorStorage(bytes: g.mul.count * 4), TensorStorage(bytes: g.add.count * 4))
+            g.mul.withUnsafeBufferPointer { m.floats.initialize(from: $0.baseAddress!, count: $0.count) }
+            g.add.withUnsafeBufferPointer { a.floats.initialize(from: $0.baseAddress!, count: $0.count) }
+            affine = (m, a)
+            how.swish = g.swish ? 1 : 0
         }
         let up = Int(how.upsample)
         precondition(stride == 1 || up == 1, "the stride-2 kernel reads its input without upsampling")
@@ -173,6 +185,11 @@ final class FusedWinogradConv: Sendable {
             for b in 0..<n {
                 let s = src.storage.floats + b * inPlane, d = out.storage.floats + b * outPlane
                 let r = added.map { UnsafePointer($0.storage.floats + b * outPlane) }
+                var how = how
+                if let affine {   // this sample's scales
+                    how.mul = UnsafePointer(affine.mul.floats + b * inChannels)
+                    how.add = UnsafePointer(affine.add.floats + b * inChannels)
+                }
                 context.parallelRows(tileRows, grain: 1) { range in
                     let scratch = TensorStorage(bytes: scratchBytes)
                     frw_conv3x3(s, nhwc ? 1 : 0, Int32(inChannels), Int32(h), Int32(w), Int32(pad), kind, &how,
@@ -182,6 +199,7 @@ final class FusedWinogradConv: Sendable {
                 }
             }
         }
+        withExtendedLifetime(affine) {}
         return out
     }
 }

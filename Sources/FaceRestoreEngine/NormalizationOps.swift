@@ -51,6 +51,15 @@ extension ComputeContext {
     /// `affine=False`. [1, 64, 512, 512] nChw16c with swish: 26 ms on 2 threads, 4 of them the swish.
     public func groupNorm(_ x: Tensor, groups: Int, eps: Float, gamma: [Float]?, beta: [Float]?,
                           swish: Bool = false) throws -> Tensor {
+        try apply(try groupNormDeferred(x, groups: groups, eps: eps, gamma: gamma, beta: beta, swish: swish))
+    }
+
+    /// `groupNorm`'s statistics only: the per-channel scale and shift it would apply to `x`
+    /// (in the layout it reads), for a consumer that applies them as it reads the input (a
+    /// convolution on the fused Winograd kernel: `Conv2d(_:GroupNormed)`), or `apply` to get
+    /// `groupNorm`'s output, bit for bit.
+    public func groupNormDeferred(_ x: Tensor, groups: Int, eps: Float, gamma: [Float]?, beta: [Float]?,
+                                  swish: Bool = false) throws -> GroupNormed {
         guard x.rank >= 2, groups > 0, x.shape[1] % groups == 0, x.count > 0 else {
             throw EngineError.shapeMismatch(op: "groupNorm", detail: "input \(x.shape) with \(groups) groups (needs [N, C, *] with C divisible by groups)")
         }
@@ -68,8 +77,7 @@ extension ComputeContext {
         else if x.rank == 4 { src = try channelsLast(x); block = c }
         else { src = try contiguous(x); block = 1 }
         let spatial = x.count / (n * c)
-        let out = Tensor(uninitialized: src.desc)
-        let s = src.storage.floats, d = out.storage.floats
+        let s = src.storage.floats
         let blocks = c / block
         let per = c / groups
         // The tensor as `n·blocks·spatial` rows of `block` floats: row r holds channels
@@ -129,6 +137,30 @@ extension ComputeContext {
                     mul[b * c + ch] = Float(scale)
                     add[b * c + ch] = Float(Double(beta?[ch] ?? 0) - scale * mean)
                 }
+            }
+        }
+        return GroupNormed(source: src, mul: mul, add: add, swish: swish)
+    }
+
+    /// `x·scale + shift` per channel (and the swish) of a deferred group norm: `groupNorm`'s output.
+    public func apply(_ g: GroupNormed) throws -> Tensor {
+        let src = g.source
+        let (n, c) = (src.shape[0], src.shape[1])
+        let block = src.layout == .plain ? 1 : src.desc.isChannelBlocked16 ? 16 : c
+        let spatial = src.count / (n * c)
+        let blocks = c / block
+        let rows = n * blocks * spatial
+        let vectorized = frw_available() != 0
+        let out = Tensor(uninitialized: src.desc)
+        let s = src.storage.floats, d = out.storage.floats
+        let (mul, add, swish) = (g.mul, g.add, g.swish)
+        func runs(_ range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
+            var r = range.lowerBound
+            while r < range.upperBound {
+                let task = r / spatial
+                let count = min(spatial - r % spatial, range.upperBound - r)
+                body(r, count, (task / blocks) * c + (task % blocks) * block)
+                r += count
             }
         }
         // Pass 2: `x·scale + shift`, and the swish on each value while it is in a register.
@@ -283,4 +315,16 @@ extension ComputeContext {
         } }
         return out
     }
+}
+
+/// A group norm whose statistics are known but not yet applied (`ComputeContext.groupNormDeferred`):
+/// the input as the norm reads it, batch-major per-channel `mul` and `add` (`[N·C]`), and whether
+/// the swish follows. `ComputeContext.apply` gives the normalized tensor; a 3×3 convolution on
+/// the fused Winograd kernel applies them as it reads its input instead, so the normalized
+/// tensor is never written.
+public struct GroupNormed: Sendable {
+    public let source: Tensor
+    let mul: [Float]
+    let add: [Float]
+    let swish: Bool
 }

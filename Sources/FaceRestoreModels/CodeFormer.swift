@@ -306,7 +306,7 @@ public final class CodeFormer: Sendable {
             if let down = stage.down { h = try down(h, ctx) }
         }
         h = try encoderMid.2(try encoderMid.1(try encoderMid.0(h, ctx), ctx), ctx)
-        let latent = try encoderConvOut(try encoderNorm(h, swish: false, ctx), ctx)
+        let latent = try encoderConvOut(try encoderNorm.deferred(h, swish: false, ctx), ctx)
         return Encoded(latent: latent, skips: skips)
     }
 
@@ -359,7 +359,7 @@ public final class CodeFormer: Sendable {
             trace?("gen.\(size)", h)
             if let up = stage.up { h = try up(try ctx.resize(h, factor: 2, mode: .nearest), ctx) }
         }
-        return try generatorConvOut(try generatorNorm(h, swish: false, ctx), ctx)
+        return try generatorConvOut(try generatorNorm.deferred(h, swish: false, ctx), ctx)
     }
 
     /// The restored face for a `[1, 3, 512, 512]` RGB input in [−1, 1], unclamped, with each

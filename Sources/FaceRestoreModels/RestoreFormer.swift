@@ -218,7 +218,7 @@ public final class RestoreFormer: Sendable {
         let block5Attention = h
         h = try encoderMid.2(try encoderMid.1(h, ctx), ctx)
         let midAttention = h
-        let out = try encoderConvOut(try encoderNormOut(h, swish: true, ctx), ctx)
+        let out = try encoderConvOut(try encoderNormOut.deferred(h, swish: true, ctx), ctx)
         guard let block4 else { throw EngineError.shapeMismatch(op: "RestoreFormer", detail: "no level-4 features") }
         return EncoderFeatures(block4: block4, block5Attention: block5Attention, midAttention: midAttention, out: out)
     }
@@ -254,7 +254,7 @@ public final class RestoreFormer: Sendable {
             }
             if let up = upsample[level] { h = try up(try ctx.resize(h, factor: 2, mode: .nearest), ctx) }
         }
-        return try decoderConvOut(try decoderNormOut(h, swish: true, ctx), ctx)
+        return try decoderConvOut(try decoderNormOut.deferred(h, swish: true, ctx), ctx)
     }
 
     /// The restored face for a `[1, 3, 512, 512]` RGB input in [−1, 1] (GFPGANer's preprocessing),

@@ -19,6 +19,11 @@ struct VQGANNorm: Sendable {
     func callAsFunction(_ x: Tensor, swish: Bool, _ ctx: ComputeContext) throws -> Tensor {
         try ctx.groupNorm(x, groups: 32, eps: 1e-6, gamma: gamma, beta: beta, swish: swish)
     }
+
+    /// The norm for a conv that follows: the conv applies it as it reads (`Conv2d(_:GroupNormed)`).
+    func deferred(_ x: Tensor, swish: Bool, _ ctx: ComputeContext) throws -> GroupNormed {
+        try ctx.groupNormDeferred(x, groups: 32, eps: 1e-6, gamma: gamma, beta: beta, swish: swish)
+    }
 }
 
 /// `ResnetBlock` without time embedding (CodeFormer's `ResBlock`): norm1 → swish → conv1 → norm2
@@ -37,9 +42,9 @@ struct VQGANResnetBlock: Sendable {
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: ComputeContext) throws -> Tensor {
-        let h = try conv1(try norm1(x, swish: true, ctx), ctx)
+        let h = try conv1(try norm1.deferred(x, swish: true, ctx), ctx)
         let shortcut = try ninShortcut.map { try $0(x, ctx) } ?? x
-        return try conv2(try norm2(h, swish: true, ctx), scale: 1, adding: shortcut, ctx)
+        return try conv2(try norm2.deferred(h, swish: true, ctx), scale: 1, adding: shortcut, ctx)
     }
 }
 

@@ -30,7 +30,10 @@ size_t frw_scratch_floats(int cin, int cout, int kind);
 /// How `frw_conv3x3` reads its input from `src`: the convolution's input is `src` upsampled ×2
 /// (`upsample` 2; nearest, or when `bilinear` is set bilinear with align_corners=False), padded by
 /// `pad` with zeros or, when `reflect` is set, by reflection (ReflectionPad2d), and when `leaky`
-/// is set passed through LeakyReLU of slope `slope` (not with bilinear): all applied as values are
+/// is set passed through LeakyReLU of slope `slope` (not with bilinear), and when `mul` is set
+/// (FRW_STRIDE1 without upsampling only) each input value of channel c becomes
+/// `v·mul[c] + add[c]`, then when `swish` is set `y·sigmoid(y)` exactly as group norm's pass
+/// computes it (a deferred GroupNorm + swish; padding stays zero): all applied as values are
 /// read, never written out.
 typedef struct {
     int upsample;
@@ -38,6 +41,9 @@ typedef struct {
     int reflect;
     int leaky;
     float slope;
+    const float *mul;
+    const float *add;
+    int swish;
 } frw_read;
 
 /// Tile rows [row_begin, row_end) (4 output rows each; 8 for FRW_NEAREST2X) of a 3×3 convolution
