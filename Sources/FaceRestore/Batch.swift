@@ -120,7 +120,7 @@ public enum BatchListing {
     public static func list(_ data: Data, name: String, base: String, recursive: Bool = false) throws -> [BatchInput] {
         guard let text = String(data: data, encoding: .utf8) else { throw BatchError.cannotRead(name, reason: "not UTF-8 text") }
         var inputs: [BatchInput] = []
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let entry = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if entry.isEmpty || entry.hasPrefix("#") { continue }
             let path = entry.hasPrefix("/") ? entry : (base.isEmpty ? entry : base + "/" + entry)
@@ -397,8 +397,8 @@ public struct BatchReportMerge: Sendable {
         let decoder = JSONDecoder()
         for (f, file) in files.enumerated() {
             let text = String(decoding: file.data, as: UTF8.self)
-            let parts = text.split(separator: "\n", omittingEmptySubsequences: false)
-            let complete = text.hasSuffix("\n") || text.isEmpty
+            let parts = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+            let complete = text.last?.isNewline ?? true
             for (n, part) in parts.enumerated() {
                 let trimmed = part.trimmingCharacters(in: .whitespaces)
                 if trimmed.isEmpty { continue }
@@ -580,7 +580,7 @@ public struct Batch: Sendable {
                 let record = BatchRecord(
                     path: input.listed, status: outcome.status,
                     faces: result?.restoredFaceCount, model: outcome.status == .skipped ? nil : restorer.modelName,
-                    timings: result?.timings.byStage, outputs: outcome.status == .skipped ? nil : outcome.outputs,
+                    timings: result?.timings.byStage, outputs: result == nil ? nil : outcome.outputs,
                     error: outcome.error,
                     shard: shard, host: host, pid: pid, time: BatchRecord.timestamp())
                 do { try report.append(record) } catch { outcome.reportError = "\(error)" }
