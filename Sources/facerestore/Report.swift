@@ -10,9 +10,9 @@ struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Merge the reports of `restore --report` (several workers, reruns) into one line per input.",
         discussion: """
-        Prints one JSON line per input with its final status: a done, no_faces or failed line wins over a later \\
-        skipped one (a rerun with --skip-existing), a later done wins over an earlier failed, and a later failed \\
-        never replaces a done (its outputs are still there). A truncated last line (a worker killed while \\
+        Prints one JSON line per input with its final status: a done, no_faces or failed line wins over a later \
+        skipped one (a rerun with --skip-existing), a later done wins over an earlier failed, and a later failed \
+        never replaces a done (its outputs are still there). A truncated last line (a worker killed while \
         writing) is ignored with a warning. --summary prints the counts per status and the failed inputs instead.
 
         Exit status: 0 when no input failed; 1 when some inputs failed; 2 when a report cannot be read.
