@@ -88,12 +88,12 @@ public struct RestoreResult: Sendable {
         if let aligned {
             let face = name + "_00"
             return [OutputFile(relativePath: "cropped_faces/\(face).png", image: aligned.input),
-                    OutputFile(relativePath: "restored_faces/\(face)\(tail).png", image: aligned.restored),
+                    OutputFile(relativePath: primaryPath(options), image: aligned.restored),
                     OutputFile(relativePath: "cmp/\(face).png", image: aligned.comparison)]
         }
         guard let image else { return [] }
         // The whole image first (the largest encode), then the faces' files.
-        var files = [OutputFile(relativePath: "restored_imgs/\(name)\(tail).\(fileExtension(options.format))", image: image, alpha: alpha)]
+        var files = [OutputFile(relativePath: primaryPath(options), image: image, alpha: alpha)]
         guard !options.restoredImageOnly else { return files }
         for (k, face) in faces.enumerated() {
             let base = "\(name)_\(k < 10 ? "0" : "")\(k)"
@@ -104,15 +104,34 @@ public struct RestoreResult: Sendable {
         return files
     }
 
+    /// The restored image's path under the output folder (the restored face's for an aligned crop).
+    func primaryPath(_ options: OutputOptions) -> String {
+        Self.primaryPath(name: name, aligned: aligned != nil, suffix: options.suffix,
+                         extension: fileExtension(options.format))
+    }
+
+    /// The restored image's path under the output folder for outputs named `name`; `extension`
+    /// is the whole image's (aligned crops are always PNG).
+    static func primaryPath(name: String, aligned: Bool, suffix: String?, extension ext: String) -> String {
+        let tail = suffix.map { "_" + $0 } ?? ""
+        return aligned ? "restored_faces/\(name)_00\(tail).png" : "restored_imgs/\(name)\(tail).\(ext)"
+    }
+
     /// The restored image's extension for `format`.
     func fileExtension(_ format: OutputFormat) -> String {
+        Self.fileExtension(format, sourcePath: sourcePath, inputFormat: self.format)
+    }
+
+    /// The restored image's extension for `format`, for an input read from `sourcePath` (or
+    /// decoded from bytes in `inputFormat` when nil).
+    static func fileExtension(_ format: OutputFormat, sourcePath: String?, inputFormat: ImageFormat?) -> String {
         switch format {
         case .png: return "png"
         case .jpg: return "jpg"
         case .auto:
             let ext = sourcePath.map { URL(fileURLWithPath: $0).pathExtension } ?? ""
             if !ext.isEmpty { return ext }
-            return sourcePath == nil && self.format == .jpeg ? "jpg" : "png"
+            return sourcePath == nil && inputFormat == .jpeg ? "jpg" : "png"
         }
     }
 
@@ -144,7 +163,9 @@ public struct RestoreResult: Sendable {
     }
 
     /// Writes the outputs under `folder` (creating the subfolders), atomically, encoding on up to
-    /// `threads` threads; returns the paths written.
+    /// `threads` threads; returns the paths written. The restored image (the restored face for an
+    /// aligned crop) is written last, so that its presence means every file of the result is
+    /// complete (what skipping finished inputs relies on).
     @discardableResult
     public func write(to folder: String, options: OutputOptions = OutputOptions(), threads: Int = 1) throws -> [String] {
         let files = outputs(options)
@@ -155,7 +176,9 @@ public struct RestoreResult: Sendable {
             }
         }
         let list = files.map { (image: $0.image, alpha: $0.alpha, path: folder + "/" + $0.relativePath) }
-        try ImageIO.write(list, threads: max(threads, 1))
+        let primary = folder + "/" + primaryPath(options)
+        try ImageIO.write(list.filter { $0.path != primary }, threads: max(threads, 1))
+        try ImageIO.write(list.filter { $0.path == primary }, threads: 1)
         return list.map(\.path)
     }
 }

@@ -1,6 +1,7 @@
 // The `facerestore` command line (swift-argument-parser): argument mapping onto the FaceRestore
 // library. Errors are thrown, printed once as one line (`facerestore: …`) and exit 1; usage
-// errors print ArgumentParser's message and usage.
+// errors print ArgumentParser's message and usage and exit 2 (ArgumentParser's own code for them
+// is 64, EX_USAGE; 2 is what `restore` uses for a batch that cannot run at all).
 
 import ArgumentParser
 import FaceRestore
@@ -12,7 +13,8 @@ struct FaceRestoreCommand: ParsableCommand {
         commandName: "facerestore",
         abstract: "Restore faces in old and damaged photos (GFP-GAN, GPEN) natively, without Python.",
         version: faceRestoreVersion,
-        subcommands: [Restore.self, Serve.self, Detect.self, Degrade.self, Eval.self, BenchmarkCommand.self, Models.self, InspectWeights.self]
+        subcommands: [Restore.self, Report.self, Serve.self, Detect.self, Degrade.self, Eval.self, BenchmarkCommand.self, Models.self,
+                      InspectWeights.self]
     )
 
     static func main() {
@@ -22,6 +24,10 @@ struct FaceRestoreCommand: ParsableCommand {
         } catch {
             if error is ExitCode || error is ValidationError || error is CleanExit
                 || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+                if exitCode(for: error) == .validationFailure {
+                    printError(fullMessage(for: error))
+                    Foundation.exit(usageExitCode)
+                }
                 exit(withError: error)
             }
             printError("facerestore: \(error)")
@@ -29,6 +35,9 @@ struct FaceRestoreCommand: ParsableCommand {
         }
     }
 }
+
+/// The exit status of a command line that cannot be run as given (bad or missing arguments).
+let usageExitCode: Int32 = 2
 
 /// A failure the CLI words itself (a library error with the flag that fixes it). One line.
 struct CLIError: Error, CustomStringConvertible {

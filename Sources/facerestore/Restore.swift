@@ -1,7 +1,8 @@
 // `facerestore restore`: upstream `inference_gfpgan.py` (gfpgan 1.3.8, commit 7552a77) as flags
 // over the FaceRestore library's `Restorer`, which owns every decision (recipes, model lookup,
-// fallbacks, outputs). This file maps arguments, shows progress and lists failures: a batch goes
-// on past bad files, lists them at the end and exits 1.
+// fallbacks, outputs), and its `Batch` (inputs, shards, skipping, reports). This file maps
+// arguments, shows progress and lists failures: a batch goes on past bad files, lists them at the
+// end and exits 1; a batch that cannot start (bad arguments, no inputs, models missing) exits 2.
 
 import ArgumentParser
 import FaceRestore
@@ -26,11 +27,36 @@ struct Restore: ParsableCommand {
         their licence is shown when they load. Models are looked for in $FACERESTORE_HOME/models \
         (default ~/.cache/facerestore/models), then experiments/pretrained_models and gfpgan/weights. \
         Output is deterministic: the same input and flags give the same bytes.
+
+        Large batches (docs/scale.md): --list reads the inputs from a file (one path per line, relative to \
+        the listing's folder; - reads standard input), --recursive walks subfolders and mirrors them in the \
+        outputs, --skip-existing skips inputs whose restored image exists, --report appends one JSON line per \
+        input, and --shard i/N (or auto, from a Kubernetes Indexed Job or a Slurm job array) restores one \
+        worker's share. Merge reports with `facerestore report`.
+
+        Exit status: 0 when every input was restored, skipped or had no face; 1 when some inputs failed \
+        (listed at the end); 2 when the batch could not run at all (bad arguments, no inputs or an \
+        unreadable listing, models missing).
         """
     )
 
     @Option(name: [.short, .customLong("input")], help: "An image file, or a folder of them.")
-    var input: String
+    var input: String?
+
+    @Option(name: .long, help: ArgumentHelp("A file listing the inputs, one path per line (relative paths from the listing's folder; blank lines and # comments skipped); - reads standard input.", valueName: "file"))
+    var list: String?
+
+    @Flag(name: .long, help: "Walk the input folder's subfolders too (with --list: the listed paths' folders), mirroring them in every output folder.")
+    var recursive = false
+
+    @Flag(name: .customLong("skip-existing"), help: "Skip inputs whose restored image already exists in the output folder (a finished earlier run with the same --ext and --suffix).")
+    var skipExisting = false
+
+    @Option(name: .long, help: ArgumentHelp("Append one JSON line per input to this file as it finishes (path, status, faces, model, timings, outputs, error, shard, host, pid, time).", valueName: "file.jsonl"))
+    var report: String?
+
+    @Option(name: .long, help: ArgumentHelp("Restore only this worker's share of the inputs: i/N (0 ≤ i < N), or auto (a Kubernetes Indexed Job's JOB_COMPLETION_INDEX and JOB_COMPLETIONS, else a Slurm job array's SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT).", valueName: "i/N|auto"))
+    var shard: String?
 
     @Option(name: [.short, .customLong("output")], help: "Output folder.")
     var output = "results"
@@ -110,6 +136,8 @@ struct Restore: ParsableCommand {
     var verbose = false
 
     func validate() throws {
+        if (input == nil) == (list == nil) { throw ValidationError("give the inputs with -i/--input or --list, one of the two") }
+        if let shard, shard != "auto" { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") } }
         if weightOption != nil, alpha != nil { throw ValidationError("-w/--weight and --alpha are the same setting: give one") }
         if let f = fidelity, !(0...1).contains(f) { throw ValidationError("--fidelity must be between 0 and 1, got \(f)") }
         if !(0...65536).contains(bgTile) { throw ValidationError("--bg-tile must be between 0 (no tiling) and 65536") }
@@ -155,54 +183,61 @@ struct Restore: ParsableCommand {
 
     func run() throws {
         ProcessTuning.keepFreedMemoryForReuse()
-        let files = try inputFiles()
-        let restorer: Restorer
-        do { restorer = try Restorer(restorerConfiguration) } catch { throw withHint(error) }
-        let options = try options(for: restorer)
+        // Anything that stops the batch before it starts: one line, exit 2.
+        let batch: Batch, restorer: Restorer, photo: PhotoOptions, reportWriter: BatchReportWriter?
+        do {
+            batch = try makeBatch()
+            reportWriter = try report.map { try BatchReportWriter(path: $0) }
+            do { restorer = try Restorer(restorerConfiguration) } catch { throw withHint(error) }
+            photo = try options(for: restorer)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            printError("facerestore: \(error)")
+            throw ExitCode(2)
+        }
         if let notice = restorer.licenseNotice { printError("facerestore: \(notice)") }
-        for warning in restorer.warnings + restorer.warnings(for: options) { printError("facerestore: \(warning)") }
+        for warning in restorer.warnings + restorer.warnings(for: photo) { printError("facerestore: \(warning)") }
         if verbose { describe(restorer) }
+        if let shard = batch.options.shard {
+            printError("facerestore: shard \(shard): \(batch.inputs.count) of \(plural(batch.listed.count, "input"))")
+        }
 
         // Temporary files a killed earlier run left in the output folders (their process is gone).
-        for folder in ["restored_imgs", "cropped_faces", "restored_faces", "cmp"] { removeStaleTemporaryFiles(in: output + "/" + folder) }
-        let names = Self.outputNames(files)
-        for (file, name) in zip(files, names) where name != Restorer.baseName(file) {
-            printError("facerestore: \(file): another input has the same name; its outputs are named \(name) so that neither is overwritten")
+        batch.removeStaleTemporaryFiles()
+        for input in batch.inputs where URL(fileURLWithPath: input.name).lastPathComponent != Restorer.baseName(input.path) {
+            printError("facerestore: \(input.listed): another input has the same name; its outputs are named \(URL(fileURLWithPath: input.name).lastPathComponent) so that neither is overwritten")
         }
-        let progress = Progress(total: files.count)
-        let outputOptions = OutputOptions(format: ext, suffix: suffix)
-        var failures: [String] = [], noFace: [String] = []
-        var total = RestoreTimings(), faces = 0
-        for (i, file) in files.enumerated() {
-            progress.update(i, file)
-            do {
-                var result = try restorer.restore(file: file, options: options, progress: progress.stages(i, file))
-                result.name = names[i]
-                var timings = result.timings
-                try timings.measure(\.encode) {
-                    do { try result.write(to: output, options: outputOptions, threads: restorer.context.threads) } catch {
-                        throw RestoreError(path: file, underlying: error)
+        let progress = Progress(total: batch.inputs.count)
+        let summary = batch.run(restorer: restorer, options: photo, report: reportWriter) { event in
+            switch event {
+            case let .started(i, input):
+                progress.update(i, input.listed)
+            case let .stage(i, input, stage):
+                progress.stages(i, input.listed)?(stage)
+            case let .finished(i, outcome):
+                let file = outcome.input.listed
+                switch outcome.status {
+                case .done, .noFaces:
+                    for warning in outcome.result?.warnings ?? [] {
+                        switch warning {
+                        case .nonFiniteFaces, .identityDrift: progress.clear(); printError("facerestore: \(file): \(warning)")
+                        default: break
+                        }
                     }
+                    progress.done(i, file, outcome.result.flatMap(detail))
+                case .skipped:
+                    if verbose { progress.done(i, file, "skipped (its restored image exists)") } else { progress.clear() }
+                case .failed:
+                    progress.clear()
+                    printError("facerestore: \(outcome.error ?? file)")
                 }
-                result.timings = timings
-                total = total + result.timings
-                faces += result.restoredFaceCount
-                if result.warnings.contains(.noFace) { noFace.append(file) }
-                for warning in result.warnings {
-                    switch warning {
-                    case .nonFiniteFaces, .identityDrift: progress.clear(); printError("facerestore: \(file): \(warning)")
-                    default: break
-                    }
-                }
-                progress.done(i, file, detail(result))
-            } catch {
-                progress.clear()
-                printError("facerestore: \(error)")
-                failures.append("\(error)")
+                if let problem = outcome.reportError { progress.clear(); printError("facerestore: warning: \(problem)") }
             }
         }
         progress.clear()
-        let done = files.count - failures.count, seconds = String(format: "%.2f", total.total)
+        let done = (summary.counts[.done] ?? 0) + (summary.counts[.noFaces] ?? 0), seconds = String(format: "%.2f", summary.timings.total)
+        let faces = summary.faces
         switch restorer.mode {
         case .photos:
             print("restored \(plural(faces, "face")) in \(plural(done, "image")) into \(output)/restored_imgs (\(seconds) s)")
@@ -211,12 +246,38 @@ struct Restore: ParsableCommand {
         case .general(let general):
             print("restored \(plural(done, "image")) with \(general.title) into \(output)/restored_imgs (\(seconds) s)")
         }
-        for f in noFace { printError("facerestore: \(f): \(RestoreWarning.noFace)") }
-        guard failures.isEmpty else {
-            printError("facerestore: \(failures.count) of \(plural(files.count, "input")) failed:")
-            for f in failures { printError("  \(f)") }
+        if let skipped = summary.counts[.skipped], skipped > 0 {
+            print("skipped \(plural(skipped, "input")) whose restored image exists")
+        }
+        for f in summary.noFace { printError("facerestore: \(f): \(RestoreWarning.noFace)") }
+        guard summary.failures.isEmpty else {
+            printError("facerestore: \(summary.failures.count) of \(plural(batch.inputs.count, "input")) failed:")
+            for f in summary.failures { printError("  \(f)") }
             throw ExitCode(1)
         }
+    }
+
+    /// The batch the flags describe: the listed inputs, this worker's shard, the output options.
+    func makeBatch() throws -> Batch {
+        let inputs: [BatchInput]
+        if let list {
+            if list == "-" {
+                let data = FileHandle.standardInput.readDataToEndOfFile()
+                inputs = try BatchListing.list(data, name: "standard input", base: FileManager.default.currentDirectoryPath, recursive: recursive)
+            } else {
+                inputs = try BatchListing.list(at: list, recursive: recursive)
+            }
+        } else {
+            inputs = try BatchListing.path(input ?? "", recursive: recursive)
+        }
+        let shard: Shard?
+        switch self.shard {
+        case nil: shard = nil
+        case "auto"?: shard = try Shard.fromEnvironment(ProcessInfo.processInfo.environment)
+        case let text?: shard = try Shard(parsing: text)
+        }
+        return Batch(inputs, options: Batch.Options(output: output, outputs: OutputOptions(format: ext, suffix: suffix),
+                                                    skipExisting: skipExisting, shard: shard))
     }
 
     /// The progress line's detail for one restored input.
@@ -250,41 +311,11 @@ struct Restore: ParsableCommand {
         }
     }
 
-    /// The input file, or the regular, non-hidden files of the input folder in name order.
-    /// Output base names, one per input: the file name without extension, and for a second file
-    /// with the same base (`a.jpg`, `a.png`) the extension appended (`a_png`), so that no output
-    /// overwrites another.
-    static func outputNames(_ files: [String]) -> [String] {
-        var used = Set<String>()
-        return files.map { file in
-            let base = Restorer.baseName(file)
-            var name = base
-            if used.contains(name) {
-                name = base + "_" + URL(fileURLWithPath: file).pathExtension.lowercased()
-                var k = 2
-                while used.contains(name) { name = base + "_\(k)"; k += 1 }
-            }
-            used.insert(name)
-            return name
-        }
-    }
-
-    func inputFiles() throws -> [String] { try listInputs(input) }
 }
 
 /// A file, or the files of a folder in name order (hidden files and subfolders skipped).
 func listInputs(_ input: String) throws -> [String] {
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: input, isDirectory: &isDir) else { throw CLIError("\(input): no such file or folder") }
-    guard isDir.boolValue else { return [input] }
-    let names: [String]
-    do { names = try FileManager.default.contentsOfDirectory(atPath: input) } catch { throw CLIError("\(input): cannot list the folder") }
-    let files = names.sorted().filter { !$0.hasPrefix(".") }.map { input + "/" + $0 }.filter {
-        var d: ObjCBool = false
-        return FileManager.default.fileExists(atPath: $0, isDirectory: &d) && !d.boolValue
-    }
-    if files.isEmpty { throw CLIError("\(input): the folder has no files") }
-    return files
+    try BatchListing.path(input).map(\.path)
 }
 
 /// "1 face", "2 faces".

@@ -115,7 +115,7 @@ func crop(_ image: PixelImage, rows: Range<Int>, cols: Range<Int>) -> PixelImage
         defer { try? FileManager.default.removeItem(at: home); try? FileManager.default.removeItem(at: out) }
         let r = try run(["restore", "-i", repoRoot.appendingPathComponent("examples/group.jpg").path, "-o", out.path,
                          "--model-path", tiny], environment: ["FACERESTORE_HOME": home.path])
-        #expect(r.status == 1)
+        #expect(r.status == 2)
         #expect(r.stderr.contains("no face detector is installed"))
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
@@ -141,7 +141,7 @@ func crop(_ image: PixelImage, rows: Range<Int>, cols: Range<Int>) -> PixelImage
         defer { try? FileManager.default.removeItem(at: empty) }
         let none = try run(["restore", "-i", face, "-o", out.path, "-v", "1.4", "--bg-model", "auto"],
                            environment: ["FACERESTORE_HOME": empty.path, "HOME": empty.path])
-        #expect(none.status == 1)
+        #expect(none.status == 2)
         #expect(none.stderr.split(separator: "\n").count == 1, "\(none.stderr)")
     }
 
@@ -160,6 +160,6 @@ func crop(_ image: PixelImage, rows: Range<Int>, cols: Range<Int>) -> PixelImage
         let missing = try run(["restore", "-i", repoRoot.appendingPathComponent("examples/group.jpg").path, "-o", out.path,
                                "--model-path", tiny, "--detector", sharedDetector!, "--bg-upsampler", "realesrgan",
                                "--bg-model", out.path + "/nope.pth"])
-        #expect(missing.status == 1)
+        #expect(missing.status == 2)
     }
 }

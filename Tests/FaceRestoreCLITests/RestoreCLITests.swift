@@ -85,7 +85,7 @@ func pixels(_ t: WeightTensor) -> [UInt8] { t.floats().map { UInt8($0) } }
         let home = try temporaryFolder("home")
         defer { try? FileManager.default.removeItem(at: home) }
         let r = try run(["restore", "-i", face, "--aligned", "-v", "1.4"], environment: ["FACERESTORE_HOME": home.path])
-        #expect(r.status == 1)
+        #expect(r.status == 2)
         #expect(r.stderr == "facerestore: GFPGAN v1.4 is not installed: download https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth (348,632,874 bytes) and put it at \(home.path)/models/GFPGANv1.4.pth, or pass --model-path FILE\n")
     }
 
@@ -95,20 +95,20 @@ func pixels(_ t: WeightTensor) -> [UInt8] { t.floats().map { UInt8($0) } }
         try FileManager.default.createDirectory(atPath: home.path + "/models", withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: home.path + "/models/GFPGANv1.4.pth", contents: Data(count: 1000))
         let r = try run(["restore", "-i", face, "--aligned", "-v", "v1.4"], environment: ["FACERESTORE_HOME": home.path])
-        #expect(r.status == 1)
+        #expect(r.status == 2)
         #expect(r.stderr.contains("GFPGANv1.4.pth: 1,000 bytes, but the official file has 348,632,874"))
     }
 
     @Test func otherArchitecturesAndUnknownVersionsAreOneLine() throws {
         let parse = try run(["restore", "-i", face, "--aligned", "--model-path", modelsFixtures.appendingPathComponent("parsenet_layout.pth").path])
-        #expect(parse.status == 1)
+        #expect(parse.status == 2)
         #expect(parse.stderr.hasSuffix("parsenet_layout.pth: this is ParseNet face parsing (19 classes), not a face restoration model (GFPGAN v1/v1.2/v1.3/v1.4 or GPEN)\n"))
         #expect(parse.stderr.split(separator: "\n").count == 1)
         let unknown = try run(["restore", "-i", face, "--aligned", "-v", "2.0"])
-        #expect(unknown.status == 1 && unknown.stderr.contains("unknown model '2.0'"))
+        #expect(unknown.status == 2 && unknown.stderr.contains("unknown model '2.0'"))
         let tiny = modelsFixtures.appendingPathComponent("gfpgan_v1_tiny.pth").path
         let wrongDetector = try run(["restore", "-i", face, "--model-path", tiny, "--detector", tiny])
-        #expect(wrongDetector.status == 1 && wrongDetector.stderr.contains("not a RetinaFace detector"))
+        #expect(wrongDetector.status == 2 && wrongDetector.stderr.contains("not a RetinaFace detector"))
         #expect(wrongDetector.stderr.split(separator: "\n").count == 1, "\(wrongDetector.stderr)")
     }
 }
