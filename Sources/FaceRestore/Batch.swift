@@ -8,6 +8,7 @@ import FaceRestoreEngine
 import FaceRestoreImaging
 import FaceRestorePipeline
 import Foundation
+import Synchronization
 
 // MARK: inputs
 
@@ -452,12 +453,19 @@ public struct Batch: Sendable {
         public var skipExisting: Bool
         /// This worker's share; nil for all inputs.
         public var shard: Shard?
+        /// Inputs restored side by side, each on its share of the restorer's threads; nil: as
+        /// many as the restorer has threads (one each), at most the number of inputs. One photo
+        /// on one thread leaves no core idle while another photo is decoded, detected, pasted or
+        /// encoded, which a photo on every thread does; memory holds `jobs` photos at a time.
+        public var jobs: Int?
 
-        public init(output: String, outputs: OutputOptions = OutputOptions(), skipExisting: Bool = false, shard: Shard? = nil) {
+        public init(output: String, outputs: OutputOptions = OutputOptions(), skipExisting: Bool = false, shard: Shard? = nil,
+                    jobs: Int? = nil) {
             self.output = output
             self.outputs = outputs
             self.skipExisting = skipExisting
             self.shard = shard
+            self.jobs = jobs
         }
     }
 
@@ -531,62 +539,111 @@ public struct Batch: Sendable {
         outputFolders.flatMap { folder in FaceRestoreEngine.removeStaleTemporaryFiles(in: folder).map { folder + "/" + $0 } }
     }
 
-    /// Restores this worker's inputs one after another with `restorer`, writing each one's
-    /// outputs, appending its report line to `report` and telling `events`. A failed input is
-    /// recorded and the batch goes on.
+    /// The inputs restored at once with `restorer` (see `Options.jobs`).
+    public func jobs(for restorer: Restorer) -> Int {
+        max(1, min(options.jobs ?? restorer.context.threads, inputs.count))
+    }
+
+    /// Restores this worker's inputs with `restorer` (`jobs(for:)` at a time, each on its share of
+    /// the threads; outputs do not depend on the thread count), writing each one's outputs,
+    /// appending its report line to `report` as it finishes and telling `events` (one call at a
+    /// time, from the worker threads). A failed input is recorded and the batch goes on. The
+    /// summary lists inputs in listing order.
     public func run(restorer: Restorer, options photo: PhotoOptions, report: BatchReportWriter? = nil,
                     events: (Event) -> Void = { _ in }) -> Summary {
-        var summary = Summary()
-        let aligned: Bool
-        if case .aligned = restorer.mode { aligned = true } else { aligned = false }
-        let host = currentHostName(), pid = getpid(), shard = options.shard?.description
-        for (i, input) in inputs.enumerated() {
-            events(.started(index: i, input: input))
-            var outcome = Outcome(input: input, status: .done)
-            if options.skipExisting,
-               FileManager.default.fileExists(atPath: Self.restoredImagePath(input, aligned: aligned, output: options.output, options: options.outputs)) {
-                outcome.status = .skipped
-            } else {
-                do {
-                    var result = try withoutActuallyEscaping(events) { events in
-                        try restorer.restore(file: input.path, options: photo) { events(.stage(index: i, input: input, $0)) }
-                    }
-                    result.name = input.name
-                    var timings = result.timings
-                    outcome.outputs = try timings.measure(\.encode) {
-                        do { return try result.write(to: options.output, options: options.outputs, threads: restorer.context.threads) } catch {
-                            throw RestoreError(path: input.path, underlying: error)
+        let jobs = jobs(for: restorer)
+        var outcomes = [Outcome?](repeating: nil, count: inputs.count)
+        if jobs == 1 {
+            for i in inputs.indices { outcomes[i] = process(i, restorer: restorer, options: photo, report: report, events: events) }
+        } else {
+            let worker = restorer.with(threads: max(1, restorer.context.threads / jobs))
+            let state = Mutex((next: 0, outcomes: outcomes))
+            let serial = NSLock()   // events and report lines one at a time
+            withoutActuallyEscaping(events) { events in
+                let shared = UncheckedBox(events)
+                DispatchQueue.concurrentPerform(iterations: jobs) { _ in
+                    while true {
+                        let i = state.withLock { s -> Int? in
+                            guard s.next < inputs.count else { return nil }
+                            defer { s.next += 1 }
+                            return s.next
                         }
+                        guard let i else { return }
+                        let outcome = process(i, restorer: worker, options: photo, report: report) { event in
+                            serial.lock()
+                            defer { serial.unlock() }
+                            shared.value(event)
+                        }
+                        state.withLock { $0.outcomes[i] = outcome }
                     }
-                    result.timings = timings
-                    summary.timings = summary.timings + timings
-                    summary.faces += result.restoredFaceCount
-                    if result.warnings.contains(.noFace) {
-                        outcome.status = .noFaces
-                        summary.noFace.append(input.listed)
-                    }
-                    outcome.result = result
-                } catch {
-                    outcome.status = .failed
-                    // One line naming the file read.
-                    let message = "\(error)".replacingOccurrences(of: "\n", with: " ")
-                    outcome.error = message
-                    summary.failures.append(message)
                 }
             }
+            outcomes = state.withLock { $0.outcomes }
+        }
+        var summary = Summary()
+        for outcome in outcomes.compactMap({ $0 }) {
             summary.counts[outcome.status, default: 0] += 1
-            if let report {
-                let result = outcome.result
-                let record = BatchRecord(
-                    path: input.listed, status: outcome.status,
-                    faces: result?.restoredFaceCount, model: outcome.status == .skipped ? nil : restorer.modelName,
-                    timings: result?.timings.byStage, outputs: result == nil ? nil : outcome.outputs,
-                    error: outcome.error,
-                    shard: shard, host: host, pid: pid, time: BatchRecord.timestamp())
-                do { try report.append(record) } catch { outcome.reportError = "\(error)" }
+            if let error = outcome.error { summary.failures.append(error) }
+            if outcome.status == .noFaces { summary.noFace.append(outcome.input.listed) }
+            if let result = outcome.result {
+                summary.faces += result.restoredFaceCount
+                summary.timings = summary.timings + result.timings
             }
-            events(.finished(index: i, outcome))
         }
         return summary
     }
+
+    /// One input: skipped, or restored and written; its report line appended; `events` told.
+    private func process(_ i: Int, restorer: Restorer, options photo: PhotoOptions, report: BatchReportWriter?,
+                         events: (Event) -> Void) -> Outcome {
+        let input = inputs[i]
+        let aligned: Bool
+        if case .aligned = restorer.mode { aligned = true } else { aligned = false }
+        events(.started(index: i, input: input))
+        var outcome = Outcome(input: input, status: .done)
+        if options.skipExisting,
+           FileManager.default.fileExists(atPath: Self.restoredImagePath(input, aligned: aligned, output: options.output, options: options.outputs)) {
+            outcome.status = .skipped
+        } else {
+            do {
+                var result = try withoutActuallyEscaping(events) { events in
+                    try restorer.restore(file: input.path, options: photo) { events(.stage(index: i, input: input, $0)) }
+                }
+                result.name = input.name
+                var timings = result.timings
+                outcome.outputs = try timings.measure(\.encode) {
+                    do { return try result.write(to: options.output, options: options.outputs, threads: restorer.context.threads) } catch {
+                        throw RestoreError(path: input.path, underlying: error)
+                    }
+                }
+                result.timings = timings
+                if result.warnings.contains(.noFace) { outcome.status = .noFaces }
+                outcome.result = result
+            } catch {
+                outcome.status = .failed
+                // One line naming the file read.
+                outcome.error = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            }
+        }
+        if let report {
+            let result = outcome.result
+            let record = BatchRecord(
+                path: input.listed, status: outcome.status,
+                faces: result?.restoredFaceCount, model: outcome.status == .skipped ? nil : restorer.modelName,
+                timings: result?.timings.byStage, outputs: result == nil ? nil : outcome.outputs,
+                error: outcome.error,
+                shard: options.shard?.description, host: Self.host, pid: getpid(), time: BatchRecord.timestamp())
+            do { try report.append(record) } catch { outcome.reportError = "\(error)" }
+        }
+        events(.finished(index: i, outcome))
+        return outcome
+    }
+
+    private static let host = currentHostName()
+}
+
+/// A non-Sendable value handed to worker threads that use it one at a time (under a lock).
+private final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

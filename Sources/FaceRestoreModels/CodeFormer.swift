@@ -333,7 +333,7 @@ public final class CodeFormer: Sendable {
         }
         let rows = try codebook.rows(indices, ctx)   // [HW, C], token-major
         let c = Self.latentChannels
-        let map = try rows.withPlainValues { r -> Tensor in
+        let map = rows.withPlainValues { r -> Tensor in
             Tensor(shape: [1, c, h, w]) { out in
                 for t in 0..<(h * w) { for ch in 0..<c { out[ch * h * w + t] = r[t * c + ch] } }
             }

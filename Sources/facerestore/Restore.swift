@@ -58,6 +58,9 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Restore only this worker's share of the inputs: i/N (0 ≤ i < N), or auto (a Kubernetes Indexed Job's JOB_COMPLETION_INDEX and JOB_COMPLETIONS, else a Slurm job array's SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT).", valueName: "i/N|auto"))
     var shard: String?
 
+    @Option(name: .long, help: "Photos restored side by side, each on its share of the threads (default: one per thread, so no core waits while a photo is decoded, detected, pasted or encoded; memory holds that many photos). 1: one photo at a time on every thread.")
+    var jobs: Int?
+
     @Option(name: [.short, .customLong("output")], help: "Output folder.")
     var output = "results"
 
@@ -137,6 +140,7 @@ struct Restore: ParsableCommand {
 
     func validate() throws {
         if (input == nil) == (list == nil) { throw ValidationError("give the inputs with -i/--input or --list, one of the two") }
+        if let jobs, !(1...256).contains(jobs) { throw ValidationError("--jobs must be 1 to 256") }
         if let shard, shard != "auto" { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") } }
         if weightOption != nil, alpha != nil { throw ValidationError("-w/--weight and --alpha are the same setting: give one") }
         if let f = fidelity, !(0...1).contains(f) { throw ValidationError("--fidelity must be between 0 and 1, got \(f)") }
@@ -209,6 +213,11 @@ struct Restore: ParsableCommand {
             printError("facerestore: \(input.listed): another input has the same name; its outputs are named \(URL(fileURLWithPath: input.name).lastPathComponent) so that neither is overwritten")
         }
         let progress = Progress(total: batch.inputs.count)
+        if verbose, batch.inputs.count > 1 {
+            let jobs = batch.jobs(for: restorer)
+            printError("photos at a time: \(jobs), \(plural(max(1, restorer.context.threads / jobs), "thread")) each")
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
         let summary = batch.run(restorer: restorer, options: photo, report: reportWriter) { event in
             switch event {
             case let .started(i, input):
@@ -236,7 +245,8 @@ struct Restore: ParsableCommand {
             }
         }
         progress.clear()
-        let done = (summary.counts[.done] ?? 0) + (summary.counts[.noFaces] ?? 0), seconds = String(format: "%.2f", summary.timings.total)
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let done = (summary.counts[.done] ?? 0) + (summary.counts[.noFaces] ?? 0), seconds = String(format: "%.2f", wall)
         let faces = summary.faces
         switch restorer.mode {
         case .photos:
@@ -277,7 +287,7 @@ struct Restore: ParsableCommand {
         case let text?: shard = try Shard(parsing: text)
         }
         return Batch(inputs, options: Batch.Options(output: output, outputs: OutputOptions(format: ext, suffix: suffix),
-                                                    skipExisting: skipExisting, shard: shard))
+                                                    skipExisting: skipExisting, shard: shard, jobs: jobs))
     }
 
     /// The progress line's detail for one restored input.

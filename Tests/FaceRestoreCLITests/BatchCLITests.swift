@@ -160,10 +160,56 @@ func reportLines(_ path: String) throws -> [BatchRecord] {
         let second = try run(args + ["--skip-existing"])
         #expect(second.status == 0 && second.stdout.contains("restored 1 face") && second.stdout.contains("skipped 2 inputs"), "\(second.stdout)")
         let statuses = try reportLines(dir.path + "/r.jsonl").map { "\($0.path.dropFirst(dir.path.count + 4)) \($0.status.rawValue)" }
-        #expect(statuses == ["2019/box3/a.png done", "2020/a.png done", "b.png done", "2019/box3/a.png skipped", "2020/a.png done", "b.png skipped"])
+        // Each run's lines come in the order inputs finish (photos run side by side).
+        #expect(statuses.count == 6)
+        #expect(Set(statuses.prefix(3)) == ["2019/box3/a.png done", "2020/a.png done", "b.png done"])
+        #expect(Set(statuses.dropFirst(3)) == ["2019/box3/a.png skipped", "2020/a.png done", "b.png skipped"])
         // A listing on standard input, relative to the current folder, or absolute.
         let piped = try run(["restore", "--list", "-", "-o", dir.path + "/piped", "--aligned", "--model-path", model], stdin: "# one\n\(face)\n")
         #expect(piped.status == 0 && FileManager.default.fileExists(atPath: dir.path + "/piped/restored_faces/face_00.png"), "\(piped.stderr)")
+    }
+
+    /// Photos side by side (`--jobs 3`, one thread each) write the same bytes as one at a time on
+    /// every thread, and the summary names the failures in listing order.
+    @Test func photosSideBySideWriteTheSameBytes() throws {
+        let dir = try temporaryFolder("jobs")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(atPath: dir.path + "/in", withIntermediateDirectories: true)
+        let base = try ImageIO.read(path: face).image
+        for k in 0..<6 {   // distinct inputs: the face shifted by k pixels, every other one mirrored
+            var px = base.pixels
+            for y in 0..<base.height {
+                for x in 0..<base.width {
+                    let sx = min(max(k % 2 == 0 ? x + k : base.width - 1 - x - k, 0), base.width - 1)
+                    for c in 0..<3 { px[(y * base.width + x) * 3 + c] = base.pixels[(y * base.width + sx) * 3 + c] }
+                }
+            }
+            try ImageIO.write(PixelImage(width: base.width, height: base.height, channels: 3, pixels: px), to: dir.path + "/in/face\(k).png")
+        }
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: dir.path + "/in/broken1.png"))
+        try Data("still not one".utf8).write(to: URL(fileURLWithPath: dir.path + "/in/broken2.png"))
+        var stderr: [String] = []
+        for jobs in ["1", "3"] {
+            let r = try run(["restore", "-i", dir.path + "/in", "-o", dir.path + "/out" + jobs, "--aligned", "--model-path", model,
+                             "--threads", "3", "--jobs", jobs])
+            #expect(r.status == 1, "\(r.stderr)")
+            stderr.append(r.stderr)
+        }
+        for folder in ["restored_faces", "cropped_faces", "cmp"] {
+            let names = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/out1/" + folder).sorted()
+            #expect(names.count == 6, "\(folder): \(names)")
+            #expect(names == (try FileManager.default.contentsOfDirectory(atPath: dir.path + "/out3/" + folder).sorted()))
+            for name in names {
+                let a = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/out1/\(folder)/" + name))
+                let b = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/out3/\(folder)/" + name))
+                #expect(a == b, "\(folder)/\(name) differs between --jobs 1 and --jobs 3")
+            }
+        }
+        for text in stderr {
+            let failed = text.components(separatedBy: "failed:\n").last ?? ""
+            let one = failed.range(of: "broken1.png"), two = failed.range(of: "broken2.png")
+            #expect(one != nil && two != nil && one!.lowerBound < two!.lowerBound, "failures in listing order: \(text)")
+        }
     }
 
     @Test func batchThatCannotRunExitsTwo() throws {

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Throughput on a folder (not CI): 20 photos with one to four faces each, restored by our CLI as
+one batch (`--jobs 1`: one photo at a time on every thread, and the default: photos side by side,
+each on its share of the threads) and by the reference (`inference_gfpgan.py`'s loop: one Python
+process that loads the models once and restores every photo of the folder, writing the same files),
+the three alternating, in this same run, on the same threads:
+
+    swift build -c release --product facerestore
+    ~/.cache/facerestore-perf/venv/bin/python scripts/bench_batch.py --rounds 2      # latest torch
+
+The models are those of scripts/parity_photo.py: the random-weight GFPGAN v1.4 checkpoint in the
+official layout (scripts/parity_gfpgan.py), the real RetinaFace MobileNet0.25 from ../shared/weights
+and the random-weight ParseNet (scripts/make_fixtures.py make_parsenet); upscale 2, no background
+upsampler (LANCZOS4), PNG outputs. The folder is made here from the example photos: each as it is,
+turned by ±8°, scaled by 0.75 and 1.3, and canvases of two to four of them (1–4 faces per photo).
+Prints photos and faces, the seconds of each side per round and the ratios.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import BIG, EXAMPLES, SHARED_WEIGHTS  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CKPT = os.path.join(BIG, "gfpgan_v1.4_parity.pth")
+PARSER = os.path.join(BIG, "parsenet_random.pth")
+DETECTOR = os.path.join(SHARED_WEIGHTS, "retinaface_mobilenet0.25_Final.pth")
+CLI = os.path.join(ROOT, ".build/release/facerestore")
+
+REFERENCE_BATCH = r'''
+import glob, os, sys, cv2, numpy as np, torch
+sys.path.insert(0, {scripts!r})
+torch.set_num_threads({threads})
+from make_fixtures import gfpgan_net, load_mnet_detector, reference_enhance
+from facexlib.parsing.parsenet import ParseNet
+net = gfpgan_net("clean", 512, 512, 2, 1)
+net.load_state_dict(torch.load({ckpt!r})["params_ema"], strict=True)
+net.eval()
+parser = ParseNet(in_size=512, out_size=512, parsing_ch=19)
+parser.load_state_dict(torch.load({parser!r}), strict=True)
+parser.eval()
+detector = load_mnet_detector()
+out = {out!r}
+for sub in ("cropped_faces", "restored_faces", "cmp", "restored_imgs"):
+    os.makedirs(os.path.join(out, sub), exist_ok=True)
+faces = 0
+for path in sorted(glob.glob(os.path.join({folder!r}, "*"))):
+    name = os.path.splitext(os.path.basename(path))[0]
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    crops, restored, whole = reference_enhance(img, net, detector, parser, upscale=2)
+    faces += len(restored)
+    for k, (crop, face) in enumerate(zip(crops, restored)):   # what inference_gfpgan.py writes
+        cv2.imwrite(os.path.join(out, "cropped_faces", f"{{name}}_{{k:02d}}.png"), crop)
+        cv2.imwrite(os.path.join(out, "restored_faces", f"{{name}}_{{k:02d}}.png"), face)
+        cv2.imwrite(os.path.join(out, "cmp", f"{{name}}_{{k:02d}}.png"), np.concatenate((crop, face), axis=1))
+    cv2.imwrite(os.path.join(out, "restored_imgs", name + ".png"), whole)
+print(faces)
+'''
+
+
+def rotated(img, degrees):
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def canvas(images, height=600):
+    scaled = [cv2.resize(i, (round(i.shape[1] * height / i.shape[0]), height), interpolation=cv2.INTER_AREA) for i in images]
+    return np.concatenate(scaled, axis=1)
+
+
+def make_folder(folder):
+    grace = cv2.imread(os.path.join(EXAMPLES, "grace_hopper.jpg"), cv2.IMREAD_COLOR)
+    astronaut = cv2.imread(os.path.join(EXAMPLES, "astronaut.jpg"), cv2.IMREAD_COLOR)
+    group = cv2.imread(os.path.join(EXAMPLES, "group.jpg"), cv2.IMREAD_COLOR)
+    photos = {}
+    for name, img in (("grace", grace), ("astronaut", astronaut), ("group", group)):
+        photos[name] = img
+        photos[name + "_cw8"] = rotated(img, -8)
+        photos[name + "_ccw8"] = rotated(img, 8)
+        photos[name + "_x075"] = cv2.resize(img, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
+        photos[name + "_x13"] = cv2.resize(img, None, fx=1.3, fy=1.3, interpolation=cv2.INTER_CUBIC)
+    photos["pair"] = canvas([grace, astronaut])
+    photos["trio"] = canvas([grace, astronaut, grace[:, ::-1]])
+    photos["quartet"] = canvas([group, astronaut, grace], height=520)
+    photos["pair_flipped"] = canvas([astronaut[:, ::-1], grace])
+    photos["trio_small"] = cv2.resize(photos["trio"], None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)
+    assert len(photos) == 20, len(photos)
+    for name, img in photos.items():
+        cv2.imwrite(os.path.join(folder, name + ".jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--skip-reference", action="store_true", help="time only our two modes")
+    a = ap.parse_args()
+    for path in (CKPT, PARSER, DETECTOR, CLI):
+        if not os.path.exists(path):
+            sys.exit(f"bench_batch: {path} is missing (see scripts/parity_photo.py)")
+    import torch
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "photos")
+        os.makedirs(folder)
+        make_folder(folder)
+        script = REFERENCE_BATCH.format(scripts=os.path.dirname(os.path.abspath(__file__)), threads=a.threads, ckpt=CKPT,
+                                        parser=PARSER, folder=folder, out=os.path.join(tmp, "ref"))
+
+        def ours(jobs):
+            out = os.path.join(tmp, "ours")
+            shutil.rmtree(out, ignore_errors=True)
+            cmd = [CLI, "restore", "-i", folder, "-o", out, "--model-path", CKPT, "--detector", DETECTOR, "--parser", PARSER,
+                   "--threads", str(a.threads), "--ext", "png"] + (["--jobs", str(jobs)] if jobs else [])
+            t = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(f"bench_batch: {' '.join(cmd)} failed: {r.stderr[-400:]}")
+            return time.perf_counter() - t, len(os.listdir(os.path.join(out, "restored_faces")))
+
+        def reference():
+            shutil.rmtree(os.path.join(tmp, "ref"), ignore_errors=True)
+            t = time.perf_counter()
+            r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(f"bench_batch: the reference failed: {r.stderr[-400:]}")
+            return time.perf_counter() - t, int(r.stdout.split()[-1])
+
+        print(f"torch {torch.__version__}, {a.threads} threads, 20 photos, {a.rounds} rounds (seconds per folder)")
+        seq, par, ref = [], [], []
+        for k in range(a.rounds):
+            s, faces_s = ours(1)
+            p, faces_p = ours(None)
+            seq.append(s)
+            par.append(p)
+            line = f"round {k + 1}: ours --jobs 1 {s:.1f} s ({faces_s} faces), ours default {p:.1f} s ({faces_p} faces)"
+            if not a.skip_reference:
+                r, faces_r = reference()
+                ref.append(r)
+                line += f", reference {r:.1f} s ({faces_r} faces)"
+            print(line, flush=True)
+        print(f"ours default vs ours --jobs 1: {statistics.median([s / p for s, p in zip(seq, par)]):.2f}x "
+              f"(per round {', '.join(f'{s / p:.2f}' for s, p in zip(seq, par))})")
+        if ref:
+            print(f"ours default vs the reference: {statistics.median([r / p for r, p in zip(ref, par)]):.2f}x "
+                  f"(per round {', '.join(f'{r / p:.2f}' for r, p in zip(ref, par))}); "
+                  f"ours --jobs 1 vs the reference: {statistics.median([r / s for r, s in zip(ref, seq)]):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
