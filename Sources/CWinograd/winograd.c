@@ -15,7 +15,6 @@
 // LeakyReLU and an optional scaled residual fused) while it is in cache, so the transformed tiles
 // never go to memory. Compiled for AVX-512 by target attributes; callers check frw_available() first.
 #include "cwinograd.h"
-#include "swish.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -195,7 +194,6 @@ typedef struct {
     int leaky;         // apply a leaky ReLU (`slope`) to each value read
     __m512 slope;
     const float *mul, *add;   // per-channel affine of the 16 channels being read (NULL: none)
-    int swish;                // swish after the affine
 } input_map;
 
 // Bilinear ×2 (align_corners=False) as PyTorch's CPU kernel computes it: the source position of
@@ -281,11 +279,8 @@ static void input_tile(const float *plane, size_t row, size_t pixel, const input
                     col[i] = _mm512_mask_mul_ps(col[i], _mm512_cmp_ps_mask(col[i], zero, _CMP_LT_OQ), col[i], map->slope);
             if (map->mul) {   // a deferred group norm: padding (rows outside) stays zero
                 const __m512 m = _mm512_loadu_ps(map->mul), a = _mm512_loadu_ps(map->add);
-                for (int i = 0; i < 6; i++) {
-                    if (!rows[i]) continue;
-                    col[i] = _mm512_fmadd_ps(col[i], m, a);
-                    if (map->swish) col[i] = swish16(col[i]);
-                }
+                for (int i = 0; i < 6; i++)
+                    if (rows[i]) col[i] = _mm512_fmadd_ps(col[i], m, a);
             }
         } else {
             for (int i = 0; i < 6; i++) col[i] = zero;
@@ -529,7 +524,7 @@ void frw_conv3x3(const float *src, int src_nhwc, int cin, int h, int w, int pad,
     const int normalized = read && read->mul && read->add && kind == FRW_STRIDE1 && upsample == 1;
     const input_map map = {h, w, upsample, read && read->reflect && pad == 1, read && read->leaky,
                            _mm512_set1_ps(read ? read->slope : 0), normalized ? read->mul : NULL,
-                           normalized ? read->add : NULL, normalized && read->swish};
+                           normalized ? read->add : NULL};
     const int s2 = kind == FRW_STRIDE2, n2x = kind == FRW_NEAREST2X, stride = s2 ? 2 : 1;
     const int P = positions(kind), side = s2 ? 9 : n2x ? 5 : 6;
     const int oh = (upsample * h + 2 * pad - 3) / stride + 1, ow = (upsample * w + 2 * pad - 3) / stride + 1;   // output size

@@ -434,14 +434,16 @@ public final class Conv2d: Sendable {
     }
 
     /// `self(context.apply(g))`, plus `residual` (times `scale` for the convolution) when given:
-    /// a GroupNorm (+ swish) followed by this conv, as in the VQGAN blocks. On the fused Winograd
-    /// kernel (stride 1) the norm is applied to each value as the kernel reads it, bit for bit as
-    /// `apply` computes it, and the normalized tensor (64×512² floats, 67 MB, at RestoreFormer's
-    /// first level) is never written; elsewhere it is.
+    /// a GroupNorm (+ swish) followed by this conv, as in the VQGAN blocks. A norm without swish
+    /// on the fused Winograd kernel (stride 1) is applied to each value as the kernel reads it,
+    /// bit for bit as `apply` computes it, and the normalized tensor is never written. With the
+    /// swish it is written first: the kernel reads each value 2.25 times (6×6 inputs per 4×4
+    /// outputs), and recomputing the swish on every read made RestoreFormer++ slower (1.52 s
+    /// against 1.37 s a forward) than the pass it saves.
     public func callAsFunction(_ g: GroupNormed, scale: Float = 1, adding residual: Tensor? = nil,
                                _ context: ComputeContext) throws -> Tensor {
         try checkInput(g.source)
-        if case .fusedWinograd(let kernel) = path, kernel.stride == 1 {
+        if case .fusedWinograd(let kernel) = path, kernel.stride == 1, !g.swish {
             return try kernel.forward(g.source, into: nil, residual: residual.map { ($0, scale) }, read: .normalized(g), context: context)
         }
         let x = try context.apply(g)

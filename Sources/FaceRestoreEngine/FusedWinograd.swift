@@ -115,8 +115,8 @@ final class FusedWinogradConv: Sendable {
     ///   through that activation (ParseNet's `ReflectionPad2d` convs);
     /// - `.bilinear`: the input upsampled ×2 bilinearly (align_corners=False, torch's arithmetic),
     ///   then the layer's own zero padding (GFPGAN's upsampling StyleConvs and U-Net blocks).
-    /// - `.normalized`: a deferred group norm (and swish) applied to each value as it is read,
-    ///   for a stride-1 layer; the same bits as convolving `ComputeContext.apply(g)`.
+    /// - `.normalized`: a deferred group norm (without swish) applied to each value as it is
+    ///   read, for a stride-1 layer; the same bits as convolving `ComputeContext.apply(g)`.
     enum Read {
         case reflected(upsample: Int, leakyReLUSlope: Float?)
         case bilinear
@@ -129,7 +129,7 @@ final class FusedWinogradConv: Sendable {
     func forward(_ x: Tensor, into destination: Tensor?, residual: (tensor: Tensor, scale: Float)? = nil,
                  read: Read? = nil, context: ComputeContext) throws -> Tensor {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
-        var how = frw_read(upsample: 1, bilinear: 0, reflect: 0, leaky: 0, slope: 0, mul: nil, add: nil, swish: 0)
+        var how = frw_read(upsample: 1, bilinear: 0, reflect: 0, leaky: 0, slope: 0, mul: nil, add: nil)
         var pad = padding
         var affine: (mul: TensorStorage, add: TensorStorage)?
         switch read {
@@ -138,16 +138,16 @@ final class FusedWinogradConv: Sendable {
             precondition(padding == 0 && (upsample == 1 || upsample == 2), "a reflection-padded input goes to a layer built without padding")
             pad = 1
             how = frw_read(upsample: Int32(upsample), bilinear: 0, reflect: 1, leaky: slope == nil ? 0 : 1, slope: slope ?? 0,
-                           mul: nil, add: nil, swish: 0)
+                           mul: nil, add: nil)
         case .bilinear?:
-            how = frw_read(upsample: 2, bilinear: 1, reflect: 0, leaky: 0, slope: 0, mul: nil, add: nil, swish: 0)
+            how = frw_read(upsample: 2, bilinear: 1, reflect: 0, leaky: 0, slope: 0, mul: nil, add: nil)
         case .normalized(let g)?:
-            precondition(stride == 1 && g.mul.count == n * inChannels, "a deferred group norm feeds a stride-1 layer, one scale per channel")
+            precondition(stride == 1 && !g.swish && g.mul.count == n * inChannels,
+                         "a deferred group norm without swish feeds a stride-1 layer, one scale per channel")
             let (m, a) = (TensorStorage(bytes: g.mul.count * 4), TensorStorage(bytes: g.add.count * 4))
             g.mul.withUnsafeBufferPointer { m.floats.initialize(from: $0.baseAddress!, count: $0.count) }
             g.add.withUnsafeBufferPointer { a.floats.initialize(from: $0.baseAddress!, count: $0.count) }
             affine = (m, a)
-            how.swish = g.swish ? 1 : 0
         }
         let up = Int(how.upsample)
         precondition(stride == 1 || up == 1, "the stride-2 kernel reads its input without upsampling")

@@ -1,8 +1,8 @@
-// A GroupNorm (+ swish) applied by the following 3×3 convolution as it reads its input
+// A GroupNorm applied by the following 3×3 convolution as it reads its input
 // (`Conv2d(_:GroupNormed)`, the fused Winograd kernel's normalized reads) against the same
 // convolution of the materialized norm (`ComputeContext.apply`): the kernel sees the same input
-// bits, so the outputs must be identical, for every input layout, with and without the swish and
-// a residual, and where the layer cannot take it (stride 2) through the fallback.
+// bits, so the outputs must be identical, for every input layout, with and without a residual;
+// with the swish and where the layer cannot take it (stride 2) through the materialized norm.
 
 import CWinograd
 @testable import FaceRestoreEngine

@@ -32,8 +32,7 @@ size_t frw_scratch_floats(int cin, int cout, int kind);
 /// `pad` with zeros or, when `reflect` is set, by reflection (ReflectionPad2d), and when `leaky`
 /// is set passed through LeakyReLU of slope `slope` (not with bilinear), and when `mul` is set
 /// (FRW_STRIDE1 without upsampling only) each input value of channel c becomes
-/// `v·mul[c] + add[c]`, then when `swish` is set `y·sigmoid(y)` exactly as group norm's pass
-/// computes it (a deferred GroupNorm + swish; padding stays zero): all applied as values are
+/// `v·mul[c] + add[c]` (a deferred GroupNorm; padding stays zero): all applied as values are
 /// read, never written out.
 typedef struct {
     int upsample;
@@ -43,7 +42,6 @@ typedef struct {
     float slope;
     const float *mul;
     const float *add;
-    int swish;
 } frw_read;
 
 /// Tile rows [row_begin, row_end) (4 output rows each; 8 for FRW_NEAREST2X) of a 3×3 convolution
