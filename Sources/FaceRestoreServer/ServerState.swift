@@ -106,7 +106,8 @@ final class ServerState: Sendable {
             throw APIError(.internalServerError, "\(upload.name): the upload could not be read back")
         }
         guard !data.isEmpty else { throw APIError(.unprocessableContent, "\(upload.name): the file is empty") }
-        guard ImageFormat.sniff(data) != nil else {
+        // The page serves PNG and JPEG results only; the archive formats are the CLI's.
+        guard let format = ImageFormat.sniff(data), format == .png || format == .jpeg else {
             throw APIError(.unsupportedMediaType, "\(upload.name): not a PNG or JPEG image (its bytes do not start like one)")
         }
         let header: ImageHeader

@@ -66,8 +66,12 @@ struct Restore: ParsableCommand {
     @Flag(name: .customLong("only-center-face"), help: "Restore only the face nearest the image centre.")
     var onlyCenterFace = false
 
-    @Option(name: .long, help: "Restored image format (auto: as the input).")
+    @Option(name: .long, help: "Restored image format (auto: as the input; HEIC inputs are written as JPEG).")
     var ext: OutputFormat = .auto
+
+    @Flag(name: .customLong("strip-metadata"),
+          help: "Leave the input's EXIF, ICC profile, XMP, IPTC and resolution out of the restored image (only the Software tag is written).")
+    var stripMetadata = false
 
     @Option(name: [.customShort("w"), .customLong("weight")],
             help: "Blend of the restored face with the aligned input when pasting: 1 restored (default), 0 input (upstream GFPGAN ignores -w; here it works). With CodeFormer, its fidelity weight as in inference_codeformer.py: 0 quality … 1 fidelity to the input (default 0.5).")
@@ -170,7 +174,7 @@ struct Restore: ParsableCommand {
             printError("facerestore: \(file): another input has the same name; its outputs are named \(name) so that neither is overwritten")
         }
         let progress = Progress(total: files.count)
-        let outputOptions = OutputOptions(format: ext, suffix: suffix)
+        let outputOptions = OutputOptions(format: ext, suffix: suffix, stripMetadata: stripMetadata)
         var failures: [String] = [], noFace: [String] = []
         var total = RestoreTimings(), faces = 0
         for (i, file) in files.enumerated() {
