@@ -929,7 +929,12 @@ static int bmp_layout_of(const unsigned char *d, size_t size, bmp_layout *L, cha
     }
     if (L->bpp <= 8) {
         uint32_t max = 1u << L->bpp;
-        if (L->colors == 0 || L->colors > max) L->colors = max;
+        if (L->colors == 0 || L->colors > max) {
+            /* Implicit (core headers have no count): what fits before the pixels, at most 2^bpp. */
+            L->colors = max;
+            if (L->offset > after && (L->offset - after) / L->palette_entry < max) L->colors = (uint32_t)((L->offset - after) / L->palette_entry);
+            if (L->colors == 0) { errf(err, errlen, "BMP palette is missing"); return 1; }
+        }
         L->palette_at = after;
         if (size < after + (size_t)L->colors * L->palette_entry) { errf(err, errlen, "truncated BMP palette"); return 1; }
     }
