@@ -495,7 +495,7 @@ int fr_tiff_metadata(const unsigned char *data, size_t size, fr_metadata *out, c
     n = 0; p = NULL;
     if (TIFFGetField(tif, TIFFTAG_XMLPACKET, &n, &p) && p && n) { out->xmp = dup_bytes(p, n); out->xmp_size = out->xmp ? n : 0; }
     n = 0; p = NULL;
-    /* RichTIFFIPTC is declared LONG (or UNDEFINED); libtiff gives a count of its type's units. */
+    /* RichTIFFIPTC is declared UNDEFINED (LONG in older libtiffs); the count is in that type's units. */
     if (TIFFGetField(tif, TIFFTAG_RICHTIFFIPTC, &n, &p) && p && n) {
         const TIFFField *f = TIFFFieldWithTag(tif, TIFFTAG_RICHTIFFIPTC);
         size_t unit = f && TIFFFieldDataType(f) == TIFF_LONG ? 4 : 1;
@@ -552,14 +552,20 @@ int fr_tiff_encode(const unsigned char *pixels, int width, int height, int chann
     if (meta) {
         if (meta->icc && meta->icc_size && meta->icc_size <= UINT32_MAX) ok &= TIFFSetField(tif, TIFFTAG_ICCPROFILE, (uint32_t)meta->icc_size, meta->icc);
         if (meta->xmp && meta->xmp_size && meta->xmp_size <= UINT32_MAX) ok &= TIFFSetField(tif, TIFFTAG_XMLPACKET, (uint32_t)meta->xmp_size, meta->xmp);
-        if (meta->iptc && meta->iptc_size) {
-            /* Written as LONGs, as libtiff declares the tag: padded to a multiple of 4 bytes. */
-            size_t n = (meta->iptc_size + 3) / 4;
-            uint32_t *words = (uint32_t *)calloc(n, 4);
-            if (words) {
-                memcpy(words, meta->iptc, meta->iptc_size);
-                ok &= TIFFSetField(tif, TIFFTAG_RICHTIFFIPTC, (uint32_t)n, words);
-                free(words);
+        if (meta->iptc && meta->iptc_size && meta->iptc_size <= (1u << 24)) {
+            /* The count is in units of the type libtiff declares the tag with: bytes (UNDEFINED),
+               or LONGs in older libtiffs, then padded to a multiple of 4 bytes. */
+            const TIFFField *f = TIFFFieldWithTag(tif, TIFFTAG_RICHTIFFIPTC);
+            if (f && TIFFFieldDataType(f) == TIFF_LONG) {
+                size_t n = (meta->iptc_size + 3) / 4;
+                uint32_t *words = (uint32_t *)calloc(n, 4);
+                if (words) {
+                    memcpy(words, meta->iptc, meta->iptc_size);
+                    ok &= TIFFSetField(tif, TIFFTAG_RICHTIFFIPTC, (uint32_t)n, words);
+                    free(words);
+                }
+            } else {
+                ok &= TIFFSetField(tif, TIFFTAG_RICHTIFFIPTC, (uint32_t)meta->iptc_size, meta->iptc);
             }
         }
         if (meta->dpi_x > 0 && meta->dpi_y > 0) {
