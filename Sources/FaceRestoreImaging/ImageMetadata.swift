@@ -112,7 +112,7 @@ public struct ImageMetadata: Sendable, Equatable {
             if marker == 0xDA || marker == 0xD9 { break }
             let len = Int(d[i + 2]) << 8 | Int(d[i + 3])
             guard len >= 2, i + 2 + len <= d.count else { break }
-            let seg = Array(d[(i + 4)..<(i + 2 + len)])
+            let seg = (0xE0...0xED).contains(marker) ? Array(d[(i + 4)..<(i + 2 + len)]) : []
             switch marker {
             case 0xE0 where seg.starts(with: Array("JFIF\0".utf8)) && seg.count >= 12:
                 let units = seg[7], x = Double(Int(seg[8]) << 8 | Int(seg[9])), y = Double(Int(seg[10]) << 8 | Int(seg[11]))
@@ -218,7 +218,9 @@ public struct ImageMetadata: Sendable, Equatable {
             let len = Int(d[i]) << 24 | Int(d[i + 1]) << 16 | Int(d[i + 2]) << 8 | Int(d[i + 3])
             guard len <= d.count - i - 12 else { break }
             let type = String(decoding: d[(i + 4)..<(i + 8)], as: UTF8.self)
-            let body = Array(d[(i + 8)..<(i + 8 + len)])
+            // Only the metadata chunks are copied (not the image data).
+            let wanted: Set<String> = ["eXIf", "iCCP", "pHYs", "iTXt", "zTXt", "tEXt"]
+            let body = wanted.contains(type) ? Array(d[(i + 8)..<(i + 8 + len)]) : []
             switch type {
             case "eXIf" where m.exif == nil: m.exif = body.starts(with: Array("Exif\0\0".utf8)) ? Array(body[6...]) : body
             case "iCCP" where m.icc == nil:

@@ -247,8 +247,11 @@ final class ServerState: Sendable {
         for dir in Set(files.map { ($0.relativePath as NSString).deletingLastPathComponent }) {
             try FileManager.default.createDirectory(at: folder.appendingPathComponent(dir), withIntermediateDirectories: true)
         }
-        try ImageIO.write(files.map { (image: $0.image, alpha: $0.alpha, path: folder.appendingPathComponent($0.relativePath).path) },
-                          threads: 1)
+        // Encoded as the CLI encodes them (the restored image with the input's metadata).
+        try ImageIO.write(files.map {
+            ImageOutput(image: $0.image, alpha: $0.alpha, image16: $0.image16, alpha16: $0.alpha16,
+                        path: folder.appendingPathComponent($0.relativePath).path, options: $0.encoding)
+        }, threads: 1)
     }
 
     /// The result file of a job (the restored image).
