@@ -425,6 +425,11 @@ int fr_tiff_decode(const unsigned char *data, size_t size, size_t max_pixels, fr
             TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
             tmsize_t tsize = TIFFTileSize(tif);
             if (tw == 0 || th == 0 || tsize <= 0) { if (!m.has_err) errf(err, errlen, "bad TIFF tile size"); ok = 0; }
+            /* Tiles are not bounded by the image: a tile may hold no more pixels than the limit. */
+            if (ok && (uint64_t)tw * th > (uint64_t)max_pixels) {
+                errf(err, errlen, "TIFF tiles of %ux%u exceed the pixel limit", tw, th);
+                ok = 0;
+            }
             /* A tile holds at most tw × th × spp samples of ≤ 2 bytes; the buffer is what libtiff says. */
             if (ok && (block = (unsigned char *)malloc((size_t)tsize)) == NULL) { errf(err, errlen, "out of memory"); ok = 0; }
             for (int pl = 0; ok && pl < planes; pl++)
