@@ -41,9 +41,12 @@ let package = Package(
         .target(name: "CChecksum", path: "Sources/CChecksum", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "FaceRestoreWeights", dependencies: ["FaceRestoreEngine", "CChecksum"]),
         .target(name: "FaceRestoreModels", dependencies: ["FaceRestoreEngine", "FaceRestoreWeights"]),
-        // libpng (classic API behind a C layer: it needs setjmp), TurboJPEG 2.x and libexif.
+        // libpng (classic API behind a C layer: it needs setjmp), TurboJPEG 2.x and libexif; the
+        // archive formats: libtiff, libwebp (with its mux/demux for metadata chunks), libheif; zlib.
         .target(name: "CImageCodecs", path: "Sources/CImageCodecs",
-                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("turbojpeg"), .linkedLibrary("exif")]),
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("turbojpeg"), .linkedLibrary("exif"),
+                                 .linkedLibrary("tiff"), .linkedLibrary("webp"), .linkedLibrary("webpmux"),
+                                 .linkedLibrary("webpdemux"), .linkedLibrary("heif"), .linkedLibrary("z")]),
         .target(name: "FaceRestoreImaging", dependencies: ["FaceRestoreEngine", "CImageCodecs"]),
         .target(name: "FaceRestorePipeline", dependencies: ["FaceRestoreWeights", "FaceRestoreModels", "FaceRestoreImaging"]),
         // The papers' evaluation: the synthetic degradation model and the metrics (PSNR, SSIM, NIQE,

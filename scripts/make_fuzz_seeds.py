@@ -3,9 +3,12 @@
 PIL and numpy). Every seed is ours: the weight seeds are random-weight fixtures that
 scripts/make_fixtures.py and scripts/make_lightning_fixtures.py made, copied; the ONNX and ncnn
 seeds are written here byte by byte; the image seeds are the codec fixtures plus a PNG with an
-eXIf orientation. Deterministic.
+eXIf orientation; the archive-format seeds (TIFF, WebP, BMP by PIL or by hand, HEIF by Debian's
+heif-enc, tiled and separate-plane TIFFs by tiffcp) are drawn here. Deterministic, except HEIF's
+bytes, which follow the installed x265.
 
-    scripts/make_fuzz_seeds.py
+    scripts/make_fuzz_seeds.py            # everything
+    scripts/make_fuzz_seeds.py archive    # the TIFF, WebP, BMP and HEIF seeds only
 """
 import pathlib, shutil, struct
 
@@ -146,6 +149,67 @@ def main():
     (CORPUS / "cvyaml/brisque_layout.bin").write_bytes(cvyaml_seed(rng))
 
 
+def archive_seeds():
+    """Small TIFF, WebP, BMP and HEIF files covering the decoders' branches."""
+    import subprocess, tempfile
+    import numpy as np
+    from PIL import Image
+    for target in ("tiff", "webp", "bmp", "heic"):
+        d = CORPUS / target
+        d.mkdir(parents=True, exist_ok=True)
+        for f in d.iterdir():
+            f.unlink()
+    y, x = np.mgrid[0:6, 0:8]
+    rgb = np.stack([x * 30, y * 40, (x + y) * 15], -1).astype(np.uint8)
+    rgba = np.dstack([rgb, (x * 32).astype(np.uint8)])
+    gray16 = (x * 8000 + y * 1000).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x013B] = "Seed"
+    t = CORPUS / "tiff"
+    Image.fromarray(rgb).save(t / "rgb_deflate.tif", compression="tiff_adobe_deflate", dpi=(300, 300))
+    Image.fromarray(rgba).save(t / "rgba_lzw.tif", compression="tiff_lzw")
+    Image.fromarray(rgb).save(t / "rgb_packbits_exif.tif", compression="packbits", exif=exif.tobytes())
+    Image.fromarray(gray16).save(t / "gray16.tif")
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=8).save(t / "palette.tif")
+    Image.fromarray((x > 3).astype(np.uint8) * 255).convert("1").save(t / "bilevel_g4.tif", compression="group4")
+    Image.fromarray(rgb).save(t / "rgb_jpeg.tif", compression="jpeg", quality=80)
+    Image.fromarray(rgb).save(t / "two_pages.tif", save_all=True, append_images=[Image.fromarray(rgba)])
+    if shutil.which("tiffcp"):
+        subprocess.run(["tiffcp", "-t", "-w", "16", "-l", "16", t / "rgba_lzw.tif", t / "rgba_tiled.tif"], check=True)
+        subprocess.run(["tiffcp", "-p", "separate", t / "rgb_deflate.tif", t / "rgb_separate.tif"], check=True)
+    w = CORPUS / "webp"
+    Image.fromarray(rgb).save(w / "lossy.webp", quality=60)
+    Image.fromarray(rgba).save(w / "lossless_alpha.webp", lossless=True)
+    Image.fromarray(rgb).save(w / "lossy_exif_icc.webp", quality=60, exif=exif.tobytes(), icc_profile=b"\0" * 40)
+    b = CORPUS / "bmp"
+    Image.fromarray(rgb).save(b / "rgb24.bmp")
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(b / "palette8.bmp")
+    Image.fromarray((x > 3).astype(np.uint8) * 255).convert("1").save(b / "bilevel.bmp")
+    Image.fromarray(rgba).save(b / "rgba32.bmp")
+
+    def bmp(header, palette, rows):
+        offset = 14 + len(header) + len(palette)
+        return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header + palette + rows
+
+    def info(w, h, bpp, compression=0, colors=0):
+        return struct.pack("<IiiHHIIiiII", 40, w, h, 1, bpp, compression, 0, 2835, 2835, colors, 0)
+    pal = bytes([0, 0, 255, 0, 0, 255, 0, 0])
+    (b / "rle8.bmp").write_bytes(bmp(info(4, 2, 8, 1, 2), pal, bytes([3, 1, 0, 0, 0, 2, 0, 1, 1, 0, 0, 1])))
+    (b / "rle4.bmp").write_bytes(bmp(info(4, 1, 4, 2, 2), pal, bytes([4, 0x10, 0, 1])))
+    masks = struct.pack("<III", 0xF800, 0x07E0, 0x001F)
+    (b / "rgb565_topdown.bmp").write_bytes(bmp(info(2, -2, 16, 3) + masks, b"", bytes([0, 0xF8, 0x1F, 0, 0xE0, 0x07, 0, 0])))
+    core = struct.pack("<IHHHH", 12, 2, 1, 1, 8)
+    (b / "os2_core.bmp").write_bytes(bmp(core, bytes([0, 0, 255, 0, 255, 0]), bytes([1, 0, 0, 0])))
+    if shutil.which("heif-enc"):
+        with tempfile.TemporaryDirectory() as tmp:
+            src = pathlib.Path(tmp) / "src.png"
+            Image.fromarray(np.kron(rgb, np.ones((2, 2, 1), np.uint8))).save(src)
+            subprocess.run(["heif-enc", "-q", "40", src, "-o", CORPUS / "heic/small.heic"], check=True, capture_output=True)
+            Image.fromarray(np.kron(rgba, np.ones((2, 2, 1), np.uint8))).save(src)
+            subprocess.run(["heif-enc", "-q", "40", src, "-o", CORPUS / "heic/alpha.heic"], check=True, capture_output=True)
+
+
 def fix_zip_times(path):
     """Rewrites a zip with fixed member times, so the seed is the same bytes on every run."""
     import zipfile
@@ -175,4 +239,9 @@ def cvyaml_seed(rng):
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    if sys.argv[1:] == ["archive"]:
+        archive_seeds()
+    else:
+        main()
+        archive_seeds()

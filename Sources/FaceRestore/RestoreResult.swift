@@ -2,7 +2,9 @@
 // (the whole photo), and per face `cropped_faces/<name>_<idx:02d>.png`, `restored_faces/…` and
 // `cmp/…` (crop and restoration side by side), as gfpgan 1.3.8 `inference_gfpgan.py` names them.
 // Aligned inputs write the three face folders as `<name>_00.png`; the offline fallback writes
-// only `restored_imgs`. Every file is written atomically.
+// only `restored_imgs`. Every file is written atomically. The restored whole image carries the
+// input's metadata (EXIF with the orientation reset and a Software tag, ICC, XMP, IPTC,
+// resolution) in its format's native way; the face files carry none.
 
 import FaceRestoreEngine
 import FaceRestoreImaging
@@ -12,10 +14,18 @@ import Foundation
 
 /// The format of the restored whole image.
 public enum OutputFormat: String, Sendable, CaseIterable {
-    /// The input's extension (PNG when it has none), as upstream's `--ext auto`.
+    /// The input's extension (PNG when it has none), as upstream's `--ext auto`; HEIF inputs
+    /// (read only) are written as JPEG.
     case auto
     case png
     case jpg
+    /// Deflate with the horizontal predictor; 16-bit when the result carries 16-bit samples.
+    case tiff
+    /// Lossless when the input was lossless, else lossy at quality 95: re-encoding a lossy photo
+    /// losslessly multiplies its size without bringing back what its encoder dropped.
+    case webp
+    /// 24-bit, or 32-bit with the alpha channel.
+    case bmp
 }
 
 /// How outputs are named and encoded.
@@ -25,11 +35,15 @@ public struct OutputOptions: Sendable, Equatable {
     public var suffix: String?
     /// Write only the restored whole image, not the per-face files.
     public var restoredImageOnly = false
+    /// Leave the input's metadata out of the restored image: only the Software tag (FaceRestore
+    /// and the model) is written.
+    public var stripMetadata = false
 
-    public init(format: OutputFormat = .auto, suffix: String? = nil, restoredImageOnly: Bool = false) {
+    public init(format: OutputFormat = .auto, suffix: String? = nil, restoredImageOnly: Bool = false, stripMetadata: Bool = false) {
         self.format = format
         self.suffix = suffix
         self.restoredImageOnly = restoredImageOnly
+        self.stripMetadata = stripMetadata
     }
 }
 
@@ -39,6 +53,17 @@ public struct OutputFile: Sendable {
     public var relativePath: String
     public var image: PixelImage
     public var alpha: [UInt8]?
+    /// 16-bit samples written instead of `image` where the format holds them (PNG, TIFF).
+    public var image16: PixelImage16?
+    public var alpha16: [UInt16]?
+    /// How the file is encoded, metadata included (the restored whole image only).
+    public var encoding = EncodeOptions()
+
+    init(relativePath: String, image: PixelImage, alpha: [UInt8]? = nil) {
+        self.relativePath = relativePath
+        self.image = image
+        self.alpha = alpha
+    }
 }
 
 /// The result of restoring one image.
@@ -65,6 +90,22 @@ public struct RestoreResult: Sendable {
     public var timings = RestoreTimings()
     /// What was done differently from what was asked (the offline fallback, no parser, no face).
     public var warnings: [RestoreWarning] = []
+    /// The input's metadata, written into the restored whole image (see `OutputOptions.stripMetadata`).
+    public var metadata = ImageMetadata()
+    /// The model that restored it, named in the output's Software tag.
+    public var modelName: String?
+    /// Whether the input's encoding was lossless (WebP outputs follow it).
+    public var sourceLossless = true
+    /// The restored whole image in 16 bits (BGR), set by a caller that composites the input's
+    /// `DecodedImage.image16` with the restoration; PNG and TIFF outputs then keep 16 bits.
+    /// `image` must hold the same picture's high bytes (it is what the other formats and the
+    /// face files use). Nil by default: outputs are 8-bit.
+    public var image16: PixelImage16?
+    /// The 16-bit alpha channel to go with `image16`.
+    public var alpha16: [UInt16]?
+
+    /// The Software tag of restored images: FaceRestore and the model.
+    public var software: String { "FaceRestore" + (modelName.map { " (\($0))" } ?? "") }
 
     init(name: String, format: ImageFormat, original: PixelImage, inputAlpha: [UInt8]?) {
         self.name = name
@@ -93,7 +134,13 @@ public struct RestoreResult: Sendable {
         }
         guard let image else { return [] }
         // The whole image first (the largest encode), then the faces' files.
-        var files = [OutputFile(relativePath: primaryPath(options), image: image, alpha: alpha)]
+        var whole = OutputFile(relativePath: primaryPath(options), image: image, alpha: alpha)
+        whole.encoding = encoding(options)
+        if let wide = image16, wide.width == image.width, wide.height == image.height {
+            whole.image16 = wide
+            whole.alpha16 = alpha16
+        }
+        var files = [whole]
         guard !options.restoredImageOnly else { return files }
         for (k, face) in faces.enumerated() {
             let base = "\(name)_\(k < 10 ? "0" : "")\(k)"
@@ -117,6 +164,12 @@ public struct RestoreResult: Sendable {
         return aligned ? "restored_faces/\(name)_00\(tail).png" : "restored_imgs/\(name)\(tail).\(ext)"
     }
 
+    /// How the restored whole image is encoded: its metadata (the input's, or only the Software
+    /// tag), and WebP's lossless or lossy mode following the input.
+    func encoding(_ options: OutputOptions) -> EncodeOptions {
+        EncodeOptions(webpQuality: sourceLossless ? nil : 95, metadata: metadata.forOutput(software: software, strip: options.stripMetadata))
+    }
+
     /// The restored image's extension for `format`.
     func fileExtension(_ format: OutputFormat) -> String {
         Self.fileExtension(format, sourcePath: sourcePath, inputFormat: self.format)
@@ -128,10 +181,16 @@ public struct RestoreResult: Sendable {
         switch format {
         case .png: return "png"
         case .jpg: return "jpg"
+        case .tiff: return "tif"
+        case .webp: return "webp"
+        case .bmp: return "bmp"
         case .auto:
             let ext = sourcePath.map { URL(fileURLWithPath: $0).pathExtension } ?? ""
+            if let f = ImageFormat(extension: ext), !f.isWritable { return "jpg" }
             if !ext.isEmpty { return ext }
-            return sourcePath == nil && inputFormat == .jpeg ? "jpg" : "png"
+            if inputFormat == .heic { return "jpg" }
+            if sourcePath == nil, let f = inputFormat, f != .png { return f.fileExtension }
+            return "png"
         }
     }
 
@@ -141,7 +200,10 @@ public struct RestoreResult: Sendable {
         guard let image = image ?? aligned?.restored else {
             throw ImageError.encoding(path: path, reason: "nothing was restored")
         }
-        try ImageIO.write(image, alpha: self.image == nil ? nil : alpha, to: path)
+        guard self.image != nil else { return try ImageIO.write(image, to: path) }
+        let wide = image16.flatMap { $0.width == image.width && $0.height == image.height ? $0 : nil }
+        try ImageIO.write(ImageOutput(image: image, alpha: alpha, image16: wide, alpha16: wide == nil ? nil : alpha16, path: path,
+                                      options: encoding(OutputOptions())))
     }
 
     /// Why a folder cannot be created, in words: the part of the path that is a file, or the
@@ -175,7 +237,10 @@ public struct RestoreResult: Sendable {
                 throw ImageError.io(path: path, reason: "cannot create the output folder (\(Self.folderProblem(path)))")
             }
         }
-        let list = files.map { (image: $0.image, alpha: $0.alpha, path: folder + "/" + $0.relativePath) }
+        let list = files.map {
+            ImageOutput(image: $0.image, alpha: $0.alpha, image16: $0.image16, alpha16: $0.alpha16, path: folder + "/" + $0.relativePath,
+                        options: $0.encoding)
+        }
         let primary = folder + "/" + primaryPath(options)
         try ImageIO.write(list.filter { $0.path != primary }, threads: max(threads, 1))
         try ImageIO.write(list.filter { $0.path == primary }, threads: 1)

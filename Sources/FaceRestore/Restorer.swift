@@ -333,6 +333,7 @@ public struct Restorer: Sendable {
                 try checkMemory(width: header.width, height: header.height, options: options)
             }
             let decoded = try timings.measure(\.decode) { try ImageIO.decode(data, path: path, limits: configuration.limits) }
+            if decoded.pageCount > 1 { throw Self.multiPage(path: path, pages: decoded.pageCount) }
             var result = try restore(decoded, name: Self.baseName(path), options: options, progress: progress)
             result.sourcePath = path
             result.timings.decode = timings.decode
@@ -344,13 +345,23 @@ public struct Restorer: Sendable {
         }
     }
 
+    /// A multi-page file (a TIFF with several directories): refused rather than restoring its
+    /// first page and writing a one-page file in its place.
+    static func multiPage(path: String, pages: Int) -> ImageError {
+        .unsupported(path: path, reason: "has \(pages) pages; FaceRestore restores single-page files")
+    }
+
     /// Restores a decoded image. `name` is the base of the output file names.
     public func restore(_ decoded: DecodedImage, name: String, options: PhotoOptions = PhotoOptions(),
                         progress: ((RestoreStage) -> Void)? = nil) throws -> RestoreResult {
         try options.validate()
+        if decoded.pageCount > 1 { throw Self.multiPage(path: name, pages: decoded.pageCount) }
         let image = decoded.image
         try checkMemory(width: image.width, height: image.height, options: options)
         var result = RestoreResult(name: name, format: decoded.format, original: image, inputAlpha: decoded.alpha)
+        result.metadata = decoded.metadata
+        result.modelName = modelName
+        result.sourceLossless = decoded.lossless
         result.warnings = warnings
         switch mode {
         case .aligned(let restorer):

@@ -19,6 +19,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case ncnn
     case png
     case jpeg
+    /// The archive formats: each decoded (first page, 16-bit samples, metadata) and probed.
+    case tiff
+    case webp
+    case bmp
+    case heic
     /// NIQE's parameters (`.npz`: a zip of `.npy` arrays).
     case npz
     /// OpenCV YAML storage as BRISQUE's model and range files use it, packed as for `ncnn`:
@@ -38,6 +43,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             // Both reads: as cv2.IMREAD_COLOR and as cv2.IMREAD_GRAYSCALE (Deg.'s reads).
             let gray = (try? ImageIO.decodeGrayscale(data, path: "fuzz", limits: Self.limits)) != nil
             return (try? ImageIO.decode(data, path: "fuzz", limits: Self.limits)) != nil || gray
+        case .tiff, .webp, .bmp, .heic:
+            _ = try? ImageIO.probe(data, path: "fuzz", limits: Self.limits)
+            guard let decoded = try? ImageIO.decode(data, path: "fuzz", limits: Self.limits) else { return false }
+            // What a restored image's writer does with the metadata read.
+            _ = decoded.metadata.forOutput(software: "fuzz")
+            return true
         case .pth, .safetensors:
             let path = Self.scratch(rawValue)
             defer { try? FileManager.default.removeItem(atPath: path) }

@@ -20,6 +20,16 @@ extension ImageIO {
     /// `cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)` (`path` names the source in errors).
     public static func decodeGrayscale(_ data: Data, path: String, limits: ImageLimits = ImageLimits()) throws -> PixelImage {
         let header = try probe(data, path: path, limits: limits)
+        guard header.format == .png || header.format == .jpeg else {
+            // The archive formats: the colour read, then one channel (OpenCV's BGR2GRAY weights).
+            let color = try decode(data, path: path, limits: limits).image
+            var gray = [UInt8](repeating: 0, count: color.width * color.height)
+            for p in gray.indices {
+                let v = 1868 * Int(color.pixels[p * 3]) + 9617 * Int(color.pixels[p * 3 + 1]) + 4899 * Int(color.pixels[p * 3 + 2])
+                gray[p] = UInt8((v + 8192) >> 14)
+            }
+            return PixelImage(width: color.width, height: color.height, channels: 1, pixels: gray)
+        }
         var raw = fr_image()
         var err = [CChar](repeating: 0, count: 256)
         let rc = data.withUnsafeBytes { b -> Int32 in

@@ -106,7 +106,8 @@ final class ServerState: Sendable {
             throw APIError(.internalServerError, "\(upload.name): the upload could not be read back")
         }
         guard !data.isEmpty else { throw APIError(.unprocessableContent, "\(upload.name): the file is empty") }
-        guard ImageFormat.sniff(data) != nil else {
+        // The page serves PNG and JPEG results only; the archive formats are the CLI's.
+        guard let format = ImageFormat.sniff(data), format == .png || format == .jpeg else {
             throw APIError(.unsupportedMediaType, "\(upload.name): not a PNG or JPEG image (its bytes do not start like one)")
         }
         let header: ImageHeader
@@ -246,8 +247,11 @@ final class ServerState: Sendable {
         for dir in Set(files.map { ($0.relativePath as NSString).deletingLastPathComponent }) {
             try FileManager.default.createDirectory(at: folder.appendingPathComponent(dir), withIntermediateDirectories: true)
         }
-        try ImageIO.write(files.map { (image: $0.image, alpha: $0.alpha, path: folder.appendingPathComponent($0.relativePath).path) },
-                          threads: 1)
+        // Encoded as the CLI encodes them (the restored image with the input's metadata).
+        try ImageIO.write(files.map {
+            ImageOutput(image: $0.image, alpha: $0.alpha, image16: $0.image16, alpha16: $0.alpha16,
+                        path: folder.appendingPathComponent($0.relativePath).path, options: $0.encoding)
+        }, threads: 1)
     }
 
     /// The result file of a job (the restored image).

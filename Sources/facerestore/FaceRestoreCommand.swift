@@ -87,6 +87,7 @@ extension OutputFormat: ExpressibleByArgument {
     public init?(argument: String) {
         switch argument.lowercased() {
         case "jpeg": self = .jpg
+        case "tif": self = .tiff
         default: self.init(rawValue: argument.lowercased())
         }
     }

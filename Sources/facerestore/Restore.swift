@@ -95,8 +95,12 @@ struct Restore: ParsableCommand {
     @Flag(name: .customLong("only-center-face"), help: "Restore only the face nearest the image centre.")
     var onlyCenterFace = false
 
-    @Option(name: .long, help: "Restored image format (auto: as the input).")
+    @Option(name: .long, help: "Restored image format (auto: as the input; HEIC inputs are written as JPEG).")
     var ext: OutputFormat = .auto
+
+    @Flag(name: .customLong("strip-metadata"),
+          help: "Leave the input's EXIF, ICC profile, XMP, IPTC and resolution out of the restored image (only the Software tag is written).")
+    var stripMetadata = false
 
     @Option(name: [.customShort("w"), .customLong("weight")],
             help: "Blend of the restored face with the aligned input when pasting: 1 restored (default), 0 input (upstream GFPGAN ignores -w; here it works). With CodeFormer, its fidelity weight as in inference_codeformer.py: 0 quality … 1 fidelity to the input (default 0.5).")
@@ -286,7 +290,7 @@ struct Restore: ParsableCommand {
         case "auto"?: shard = try Shard.fromEnvironment(ProcessInfo.processInfo.environment)
         case let text?: shard = try Shard(parsing: text)
         }
-        return Batch(inputs, options: Batch.Options(output: output, outputs: OutputOptions(format: ext, suffix: suffix),
+        return Batch(inputs, options: Batch.Options(output: output, outputs: OutputOptions(format: ext, suffix: suffix, stripMetadata: stripMetadata),
                                                     skipExisting: skipExisting, shard: shard, jobs: jobs))
     }
 

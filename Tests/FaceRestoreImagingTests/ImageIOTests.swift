@@ -69,7 +69,7 @@ let codecExpected = try! SafeTensors.read(path: Bundle.module.url(forResource: "
         FileManager.default.createFile(atPath: empty, contents: Data())
         let text = dir.appendingPathComponent("notes.jpg").path
         FileManager.default.createFile(atPath: text, contents: Data("hello".utf8))
-        for (path, fragment) in [(empty, "empty file"), (text, "not a PNG or JPEG"), (dir.path, "is a directory"),
+        for (path, fragment) in [(empty, "empty file"), (text, "not a PNG, JPEG"), (dir.path, "is a directory"),
                                  (dir.appendingPathComponent("missing.png").path, "no such file")] {
             do { _ = try ImageIO.read(path: path); Issue.record("\(path) decoded") } catch {
                 let line = "\(error)"

@@ -18,7 +18,29 @@ typedef struct {
     int orientation;
     /// malloc'd, row-major interleaved; free with fr_free.
     unsigned char *pixels;
+    /// Pages (TIFF directories) in the file; 1 for the other formats.
+    int pages;
+    /// 1 when the encoding is lossless (WebP VP8L, PNG, TIFF, BMP), 0 when lossy.
+    int lossless;
 } fr_image;
+
+/// Metadata blocks as stored, each malloc'd (NULL when absent); free with fr_metadata_free.
+typedef struct {
+    /// TIFF-structured EXIF (no "Exif\0\0" prefix).
+    unsigned char *exif; size_t exif_size;
+    unsigned char *icc; size_t icc_size;
+    unsigned char *xmp; size_t xmp_size;
+    /// IPTC-IIM records.
+    unsigned char *iptc; size_t iptc_size;
+    /// Resolution in dots per inch; 0 when absent.
+    double dpi_x, dpi_y;
+    /// TIFF only: the first page's text tags (tag numbers in `text_tags`, NUL-terminated values).
+    int text_count;
+    int text_tags[8];
+    char *text[8];
+} fr_metadata;
+
+void fr_metadata_free(fr_metadata *m);
 
 /// Reads only the header: size, channels, depth. Returns 0 on success.
 int fr_png_info(const unsigned char *data, size_t size, fr_image *out, char *err, size_t errlen);
@@ -43,5 +65,49 @@ int fr_png_decode_gray(const unsigned char *data, size_t size, size_t max_pixels
 int fr_jpeg_decode_gray(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen);
 
 void fr_free(void *p);
+
+// ---------------------------------------------------------------------------------------------
+// Archive formats (archive_codecs.c): TIFF (libtiff), WebP (libwebp), HEIF (libheif), BMP (ours).
+// The `_info` functions read the header only; `_decode` refuses more than `max_pixels` pixels
+// before allocating. Unsupported variants return 3 (and a message naming what); other failures 1.
+// ---------------------------------------------------------------------------------------------
+
+/// TIFF: the first page. Gray, gray+alpha, RGB, RGBA at 8 or 16 bits (1-bit gray and palettes
+/// expanded to 8 bits; YCbCr through libtiff's RGBA reader or its JPEG colour conversion).
+int fr_tiff_info(const unsigned char *data, size_t size, fr_image *out, char *err, size_t errlen);
+int fr_tiff_decode(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen);
+int fr_tiff_metadata(const unsigned char *data, size_t size, fr_metadata *out, char *err, size_t errlen);
+/// Interleaved samples (RGB order; 1–4 channels; depth 8 or 16, native-endian) as one page,
+/// `compression` 5 (LZW) or 8 (Deflate) with the horizontal predictor. `meta` (may be NULL):
+/// ICC, XMP, IPTC, resolution and the text tags are written; `exif` is ignored.
+int fr_tiff_encode(const unsigned char *pixels, int width, int height, int channels, int depth, int compression,
+                   const fr_metadata *meta, unsigned char **out, size_t *out_size, char *err, size_t errlen);
+
+/// WebP: still images (lossy, lossless, alpha) to RGB or RGBA; animations refused.
+int fr_webp_info(const unsigned char *data, size_t size, fr_image *out, char *err, size_t errlen);
+int fr_webp_decode(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen);
+int fr_webp_metadata(const unsigned char *data, size_t size, fr_metadata *out, char *err, size_t errlen);
+/// 8-bit RGB (3) or RGBA (4); `quality` < 0 for lossless. `meta` (may be NULL): ICC, EXIF, XMP chunks.
+int fr_webp_encode(const unsigned char *pixels, int width, int height, int channels, int quality,
+                   const fr_metadata *meta, unsigned char **out, size_t *out_size, char *err, size_t errlen);
+
+/// HEIF/HEIC: the primary image, upright (irot/imir applied), to RGB/RGBA at 8 bits, or 16 bits
+/// (samples scaled to the full range) when the file has more than 8.
+int fr_heif_info(const unsigned char *data, size_t size, fr_image *out, char *err, size_t errlen);
+int fr_heif_decode(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen);
+int fr_heif_metadata(const unsigned char *data, size_t size, fr_metadata *out, char *err, size_t errlen);
+
+/// BMP: core (OS/2), INFO, V2–V5 headers; 1/4/8-bit palettes (RLE4/RLE8 included), 16, 24, 32
+/// bits (BI_RGB and bitfields; alpha when a mask gives one) to RGB or RGBA 8-bit.
+int fr_bmp_info(const unsigned char *data, size_t size, fr_image *out, char *err, size_t errlen);
+int fr_bmp_decode(const unsigned char *data, size_t size, size_t max_pixels, fr_image *out, char *err, size_t errlen);
+/// 8-bit RGB (24-bit BI_RGB) or RGBA (32-bit BITMAPV4 with an alpha mask), bottom-up.
+int fr_bmp_encode(const unsigned char *pixels, int width, int height, int channels, int dpi,
+                  unsigned char **out, size_t *out_size, char *err, size_t errlen);
+
+/// zlib: inflates at most `max_out` bytes (more is an error); deflates at level 9; CRC-32.
+int fr_inflate(const unsigned char *data, size_t size, size_t max_out, unsigned char **out, size_t *out_size);
+int fr_deflate(const unsigned char *data, size_t size, unsigned char **out, size_t *out_size);
+uint32_t fr_zlib_crc32(uint32_t crc, const unsigned char *data, size_t size);
 
 #endif
