@@ -96,11 +96,13 @@ public struct RestoreResult: Sendable {
     public var modelName: String?
     /// Whether the input's encoding was lossless (WebP outputs follow it).
     public var sourceLossless = true
-    /// The restored whole image in 16 bits (BGR), set by a caller that composites the input's
-    /// `DecodedImage.image16` with the restoration; PNG and TIFF outputs then keep 16 bits.
-    /// `image` must hold the same picture's high bytes (it is what the other formats and the
-    /// face files use). Nil by default: outputs are 8-bit.
+    /// The restored whole image in 16 bits (BGR), for a 16-bit input: the input's 16-bit samples
+    /// resized and the faces blended in (`PhotoRestorer.composite16`); PNG and TIFF outputs then
+    /// keep 16 bits, other formats and the face files take `image`. Nil for 8-bit inputs and
+    /// where no 16-bit composite exists (see `composite16`).
     public var image16: PixelImage16?
+    /// The input's 16-bit samples (kept so a re-blend composites again).
+    public var original16: PixelImage16?
     /// The 16-bit alpha channel to go with `image16`.
     public var alpha16: [UInt16]?
 

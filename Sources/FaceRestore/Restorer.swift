@@ -413,6 +413,15 @@ public struct Restorer: Sendable {
                         .resizedLanczos4(width: restored.image.width, height: restored.image.height).pixels
                 }
             }
+            // 16-bit inputs: the faces composited into the 16-bit photo (the rest keeps its bits).
+            if let source16 = decoded.image16, source16.width == image.width, source16.height == image.height {
+                result.original16 = source16
+                result.image16 = timings.measure(\.paste) { photo.composite16(restored, source: source16) }
+                if let wide = result.image16, let a16 = decoded.alpha16, a16.count == image.width * image.height {
+                    result.alpha16 = PixelImage16(width: image.width, height: image.height, channels: 1, pixels: a16)
+                        .resizedLanczos4(width: wide.width, height: wide.height).pixels
+                }
+            }
             result.timings = timings
             if !restored.nonFiniteFaces.isEmpty {
                 result.warnings.append(.nonFiniteFaces(restored.nonFiniteFaces.map { $0 + 1 }, model: photo.restorer.network.name))
@@ -441,6 +450,7 @@ public struct Restorer: Sendable {
         out.photo = again
         out.image = again.image
         out.timings = again.timings
+        if let source16 = out.original16 { out.image16 = photo.composite16(again, source: source16) }
         return out
     }
 

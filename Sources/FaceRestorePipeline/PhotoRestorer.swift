@@ -431,8 +431,17 @@ public struct PhotoRestorer: Sendable {
 
     /// `paste_faces_to_input_image` onto the upsampled photo.
     func pasteSequential(_ faces: [RestoredFace], _ pasted: [PixelImage], onto upsampled: PixelImage, upscale: Int) -> PixelImage {
-        let (w, h) = (upsampled.width, upsampled.height)
         var background = upsampled
+        blendSequential(faces, pasted, width: upsampled.width, height: upsampled.height, upscale: upscale) {
+            Canvas(rect: $0, from: upsampled)
+        }.truncate(into: &background)
+        return background
+    }
+
+    /// The faces blended one after another on a float canvas over the union of their regions of
+    /// a `width`×`height` output, the canvas made by `canvas` for that rectangle.
+    func blendSequential(_ faces: [RestoredFace], _ pasted: [PixelImage], width w: Int, height h: Int, upscale: Int,
+                         canvas make: (Rect) -> Canvas) -> Canvas {
         // Each face's mask is the warped face square eroded/blurred inward; `margin` covers the
         // bilinear footprint plus, for the soft mask, the blur's outward spread.
         let inverses = faces.map { pasteAffine($0, upscale: upscale) }
@@ -445,7 +454,7 @@ public struct PhotoRestorer: Sendable {
         // Float canvas over the union of the regions (upstream blends in float without rounding
         // between faces).
         let union = rois.dropFirst().reduce(rois[0]) { $0.union($1) }
-        var canvas = Canvas(rect: union, from: background)
+        var canvas = make(union)
         for (i, face) in faces.enumerated() {
             let roi = rois[i]
             let inv = inverses[i], origin = (x: roi.x, y: roi.y), faceSize = pasted[i].width
@@ -464,8 +473,28 @@ public struct PhotoRestorer: Sendable {
                 canvas.blendFloat(soft, mask: mask.values, at: roi)
             }
         }
-        canvas.truncate(into: &background)
-        return background
+        return canvas
+    }
+
+    /// The restoration composited into its 16-bit photo `source` (`DecodedImage.image16`): the
+    /// photo resized to the output size as the recipe resizes the 8-bit one (in float), the
+    /// pasted faces (8-bit, as the networks make them) blended in with the same masks in 8-bit
+    /// units and scaled by 257, and every pixel no face's mask reaches keeping its resized
+    /// 16-bit value (with upscale 1, the source's exact samples). Nil where the 8-bit result has
+    /// no 16-bit counterpart: a Real-ESRGAN background (8-bit), GPEN's largest-mask blend, a
+    /// photo enlarged first (CodeFormer's 512 px minimum), or a source of another size.
+    public func composite16(_ r: PhotoRestoration, source: PixelImage16) -> PixelImage16? {
+        guard background == nil, recipe.blend == .sequential, source.channels == 3,
+              r.background.width == source.width * r.upscale, r.background.height == source.height * r.upscale else { return nil }
+        let (w, h) = (r.background.width, r.background.height)
+        var out = recipe.backgroundResize == .linear ? source.resizedLinear(width: w, height: h) : source.resizedLanczos4(width: w, height: h)
+        let faces = r.pastedFaces.map { r.faces[$0] }
+        if !faces.isEmpty {
+            let pasted = faces.map { pastedFace($0, weight: $0.weight ?? r.weight) }
+            let wide = out
+            blendSequential(faces, pasted, width: w, height: h, upscale: r.upscale) { Canvas(rect: $0, from: wide) }.write16(into: &out)
+        }
+        return r.grayOutput ? out.grayscaled() : out
     }
 
     /// The face → output affine the paste warps with: `inverseAffine`, or for an upsampled face
@@ -549,6 +578,33 @@ struct Rect: Equatable {
 struct Canvas {
     let rect: Rect
     var values: [Double]
+    /// Pixels some face's mask reached (for the 16-bit output, which keeps the others exactly).
+    var touched: [Bool]
+
+    /// Over a 16-bit image, in 8-bit units (v / 257), so faces blend with the same arithmetic.
+    init(rect: Rect, from image: PixelImage16) {
+        self.rect = rect
+        var v = [Double](repeating: 0, count: rect.width * rect.height * 3)
+        for y in 0..<rect.height {
+            for x in 0..<rect.width {
+                for c in 0..<3 { v[(y * rect.width + x) * 3 + c] = Double(image.pixels[((rect.y + y) * image.width + rect.x + x) * 3 + c]) / 257 }
+            }
+        }
+        values = v
+        touched = [Bool](repeating: false, count: rect.width * rect.height)
+    }
+
+    /// The touched pixels back into a 16-bit image: ×257, rounded, clamped.
+    func write16(into image: inout PixelImage16) {
+        for y in 0..<rect.height {
+            for x in 0..<rect.width where touched[y * rect.width + x] {
+                for c in 0..<3 {
+                    let v = (values[(y * rect.width + x) * 3 + c] * 257).rounded()
+                    image.pixels[((rect.y + y) * image.width + rect.x + x) * 3 + c] = UInt16(min(max(v.isFinite ? v : 0, 0), 65535))
+                }
+            }
+        }
+    }
 
     init(rect: Rect, from image: PixelImage) {
         self.rect = rect
@@ -559,6 +615,7 @@ struct Canvas {
             }
         }
         values = v
+        touched = [Bool](repeating: false, count: rect.width * rect.height)
     }
 
     /// `out = m·face + (1 − m)·out` in float64 (the parse-mask path).
@@ -567,6 +624,7 @@ struct Canvas {
             for x in 0..<roi.width {
                 let m = mask[y * roi.width + x]
                 let o = ((roi.y - rect.y + y) * rect.width + roi.x - rect.x + x) * 3
+                if m != 0 { touched[o / 3] = true }
                 for c in 0..<3 { values[o + c] = m * Double(face.pixels[(y * roi.width + x) * 3 + c]) + (1 - m) * values[o + c] }
             }
         }
@@ -579,6 +637,7 @@ struct Canvas {
             for x in 0..<roi.width {
                 let m = mask[y * roi.width + x]
                 let o = ((roi.y - rect.y + y) * rect.width + roi.x - rect.x + x) * 3
+                if m != 0 { touched[o / 3] = true }
                 for c in 0..<3 { values[o + c] = m * Double(face[(y * roi.width + x) * 3 + c]) + (1 - m) * values[o + c] }
             }
         }
@@ -590,6 +649,7 @@ struct Canvas {
             for x in 0..<roi.width {
                 let m = mask[y * roi.width + x]
                 let o = ((roi.y - rect.y + y) * rect.width + roi.x - rect.x + x) * 3
+                if m != 0 { touched[o / 3] = true }
                 for c in 0..<3 {
                     let v = m * pasted[(y * roi.width + x) * 3 + c] + (1 - m) * Float(values[o + c])
                     values[o + c] = Double(v)
