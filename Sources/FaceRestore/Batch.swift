@@ -453,10 +453,10 @@ public struct Batch: Sendable {
         public var skipExisting: Bool
         /// This worker's share; nil for all inputs.
         public var shard: Shard?
-        /// Inputs restored side by side, each on its share of the restorer's threads; nil: as
-        /// many as the restorer has threads (one each), at most the number of inputs. One photo
-        /// on one thread leaves no core idle while another photo is decoded, detected, pasted or
-        /// encoded, which a photo on every thread does; memory holds `jobs` photos at a time.
+        /// Inputs restored side by side, each on its share of the restorer's threads (memory
+        /// holds `jobs` photos at a time); nil: one at a time on every thread. Two photos on one
+        /// thread each were no faster than one on two (`scripts/bench_batch.py`, 20 photos,
+        /// GFP-GAN v1.4, 2 cores: 0.97×).
         public var jobs: Int?
 
         public init(output: String, outputs: OutputOptions = OutputOptions(), skipExisting: Bool = false, shard: Shard? = nil,
@@ -484,6 +484,8 @@ public struct Batch: Sendable {
         public var result: RestoreResult?
         /// The one-line error (failed).
         public var error: String?
+        /// The error itself (failed), for callers that add advice to some kinds.
+        public var failure: (any Error)?
         /// Files written.
         public var outputs: [String] = []
         /// The report line could not be appended (the restoration itself stands).
@@ -541,7 +543,7 @@ public struct Batch: Sendable {
 
     /// The inputs restored at once with `restorer` (see `Options.jobs`).
     public func jobs(for restorer: Restorer) -> Int {
-        max(1, min(options.jobs ?? restorer.context.threads, inputs.count))
+        max(1, min(options.jobs ?? 1, inputs.count))
     }
 
     /// Restores this worker's inputs with `restorer` (`jobs(for:)` at a time, each on its share of
@@ -621,6 +623,7 @@ public struct Batch: Sendable {
                 outcome.result = result
             } catch {
                 outcome.status = .failed
+                outcome.failure = error
                 // One line naming the file read.
                 outcome.error = "\(error)".replacingOccurrences(of: "\n", with: " ")
             }

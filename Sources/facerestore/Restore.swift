@@ -58,7 +58,10 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Restore only this worker's share of the inputs: i/N (0 ≤ i < N), or auto (a Kubernetes Indexed Job's JOB_COMPLETION_INDEX and JOB_COMPLETIONS, else a Slurm job array's SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT).", valueName: "i/N|auto"))
     var shard: String?
 
-    @Option(name: .long, help: "Photos restored side by side, each on its share of the threads (default: one per thread, so no core waits while a photo is decoded, detected, pasted or encoded; memory holds that many photos). 1: one photo at a time on every thread.")
+    @Option(name: .customLong("max-pixels"), help: "Largest input image, in pixels, checked from its header before decoding (default 100000000; sides up to 65536 when given).")
+    var maxPixels: Int?
+
+    @Option(name: .long, help: "Photos restored side by side, each on its share of the threads; memory holds that many photos (default 1: one photo at a time on every thread, which was as fast on 2 cores).")
     var jobs: Int?
 
     @Option(name: [.short, .customLong("output")], help: "Output folder.")
@@ -145,6 +148,7 @@ struct Restore: ParsableCommand {
     func validate() throws {
         if (input == nil) == (list == nil) { throw ValidationError("give the inputs with -i/--input or --list, one of the two") }
         if let jobs, !(1...256).contains(jobs) { throw ValidationError("--jobs must be 1 to 256") }
+        if let maxPixels, !(1...4_294_967_296).contains(maxPixels) { throw ValidationError("--max-pixels must be 1 to 4294967296") }
         if let shard, shard != "auto" { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") } }
         if weightOption != nil, alpha != nil { throw ValidationError("-w/--weight and --alpha are the same setting: give one") }
         if let f = fidelity, !(0...1).contains(f) { throw ValidationError("--fidelity must be between 0 and 1, got \(f)") }
@@ -179,6 +183,7 @@ struct Restore: ParsableCommand {
         c.generalModel = ModelSpec(bgModel)
         c.backgroundTile = bgTile
         c.faceUpsampling = faceUpsample
+        if let maxPixels { c.limits = ImageLimits(maxWidth: 65536, maxHeight: 65536, maxPixels: maxPixels) }
         c.aligned = aligned
         c.threads = compute.threads
         c.precision = compute.precision
@@ -243,7 +248,11 @@ struct Restore: ParsableCommand {
                     if verbose { progress.done(i, file, "skipped (its restored image exists)") } else { progress.clear() }
                 case .failed:
                     progress.clear()
-                    printError("facerestore: \(outcome.error ?? file)")
+                    let advice = ((outcome.failure as? RestoreError)?.underlying ?? outcome.failure).flatMap { error -> String? in
+                        if case .limits? = error as? ImageError { return " (--max-pixels N raises the limit)" }
+                        return nil
+                    } ?? ""
+                    printError("facerestore: \(outcome.error ?? file)\(advice)")
                 }
                 if let problem = outcome.reportError { progress.clear(); printError("facerestore: warning: \(problem)") }
             }
