@@ -329,11 +329,11 @@ func jsonNumber(_ x: Double) -> String { x.isFinite ? String(format: "%.4f", x) 
 
 extension RestoreTimings {
     /// Stage names as reports write them, in pipeline order.
-    public static let stageNames = ["decode", "detect", "align", "network", "background", "face_upsampling", "paste", "encode"]
+    public static let stageNames = ["decode", "detect", "align", "network", "background", "face_upsampling", "masks", "paste", "encode"]
 
     /// Seconds per stage, by the names of `stageNames`.
     public var byStage: [String: Double] {
-        let values = [decode, detect, align, network, background, faceUpsampling, paste, encode]
+        let values = [decode, detect, align, network, background, faceUpsampling, masks, paste, encode]
         return Dictionary(uniqueKeysWithValues: zip(Self.stageNames, values))
     }
 }

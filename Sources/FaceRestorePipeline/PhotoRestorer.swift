@@ -309,7 +309,7 @@ public struct PhotoRestorer: Sendable {
             let upsampled = try faceUpsampler.map { up in
                 try timings.measure(\.faceUpsampling) { try up.enhance(restored.restored, outscale: Double(upscale), context: context) }
             }
-            let mask = try timings.measure(\.paste) { try self.mask(for: upsampled ?? restored.restored, context: context) }
+            let mask = try timings.measure(\.masks) { try self.mask(for: upsampled ?? restored.restored, context: context) }
             faces.append(RestoredFace(detection: face, affine: affine, inverseAffine: inverse, cropped: restored.input,
                                       restored: restored.restored, upsampled: upsampled, mask: mask))
         }

@@ -12,12 +12,14 @@ public struct RestoreTimings: Sendable, Equatable {
     public var background: Double = 0
     /// Real-ESRGAN on the restored faces (`--face-upsample`).
     public var faceUpsampling: Double = 0
+    /// The paste masks: ParseNet on each restored face and the mask's blurs.
+    public var masks: Double = 0
     public var paste: Double = 0
     public var encode: Double = 0
 
     public init() {}
 
-    public var total: Double { decode + detect + align + network + background + faceUpsampling + paste + encode }
+    public var total: Double { decode + detect + align + network + background + faceUpsampling + masks + paste + encode }
 
     /// Adds another restoration's timings (for batch summaries).
     public static func + (a: RestoreTimings, b: RestoreTimings) -> RestoreTimings {
@@ -28,6 +30,7 @@ public struct RestoreTimings: Sendable, Equatable {
         r.network = a.network + b.network
         r.background = a.background + b.background
         r.faceUpsampling = a.faceUpsampling + b.faceUpsampling
+        r.masks = a.masks + b.masks
         r.paste = a.paste + b.paste
         r.encode = a.encode + b.encode
         return r
@@ -37,7 +40,7 @@ public struct RestoreTimings: Sendable, Equatable {
     public var summary: String {
         func f(_ s: Double) -> String { s >= 1 ? String(format: "%.2f s", s) : String(format: "%.1f ms", s * 1000) }
         let parts = [("decode", decode), ("detect", detect), ("align", align), ("network", network), ("background", background)]
-            + (faceUpsampling > 0 ? [("face upsampling", faceUpsampling)] : []) + [("paste", paste), ("encode", encode)]
+            + (faceUpsampling > 0 ? [("face upsampling", faceUpsampling)] : []) + [("masks", masks), ("paste", paste), ("encode", encode)]
         return (parts.map { "\($0.0) \(f($0.1))" } + ["total \(f(total))"]).joined(separator: " · ")
     }
 
