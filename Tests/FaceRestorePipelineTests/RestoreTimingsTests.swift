@@ -17,6 +17,6 @@ import Testing
         var t = RestoreTimings()
         t.decode = 0.0021
         t.network = 1.9
-        #expect(t.summary == "decode 2.1 ms · detect 0.0 ms · align 0.0 ms · network 1.90 s · background 0.0 ms · paste 0.0 ms · encode 0.0 ms · total 1.90 s")
+        #expect(t.summary == "decode 2.1 ms · detect 0.0 ms · align 0.0 ms · network 1.90 s · background 0.0 ms · masks 0.0 ms · paste 0.0 ms · encode 0.0 ms · total 1.90 s")
     }
 }
