@@ -28,13 +28,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import BIG, EXAMPLES, SHARED_WEIGHTS  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CKPT = os.path.join(BIG, "gfpgan_v1.4_parity.pth")
-PARSER = os.path.join(BIG, "parsenet_random.pth")
-DETECTOR = os.path.join(SHARED_WEIGHTS, "retinaface_mobilenet0.25_Final.pth")
-CLI = os.path.join(ROOT, ".build/release/facerestore")
+from make_fixtures import EXAMPLES  # noqa: E402
+from parity_photo import CKPT, CLI, DETECTOR, PARSER  # noqa: E402
 
 REFERENCE_BATCH = r'''
 import glob, os, sys, cv2, numpy as np, torch

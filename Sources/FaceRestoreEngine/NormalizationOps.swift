@@ -89,13 +89,7 @@ extension ComputeContext {
         /// Calls `body(firstRow, rowCount, firstChannel)` for each run of rows of one
         /// (sample, channel block) in `range`, `firstChannel` indexing `[n·C]` arrays.
         func runs(_ range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
-            var r = range.lowerBound
-            while r < range.upperBound {
-                let task = r / spatial
-                let count = min(spatial - r % spatial, range.upperBound - r)
-                body(r, count, (task / blocks) * c + (task % blocks) * block)
-                r += count
-            }
+            Self.channelBlockRuns(range, spatial: spatial, blocks: blocks, channels: c, block: block, body)
         }
 
         // Pass 1: per-channel sums in double, each part of the rows into its own partial sums.
@@ -155,13 +149,7 @@ extension ComputeContext {
         let s = src.storage.floats, d = out.storage.floats
         let (mul, add, swish) = (g.mul, g.add, g.swish)
         func runs(_ range: Range<Int>, _ body: (Int, Int, Int) -> Void) {
-            var r = range.lowerBound
-            while r < range.upperBound {
-                let task = r / spatial
-                let count = min(spatial - r % spatial, range.upperBound - r)
-                body(r, count, (task / blocks) * c + (task % blocks) * block)
-                r += count
-            }
+            Self.channelBlockRuns(range, spatial: spatial, blocks: blocks, channels: c, block: block, body)
         }
         // Pass 2: `x·scale + shift`, and the swish on each value while it is in a register.
         mul.withUnsafeBufferPointer { mulBuf in
@@ -181,6 +169,20 @@ extension ComputeContext {
         }
         if swish && !vectorized { try activationInPlace(out, dnnl_eltwise_swish, alpha: 1) }
         return out
+    }
+
+    /// Calls `body(firstRow, rowCount, firstChannel)` for each run of rows of one (sample, channel
+    /// block) in `range` of a tensor seen as rows of `block` floats (`spatial` rows per channel
+    /// block, `blocks` blocks per sample), `firstChannel` indexing `[n·channels]` arrays.
+    static func channelBlockRuns(_ range: Range<Int>, spatial: Int, blocks: Int, channels c: Int, block: Int,
+                                 _ body: (Int, Int, Int) -> Void) {
+        var r = range.lowerBound
+        while r < range.upperBound {
+            let task = r / spatial
+            let count = min(spatial - r % spatial, range.upperBound - r)
+            body(r, count, (task / blocks) * c + (task % blocks) * block)
+            r += count
+        }
     }
 
     /// `frn_moments` without AVX-512: adds the per-lane sums and sums of squares of `rows` rows
