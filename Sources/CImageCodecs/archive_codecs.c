@@ -5,6 +5,8 @@
 #include "image_codecs.h"
 
 #include <libheif/heif.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,8 @@
 #include <webp/demux.h>
 #include <webp/encode.h>
 #include <webp/mux.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static void errf(char *err, size_t errlen, const char *fmt, ...) {
@@ -128,11 +132,24 @@ typedef struct {
     char *err;
     size_t errlen;
     int has_err;
+    int use_fd;                   /* streaming: a file descriptor instead of memory */
+    int fd;
 } tiff_mem;
 
 static tmsize_t tiff_read(thandle_t h, void *buf, tmsize_t n) {
     tiff_mem *m = (tiff_mem *)h;
     if (n < 0) return -1;
+    if (m->use_fd) {
+        size_t done = 0;
+        while (done < (size_t)n) {
+            ssize_t k = pread(m->fd, (char *)buf + done, (size_t)n - done, (off_t)(m->pos + done));
+            if (k < 0) { if (errno == EINTR) continue; return -1; }
+            if (k == 0) break;
+            done += (size_t)k;
+        }
+        m->pos += done;
+        return (tmsize_t)done;
+    }
     const unsigned char *src = m->rdata ? m->rdata : m->wdata;
     if (m->pos >= m->size) return 0;
     size_t k = (size_t)n < m->size - m->pos ? (size_t)n : m->size - m->pos;
@@ -144,6 +161,17 @@ static tmsize_t tiff_read(thandle_t h, void *buf, tmsize_t n) {
 static tmsize_t tiff_write(thandle_t h, void *buf, tmsize_t n) {
     tiff_mem *m = (tiff_mem *)h;
     if (m->rdata || n < 0) return -1;
+    if (m->use_fd) {
+        size_t done = 0;
+        while (done < (size_t)n) {
+            ssize_t k = pwrite(m->fd, (const char *)buf + done, (size_t)n - done, (off_t)(m->pos + done));
+            if (k < 0) { if (errno == EINTR) continue; m->failed = 1; return -1; }
+            done += (size_t)k;
+        }
+        m->pos += done;
+        if (m->pos > m->size) m->size = m->pos;
+        return n;
+    }
     size_t need = m->pos + (size_t)n;
     if (need < m->pos) { m->failed = 1; return -1; }
     if (need > m->capacity) {
@@ -178,7 +206,14 @@ static toff_t tiff_seek(thandle_t h, toff_t off, int whence) {
 }
 
 static int tiff_close(thandle_t h) { (void)h; return 0; }
-static toff_t tiff_size(thandle_t h) { return (toff_t)((tiff_mem *)h)->size; }
+static toff_t tiff_size(thandle_t h) {
+    tiff_mem *m = (tiff_mem *)h;
+    if (m->use_fd) {
+        struct stat st;
+        if (fstat(m->fd, &st) == 0 && (uint64_t)st.st_size > m->size) m->size = (size_t)st.st_size;
+    }
+    return (toff_t)m->size;
+}
 static int tiff_map(thandle_t h, void **base, toff_t *size) { (void)h; (void)base; (void)size; return 0; }
 static void tiff_unmap(thandle_t h, void *base, toff_t size) { (void)h; (void)base; (void)size; }
 
@@ -344,20 +379,22 @@ static unsigned packed_sample(const unsigned char *row, size_t k, int bps) {
 /* Copies one decoded block (strip or tile: `bw` × `bh` at (x0, y0), `spb` samples per pixel in the
    block, `plane` the sample it holds when separate) into the interleaved output. */
 static void tiff_place(const tiff_layout *L, const unsigned char *block, size_t block_bytes, uint32_t x0, uint32_t y0,
-                       uint32_t bw, uint32_t bh, int plane, uint16_t *colormap[3], unsigned char *dst) {
+                       uint32_t bw, uint32_t bh, int plane, uint16_t *colormap[3], unsigned char *dst,
+                       uint32_t band_y, uint32_t band_end) {
     int separate = L->planar == PLANARCONFIG_SEPARATE && L->spp > 1;
     int spb = separate ? 1 : L->spp;
     size_t row_bytes = ((size_t)bw * spb * L->bps + 7) / 8;
     int oc = L->out_channels, ob = L->out_depth / 8;
     for (uint32_t by = 0; by < bh; by++) {
         uint32_t y = y0 + by;
-        if (y >= L->h) break;
+        if (y >= L->h || y >= band_end) break;
+        if (y < band_y) continue;
         if ((size_t)(by + 1) * row_bytes > block_bytes) break;
         const unsigned char *row = block + (size_t)by * row_bytes;
         for (uint32_t bx = 0; bx < bw; bx++) {
             uint32_t x = x0 + bx;
             if (x >= L->w) break;
-            size_t o = ((size_t)y * L->w + x) * oc;
+            size_t o = ((size_t)(y - band_y) * L->w + x) * oc;
             for (int s = 0; s < spb; s++) {
                 int c = separate ? plane : s;
                 size_t k = (size_t)bx * spb + s;
@@ -438,7 +475,7 @@ int fr_tiff_decode(const unsigned char *data, size_t size, size_t max_pixels, fr
                         uint32_t t = TIFFComputeTile(tif, x, y, 0, (uint16_t)pl);
                         tmsize_t got = TIFFReadEncodedTile(tif, t, block, tsize);
                         if (got < 0) { ok = 0; break; }
-                        tiff_place(&L, block, (size_t)got, x, y, tw, th, pl, colormap, dst);
+                        tiff_place(&L, block, (size_t)got, x, y, tw, th, pl, colormap, dst, 0, L.h);
                         if (x > UINT32_MAX - tw) break;
                     }
                     if (y > UINT32_MAX - th) break;
@@ -455,7 +492,7 @@ int fr_tiff_decode(const unsigned char *data, size_t size, size_t max_pixels, fr
                     uint32_t s = TIFFComputeStrip(tif, y, (uint16_t)pl);
                     tmsize_t got = TIFFReadEncodedStrip(tif, s, block, ssize);
                     if (got < 0) { ok = 0; break; }
-                    tiff_place(&L, block, (size_t)got, 0, y, L.w, rps, pl, colormap, dst);
+                    tiff_place(&L, block, (size_t)got, 0, y, L.w, rps, pl, colormap, dst, 0, L.h);
                     if (y > UINT32_MAX - rps) break;
                 }
         }
@@ -522,19 +559,9 @@ int fr_tiff_metadata(const unsigned char *data, size_t size, fr_metadata *out, c
     return 0;
 }
 
-int fr_tiff_encode(const unsigned char *pixels, int width, int height, int channels, int depth, int compression,
-                   const fr_metadata *meta, unsigned char **out, size_t *out_size, char *err, size_t errlen) {
-    *out = NULL; *out_size = 0;
-    if (width <= 0 || height <= 0 || channels < 1 || channels > 4 || (depth != 8 && depth != 16) ||
-        (compression != COMPRESSION_LZW && compression != COMPRESSION_ADOBE_DEFLATE)) {
-        errf(err, errlen, "invalid image parameters for TIFF");
-        return 1;
-    }
-    tiff_mem m;
-    memset(&m, 0, sizeof(m));
-    m.err = err; m.errlen = errlen;
-    TIFF *tif = tiff_open(&m, "w");
-    if (!tif) { if (!m.has_err) errf(err, errlen, "cannot start the TIFF encoder"); free(m.wdata); return 1; }
+/* The tags of a written page: size, samples, compression with the horizontal predictor, strips
+   of about 64 KB, and the metadata. 1 when libtiff took them all. */
+static int tiff_set_fields(TIFF *tif, int width, int height, int channels, int depth, int compression, const fr_metadata *meta) {
     int ok = 1;
     ok &= TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, (uint32_t)width);
     ok &= TIFFSetField(tif, TIFFTAG_IMAGELENGTH, (uint32_t)height);
@@ -581,6 +608,24 @@ int fr_tiff_encode(const unsigned char *pixels, int width, int height, int chann
         for (int i = 0; i < meta->text_count && i < 8; i++)
             if (meta->text[i]) ok &= TIFFSetField(tif, (uint32_t)meta->text_tags[i], meta->text[i]);
     }
+    return ok;
+}
+
+int fr_tiff_encode(const unsigned char *pixels, int width, int height, int channels, int depth, int compression,
+                   const fr_metadata *meta, unsigned char **out, size_t *out_size, char *err, size_t errlen) {
+    *out = NULL; *out_size = 0;
+    if (width <= 0 || height <= 0 || channels < 1 || channels > 4 || (depth != 8 && depth != 16) ||
+        (compression != COMPRESSION_LZW && compression != COMPRESSION_ADOBE_DEFLATE)) {
+        errf(err, errlen, "invalid image parameters for TIFF");
+        return 1;
+    }
+    tiff_mem m;
+    memset(&m, 0, sizeof(m));
+    m.err = err; m.errlen = errlen;
+    TIFF *tif = tiff_open(&m, "w");
+    if (!tif) { if (!m.has_err) errf(err, errlen, "cannot start the TIFF encoder"); free(m.wdata); return 1; }
+    int ok = tiff_set_fields(tif, width, height, channels, depth, compression, meta);
+    size_t row_bytes = (size_t)width * channels * (depth / 8);
     for (int y = 0; ok && y < height; y++) {
         if (TIFFWriteScanline(tif, (void *)(pixels + (size_t)y * row_bytes), (uint32_t)y, 0) < 0) ok = 0;
     }
@@ -595,6 +640,210 @@ int fr_tiff_encode(const unsigned char *pixels, int width, int height, int chann
     *out_size = m.size;
     return 0;
 }
+
+/* --- Streaming: a page read band by band from a file, and written row by row to one. --- */
+
+struct fr_tiff_stream {
+    tiff_mem m;
+    TIFF *tif;
+    tiff_layout L;
+    uint16_t *colormap[3];
+    int tiled;
+    uint32_t bw, bh;          /* block (strip or tile) size */
+    tmsize_t block_size;
+    unsigned char *block;
+    uint32_t cached;          /* the block index `block` holds, or UINT32_MAX */
+    tmsize_t cached_got;
+    char errbuf[256];
+};
+
+static void stream_error(fr_tiff_stream *s, char *err, size_t errlen, const char *fallback) {
+    if (s->m.has_err) errf(err, errlen, "%s", s->errbuf);
+    else errf(err, errlen, "%s", fallback);
+}
+
+void fr_tiff_stream_close(fr_tiff_stream *s) {
+    if (!s) return;
+    if (s->tif) TIFFClose(s->tif);
+    if (s->m.use_fd && s->m.fd >= 0) close(s->m.fd);
+    free(s->block);
+    free(s);
+}
+
+fr_tiff_stream *fr_tiff_stream_open(const char *path, size_t max_pixels, size_t max_block_bytes, fr_image *info, int *rc,
+                                    char *err, size_t errlen) {
+    init_image(info);
+    *rc = 1;
+    fr_tiff_stream *s = (fr_tiff_stream *)calloc(1, sizeof(*s));
+    if (!s) { errf(err, errlen, "out of memory"); return NULL; }
+    s->m.use_fd = 1;
+    s->m.err = s->errbuf; s->m.errlen = sizeof(s->errbuf);
+    s->cached = UINT32_MAX;
+    s->m.fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s->m.fd < 0) { errf(err, errlen, "cannot open: %s", strerror(errno)); free(s); return NULL; }
+    unsigned char magic[4] = {0, 0, 0, 0};
+    if (pread(s->m.fd, magic, 4, 0) != 4 ||
+        !((magic[0] == 'I' && magic[1] == 'I' && (magic[2] == 42 || magic[2] == 43) && magic[3] == 0) ||
+          (magic[0] == 'M' && magic[1] == 'M' && magic[2] == 0 && (magic[3] == 42 || magic[3] == 43)))) {
+        errf(err, errlen, "not a TIFF file");
+        fr_tiff_stream_close(s);
+        return NULL;
+    }
+    s->tif = tiff_open(&s->m, "rm");
+    if (!s->tif) { stream_error(s, err, errlen, "unreadable TIFF header"); fr_tiff_stream_close(s); return NULL; }
+    info->pages = tiff_page_count(s->tif);
+    if (info->pages > 1 && !TIFFSetDirectory(s->tif, 0)) {
+        stream_error(s, err, errlen, "unreadable first TIFF page");
+        fr_tiff_stream_close(s);
+        return NULL;
+    }
+    tiff_layout *L = &s->L;
+    int lrc = tiff_layout_of(s->tif, L, err, errlen);
+    if (lrc != 0) { *rc = lrc; fr_tiff_stream_close(s); return NULL; }
+    size_t bytes = checked_bytes(L->w, L->h, (size_t)L->out_channels, (size_t)L->out_depth / 8, max_pixels);
+    if (bytes == 0) { *rc = 2; errf(err, errlen, "image exceeds the pixel limit"); fr_tiff_stream_close(s); return NULL; }
+    if (L->use_rgba) { *rc = 4; errf(err, errlen, "YCbCr TIFFs are read whole"); fr_tiff_stream_close(s); return NULL; }
+    if (L->photometric == PHOTOMETRIC_PALETTE &&
+        !TIFFGetField(s->tif, TIFFTAG_COLORMAP, &s->colormap[0], &s->colormap[1], &s->colormap[2])) {
+        stream_error(s, err, errlen, "palette TIFF without a colour map");
+        fr_tiff_stream_close(s);
+        return NULL;
+    }
+    s->tiled = TIFFIsTiled(s->tif);
+    if (s->tiled) {
+        TIFFGetField(s->tif, TIFFTAG_TILEWIDTH, &s->bw);
+        TIFFGetField(s->tif, TIFFTAG_TILELENGTH, &s->bh);
+        s->block_size = TIFFTileSize(s->tif);
+    } else {
+        uint32_t rps = 0;
+        TIFFGetFieldDefaulted(s->tif, TIFFTAG_ROWSPERSTRIP, &rps);
+        if (rps == 0 || rps > L->h) rps = L->h;
+        s->bw = L->w; s->bh = rps;
+        s->block_size = TIFFStripSize(s->tif);
+    }
+    if (s->bw == 0 || s->bh == 0 || s->block_size <= 0) {
+        stream_error(s, err, errlen, "bad TIFF strip or tile size");
+        fr_tiff_stream_close(s);
+        return NULL;
+    }
+    /* A band of one block row, decoded and placed, must stay within the bound. */
+    uint64_t band = (uint64_t)L->w * s->bh * (uint64_t)L->out_channels * (uint64_t)(L->out_depth / 8);
+    if ((uint64_t)s->block_size > max_block_bytes || band > max_block_bytes) {
+        *rc = 4;
+        errf(err, errlen, "TIFF blocks of %ux%u are too large to stream", s->bw, s->bh);
+        fr_tiff_stream_close(s);
+        return NULL;
+    }
+    s->block = (unsigned char *)malloc((size_t)s->block_size);
+    if (!s->block) { errf(err, errlen, "out of memory"); fr_tiff_stream_close(s); return NULL; }
+    info->width = (int)L->w;
+    info->height = (int)L->h;
+    info->channels = L->out_channels;
+    info->depth = L->out_depth;
+    info->orientation = L->orientation;
+    info->block_rows = (int)s->bh;
+    *rc = 0;
+    return s;
+}
+
+int fr_tiff_stream_read(fr_tiff_stream *s, uint32_t y0, uint32_t rows, unsigned char *dst, size_t dst_bytes, char *err, size_t errlen) {
+    tiff_layout *L = &s->L;
+    if (rows == 0 || y0 >= L->h || rows > L->h - y0) { errf(err, errlen, "rows %u+%u outside the image", y0, rows); return 1; }
+    size_t need = (size_t)rows * L->w * (size_t)L->out_channels * (size_t)(L->out_depth / 8);
+    if (dst_bytes < need) { errf(err, errlen, "band buffer too small"); return 1; }
+    memset(dst, 0, need);
+    int separate = L->planar == PLANARCONFIG_SEPARATE && L->spp > 1;
+    int planes = separate ? L->spp : 1;
+    uint32_t end = y0 + rows;
+    uint32_t first = y0 - y0 % s->bh;
+    for (int pl = 0; pl < planes; pl++) {
+        for (uint32_t y = first; y < end; y += s->bh) {
+            for (uint32_t x = 0; x < L->w; x += s->bw) {
+                uint32_t idx = s->tiled ? TIFFComputeTile(s->tif, x, y, 0, (uint16_t)pl) : TIFFComputeStrip(s->tif, y, (uint16_t)pl);
+                if (idx != s->cached) {
+                    tmsize_t got = s->tiled ? TIFFReadEncodedTile(s->tif, idx, s->block, s->block_size)
+                                            : TIFFReadEncodedStrip(s->tif, idx, s->block, s->block_size);
+                    if (got < 0) { s->cached = UINT32_MAX; stream_error(s, err, errlen, "corrupt TIFF image data"); return 1; }
+                    s->cached = idx;
+                    s->cached_got = got;
+                }
+                tiff_place(L, s->block, (size_t)s->cached_got, x, y, s->bw, s->bh, pl, s->colormap, dst, y0, end);
+                if (!s->tiled || x > UINT32_MAX - s->bw) break;
+            }
+            if (y > UINT32_MAX - s->bh) break;
+        }
+    }
+    return 0;
+}
+
+struct fr_tiff_writer {
+    tiff_mem m;
+    TIFF *tif;
+    int height, next;
+    size_t row_bytes;
+    char errbuf[256];
+};
+
+static void writer_free(fr_tiff_writer *w) {
+    if (!w) return;
+    if (w->tif) TIFFClose(w->tif);
+    if (w->m.fd >= 0) close(w->m.fd);
+    free(w);
+}
+
+fr_tiff_writer *fr_tiff_writer_open(const char *path, int width, int height, int channels, int depth, int compression,
+                                    const fr_metadata *meta, char *err, size_t errlen) {
+    if (width <= 0 || height <= 0 || channels < 1 || channels > 4 || (depth != 8 && depth != 16) ||
+        (compression != COMPRESSION_LZW && compression != COMPRESSION_ADOBE_DEFLATE)) {
+        errf(err, errlen, "invalid image parameters for TIFF");
+        return NULL;
+    }
+    fr_tiff_writer *w = (fr_tiff_writer *)calloc(1, sizeof(*w));
+    if (!w) { errf(err, errlen, "out of memory"); return NULL; }
+    w->m.use_fd = 1;
+    w->m.err = w->errbuf; w->m.errlen = sizeof(w->errbuf);
+    w->m.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (w->m.fd < 0) { errf(err, errlen, "cannot create: %s", strerror(errno)); free(w); return NULL; }
+    /* BigTIFF past 4 GB of samples ("w8"), classic TIFF below, as libtiff's own writer chooses. */
+    uint64_t samples = (uint64_t)width * (uint64_t)height * (uint64_t)channels * (uint64_t)(depth / 8);
+    w->tif = tiff_open(&w->m, samples > ((uint64_t)1 << 32) - ((uint64_t)1 << 28) ? "w8" : "w");
+    if (!w->tif) { errf(err, errlen, "%s", w->m.has_err ? w->errbuf : "cannot start the TIFF encoder"); writer_free(w); return NULL; }
+    if (!tiff_set_fields(w->tif, width, height, channels, depth, compression, meta)) {
+        errf(err, errlen, "%s", w->m.has_err ? w->errbuf : "TIFF tags refused");
+        writer_free(w);
+        return NULL;
+    }
+    w->height = height;
+    w->row_bytes = (size_t)width * channels * (depth / 8);
+    return w;
+}
+
+int fr_tiff_writer_rows(fr_tiff_writer *w, const unsigned char *rows, int count, char *err, size_t errlen) {
+    if (count < 0 || count > w->height - w->next) { errf(err, errlen, "more rows than the image has"); return 1; }
+    for (int i = 0; i < count; i++, w->next++) {
+        if (TIFFWriteScanline(w->tif, (void *)(rows + (size_t)i * w->row_bytes), (uint32_t)w->next, 0) < 0 || w->m.failed) {
+            errf(err, errlen, "%s", w->m.has_err ? w->errbuf : "TIFF encoding failed");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int fr_tiff_writer_finish(fr_tiff_writer *w, char *err, size_t errlen) {
+    int ok = w->next == w->height;
+    if (!ok) errf(err, errlen, "%d of %d rows written", w->next, w->height);
+    if (ok && (!TIFFWriteDirectory(w->tif) || w->m.failed)) {
+        ok = 0;
+        errf(err, errlen, "%s", w->m.has_err ? w->errbuf : "TIFF encoding failed");
+    }
+    TIFFClose(w->tif);
+    w->tif = NULL;
+    if (ok && fsync(w->m.fd) != 0) { ok = 0; errf(err, errlen, "fsync failed: %s", strerror(errno)); }
+    writer_free(w);
+    return ok ? 0 : 1;
+}
+
+void fr_tiff_writer_abort(fr_tiff_writer *w) { writer_free(w); }
 
 // ---------------------------------------------------------------------------------------------
 // WebP

@@ -34,11 +34,15 @@ public struct IdentityGuard: Sendable {
     /// within it: weight 0 pastes the crop itself, so one always is. Returns a warning per lowered
     /// face. Pasting again is the caller's (`PhotoRestorer.reblend`).
     func check(_ restoration: inout PhotoRestoration, with photo: PhotoRestorer) throws -> [RestoreWarning] {
+        try check(faces: &restoration.faces, weight: restoration.weight, with: photo)
+    }
+
+    /// `check` on faces pasted with `weight`.
+    func check(faces: inout [RestoredFace], weight: Double, with photo: PhotoRestorer) throws -> [RestoreWarning] {
         var warnings: [RestoreWarning] = []
-        for k in restoration.faces.indices {
-            var face = restoration.faces[k]
+        for k in faces.indices {
+            var face = faces[k]
             face.weight = nil
-            let weight = restoration.weight
             let crop = try embedding(face.cropped)
             func distance(atWeight w: Double) throws -> Double {
                 DlibFaceRecognizer.cosineDistance(crop, try embedding(photo.pastedFace(face, weight: w)))
@@ -56,7 +60,7 @@ public struct IdentityGuard: Sendable {
                 face.identityDistance = atLow
                 warnings.append(.identityDrift(face: k + 1, distance: measured, limit: limit, weight: low, distanceAfter: atLow))
             }
-            restoration.faces[k] = face
+            faces[k] = face
         }
         return warnings
     }

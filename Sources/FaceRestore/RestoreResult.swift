@@ -106,6 +106,13 @@ public struct RestoreResult: Sendable {
     /// The 16-bit alpha channel to go with `image16`.
     public var alpha16: [UInt16]?
 
+    /// A photo restored band by band from its file (a large TIFF): the faces are here and the
+    /// whole image is produced from the file when written (`write(to:)`, `writeImage(to:)`);
+    /// `image` is nil and `original` is the shrunk copy the detector saw.
+    public var streamed: StreamedRestoration?
+    /// The pipeline that writes `streamed`.
+    var streamer: PhotoRestorer?
+
     /// The Software tag of restored images: FaceRestore and the model.
     public var software: String { "FaceRestore" + (modelName.map { " (\($0))" } ?? "") }
 
@@ -117,13 +124,13 @@ public struct RestoreResult: Sendable {
     }
 
     /// The restored faces (one for an aligned crop).
-    public var faces: [RestoredFace] { photo?.faces ?? [] }
+    public var faces: [RestoredFace] { photo?.faces ?? streamed?.faces ?? [] }
 
     /// Faces found by the detector, before the recipe's filters.
-    public var detectedCount: Int { photo?.detectedCount ?? (aligned == nil ? 0 : 1) }
+    public var detectedCount: Int { photo?.detectedCount ?? streamed?.detectedCount ?? (aligned == nil ? 0 : 1) }
 
     /// The number of restored faces.
-    public var restoredFaceCount: Int { photo?.faces.count ?? (aligned == nil ? 0 : 1) }
+    public var restoredFaceCount: Int { photo?.faces.count ?? streamed?.faces.count ?? (aligned == nil ? 0 : 1) }
 
     /// The files upstream writes for this result.
     public func outputs(_ options: OutputOptions = OutputOptions()) -> [OutputFile] {
@@ -134,15 +141,19 @@ public struct RestoreResult: Sendable {
                     OutputFile(relativePath: primaryPath(options), image: aligned.restored),
                     OutputFile(relativePath: "cmp/\(face).png", image: aligned.comparison)]
         }
-        guard let image else { return [] }
-        // The whole image first (the largest encode), then the faces' files.
-        var whole = OutputFile(relativePath: primaryPath(options), image: image, alpha: alpha)
-        whole.encoding = encoding(options)
-        if let wide = image16, wide.width == image.width, wide.height == image.height {
-            whole.image16 = wide
-            whole.alpha16 = alpha16
+        var files: [OutputFile] = []
+        if let image {
+            // The whole image first (the largest encode), then the faces' files.
+            var whole = OutputFile(relativePath: primaryPath(options), image: image, alpha: alpha)
+            whole.encoding = encoding(options)
+            if let wide = image16, wide.width == image.width, wide.height == image.height {
+                whole.image16 = wide
+                whole.alpha16 = alpha16
+            }
+            files.append(whole)
+        } else if streamed == nil {
+            return []
         }
-        var files = [whole]
         guard !options.restoredImageOnly else { return files }
         for (k, face) in faces.enumerated() {
             let base = "\(name)_\(k < 10 ? "0" : "")\(k)"
@@ -199,6 +210,7 @@ public struct RestoreResult: Sendable {
     /// Writes the restored image (the restored face for an aligned crop) to `path`, atomically,
     /// in the format its extension names, with the alpha channel when the input had one.
     public func writeImage(to path: String) throws {
+        if image == nil, let streamed, let streamer { return try Self.writeStreamed(streamed, with: streamer, to: path, options: encoding(OutputOptions())) }
         guard let image = image ?? aligned?.restored else {
             throw ImageError.encoding(path: path, reason: "nothing was restored")
         }
@@ -239,6 +251,13 @@ public struct RestoreResult: Sendable {
                 throw ImageError.io(path: path, reason: "cannot create the output folder (\(Self.folderProblem(path)))")
             }
         }
+        if streamed != nil {
+            let path = folder + "/" + primaryPath(options)
+            let dir = (path as NSString).deletingLastPathComponent
+            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+                throw ImageError.io(path: dir, reason: "cannot create the output folder (\(Self.folderProblem(dir)))")
+            }
+        }
         let list = files.map {
             ImageOutput(image: $0.image, alpha: $0.alpha, image16: $0.image16, alpha16: $0.alpha16, path: folder + "/" + $0.relativePath,
                         options: $0.encoding)
@@ -246,6 +265,36 @@ public struct RestoreResult: Sendable {
         let primary = folder + "/" + primaryPath(options)
         try ImageIO.write(list.filter { $0.path != primary }, threads: max(threads, 1))
         try ImageIO.write(list.filter { $0.path == primary }, threads: 1)
+        if image == nil, let streamed, let streamer {
+            try Self.writeStreamed(streamed, with: streamer, to: primary, options: encoding(options))
+            return list.map(\.path) + [primary]
+        }
         return list.map(\.path)
+    }
+
+    /// A streamed restoration's whole image: a TIFF written band by band as it is produced
+    /// (16-bit for a 16-bit source); another format assembled whole, then encoded.
+    static func writeStreamed(_ r: StreamedRestoration, with photo: PhotoRestorer, to path: String, options: EncodeOptions) throws {
+        let ext = URL(fileURLWithPath: path).pathExtension
+        guard let format = ImageFormat(extension: ext), format.isWritable else {
+            throw ImageError.encoding(path: path, reason: "unknown output extension '.\(ext)' (use .png, .jpg, .tif, .webp or .bmp)")
+        }
+        let wide = r.depth == 16 && format.holds16Bit
+        if format == .tiff {
+            let writer = try TIFFRowWriter(path: path, width: r.width, height: r.height, depth: wide ? 16 : 8, options: options)
+            if wide { try photo.streamRows16(r) { try writer.write($0) } } else { try photo.streamRows(r) { try writer.write($0) } }
+            try writer.finish()
+            return
+        }
+        if wide {
+            var pixels: [UInt16] = []
+            try photo.streamRows16(r) { pixels += $0.pixels }
+            let image16 = PixelImage16(width: r.width, height: r.height, channels: 3, pixels: pixels)
+            try ImageIO.write(ImageOutput(image: image16.reducedTo8Bit, image16: image16, path: path, options: options))
+        } else {
+            var pixels: [UInt8] = []
+            try photo.streamRows(r) { pixels += $0.pixels }
+            try ImageIO.write(ImageOutput(image: PixelImage(width: r.width, height: r.height, channels: 3, pixels: pixels), path: path, options: options))
+        }
     }
 }

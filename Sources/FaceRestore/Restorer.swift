@@ -117,6 +117,12 @@ public struct Restorer: Sendable {
         /// Faces further than this (ID-dlib) from the person in their crop are pasted with a
         /// lower weight, the largest within it (`--max-identity-drift`); needs the model.
         public var maxIdentityDrift: Double?
+        /// TIFF photos over this many pixels are restored band by band from the file (bounded
+        /// memory; `StreamedRestoration`) when the pipeline allows (see
+        /// `PhotoRestorer.streamingRefusal`); smaller ones, and what cannot stream, are decoded whole.
+        public var streamingPixels = 40_000_000
+        /// A streamed photo's detector sees it shrunk by an integer factor to at most this many pixels.
+        public var streamingDetectionPixels = 6_000_000
 
         public init(model: ModelSpec = .auto) { self.model = model }
     }
@@ -328,6 +334,7 @@ public struct Restorer: Sendable {
             progress?(.decoding)
             // Refused from the header, before any pixel memory is spent.
             let data = try ImageIO.contents(path: path)
+            if let streamed = try restoreStreamed(path: path, data: data, options: options, progress: progress) { return streamed }
             if configuration.memoryBudget != nil {
                 let header = try ImageIO.probe(data, path: path, limits: configuration.limits)
                 try checkMemory(width: header.width, height: header.height, options: options)
@@ -343,6 +350,39 @@ public struct Restorer: Sendable {
         } catch {
             throw RestoreError(path: path, underlying: error)
         }
+    }
+
+    /// A large TIFF restored band by band from the file, or nil when `path` is not one this
+    /// restorer streams (then it is decoded whole). `data` is the file mapped: only its tags are read.
+    func restoreStreamed(path: String, data: Data, options: PhotoOptions, progress: ((RestoreStage) -> Void)?) throws -> RestoreResult? {
+        guard case .photos(let photo) = mode, ImageFormat.sniff(data) == .tiff, photo.streamingRefusal(options: options) == nil,
+              let header = try? ImageIO.probe(data, path: path, limits: configuration.limits),
+              header.width * header.height > configuration.streamingPixels,
+              let reader = try TIFFBandReader(path: path, limits: configuration.limits),
+              reader.orientation == 1, reader.channels == 1 || reader.channels == 3 else { return nil }
+        if reader.pages > 1 { throw Self.multiPage(path: path, pages: reader.pages) }
+        try options.validate()
+        var restored = try photo.restoreStreamed(reader, options: options, detectionPixels: configuration.streamingDetectionPixels,
+                                                 context: context, progress: progress)
+        var result = RestoreResult(name: Self.baseName(path), format: .tiff, original: restored.preview, inputAlpha: nil)
+        result.sourcePath = path
+        result.metadata = ImageMetadata.read(data, format: .tiff)
+        result.modelName = modelName
+        result.sourceLossless = true
+        result.warnings = warnings
+        if let identity {
+            let timings = restored.timings
+            result.warnings += try identity.check(faces: &restored.faces, weight: restored.weight, with: photo)
+            restored.timings = timings
+        }
+        if !restored.nonFiniteFaces.isEmpty {
+            result.warnings.append(.nonFiniteFaces(restored.nonFiniteFaces.map { $0 + 1 }, model: photo.restorer.network.name))
+        }
+        if restored.faces.isEmpty, restored.nonFiniteFaces.isEmpty { result.warnings.append(.noFace) }
+        result.timings = restored.timings
+        result.streamed = restored
+        result.streamer = photo
+        return result
     }
 
     /// A multi-page file (a TIFF with several directories): refused rather than restoring its

@@ -17,4 +17,18 @@ public enum ProcessTuning {
         _ = mallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
         #endif
     }
+
+    /// Hands the heap's free pages back to the system (glibc `malloc_trim`): between the passes of
+    /// a streamed photo, whose band buffers would otherwise stay resident under the kept heap.
+    public static func returnFreedMemory() {
+        #if canImport(Glibc)
+        _ = glibcMallocTrim(0)
+        #endif
+    }
 }
+
+#if canImport(Glibc)
+/// glibc's `int malloc_trim(size_t pad)`, which Swift's Glibc module does not import.
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif

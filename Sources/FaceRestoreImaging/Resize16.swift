@@ -18,35 +18,17 @@ extension PixelImage16 {
     /// edge samples clamped, rows then columns, rounded.
     public func resizedLanczos4(width dw: Int, height dh: Int) -> PixelImage16 {
         guard dw != width || dh != height, width > 0, height > 0, dw > 0, dh > 0 else { return self }
-        let c = channels
-        let xs = Self.taps(width, dw), ys = Self.taps(height, dh)
-        // Horizontal pass on every source row into float rows of dw·c.
-        var rows = [Float](repeating: 0, count: height * dw * c)
-        pixels.withUnsafeBufferPointer { src in
-            rows.withUnsafeMutableBufferPointer { dst in
-                for y in 0..<height {
-                    for (dx, t) in xs.enumerated() {
-                        for k in 0..<c {
-                            var s: Float = 0
-                            for j in 0..<8 { s += Float(src[(y * width + t.index[j]) * c + k]) * t.weights[j] }
-                            dst[(y * dw + dx) * c + k] = s
-                        }
-                    }
+        var rows = LanczosRows16(sourceWidth: width, sourceHeight: height, width: dw, height: dh, channels: channels)
+        let rowLength = dw * channels, sourceRow = width * channels
+        var out = [UInt16](repeating: 0, count: dw * dh * channels)
+        out.withUnsafeMutableBufferPointer { dst in
+            for dy in 0..<dh {
+                rows.row(dy, into: UnsafeMutableBufferPointer(rebasing: dst[(dy * rowLength)..<((dy + 1) * rowLength)])) { sy in
+                    pixels[(sy * sourceRow)..<((sy + 1) * sourceRow)]
                 }
             }
         }
-        var out = [UInt16](repeating: 0, count: dw * dh * c)
-        let rowLength = dw * c
-        rows.withUnsafeBufferPointer { r in
-            for (dy, t) in ys.enumerated() {
-                for x in 0..<rowLength {
-                    var s: Float = 0
-                    for j in 0..<8 { s += r[t.index[j] * rowLength + x] * t.weights[j] }
-                    out[dy * rowLength + x] = Self.sample(s)
-                }
-            }
-        }
-        return PixelImage16(width: dw, height: dh, channels: c, pixels: out)
+        return PixelImage16(width: dw, height: dh, channels: channels, pixels: out)
     }
 
     /// BGR to gray replicated (`cv2.cvtColor(BGR2GRAY)`'s weights, 0.114, 0.587, 0.299), rounded.
@@ -74,6 +56,58 @@ extension PixelImage16 {
             let s = Int(f.rounded(.down))
             f -= Float(s)
             return ((0..<8).map { min(max(s + $0 - 3, 0), source - 1) }, PixelImage.lanczos4(f))
+        }
+    }
+}
+
+/// The 16-bit INTER_LANCZOS4 one destination row at a time (see `LanczosRows`): float taps, rows
+/// then columns, rounded.
+public struct LanczosRows16 {
+    let sourceWidth: Int, sourceHeight: Int, width: Int, height: Int, channels: Int
+    let xs: [(index: [Int], weights: [Float])], ys: [(index: [Int], weights: [Float])]
+    private var cache: [Int: [Float]] = [:]
+
+    public init(sourceWidth: Int, sourceHeight: Int, width: Int, height: Int, channels: Int) {
+        (self.sourceWidth, self.sourceHeight, self.width, self.height, self.channels) = (sourceWidth, sourceHeight, width, height, channels)
+        xs = PixelImage16.taps(sourceWidth, width)
+        ys = PixelImage16.taps(sourceHeight, height)
+    }
+
+    /// The source rows destination row `dy` reads.
+    public func sourceRows(_ dy: Int) -> ClosedRange<Int> { ys[dy].index[0]...ys[dy].index[7] }
+
+    private func horizontal(_ row: ArraySlice<UInt16>) -> [Float] {
+        let c = channels
+        var buffer = [Float](repeating: 0, count: width * c)
+        row.withUnsafeBufferPointer { src in
+            for (dx, t) in xs.enumerated() {
+                for k in 0..<c {
+                    var s: Float = 0
+                    for j in 0..<8 { s += Float(src[t.index[j] * c + k]) * t.weights[j] }
+                    buffer[dx * c + k] = s
+                }
+            }
+        }
+        return buffer
+    }
+
+    /// Destination row `dy` into `out`; `source(sy)` gives source row sy.
+    public mutating func row(_ dy: Int, into out: UnsafeMutableBufferPointer<UInt16>, source: (Int) -> ArraySlice<UInt16>) {
+        let t = ys[dy]
+        var rows: [[Float]] = []
+        rows.reserveCapacity(8)
+        for j in 0..<8 {
+            let sy = t.index[j]
+            if let r = cache[sy] { rows.append(r); continue }
+            let r = horizontal(source(sy))
+            cache[sy] = r
+            rows.append(r)
+        }
+        for key in cache.keys where key < t.index[0] { cache[key] = nil }
+        for x in 0..<(width * channels) {
+            var s: Float = 0
+            for j in 0..<8 { s += rows[j][x] * t.weights[j] }
+            out[x] = PixelImage16.sample(s)
         }
     }
 }

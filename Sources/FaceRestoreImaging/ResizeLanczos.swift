@@ -15,51 +15,17 @@ extension PixelImage {
     public func resizedLanczos4(width dw: Int, height dh: Int) -> PixelImage {
         precondition(dw > 0 && dh > 0 && width > 0 && height > 0, "resize to \(dw)×\(dh) from \(width)×\(height)")
         if dw == width && dh == height { return self }
-        let cn = channels
-        let xs = Self.lanczosTaps(source: width, destination: dw)
-        let ys = Self.lanczosTaps(source: height, destination: dh)
-        let rowLength = dw * cn
-        // Horizontal pass of one source row.
-        func horizontal(_ sy: Int) -> [Int32] {
-            var buffer = [Int32](repeating: 0, count: rowLength)
-            pixels.withUnsafeBufferPointer { src in
-                let row = sy * width * cn
-                for dx in 0..<dw {
-                    let t = xs[dx]
-                    for k in 0..<cn {
-                        var s: Int32 = 0
-                        for j in 0..<8 {
-                            let sx = min(max(t.index - 3 + j, 0), width - 1)
-                            s = s &+ Int32(src[row + sx * cn + k]) &* t.weights[j]
-                        }
-                        buffer[dx * cn + k] = s
-                    }
+        var rows = LanczosRows(sourceWidth: width, sourceHeight: height, width: dw, height: dh, channels: channels)
+        let rowLength = dw * channels, sourceRow = width * channels
+        var out = [UInt8](repeating: 0, count: dh * rowLength)
+        out.withUnsafeMutableBufferPointer { dst in
+            for dy in 0..<dh {
+                rows.row(dy, into: UnsafeMutableBufferPointer(rebasing: dst[(dy * rowLength)..<((dy + 1) * rowLength)])) { sy in
+                    pixels[(sy * sourceRow)..<((sy + 1) * sourceRow)]
                 }
             }
-            return buffer
         }
-        var cache: [Int: [Int32]] = [:]
-        var out = [UInt8](repeating: 0, count: dh * rowLength)
-        for dy in 0..<dh {
-            let t = ys[dy]
-            let rows = (0..<8).map { j -> [Int32] in
-                let sy = min(max(t.index - 3 + j, 0), height - 1)
-                if let r = cache[sy] { return r }
-                let r = horizontal(sy)
-                cache[sy] = r
-                return r
-            }
-            // Keep only rows that later destination rows can still use.
-            let lowest = min(max(t.index - 3, 0), height - 1)
-            for key in cache.keys where key < lowest { cache[key] = nil }
-            let base = dy * rowLength
-            for x in 0..<rowLength {
-                var s: Int32 = 0
-                for j in 0..<8 { s = s &+ rows[j][x] &* t.weights[j] }
-                out[base + x] = UInt8(clamping: (s &+ (1 << 21)) >> 22)
-            }
-        }
-        return PixelImage(width: dw, height: dh, channels: cn, pixels: out)
+        return PixelImage(width: dw, height: dh, channels: channels, pixels: out)
     }
 
     struct LanczosTap { var index: Int; var weights: [Int32] }
@@ -94,5 +60,67 @@ extension PixelImage {
         }
         sum = 1 / sum
         return coeffs.map { $0 * sum }
+    }
+}
+
+/// INTER_LANCZOS4 one destination row at a time, from source rows asked for in increasing order
+/// (a streamed image's bands): the horizontal pass of each source row is kept while later rows
+/// can use it, so at most eight are held.
+public struct LanczosRows {
+    let sourceWidth: Int, sourceHeight: Int, width: Int, height: Int, channels: Int
+    let xs: [PixelImage.LanczosTap], ys: [PixelImage.LanczosTap]
+    private var cache: [Int: [Int32]] = [:]
+
+    public init(sourceWidth: Int, sourceHeight: Int, width: Int, height: Int, channels: Int) {
+        (self.sourceWidth, self.sourceHeight, self.width, self.height, self.channels) = (sourceWidth, sourceHeight, width, height, channels)
+        xs = PixelImage.lanczosTaps(source: sourceWidth, destination: width)
+        ys = PixelImage.lanczosTaps(source: sourceHeight, destination: height)
+    }
+
+    /// The source rows destination row `dy` reads.
+    public func sourceRows(_ dy: Int) -> ClosedRange<Int> {
+        let i = ys[dy].index
+        return min(max(i - 3, 0), sourceHeight - 1)...min(max(i + 4, 0), sourceHeight - 1)
+    }
+
+    private func horizontal(_ row: ArraySlice<UInt8>) -> [Int32] {
+        let (cn, w) = (channels, sourceWidth)
+        var buffer = [Int32](repeating: 0, count: width * cn)
+        row.withUnsafeBufferPointer { src in
+            for dx in 0..<width {
+                let t = xs[dx]
+                for k in 0..<cn {
+                    var s: Int32 = 0
+                    for j in 0..<8 {
+                        let sx = min(max(t.index - 3 + j, 0), w - 1)
+                        s = s &+ Int32(src[sx * cn + k]) &* t.weights[j]
+                    }
+                    buffer[dx * cn + k] = s
+                }
+            }
+        }
+        return buffer
+    }
+
+    /// Destination row `dy` into `out` (width × channels values); `source(sy)` gives source row sy.
+    public mutating func row(_ dy: Int, into out: UnsafeMutableBufferPointer<UInt8>, source: (Int) -> ArraySlice<UInt8>) {
+        let t = ys[dy]
+        var rows: [[Int32]] = []
+        rows.reserveCapacity(8)
+        for j in 0..<8 {
+            let sy = min(max(t.index - 3 + j, 0), sourceHeight - 1)
+            if let r = cache[sy] { rows.append(r); continue }
+            let r = horizontal(source(sy))
+            cache[sy] = r
+            rows.append(r)
+        }
+        // Keep only rows that later destination rows can still use.
+        let lowest = min(max(t.index - 3, 0), sourceHeight - 1)
+        for key in cache.keys where key < lowest { cache[key] = nil }
+        for x in 0..<(width * channels) {
+            var s: Int32 = 0
+            for j in 0..<8 { s = s &+ rows[j][x] &* t.weights[j] }
+            out[x] = UInt8(clamping: (s &+ (1 << 21)) >> 22)
+        }
     }
 }

@@ -75,14 +75,19 @@ struct WarpSampler {
 
 extension PixelImage {
     /// `cv2.warpAffine(self, m, (W, H), INTER_LINEAR, BORDER_CONSTANT, borderValue=border)`, or
-    /// the `width × height` region of it whose top-left pixel is `origin`.
+    /// the `width × height` region of it whose top-left pixel is `origin`. With `within`, this
+    /// image is the region at (x, y) of a `width × height` photo that `m` maps from (a streamed
+    /// photo's face region): the same values as warping the whole photo wherever the samples fall
+    /// inside the region.
     public func warpedAffine(_ m: AffineMatrix, width dw: Int, height dh: Int, border: [UInt8],
-                             origin: (x: Int, y: Int) = (0, 0)) -> PixelImage {
+                             origin: (x: Int, y: Int) = (0, 0),
+                             within photo: (x: Int, y: Int, width: Int, height: Int)? = nil) -> PixelImage {
         let cn = channels
         precondition(border.count >= cn, "border needs \(cn) values")
         let sampler = WarpSampler(m, width: dw, origin: origin)
         var out = [UInt8](repeating: 0, count: dw * dh * cn)
-        let (w, h) = (width, height)
+        let (w, h) = (photo?.width ?? width, photo?.height ?? height)
+        let (ox, oy, rw, rh) = (photo?.x ?? 0, photo?.y ?? 0, width, height)
         pixels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 for y in 0..<dh {
@@ -97,7 +102,8 @@ extension PixelImage {
                         let r0 = sy >= 0 && sy < h, r1 = sy + 1 >= 0 && sy + 1 < h
                         for k in 0..<cn {
                             @inline(__always) func at(_ xx: Int, _ yy: Int, _ inside: Bool) -> Int {
-                                inside ? Int(src[(yy * w + xx) * cn + k]) : Int(border[k])
+                                let (rx, ry) = (xx - ox, yy - oy)
+                                return inside && rx >= 0 && rx < rw && ry >= 0 && ry < rh ? Int(src[(ry * rw + rx) * cn + k]) : Int(border[k])
                             }
                             let v = at(sx, sy, in0 && r0) * w0 + at(sx + 1, sy, in1 && r0) * w1
                                 + at(sx, sy + 1, in0 && r1) * w2 + at(sx + 1, sy + 1, in1 && r1) * w3

@@ -286,32 +286,18 @@ public struct PhotoRestorer: Sendable {
         progress?(.detecting)
         let (kept, detected) = try timings.measure(\.detect) { try self.faces(in: work, options: options, context: context) }
         let size = restorer.faceSize
-        let template = recipe.templatePoints(size: size)
         var faces: [RestoredFace] = []
         var nonFinite: [Int] = []
         for (k, face) in kept.enumerated() {
             progress?(.restoringFace(k, of: kept.count))
-            let points = (0..<5).map { (x: Double(face.landmarks[2 * $0]), y: Double(face.landmarks[2 * $0 + 1])) }
-            guard let (affine, inverse) = alignment(points, template, upscale: upscale) else { continue }
-            let cropped = timings.measure(\.align) { work.warpedAffine(affine, width: size, height: size, border: recipe.cropBorder) }
-            var restored: AlignedRestoration
             do {
-                restored = try restorer.restoreAligned(cropped, seed: options.seed, fidelity: options.fidelity ?? FaceRestorer.defaultFidelity,
-                                                       context: context)
+                guard let restored = try restoreFace(face, upscale: upscale, gray: gray, options: options, context: context, timings: &timings,
+                                                     crop: { work.warpedAffine($0, width: size, height: size, border: recipe.cropBorder) })
+                else { continue }
+                faces.append(restored)
             } catch EngineError.nonFinite {
                 nonFinite.append(k)   // this face stays as it is; the photo and the batch go on
-                continue
             }
-            timings.network += restored.timings.network
-            if gray { restored.restored = restored.restored.grayToned(like: restored.input) }
-            // facelib: `face_upsampler.enhance(restored_face, outscale=upscale)`, then the masks
-            // are made at the upsampled size.
-            let upsampled = try faceUpsampler.map { up in
-                try timings.measure(\.faceUpsampling) { try up.enhance(restored.restored, outscale: Double(upscale), context: context) }
-            }
-            let mask = try timings.measure(\.masks) { try self.mask(for: upsampled ?? restored.restored, context: context) }
-            faces.append(RestoredFace(detection: face, affine: affine, inverseAffine: inverse, cropped: restored.input,
-                                      restored: restored.restored, upsampled: upsampled, mask: mask))
         }
         // `bg_upsampler.enhance(img, outscale=upscale)`, then facexlib resizes it to (w·s, h·s)
         // with LANCZOS4: the same size, which OpenCV returns unchanged.
@@ -334,6 +320,29 @@ public struct PhotoRestorer: Sendable {
         return PhotoRestoration(faces: faces, detectedCount: detected, image: out, background: upsampled, upscale: upscale,
                                 weight: options.weight, pastedFaces: all, timings: timings, usedParsing: parser != nil,
                                 nonFiniteFaces: nonFinite, grayInput: gray, grayOutput: grayOutput)
+    }
+
+    /// One detected face aligned (`crop` warps the photo with the face's affine), restored
+    /// (toned back to gray for a gray photo when `gray`), upsampled when configured, and its
+    /// paste mask made. Nil when the landmarks give no alignment; a network that produces
+    /// non-finite values throws `EngineError.nonFinite`.
+    func restoreFace(_ face: DetectedFace, upscale: Int, gray: Bool, options: PhotoOptions, context: ComputeContext,
+                     timings: inout RestoreTimings, crop: (AffineMatrix) -> PixelImage) throws -> RestoredFace? {
+        let points = (0..<5).map { (x: Double(face.landmarks[2 * $0]), y: Double(face.landmarks[2 * $0 + 1])) }
+        guard let (affine, inverse) = alignment(points, recipe.templatePoints(size: restorer.faceSize), upscale: upscale) else { return nil }
+        let cropped = timings.measure(\.align) { crop(affine) }
+        var restored = try restorer.restoreAligned(cropped, seed: options.seed, fidelity: options.fidelity ?? FaceRestorer.defaultFidelity,
+                                                   context: context)
+        timings.network += restored.timings.network
+        if gray { restored.restored = restored.restored.grayToned(like: restored.input) }
+        // facelib: `face_upsampler.enhance(restored_face, outscale=upscale)`, then the masks
+        // are made at the upsampled size.
+        let upsampled = try faceUpsampler.map { up in
+            try timings.measure(\.faceUpsampling) { try up.enhance(restored.restored, outscale: Double(upscale), context: context) }
+        }
+        let mask = try timings.measure(\.masks) { try self.mask(for: upsampled ?? restored.restored, context: context) }
+        return RestoredFace(detection: face, affine: affine, inverseAffine: inverse, cropped: restored.input,
+                            restored: restored.restored, upsampled: upsampled, mask: mask)
     }
 
     /// Pastes the restored faces of `restoration` again, with another weight and/or only the faces
@@ -442,15 +451,8 @@ public struct PhotoRestorer: Sendable {
     /// a `width`×`height` output, the canvas made by `canvas` for that rectangle.
     func blendSequential(_ faces: [RestoredFace], _ pasted: [PixelImage], width w: Int, height h: Int, upscale: Int,
                          canvas make: (Rect) -> Canvas) -> Canvas {
-        // Each face's mask is the warped face square eroded/blurred inward; `margin` covers the
-        // bilinear footprint plus, for the soft mask, the blur's outward spread.
         let inverses = faces.map { pasteAffine($0, upscale: upscale) }
-        let rois = faces.indices.map { i -> Rect in
-            let (face, inv, size) = (faces[i], inverses[i], pasted[i].width)
-            let soft: Bool
-            if case .facexlibParse = face.mask { soft = false } else { soft = true }
-            return region(of: inv, faceSize: size, margin: soft ? softMaskMargin(inv, size, upscale) : 2, width: w, height: h)
-        }
+        let rois = regions(faces, pasted, width: w, height: h, upscale: upscale)
         // Float canvas over the union of the regions (upstream blends in float without rounding
         // between faces).
         let union = rois.dropFirst().reduce(rois[0]) { $0.union($1) }
@@ -474,6 +476,18 @@ public struct PhotoRestorer: Sendable {
             }
         }
         return canvas
+    }
+
+    /// The output regions the faces' masks can reach. Each face's mask is the warped face square
+    /// eroded/blurred inward; the margin covers the bilinear footprint plus, for the soft mask,
+    /// the blur's outward spread.
+    func regions(_ faces: [RestoredFace], _ pasted: [PixelImage], width w: Int, height h: Int, upscale: Int) -> [Rect] {
+        faces.indices.map { i -> Rect in
+            let (face, inv, size) = (faces[i], pasteAffine(faces[i], upscale: upscale), pasted[i].width)
+            let soft: Bool
+            if case .facexlibParse = face.mask { soft = false } else { soft = true }
+            return region(of: inv, faceSize: size, margin: soft ? softMaskMargin(inv, size, upscale) : 2, width: w, height: h)
+        }
     }
 
     /// The restoration composited into its 16-bit photo `source` (`DecodedImage.image16`): the
@@ -582,12 +596,13 @@ struct Canvas {
     var touched: [Bool]
 
     /// Over a 16-bit image, in 8-bit units (v / 257), so faces blend with the same arithmetic.
-    init(rect: Rect, from image: PixelImage16) {
+    /// `imageY`: the output row the image's first row is (a band of a streamed output).
+    init(rect: Rect, from image: PixelImage16, imageY: Int = 0) {
         self.rect = rect
         var v = [Double](repeating: 0, count: rect.width * rect.height * 3)
         for y in 0..<rect.height {
             for x in 0..<rect.width {
-                for c in 0..<3 { v[(y * rect.width + x) * 3 + c] = Double(image.pixels[((rect.y + y) * image.width + rect.x + x) * 3 + c]) / 257 }
+                for c in 0..<3 { v[(y * rect.width + x) * 3 + c] = Double(image.pixels[((rect.y - imageY + y) * image.width + rect.x + x) * 3 + c]) / 257 }
             }
         }
         values = v
@@ -595,23 +610,23 @@ struct Canvas {
     }
 
     /// The touched pixels back into a 16-bit image: ×257, rounded, clamped.
-    func write16(into image: inout PixelImage16) {
+    func write16(into image: inout PixelImage16, imageY: Int = 0) {
         for y in 0..<rect.height {
             for x in 0..<rect.width where touched[y * rect.width + x] {
                 for c in 0..<3 {
                     let v = (values[(y * rect.width + x) * 3 + c] * 257).rounded()
-                    image.pixels[((rect.y + y) * image.width + rect.x + x) * 3 + c] = UInt16(min(max(v.isFinite ? v : 0, 0), 65535))
+                    image.pixels[((rect.y - imageY + y) * image.width + rect.x + x) * 3 + c] = UInt16(min(max(v.isFinite ? v : 0, 0), 65535))
                 }
             }
         }
     }
 
-    init(rect: Rect, from image: PixelImage) {
+    init(rect: Rect, from image: PixelImage, imageY: Int = 0) {
         self.rect = rect
         var v = [Double](repeating: 0, count: rect.width * rect.height * 3)
         for y in 0..<rect.height {
             for x in 0..<rect.width {
-                for c in 0..<3 { v[(y * rect.width + x) * 3 + c] = Double(image.pixels[((rect.y + y) * image.width + rect.x + x) * 3 + c]) }
+                for c in 0..<3 { v[(y * rect.width + x) * 3 + c] = Double(image.pixels[((rect.y - imageY + y) * image.width + rect.x + x) * 3 + c]) }
             }
         }
         values = v
@@ -659,12 +674,12 @@ struct Canvas {
     }
 
     /// `astype(np.uint8)`: truncation toward zero.
-    func truncate(into image: inout PixelImage) {
+    func truncate(into image: inout PixelImage, imageY: Int = 0) {
         for y in 0..<rect.height {
             for x in 0..<rect.width {
                 for c in 0..<3 {
                     let v = values[(y * rect.width + x) * 3 + c]
-                    image.pixels[((rect.y + y) * image.width + rect.x + x) * 3 + c] = UInt8(clamping: Int(v.rounded(.towardZero)))
+                    image.pixels[((rect.y - imageY + y) * image.width + rect.x + x) * 3 + c] = UInt8(clamping: Int(v.rounded(.towardZero)))
                 }
             }
         }

@@ -61,6 +61,9 @@ struct Restore: ParsableCommand {
     @Option(name: .customLong("max-pixels"), help: "Largest input image, in pixels, checked from its header before decoding (default 100000000; sides up to 65536 when given).")
     var maxPixels: Int?
 
+    @Option(name: .customLong("stream-pixels"), help: "TIFF photos over this many pixels are restored band by band from the file, in bounded memory (default 40000000).")
+    var streamPixels: Int?
+
     @Option(name: .long, help: "Photos restored side by side, each on its share of the threads; memory holds that many photos (default 1: one photo at a time on every thread, which was as fast on 2 cores).")
     var jobs: Int?
 
@@ -149,6 +152,7 @@ struct Restore: ParsableCommand {
         if (input == nil) == (list == nil) { throw ValidationError("give the inputs with -i/--input or --list, one of the two") }
         if let jobs, !(1...256).contains(jobs) { throw ValidationError("--jobs must be 1 to 256") }
         if let maxPixels, !(1...4_294_967_296).contains(maxPixels) { throw ValidationError("--max-pixels must be 1 to 4294967296") }
+        if let streamPixels, streamPixels < 0 { throw ValidationError("--stream-pixels must be 0 or more") }
         if let shard, shard != "auto" { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") } }
         if weightOption != nil, alpha != nil { throw ValidationError("-w/--weight and --alpha are the same setting: give one") }
         if let f = fidelity, !(0...1).contains(f) { throw ValidationError("--fidelity must be between 0 and 1, got \(f)") }
@@ -184,6 +188,7 @@ struct Restore: ParsableCommand {
         c.backgroundTile = bgTile
         c.faceUpsampling = faceUpsample
         if let maxPixels { c.limits = ImageLimits(maxWidth: 65536, maxHeight: 65536, maxPixels: maxPixels) }
+        if let streamPixels { c.streamingPixels = max(streamPixels, 0) }
         c.aligned = aligned
         c.threads = compute.threads
         c.precision = compute.precision
@@ -306,9 +311,12 @@ struct Restore: ParsableCommand {
     /// The progress line's detail for one restored input.
     func detail(_ result: RestoreResult) -> String? {
         var parts: [String] = []
-        if let photo = result.photo {
-            parts.append(photo.faces.count == photo.detectedCount ? plural(photo.faces.count, "face")
-                         : "\(photo.faces.count) of \(photo.detectedCount) detected faces")
+        if result.photo != nil || result.streamed != nil {
+            let (n, detected) = (result.restoredFaceCount, result.detectedCount)
+            parts.append(n == detected ? plural(n, "face") : "\(n) of \(detected) detected faces")
+            if let s = result.streamed, verbose {
+                parts.append("streamed from the file, detection at 1/\(s.detectionFactor) scale")
+            }
         }
         if verbose {
             // ID-dlib distance of each face as pasted to its crop (when the model is installed).

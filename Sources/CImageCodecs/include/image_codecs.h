@@ -22,6 +22,7 @@ typedef struct {
     int pages;
     /// 1 when the encoding is lossless (WebP VP8L, PNG, TIFF, BMP), 0 when lossy.
     int lossless;
+    int block_rows;   /* streaming reads: the rows of one strip or tile row */
 } fr_image;
 
 /// Metadata blocks as stored, each malloc'd (NULL when absent); free with fr_metadata_free.
@@ -82,6 +83,22 @@ int fr_tiff_metadata(const unsigned char *data, size_t size, fr_metadata *out, c
 /// ICC, XMP, IPTC, resolution and the text tags are written; `exif` is ignored.
 int fr_tiff_encode(const unsigned char *pixels, int width, int height, int channels, int depth, int compression,
                    const fr_metadata *meta, unsigned char **out, size_t *out_size, char *err, size_t errlen);
+
+/// Streaming (bounded memory for large scans): the first page read band by band from a file
+/// (strips or tiles; `rc` 4 when the file cannot be streamed: YCbCr without JPEG, or blocks over
+/// `max_block_bytes`), rows out in the layout `fr_tiff_decode` gives; and a page written row by
+/// row into a new file (`O_EXCL`), with the tags `fr_tiff_encode` writes, fsynced by `finish`.
+typedef struct fr_tiff_stream fr_tiff_stream;
+fr_tiff_stream *fr_tiff_stream_open(const char *path, size_t max_pixels, size_t max_block_bytes, fr_image *info, int *rc,
+                                    char *err, size_t errlen);
+int fr_tiff_stream_read(fr_tiff_stream *s, uint32_t y0, uint32_t rows, unsigned char *dst, size_t dst_bytes, char *err, size_t errlen);
+void fr_tiff_stream_close(fr_tiff_stream *s);
+typedef struct fr_tiff_writer fr_tiff_writer;
+fr_tiff_writer *fr_tiff_writer_open(const char *path, int width, int height, int channels, int depth, int compression,
+                                    const fr_metadata *meta, char *err, size_t errlen);
+int fr_tiff_writer_rows(fr_tiff_writer *w, const unsigned char *rows, int count, char *err, size_t errlen);
+int fr_tiff_writer_finish(fr_tiff_writer *w, char *err, size_t errlen);
+void fr_tiff_writer_abort(fr_tiff_writer *w);
 
 /// WebP: still images (lossy, lossless, alpha) to RGB or RGBA; animations refused.
 int fr_webp_info(const unsigned char *data, size_t size, fr_image *out, char *err, size_t errlen);
