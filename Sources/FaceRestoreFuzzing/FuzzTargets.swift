@@ -19,7 +19,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case ncnn
     case png
     case jpeg
-    /// The archive formats: each decoded (first page, 16-bit samples, metadata) and probed.
+    /// The archive formats: each decoded (first page, 16-bit samples, metadata) and probed;
+    /// TIFFs also read band by band from a file (`TIFFBandReader`, large scans' path).
     case tiff
     case webp
     case bmp
@@ -45,6 +46,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             return (try? ImageIO.decode(data, path: "fuzz", limits: Self.limits)) != nil || gray
         case .tiff, .webp, .bmp, .heic:
             _ = try? ImageIO.probe(data, path: "fuzz", limits: Self.limits)
+            if self == .tiff { Self.readBands(data) }
             guard let decoded = try? ImageIO.decode(data, path: "fuzz", limits: Self.limits) else { return false }
             // What a restored image's writer does with the metadata read.
             _ = decoded.metadata.forOutput(software: "fuzz")
@@ -89,6 +91,20 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             defer { try? FileManager.default.removeItem(atPath: path) }
             guard (try? data.write(to: URL(fileURLWithPath: path))) != nil else { return false }
             return (try? DlibNetwork(path: path, structure: DlibResNet.structure)) != nil
+        }
+    }
+
+    /// A TIFF's rows in bands of 7 (crossing strips and tiles), from a file.
+    static func readBands(_ data: Data) {
+        let path = scratch("tif")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        guard (try? data.write(to: URL(fileURLWithPath: path))) != nil,
+              let reader = try? TIFFBandReader(path: path, limits: limits, maxBlockBytes: 1 << 20) else { return }
+        var y = 0
+        while y < reader.height {
+            let n = min(7, reader.height - y)
+            guard (try? reader.read(y: y, count: n)) != nil else { return }
+            y += n
         }
     }
 
