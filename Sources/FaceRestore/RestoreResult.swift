@@ -59,7 +59,7 @@ public struct OutputFile: Sendable {
     /// How the file is encoded, metadata included (the restored whole image only).
     public var encoding = EncodeOptions()
 
-    init(relativePath: String, image: PixelImage, alpha: [UInt8]? = nil) {
+    public init(relativePath: String, image: PixelImage, alpha: [UInt8]? = nil) {
         self.relativePath = relativePath
         self.image = image
         self.alpha = alpha

@@ -140,7 +140,8 @@ extension ServerState {
         }
         api.get("jobs/:id/input") { _, context in
             let id = try jobID(context)
-            guard self.store.snapshot(id) != nil, let file = self.inputFile(id) else { throw APIError(.notFound, "no job \(id)") }
+            guard self.store.snapshot(id) != nil, self.inputFile(id) != nil else { throw APIError(.notFound, "no job \(id)") }
+            guard let file = self.inputViewFile(id) else { throw APIError(.notFound, "job \(id)'s input is shown once it has been restored") }
             return try await self.fileResponse(file, context: context, downloadName: nil)
         }
         api.get("jobs/:id/faces/:n/:kind") { _, context in
@@ -185,7 +186,8 @@ extension ServerState {
     func fileResponse(_ file: URL, context: Context, downloadName: String?) async throws -> Response {
         guard FileManager.default.fileExists(atPath: file.path) else { throw APIError(.notFound, "not found") }
         let body = try await FileIO().loadFile(path: file.path, context: context)
-        var headers: HTTPFields = [.contentType: file.pathExtension == "png" ? "image/png" : "image/jpeg", .cacheControl: "no-cache"]
+        let type = ["png": "image/png", "webp": "image/webp"][file.pathExtension] ?? "image/jpeg"
+        var headers: HTTPFields = [.contentType: type, .cacheControl: "no-cache"]
         if let downloadName { headers[.contentDisposition] = "attachment; filename=\"\(downloadName)\"" }
         return Response(status: .ok, headers: headers, body: body)
     }

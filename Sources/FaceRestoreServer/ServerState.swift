@@ -106,9 +106,8 @@ final class ServerState: Sendable {
             throw APIError(.internalServerError, "\(upload.name): the upload could not be read back")
         }
         guard !data.isEmpty else { throw APIError(.unprocessableContent, "\(upload.name): the file is empty") }
-        // The page serves PNG and JPEG results only; the archive formats are the CLI's.
-        guard let format = ImageFormat.sniff(data), format == .png || format == .jpeg else {
-            throw APIError(.unsupportedMediaType, "\(upload.name): not a PNG or JPEG image (its bytes do not start like one)")
+        guard ImageFormat.sniff(data) != nil else {
+            throw APIError(.unsupportedMediaType, "\(upload.name): not a PNG, JPEG, TIFF, WebP, BMP or HEIC image (its bytes do not start like one)")
         }
         let header: ImageHeader
         do { header = try ImageIO.probe(data, path: upload.name, limits: configuration.imageLimits) } catch let e as ImageError {
@@ -128,7 +127,7 @@ final class ServerState: Sendable {
         } catch let e as MemoryError {
             throw APIError(.contentTooLarge, "\(upload.name): \(e)")
         }
-        let ext = header.format == .png ? "png" : "jpg"
+        let ext = header.format.fileExtension
         do { try FileManager.default.moveItem(at: raw, to: upload.folder.appendingPathComponent("input.\(ext)")) } catch {
             throw APIError(.internalServerError, "\(upload.name): the upload could not be stored")
         }
@@ -242,7 +241,11 @@ final class ServerState: Sendable {
 
     /// The result image (and, the first time, the faces' crops) under the job folder, atomically.
     func writeFiles(_ result: RestoreResult, folder: URL, faces: Bool) throws {
-        var files = result.outputs(OutputOptions(format: .auto, restoredImageOnly: !faces))
+        var files = result.outputs(OutputOptions(format: Self.resultFormat(result.format), restoredImageOnly: !faces))
+        // A TIFF or HEIC input is shown through a PNG copy of it (what the restorer decoded, upright).
+        if faces, !Self.browserFormats.contains(result.format) {
+            files.append(OutputFile(relativePath: Self.inputView, image: result.original))
+        }
         files.removeAll { $0.relativePath.hasPrefix("cmp/") }
         for dir in Set(files.map { ($0.relativePath as NSString).deletingLastPathComponent }) {
             try FileManager.default.createDirectory(at: folder.appendingPathComponent(dir), withIntermediateDirectories: true)
@@ -254,14 +257,42 @@ final class ServerState: Sendable {
         }, threads: 1)
     }
 
+    /// Formats browsers show: kept as they are for the result and the page's "before" image.
+    static let browserFormats: Set<ImageFormat> = [.png, .jpeg, .webp]
+
+    /// The result's format: the input's where browsers show it, else PNG (TIFF, BMP: lossless, 16
+    /// bits kept) or JPEG (HEIC).
+    static func resultFormat(_ input: ImageFormat) -> OutputFormat {
+        switch input {
+        case .png, .tiff, .bmp: return .png
+        case .jpeg, .heic: return .jpg
+        case .webp: return .webp
+        }
+    }
+
+    /// The PNG copy of an input browsers cannot show.
+    static let inputView = "input_view.png"
+
+    static let resultExtensions = ["jpg", "png", "webp"]
+
     /// The result file of a job (the restored image).
     func resultFile(_ id: JobID) -> URL? {
         let dir = folder(id).appendingPathComponent("restored_imgs")
-        return ["jpg", "png"].map { dir.appendingPathComponent("input.\($0)") }.first { FileManager.default.fileExists(atPath: $0.path) }
+        return Self.resultExtensions.map { dir.appendingPathComponent("input.\($0)") }.first { FileManager.default.fileExists(atPath: $0.path) }
     }
 
+    /// The uploaded file, whatever its format.
     func inputFile(_ id: JobID) -> URL? {
-        ["jpg", "png"].map { folder(id).appendingPathComponent("input.\($0)") }.first { FileManager.default.fileExists(atPath: $0.path) }
+        ImageFormat.allCases.map { folder(id).appendingPathComponent("input.\($0.fileExtension)") }
+            .first { FileManager.default.fileExists(atPath: $0.path) }
+    }
+
+    /// The input as the page shows it: the upload itself, or its PNG copy once the job has run.
+    func inputViewFile(_ id: JobID) -> URL? {
+        guard let input = inputFile(id) else { return nil }
+        if let f = ImageFormat(extension: input.pathExtension), Self.browserFormats.contains(f) { return input }
+        let view = folder(id).appendingPathComponent(Self.inputView)
+        return FileManager.default.fileExists(atPath: view.path) ? view : nil
     }
 
     func faceFile(_ id: JobID, index: Int, restored: Bool) -> URL {

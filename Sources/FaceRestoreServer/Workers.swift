@@ -67,6 +67,8 @@ final class RestorerPool: Sendable {
         do {
             return try once.value {
                 var c = base
+                // Results are re-blended from memory: the whole image is kept, never streamed.
+                c.streamingPixels = Int.max
                 if let model = key.model { c.model = .named(model) }
                 if key.background, c.background == nil { c.background = base.generalModel }
                 return try Restorer(c, store: store)

@@ -365,6 +365,39 @@ struct ServeAPI {
         }
     }
 
+    /// A 16-bit TIFF and a WebP are taken: the TIFF's result is a 16-bit PNG (the CLI's restore of
+    /// it, written as PNG) and its "before" image a PNG copy once restored; the WebP stays WebP.
+    @Test func archiveFormatsAreTakenAndShownAsBrowsersCan() async throws {
+        let server = try makeServer()
+        let folder = try temporaryFolder("archive")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let photo = try ImageIO.read(path: groupPhoto.path).image
+        let wide = PixelImage16(width: photo.width, height: photo.height, channels: 3,
+                                pixels: photo.pixels.enumerated().map { i, v in UInt16(v) << 8 | UInt16((i * 29) & 0xFF) })
+        let tiff = try ImageIO.encode16(wide, format: .tiff, path: "scan.tif")
+        let webp = try ImageIO.encode(photo, format: .webp, path: "photo.webp")
+        try await server.application().test(.router) { client in
+            let id = try await client.submit(tiff, name: "scan.tif", fields: ["upscale": "1"])
+            let done = try await client.wait(id)
+            #expect(done["status"] as? String == "done", "\(done["error"] ?? "")")
+            let result = try await client.execute(uri: "/api/v1/jobs/\(id)/result", method: .get)
+            #expect(result.headers[.contentType] == "image/png")
+            let decoded = try ImageIO.decode(Data(result.body.readableBytesView), path: "result.png")
+            #expect(decoded.image16 != nil && decoded.image.width == photo.width, "a 16-bit PNG at the input's size")
+            let input = try await client.execute(uri: "/api/v1/jobs/\(id)/input", method: .get)
+            #expect(input.status == .ok && input.headers[.contentType] == "image/png")
+            #expect(try ImageIO.decode(Data(input.body.readableBytesView), path: "input.png").image == wide.reducedTo8Bit,
+                    "the before image is the decoded upload")
+
+            let w = try await client.submit(webp, name: "photo.webp", fields: ["upscale": "1"])
+            let wdone = try await client.wait(w)
+            #expect(wdone["status"] as? String == "done", "\(wdone["error"] ?? "")")
+            let wresult = try await client.execute(uri: "/api/v1/jobs/\(w)/result", method: .get)
+            #expect(wresult.headers[.contentType] == "image/webp")
+            #expect(try await client.bytes("/api/v1/jobs/\(w)/input").1 == webp)
+        }
+    }
+
     /// An upload whose restoration would not fit the server's memory budget is refused with 413
     /// from its header, with the upscale that fits.
     @Test func overTheMemoryBudgetIsRefusedFromTheHeader() async throws {
