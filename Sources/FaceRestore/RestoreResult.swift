@@ -110,8 +110,9 @@ public struct RestoreResult: Sendable {
     /// whole image is produced from the file when written (`write(to:)`, `writeImage(to:)`);
     /// `image` is nil and `original` is the shrunk copy the detector saw.
     public var streamed: StreamedRestoration?
-    /// The pipeline that writes `streamed`.
+    /// The pipeline that writes `streamed`, and the threads it runs a Real-ESRGAN background on.
     var streamer: PhotoRestorer?
+    var streamContext: ComputeContext?
 
     /// The Software tag of restored images: FaceRestore and the model.
     public var software: String { "FaceRestore" + (modelName.map { " (\($0))" } ?? "") }
@@ -210,7 +211,7 @@ public struct RestoreResult: Sendable {
     /// Writes the restored image (the restored face for an aligned crop) to `path`, atomically,
     /// in the format its extension names, with the alpha channel when the input had one.
     public func writeImage(to path: String) throws {
-        if image == nil, let streamed, let streamer { return try Self.writeStreamed(streamed, with: streamer, to: path, options: encoding(OutputOptions())) }
+        if image == nil, let streamed, let streamer { return try Self.writeStreamed(streamed, with: streamer, context: streamContext ?? ComputeContext(threads: 1), to: path, options: encoding(OutputOptions())) }
         guard let image = image ?? aligned?.restored else {
             throw ImageError.encoding(path: path, reason: "nothing was restored")
         }
@@ -266,7 +267,8 @@ public struct RestoreResult: Sendable {
         try ImageIO.write(list.filter { $0.path != primary }, threads: max(threads, 1))
         try ImageIO.write(list.filter { $0.path == primary }, threads: 1)
         if image == nil, let streamed, let streamer {
-            try Self.writeStreamed(streamed, with: streamer, to: primary, options: encoding(options))
+            try Self.writeStreamed(streamed, with: streamer, context: streamContext ?? ComputeContext(threads: max(threads, 1)), to: primary,
+                                   options: encoding(options))
             return list.map(\.path) + [primary]
         }
         return list.map(\.path)
@@ -274,15 +276,16 @@ public struct RestoreResult: Sendable {
 
     /// A streamed restoration's whole image: a TIFF written band by band as it is produced
     /// (16-bit for a 16-bit source); another format assembled whole, then encoded.
-    static func writeStreamed(_ r: StreamedRestoration, with photo: PhotoRestorer, to path: String, options: EncodeOptions) throws {
+    static func writeStreamed(_ r: StreamedRestoration, with photo: PhotoRestorer, context: ComputeContext, to path: String,
+                              options: EncodeOptions) throws {
         let ext = URL(fileURLWithPath: path).pathExtension
         guard let format = ImageFormat(extension: ext), format.isWritable else {
             throw ImageError.encoding(path: path, reason: "unknown output extension '.\(ext)' (use .png, .jpg, .tif, .webp or .bmp)")
         }
-        let wide = r.depth == 16 && format.holds16Bit
+        let wide = r.keeps16Bit && format.holds16Bit
         if format == .tiff {
             let writer = try TIFFRowWriter(path: path, width: r.width, height: r.height, depth: wide ? 16 : 8, options: options)
-            if wide { try photo.streamRows16(r) { try writer.write($0) } } else { try photo.streamRows(r) { try writer.write($0) } }
+            if wide { try photo.streamRows16(r) { try writer.write($0) } } else { try photo.streamRows(r, context: context) { try writer.write($0) } }
             try writer.finish()
             return
         }
@@ -293,7 +296,7 @@ public struct RestoreResult: Sendable {
             try ImageIO.write(ImageOutput(image: image16.reducedTo8Bit, image16: image16, path: path, options: options))
         } else {
             var pixels: [UInt8] = []
-            try photo.streamRows(r) { pixels += $0.pixels }
+            try photo.streamRows(r, context: context) { pixels += $0.pixels }
             try ImageIO.write(ImageOutput(image: PixelImage(width: r.width, height: r.height, channels: 3, pixels: pixels), path: path, options: options))
         }
     }

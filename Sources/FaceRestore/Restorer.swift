@@ -382,6 +382,7 @@ public struct Restorer: Sendable {
         result.timings = restored.timings
         result.streamed = restored
         result.streamer = photo
+        result.streamContext = context
         return result
     }
 

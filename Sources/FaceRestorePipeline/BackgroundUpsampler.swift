@@ -125,13 +125,10 @@ public struct RealESRGANer: Sendable {
     /// What a tile's output planes become: BGR values, or one gray value (the alpha pass).
     private enum TileOutput { case bgr, gray }
 
-    /// Pads, tiles and runs 3 planes (`[3, H, W]`, RGB in [0, 1]), storing each output position as
-    /// `output` says: clamp_(0, 1), then for the alpha pass cv2.COLOR_BGR2GRAY on the BGR floats
-    /// (0.114·B + 0.587·G + 0.299·R), then (x · 255).round() in float32, half to even.
-    private func run(_ planes: [Float], width w: Int, height h: Int, output: TileOutput, context: ComputeContext,
-                     progress: ((Int, Int) -> Void)?) throws -> [UInt8] {
+    /// The padded size of a `w`×`h` input: pre_pad, then the mod pad for the x2 (multiple of 2)
+    /// and x1 (multiple of 4) networks.
+    func paddedSize(width w: Int, height h: Int) throws -> (Int, Int) {
         let s = scale
-        // pre_pad, then the mod pad for the x2 (multiple of 2) and x1 (multiple of 4) networks.
         var (pw, ph) = (w + prePad, h + prePad)
         let mod = s == 2 ? 2 : s == 1 ? 4 : 1
         pw += (mod - pw % mod) % mod
@@ -139,32 +136,91 @@ public struct RealESRGANer: Sendable {
         guard pw - w < w, ph - h < h else {   // reflect padding needs pad < size
             throw ModelError.invalidInput("the image (\(w)×\(h)) is too small for Real-ESRGAN's reflect padding")
         }
+        return (pw, ph)
+    }
+
+    /// Pads, tiles and runs 3 planes (`[3, H, W]`, RGB in [0, 1]), storing each output position as
+    /// `output` says: clamp_(0, 1), then for the alpha pass cv2.COLOR_BGR2GRAY on the BGR floats
+    /// (0.114·B + 0.587·G + 0.299·R), then (x · 255).round() in float32, half to even.
+    private func run(_ planes: [Float], width w: Int, height h: Int, output: TileOutput, context: ComputeContext,
+                     progress: ((Int, Int) -> Void)?) throws -> [UInt8] {
+        let (pw, ph) = try paddedSize(width: w, height: h)
         let padded = Self.reflectPadded(planes, width: w, height: h, toWidth: pw, height: ph)
+        let outChannels = output == .bgr ? 3 : 1
+        let row = w * scale * outChannels
+        var out = [UInt8](repeating: 0, count: h * scale * row)
+        try runTileRows(width: w, height: h, output: output, context: context, progress: progress, planes: { py0, py1 in
+            Array(padded[(py0 * pw)..<(py1 * pw)]) + Array(padded[(ph * pw + py0 * pw)..<(ph * pw + py1 * pw)])
+                + Array(padded[(2 * ph * pw + py0 * pw)..<(2 * ph * pw + py1 * pw)])
+        }, emit: { oy, band in
+            out.replaceSubrange((oy * row)..<(oy * row + band.count), with: band)
+        })
+        return out
+    }
+
+    /// The output of an 8-bit BGR `width`×`height` image one tile row at a time, top to bottom:
+    /// `rows(y, n)` gives its source rows y..<y+n (asked for in overlapping, increasing bands of
+    /// tile + 2 × tile_pad rows), `emit(y, band)` takes output rows from y, BGR at the network's
+    /// scale. The values `enhance` gives, without holding the image.
+    public func enhanceRows(width w: Int, height h: Int, context: ComputeContext, rows: (Int, Int) throws -> PixelImage,
+                            emit: (Int, PixelImage) throws -> Void) throws {
+        let (pw, _) = try paddedSize(width: w, height: h)
+        try runTileRows(width: w, height: h, output: .bgr, context: context, progress: nil, planes: { py0, py1 in
+            // Padded rows past the image reflect rows above them; read the source rows that cover both.
+            func reflect(_ i: Int, _ n: Int) -> Int { i < n ? i : 2 * (n - 1) - i }
+            let needed = (py0..<py1).map { reflect($0, h) }
+            let (lo, hi) = (needed.min() ?? 0, (needed.max() ?? 0) + 1)
+            let band = try rows(lo, hi - lo)
+            let bh = py1 - py0
+            var planes = [Float](repeating: 0, count: 3 * bh * pw)
+            for (j, sy) in needed.enumerated() {
+                for x in 0..<pw {
+                    let sx = reflect(x, w)
+                    for k in 0..<3 { planes[(k * bh + j) * pw + x] = Float(band.pixels[((sy - lo) * w + sx) * 3 + 2 - k]) / 255 }
+                }
+            }
+            return planes
+        }, emit: { oy, band in
+            try emit(oy, PixelImage(width: w * scale, height: band.count / (w * scale * 3), channels: 3, pixels: band))
+        })
+    }
+
+    /// The tiling of `run`, one tile row at a time: `planes(py0, py1)` gives padded rows
+    /// py0..<py1 as `[3, py1 − py0, pw]`; `emit(oy, values)` takes the row's output rows from oy.
+    private func runTileRows(width w: Int, height h: Int, output: TileOutput, context: ComputeContext, progress: ((Int, Int) -> Void)?,
+                             planes: (Int, Int) throws -> [Float], emit: (Int, [UInt8]) throws -> Void) throws {
+        let s = scale
+        let (pw, ph) = try paddedSize(width: w, height: h)
         let (ow, oh) = (w * s, h * s)     // the crops of post_process keep exactly the unpadded area
         let outChannels = output == .bgr ? 3 : 1
         func byte(_ v: Float) -> UInt8 { UInt8((v * 255).rounded(.toNearestOrEven)) }
         func clamped(_ v: Float) -> Float { min(max(v, 0), 1) }
-        var out = [UInt8](repeating: 0, count: ow * oh * outChannels)
         let tileSize = tile > 0 ? tile : max(pw, ph)
+        let pad = tile > 0 ? tilePad : 0
         let tilesX = (pw + tileSize - 1) / tileSize, tilesY = (ph + tileSize - 1) / tileSize
         for ty in 0..<tilesY {
+            let (y0, y1) = (ty * tileSize, min((ty + 1) * tileSize, ph))
+            let (py0, py1) = (max(y0 - pad, 0), min(y1 + pad, ph))
+            let band = try planes(py0, py1)
+            let bh = py1 - py0
+            let (oy0, oy1) = (y0 * s, min(y1 * s, oh))
+            guard oy1 > oy0 else { continue }
+            var out = [UInt8](repeating: 0, count: (oy1 - oy0) * ow * outChannels)
             for tx in 0..<tilesX {
-                let (x0, y0) = (tx * tileSize, ty * tileSize)
-                let (x1, y1) = (min(x0 + tileSize, pw), min(y0 + tileSize, ph))
-                let pad = tile > 0 ? tilePad : 0
-                let (px0, py0, px1, py1) = (max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, pw), min(y1 + pad, ph))
-                let (tw, th) = (px1 - px0, py1 - py0)
+                let (x0, x1) = (tx * tileSize, min((tx + 1) * tileSize, pw))
+                let (px0, px1) = (max(x0 - pad, 0), min(x1 + pad, pw))
+                let (tw, th) = (px1 - px0, bh)
                 let input = Tensor(shape: [1, 3, th, tw]) { t in
                     for k in 0..<3 {
                         for y in 0..<th {
-                            for x in 0..<tw { t[(k * th + y) * tw + x] = padded[(k * ph + py0 + y) * pw + px0 + x] }
+                            for x in 0..<tw { t[(k * th + y) * tw + x] = band[(k * bh + y) * pw + px0 + x] }
                         }
                     }
                 }
                 let y = try context.array(try forward(input, context))
                 let (stw, sth) = (tw * s, th * s)
                 // The tile's own area (without context), clipped to the unpadded output.
-                for oy in stride(from: y0 * s, to: min(y1 * s, oh), by: 1) {
+                for oy in oy0..<oy1 {
                     let sy = oy - py0 * s
                     for ox in stride(from: x0 * s, to: min(x1 * s, ow), by: 1) {
                         let sx = ox - px0 * s
@@ -173,7 +229,7 @@ public struct RealESRGANer: Sendable {
                             throw EngineError.nonFinite(op: "Real-ESRGAN")
                         }
                         let (r, g, b) = (clamped(y[at]), clamped(y[plane + at]), clamped(y[2 * plane + at]))
-                        let o = (oy * ow + ox) * outChannels
+                        let o = ((oy - oy0) * ow + ox) * outChannels
                         switch output {
                         case .bgr: (out[o], out[o + 1], out[o + 2]) = (byte(b), byte(g), byte(r))
                         case .gray: out[o] = byte(clamped(b * 0.114 + g * 0.587 + r * 0.299))
@@ -182,8 +238,8 @@ public struct RealESRGANer: Sendable {
                 }
                 progress?(ty * tilesX + tx + 1, tilesX * tilesY)
             }
+            try emit(oy0, out)
         }
-        return out
     }
 
     /// `F.pad(x, (0, pw − w, 0, ph − h), 'reflect')` on `[3, H, W]` planes.

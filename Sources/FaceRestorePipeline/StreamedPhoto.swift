@@ -5,8 +5,8 @@
 //      with k = 1 the detector sees the photo as the in-memory path does;
 //   2. faces: the source region each face's crop samples is kept from the bands, the crop warped
 //      from it (the same values as from the whole photo), the face restored and its mask made;
-//   3. output: the background resized band by band (the recipe's LANCZOS4; upscale 1 is the photo
-//      itself), the faces blended on float canvases over groups of overlapping regions as the
+//   3. output: the background made band by band (the recipe's LANCZOS4, upscale 1 being the photo
+//      itself, or Real-ESRGAN one tile row at a time), the faces blended on float canvases over groups of overlapping regions as the
 //      in-memory paste does, and rows handed on as soon as no unfinished group covers them.
 // Memory: the detection copy, the faces' regions and restorations, a few source blocks, and the
 // output rows under the tallest group of face regions.
@@ -30,6 +30,9 @@ public struct StreamedRestoration: Sendable {
     public var height: Int { sourceHeight * upscale }
     /// 16 for a 16-bit source (its samples kept where no face reaches), else 8.
     public var depth: Int
+    /// Whether the restored image keeps 16 bits (a 16-bit source on the plain background; a
+    /// Real-ESRGAN background is 8-bit).
+    public var keeps16Bit: Bool
     /// The copy the detector saw (the photo shrunk by `detectionFactor`).
     public var preview: PixelImage
     public var detectionFactor: Int
@@ -39,11 +42,10 @@ public struct StreamedRestoration: Sendable {
 
 extension PhotoRestorer {
     /// Why this restorer cannot stream a photo with `options`, or nil when it can: streaming
-    /// covers the facexlib paste (GFP-GAN, RestoreFormer, CodeFormer's at upscale 1) without a
-    /// Real-ESRGAN background or face upsampler, and without gray handling.
+    /// covers the facexlib paste (GFP-GAN, RestoreFormer, CodeFormer's at upscale 1) on the
+    /// plain or the Real-ESRGAN background, without a face upsampler or gray handling.
     public func streamingRefusal(options: PhotoOptions) -> String? {
         let upscale = options.upscale ?? recipe.defaultUpscale
-        if background != nil { return "a Real-ESRGAN background is computed whole" }
         if faceUpsampler != nil { return "face upsampling is not streamed" }
         if recipe.blend != .sequential || recipe.detectsOnUpscaledPhoto { return "\(recipe.family) pastes on the whole photo" }
         if recipe.minimumPhotoSide != nil && upscale != 1 { return "\(recipe.family) resizes the whole photo" }
@@ -137,7 +139,7 @@ extension PhotoRestorer {
         }
         return StreamedRestoration(sourcePath: reader.path, limits: ImageLimits(maxWidth: W, maxHeight: H, maxPixels: W * H),
                                    faces: faces, detectedCount: detected, upscale: upscale, weight: options.weight,
-                                   sourceWidth: W, sourceHeight: H, depth: reader.depth, preview: preview, detectionFactor: k,
+                                   sourceWidth: W, sourceHeight: H, depth: reader.depth, keeps16Bit: reader.depth == 16 && background == nil, preview: preview, detectionFactor: k,
                                    timings: timings, nonFiniteFaces: nonFinite)
     }
 
@@ -174,58 +176,136 @@ extension PhotoRestorer {
 
     /// Pass 3, 8-bit: the restored image's rows, top to bottom, handed to `sink` in bands
     /// (8-bit samples: the 16-bit source reduced, as the in-memory `image`).
-    public func streamRows(_ r: StreamedRestoration, sink: (PixelImage) throws -> Void) throws {
-        guard let reader = try TIFFBandReader(path: r.sourcePath, limits: r.limits) else {
-            throw ImageError.decoding(path: r.sourcePath, reason: "the file can no longer be read in bands")
+    public func streamRows(_ r: StreamedRestoration, context: ComputeContext, sink: @escaping (PixelImage) throws -> Void) throws {
+        let reader = try reopen(r)
+        let (W, H, row) = (r.sourceWidth, r.sourceHeight, r.width * 3)
+        let assembler = try bandAssembler(r, zero: UInt8(0), blend: { rows, y0, faces, pasted in
+            var band = PixelImage(width: r.width, height: rows.count / row, channels: 3, pixels: rows)
+            rows = []
+            self.blendSequential(faces, pasted, width: r.width, height: r.height, upscale: r.upscale) {
+                Canvas(rect: $0, from: band, imageY: y0)
+            }.truncate(into: &band, imageY: y0)
+            rows = band.pixels
+        }, emit: { try sink(PixelImage(width: r.width, height: $0.count / row, channels: 3, pixels: $0)) })
+        if let background {
+            // facexlib: `bg_upsampler.enhance(img, outscale=upscale)`: the network's rows, then
+            // LANCZOS4 to the output size when its scale is not the upscale.
+            let s = background.scale
+            var lanczos = s == r.upscale ? nil
+                : LanczosRows(sourceWidth: W * s, sourceHeight: H * s, width: r.width, height: r.height, channels: 3)
+            var held: [UInt8] = [], heldY = 0, made = 0, next = 0
+            func resizeReady(final: Bool) throws {
+                guard var resizer = lanczos else { return }
+                var band: [UInt8] = []
+                while next < r.height, final || resizer.sourceRows(next).upperBound < made {
+                    var out = [UInt8](repeating: 0, count: row)
+                    out.withUnsafeMutableBufferPointer { o in
+                        resizer.row(next, into: o) { sy in held[((sy - heldY) * W * s * 3)..<((sy - heldY + 1) * W * s * 3)] }
+                    }
+                    band += out
+                    next += 1
+                }
+                lanczos = resizer
+                if !band.isEmpty { try assembler.push(band) }
+                // Network rows no later output row reads.
+                if next < r.height {
+                    let keep = resizer.sourceRows(next).lowerBound
+                    if keep > heldY { held.removeFirst((keep - heldY) * W * s * 3); heldY = keep }
+                }
+            }
+            try background.enhanceRows(width: W, height: H, context: context, rows: { y, n in try reader.read(y: y, count: n).image },
+                                       emit: { _, band in
+                                           if lanczos == nil { return try assembler.push(band.pixels) }
+                                           held += band.pixels
+                                           made += band.height
+                                           try resizeReady(final: false)
+                                       })
+            try resizeReady(final: true)
+        } else if r.upscale == 1 {
+            var y = 0
+            while y < H {
+                let n = min(reader.blockRows, H - y)
+                try assembler.push(try reader.read(y: y, count: n).image.pixels)
+                y += n
+            }
+        } else {
+            var resizer = LanczosRows(sourceWidth: W, sourceHeight: H, width: r.width, height: r.height, channels: 3)
+            let source = SourceRows(reader) { try $0.read(y: $1, count: $2).image.pixels }
+            try resizeBands(r, zero: UInt8(0), assembler: assembler) { dy, out in
+                try source.prepare(resizer.sourceRows(dy))
+                resizer.row(dy, into: out) { source.row($0) }
+            }
         }
-        var resizer = LanczosRows(sourceWidth: r.sourceWidth, sourceHeight: r.sourceHeight, width: r.width, height: r.height, channels: 3)
-        try streamBands(r, reader: reader, zero: UInt8(0), read: { try reader.read(y: $0, count: $1).image.pixels },
-                        resize: { dy, out, source in resizer.row(dy, into: out, source: source) },
-                        blend: { rows, y0, faces, pasted, rect in
-                            var band = PixelImage(width: r.width, height: rows.count / (r.width * 3), channels: 3, pixels: rows)
-                            rows = []
-                            self.blendSequential(faces, pasted, width: r.width, height: r.height, upscale: r.upscale) {
-                                Canvas(rect: $0, from: band, imageY: y0)
-                            }.truncate(into: &band, imageY: y0)
-                            rows = band.pixels
-                        },
-                        emit: { try sink(PixelImage(width: r.width, height: $0.count / (r.width * 3), channels: 3, pixels: $0)) })
+        try assembler.finish()
     }
 
-    /// Pass 3, 16-bit (a 16-bit source): as `streamRows`, the source's samples kept where no
-    /// face's mask reaches (as `composite16`).
-    public func streamRows16(_ r: StreamedRestoration, sink: (PixelImage16) throws -> Void) throws {
-        guard let reader = try TIFFBandReader(path: r.sourcePath, limits: r.limits) else {
-            throw ImageError.decoding(path: r.sourcePath, reason: "the file can no longer be read in bands")
+    /// Pass 3, 16-bit (a 16-bit source with the plain background): as `streamRows`, the source's
+    /// samples kept where no face's mask reaches (as `composite16`).
+    public func streamRows16(_ r: StreamedRestoration, sink: @escaping (PixelImage16) throws -> Void) throws {
+        let reader = try reopen(r)
+        guard reader.depth == 16, background == nil else {
+            throw ImageError.decoding(path: r.sourcePath, reason: "no 16-bit output: the file is not 16-bit or the background is Real-ESRGAN's")
         }
-        guard reader.depth == 16 else { throw ImageError.decoding(path: r.sourcePath, reason: "the file is no longer 16-bit") }
-        var resizer = LanczosRows16(sourceWidth: r.sourceWidth, sourceHeight: r.sourceHeight, width: r.width, height: r.height, channels: 3)
-        try streamBands(r, reader: reader, zero: UInt16(0), read: { try reader.read(y: $0, count: $1).image16?.pixels ?? [] },
-                        resize: { dy, out, source in resizer.row(dy, into: out, source: source) },
-                        blend: { rows, y0, faces, pasted, rect in
-                            var band = PixelImage16(width: r.width, height: rows.count / (r.width * 3), channels: 3, pixels: rows)
-                            rows = []
-                            self.blendSequential(faces, pasted, width: r.width, height: r.height, upscale: r.upscale) {
-                                Canvas(rect: $0, from: band, imageY: y0)
-                            }.write16(into: &band, imageY: y0)
-                            rows = band.pixels
-                        },
-                        emit: { try sink(PixelImage16(width: r.width, height: $0.count / (r.width * 3), channels: 3, pixels: $0)) })
+        let (W, H, row) = (r.sourceWidth, r.sourceHeight, r.width * 3)
+        let assembler = try bandAssembler(r, zero: UInt16(0), blend: { rows, y0, faces, pasted in
+            var band = PixelImage16(width: r.width, height: rows.count / row, channels: 3, pixels: rows)
+            rows = []
+            self.blendSequential(faces, pasted, width: r.width, height: r.height, upscale: r.upscale) {
+                Canvas(rect: $0, from: band, imageY: y0)
+            }.write16(into: &band, imageY: y0)
+            rows = band.pixels
+        }, emit: { try sink(PixelImage16(width: r.width, height: $0.count / row, channels: 3, pixels: $0)) })
+        if r.upscale == 1 {
+            var y = 0
+            while y < H {
+                let n = min(reader.blockRows, H - y)
+                try assembler.push(try reader.read(y: y, count: n).image16?.pixels ?? [])
+                y += n
+            }
+        } else {
+            var resizer = LanczosRows16(sourceWidth: W, sourceHeight: H, width: r.width, height: r.height, channels: 3)
+            let source = SourceRows(reader) { try $0.read(y: $1, count: $2).image16?.pixels ?? [] }
+            try resizeBands(r, zero: UInt16(0), assembler: assembler) { dy, out in
+                try source.prepare(resizer.sourceRows(dy))
+                resizer.row(dy, into: out) { source.row($0) }
+            }
+        }
+        try assembler.finish()
     }
 
-    /// The band loop of pass 3 over samples of type T (rows of r.width × 3 values).
-    private func streamBands<T>(_ r: StreamedRestoration, reader: TIFFBandReader, zero: T,
-                                read: @escaping (Int, Int) throws -> [T],
-                                resize: @escaping (Int, UnsafeMutableBufferPointer<T>, (Int) -> ArraySlice<T>) -> Void,
-                                blend: (inout [T], Int, [RestoredFace], [PixelImage], Rect) -> Void,
-                                emit: ([T]) throws -> Void) throws {
+    private func reopen(_ r: StreamedRestoration) throws -> TIFFBandReader {
+        guard let reader = try TIFFBandReader(path: r.sourcePath, limits: r.limits),
+              reader.width == r.sourceWidth, reader.height == r.sourceHeight else {
+            throw ImageError.decoding(path: r.sourcePath, reason: "the file changed since it was read")
+        }
+        return reader
+    }
+
+    /// Output rows made `row(dy, into:)` in bands of 64, pushed to `assembler`.
+    private func resizeBands<T>(_ r: StreamedRestoration, zero: T, assembler: BandAssembler<T>,
+                                row make: (Int, UnsafeMutableBufferPointer<T>) throws -> Void) throws {
+        let width = r.width * 3
+        var y = 0
+        while y < r.height {
+            let n = min(64, r.height - y)
+            var band = [T](repeating: zero, count: n * width)
+            try band.withUnsafeMutableBufferPointer { out in
+                for dy in 0..<n { try make(y + dy, UnsafeMutableBufferPointer(rebasing: out[(dy * width)..<((dy + 1) * width)])) }
+            }
+            try assembler.push(band)
+            y += n
+        }
+    }
+
+    /// The faces of `r` grouped for pass 3 and the assembler that blends them into pushed rows.
+    private func bandAssembler<T>(_ r: StreamedRestoration, zero: T, blend: @escaping (inout [T], Int, [RestoredFace], [PixelImage]) -> Void,
+                                  emit: @escaping ([T]) throws -> Void) throws -> BandAssembler<T> {
         ProcessTuning.returnFreedMemory()
-        let (OW, OH, row) = (r.width, r.height, r.width * 3)
-        // Groups of faces whose regions' bounding rectangles overlap, merged until none do:
-        // each group's canvas then covers pixels no other group's faces reach.
         let faces = r.faces
         let pasted = faces.map { pastedFace($0, weight: $0.weight ?? r.weight) }
-        let rois = regions(faces, pasted, width: OW, height: OH, upscale: r.upscale)
+        let rois = regions(faces, pasted, width: r.width, height: r.height, upscale: r.upscale)
+        // Groups of faces whose regions' bounding rectangles overlap, merged until none do: each
+        // group's canvas then covers pixels no other group's faces reach.
         var groups: [(rect: Rect, members: [Int])] = rois.enumerated().map { ($1, [$0]) }
         var merged = true
         while merged {
@@ -239,55 +319,84 @@ extension PhotoRestorer {
                 }
             }
         }
-        var open = groups.sorted { $0.rect.y < $1.rect.y }
-        // Pending output rows from `pendingY`.
-        var pending: [T] = []
-        var pendingY = 0
-        var produced = 0
-        // Source rows for the resizer: the block holding the row asked for.
-        var block: [T] = []
-        var blockY = 0, blockCount = 0
-        func sourceRow(_ sy: Int) -> ArraySlice<T> {
-            if sy < blockY || sy >= blockY + blockCount {
-                blockY = sy - sy % reader.blockRows
-                blockCount = min(reader.blockRows, r.sourceHeight - blockY)
-                do { block = try read(blockY, blockCount) } catch { readError = error; block = [T](repeating: zero, count: blockCount * r.sourceWidth * 3) }
-            }
-            let s = (sy - blockY) * r.sourceWidth * 3
-            return block[s..<(s + r.sourceWidth * 3)]
+        return BandAssembler(width: r.width * 3, height: r.height, groups: groups.sorted { $0.rect.y < $1.rect.y }.map { g in
+            (g.rect, g.members.map { faces[$0] }, g.members.map { pasted[$0] })
+        }, blend: blend, emit: emit)
+    }
+}
+
+/// Source rows for a row resizer, read a block at a time and kept while later rows need them.
+private final class SourceRows<T> {
+    let reader: TIFFBandReader
+    let read: (TIFFBandReader, Int, Int) throws -> [T]
+    private var rows: [T] = []
+    private var first = 0, count = 0
+
+    init(_ reader: TIFFBandReader, read: @escaping (TIFFBandReader, Int, Int) throws -> [T]) {
+        self.reader = reader
+        self.read = read
+    }
+
+    /// Makes rows `needed` available (they only move down).
+    func prepare(_ needed: ClosedRange<Int>) throws {
+        let width = reader.width * 3
+        if needed.lowerBound > first {
+            let drop = min(needed.lowerBound - first, count)
+            rows.removeFirst(drop * width)
+            first += drop
+            count -= drop
         }
-        var readError: Error?
-        while produced < OH {
-            // The next band of background rows.
-            let count: Int
-            if r.upscale == 1 {
-                count = min(reader.blockRows, OH - produced)
-                pending += try read(produced, count)
-            } else {
-                count = min(max(reader.blockRows * r.upscale, 64), OH - produced)
-                var band = [T](repeating: zero, count: count * row)
-                band.withUnsafeMutableBufferPointer { out in
-                    for dy in 0..<count {
-                        resize(produced + dy, UnsafeMutableBufferPointer(rebasing: out[(dy * row)..<((dy + 1) * row)]), sourceRow)
-                    }
-                }
-                if let readError { throw readError }
-                pending += band
-            }
-            produced += count
-            // Groups whose rows are all here: blend them.
-            while let g = open.firstIndex(where: { $0.rect.y + $0.rect.height <= produced }) {
-                let group = open.remove(at: g)
-                blend(&pending, pendingY, group.members.map { faces[$0] }, group.members.map { pasted[$0] }, group.rect)
-            }
-            // Rows above every unfinished group are final.
-            let ready = min(open.map(\.rect.y).min() ?? produced, produced)
-            if ready > pendingY {
-                let n = (ready - pendingY) * row
-                try emit(Array(pending[0..<n]))
-                pending.removeFirst(n)
-                pendingY = ready
-            }
+        while first + count <= needed.upperBound {
+            let y = first + count
+            let n = min(reader.blockRows - y % reader.blockRows, reader.height - y)
+            rows += try read(reader, y, n)
+            count += n
+        }
+    }
+
+    func row(_ y: Int) -> ArraySlice<T> {
+        let width = reader.width * 3
+        return rows[((y - first) * width)..<((y - first + 1) * width)]
+    }
+}
+
+/// Pass 3's output rows: pushed in order, each group of faces blended once all its rows are
+/// here, and rows handed on as soon as no unfinished group covers them.
+final class BandAssembler<T> {
+    let width: Int, height: Int
+    private var open: [(rect: Rect, faces: [RestoredFace], pasted: [PixelImage])]
+    private let blend: (inout [T], Int, [RestoredFace], [PixelImage]) -> Void
+    private let emit: ([T]) throws -> Void
+    private var pending: [T] = []
+    private var pendingY = 0, produced = 0
+
+    init(width: Int, height: Int, groups: [(rect: Rect, faces: [RestoredFace], pasted: [PixelImage])],
+         blend: @escaping (inout [T], Int, [RestoredFace], [PixelImage]) -> Void, emit: @escaping ([T]) throws -> Void) {
+        (self.width, self.height, open, self.blend, self.emit) = (width, height, groups, blend, emit)
+    }
+
+    func push(_ rows: [T]) throws {
+        guard rows.count % width == 0, produced + rows.count / width <= height else {
+            throw PipelineError.invalidArgument("a band of \(rows.count) values does not fit the \(width / 3)-wide output")
+        }
+        pending += rows
+        produced += rows.count / width
+        while let g = open.firstIndex(where: { $0.rect.y + $0.rect.height <= produced }) {
+            let group = open.remove(at: g)
+            blend(&pending, pendingY, group.faces, group.pasted)
+        }
+        let ready = min(open.map(\.rect.y).min() ?? produced, produced)
+        if ready > pendingY {
+            let n = (ready - pendingY) * width
+            try emit(Array(pending[0..<n]))
+            pending.removeFirst(n)
+            pendingY = ready
+        }
+    }
+
+    func finish() throws {
+        guard produced == height, open.isEmpty, pending.isEmpty else {
+            throw PipelineError.invalidArgument("the output ended at row \(produced) of \(height)")
         }
     }
 }

@@ -42,8 +42,10 @@ private func runTool(_ path: String, _ args: [String]) throws {
 
 @Suite(.enabled(if: detectorFile != nil, "no RetinaFace weights"))
 struct StreamedPhoto {
-    func restorer(streamAbove: Int, detectionPixels: Int = 16_000_000) throws -> Restorer {
+    func restorer(streamAbove: Int, detectionPixels: Int = 16_000_000, background: String? = nil) throws -> Restorer {
         var c = Restorer.Configuration(model: .file(fixture("gfpgan_clean_tiny.pth")))
+        c.background = background.map { .file(fixture($0)) }
+        c.backgroundTile = 96
         c.detector = .file(detectorFile!)
         c.useParser = false
         c.measureIdentity = false
@@ -54,13 +56,14 @@ struct StreamedPhoto {
     }
 
     /// Restores `input` in memory and streamed; returns both results and both files' bytes.
-    func both(_ input: String, upscale: Int, in folder: URL) throws -> (RestoreResult, RestoreResult, Data, Data) {
-        let whole = try restorer(streamAbove: Int.max).restore(file: input, options: PhotoOptions(upscale: upscale))
-        let streamed = try restorer(streamAbove: 0).restore(file: input, options: PhotoOptions(upscale: upscale))
+    func both(_ input: String, upscale: Int, background: String? = nil, in folder: URL) throws -> (RestoreResult, RestoreResult, Data, Data) {
+        let whole = try restorer(streamAbove: Int.max, background: background).restore(file: input, options: PhotoOptions(upscale: upscale))
+        let streamed = try restorer(streamAbove: 0, background: background).restore(file: input, options: PhotoOptions(upscale: upscale))
         #expect(whole.streamed == nil && whole.image != nil)
         #expect(streamed.streamed != nil && streamed.image == nil, "the threshold of 0 streams")
-        let a = try whole.write(to: folder.path + "/whole\(upscale)")
-        let b = try streamed.write(to: folder.path + "/streamed\(upscale)")
+        let tag = "\(upscale)\(background ?? "")"
+        let a = try whole.write(to: folder.path + "/whole" + tag)
+        let b = try streamed.write(to: folder.path + "/streamed" + tag)
         #expect(a.count == b.count, "the same files: \(a) and \(b)")
         let name = URL(fileURLWithPath: input).lastPathComponent
         let wa = try #require(a.first { $0.hasSuffix("restored_imgs/" + name) })
@@ -95,6 +98,25 @@ struct StreamedPhoto {
         let (whole, _, a, b) = try both(input, upscale: 2, in: folder)
         #expect(whole.faces.count >= 6)
         #expect(a == b, "the streamed 8-bit TIFF equals the in-memory one")
+    }
+
+    /// Real-ESRGAN one tile row at a time (tiles of 96 with 10 px of context): x2 at upscale 2,
+    /// and x4 brought to upscale 2 by LANCZOS4 from the rows as they come.
+    @Test func realESRGANBackgroundStreamsToTheSameBytes() throws {
+        let folder = try temporaryFolder("streamedESRGAN")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("scan.tif").path
+        let photo = try tiledPhoto16()
+        // A 16-bit source, odd-sized, so the x2 network's mod padding reflects a row and a column.
+        let odd = PixelImage16(width: photo.width - 1, height: photo.height - 1, channels: 3, pixels: (0..<(photo.height - 1)).flatMap { y in
+            photo.pixels[(y * photo.width * 3)..<((y * photo.width + photo.width - 1) * 3)]
+        })
+        try ImageIO.encode16(odd, format: .tiff, path: input).write(to: URL(fileURLWithPath: input))
+        for model in ["realesrgan_rrdb_x2_tiny.pth", "realesrgan_rrdb_x4_tiny.pth"] {
+            let (whole, _, a, b) = try both(input, upscale: 2, background: model, in: folder)
+            #expect(whole.faces.count >= 6 && whole.image16 == nil, "a Real-ESRGAN background is 8-bit")
+            #expect(a == b, "\(model): the streamed TIFF equals the in-memory one (\(a.count) and \(b.count) bytes)")
+        }
     }
 
     @Test func detectionOnAShrunkCopyFindsTheSameFaces() throws {
