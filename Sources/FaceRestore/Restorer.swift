@@ -351,9 +351,11 @@ public struct Restorer: Sendable {
         .unsupported(path: path, reason: "has \(pages) pages; FaceRestore restores single-page files")
     }
 
-    /// Restores a decoded image. `name` is the base of the output file names.
+    /// Restores a decoded image. `name` is the base of the output file names. `adjustFaces`
+    /// replaces the detected faces before alignment (whole photos only; see `PhotoRestorer.restore`).
     public func restore(_ decoded: DecodedImage, name: String, options: PhotoOptions = PhotoOptions(),
-                        progress: ((RestoreStage) -> Void)? = nil) throws -> RestoreResult {
+                        progress: ((RestoreStage) -> Void)? = nil,
+                        adjustFaces: (([DetectedFace]) throws -> [DetectedFace])? = nil) throws -> RestoreResult {
         try options.validate()
         if decoded.pageCount > 1 { throw Self.multiPage(path: name, pages: decoded.pageCount) }
         let image = decoded.image
@@ -390,7 +392,7 @@ public struct Restorer: Sendable {
             }
             result.timings = timings
         case .photos(let photo):
-            var restored = try photo.restore(image, options: options, context: context, progress: progress)
+            var restored = try photo.restore(image, options: options, context: context, progress: progress, adjustFaces: adjustFaces)
             if let identity {
                 let timings = restored.timings
                 let drifted = try identity.check(&restored, with: photo)

@@ -262,9 +262,13 @@ public struct PhotoRestorer: Sendable {
     }
 
     /// Restores every face of an 8-bit BGR photo and pastes them back. `progress` is called on
-    /// this thread as each stage starts (and after each face and background tile).
+    /// this thread as each stage starts (and after each face and background tile). `adjustFaces`,
+    /// when given, replaces the kept faces before they are aligned (a video's tracked faces with
+    /// landmarks smoothed over time); its faces are in the coordinates of the photo detection ran
+    /// on, and it is called once, on this thread.
     public func restore(_ image: PixelImage, options: PhotoOptions = PhotoOptions(), context: ComputeContext,
-                        progress: ((RestoreStage) -> Void)? = nil) throws -> PhotoRestoration {
+                        progress: ((RestoreStage) -> Void)? = nil,
+                        adjustFaces: (([DetectedFace]) throws -> [DetectedFace])? = nil) throws -> PhotoRestoration {
         guard image.channels == 3 else { throw PipelineError.invalidArgument("restore needs a 3-channel BGR image, got \(image.channels) channels") }
         guard image.width > 0, image.height > 0 else { throw PipelineError.invalidArgument("the image is empty") }
         try options.validate()
@@ -284,7 +288,8 @@ public struct PhotoRestorer: Sendable {
         // GPEN with --use_sr detects and crops on the photo resized to the output size.
         let work = recipe.detectsOnUpscaledPhoto && upscale != 1 ? image.resizedLinear(width: w, height: h) : image
         progress?(.detecting)
-        let (kept, detected) = try timings.measure(\.detect) { try self.faces(in: work, options: options, context: context) }
+        var (kept, detected) = try timings.measure(\.detect) { try self.faces(in: work, options: options, context: context) }
+        if let adjustFaces { kept = try adjustFaces(kept) }
         let size = restorer.faceSize
         let template = recipe.templatePoints(size: size)
         var faces: [RestoredFace] = []
