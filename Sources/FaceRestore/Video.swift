@@ -471,10 +471,11 @@ extension Restorer {
     }
 
     /// Restores every frame of the video at `path` into `outputPath` (see the file's header).
-    /// `progress` is called on this thread after each frame. On failure no output file is left;
-    /// the complete segments stay in a hidden parts folder beside it for `resume`.
+    /// `progress` is called on this thread after each frame; an error it throws stops the run
+    /// (cancellation) and is rethrown. On failure no output file is left; the complete segments
+    /// stay in a hidden parts folder beside it for `resume`.
     public func restoreVideo(file path: String, to outputPath: String, options: VideoOptions = VideoOptions(),
-                             progress: ((VideoProgress) -> Void)? = nil) throws -> VideoRestoration {
+                             progress: ((VideoProgress) throws -> Void)? = nil) throws -> VideoRestoration {
         try options.validate()
         guard case .photos = mode else {
             if case .aligned = mode { throw VideoError.unsupported("videos are restored as whole frames; aligned face crops cannot be videos") }
@@ -595,19 +596,22 @@ extension Restorer {
             let stored = PixelImage(width: info.width, height: info.height, channels: 3, pixels: buffer)
             let upright = info.uprightOrientation == 1 ? stored : stored.oriented(exif: info.uprightOrientation)
             var adjust: (([DetectedFace]) throws -> [DetectedFace])?
+            var smoothing = 0.0
             if options.temporal {
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 tracker.observe(frame: upright)
                 result.trackSeconds += seconds(t1)
                 adjust = { faces in
                     let t = DispatchTime.now().uptimeNanoseconds
-                    defer { result.trackSeconds += seconds(t) }
+                    defer { smoothing += seconds(t) }
                     return tracker.smooth(faces)
                 }
             }
             let decoded = DecodedImage(image: upright, format: .png, sourceChannels: 3, sourceDepth: 8)
+            let t1 = DispatchTime.now().uptimeNanoseconds
             let restored = try restore(decoded, name: Restorer.baseName(path), options: photoOptions, adjustFaces: adjust)
-            result.restoreSeconds += restored.timings.total
+            result.restoreSeconds += seconds(t1) - smoothing
+            result.trackSeconds += smoothing
             let faceCount = restored.restoredFaceCount
             result.faces += faceCount
             result.maxFaces = max(result.maxFaces, faceCount)
@@ -641,7 +645,7 @@ extension Restorer {
                 let elapsed = seconds(runStart)
                 let fps = elapsed > 0 ? Double(runFrames) / elapsed : 0
                 let remaining = total.flatMap { t -> Double? in fps > 0 ? Double(max(0, t - frame)) / fps : nil }
-                progress(VideoProgress(frames: frame, total: total, framesPerSecond: fps, remaining: remaining))
+                try progress(VideoProgress(frames: frame, total: total, framesPerSecond: fps, remaining: remaining))
             }
         }
         try finishSegment()
