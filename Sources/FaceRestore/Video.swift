@@ -397,11 +397,18 @@ final class ToolProcess {
     func finish() -> Int32 {
         closeInput()
         process.waitUntilExit()
-        try? stdoutPipe?.fileHandleForReading.close()
+        if !outputClosed { try? stdoutPipe?.fileHandleForReading.close() }
+        outputClosed = true
         return process.terminationStatus
     }
 
+    private var outputClosed = false
+
+    /// Ends the process early: its output pipe closed first (a child blocked writing a frame
+    /// never sees SIGTERM until the write returns), then SIGTERM, then the wait.
     func stop() {
+        if !outputClosed { try? stdoutPipe?.fileHandleForReading.close() }
+        outputClosed = true
         if process.isRunning { process.terminate() }
         _ = finish()
     }
@@ -595,21 +602,25 @@ extension Restorer {
             guard more else { break }
             let stored = PixelImage(width: info.width, height: info.height, channels: 3, pixels: buffer)
             let upright = info.uprightOrientation == 1 ? stored : stored.oriented(exif: info.uprightOrientation)
-            var adjust: (([DetectedFace]) throws -> [DetectedFace])?
+            var adjust: FaceAdjustments?
             var smoothing = 0.0
             if options.temporal {
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 tracker.observe(frame: upright)
                 result.trackSeconds += seconds(t1)
-                adjust = { faces in
+                adjust = FaceAdjustments(faces: { faces in
                     let t = DispatchTime.now().uptimeNanoseconds
                     defer { smoothing += seconds(t) }
                     return tracker.smooth(faces)
-                }
+                }, mask: { index, _, values in
+                    let t = DispatchTime.now().uptimeNanoseconds
+                    defer { smoothing += seconds(t) }
+                    tracker.smoothMask(face: index, values: &values)
+                })
             }
             let decoded = DecodedImage(image: upright, format: .png, sourceChannels: 3, sourceDepth: 8)
             let t1 = DispatchTime.now().uptimeNanoseconds
-            let restored = try restore(decoded, name: Restorer.baseName(path), options: photoOptions, adjustFaces: adjust)
+            let restored = try restore(decoded, name: Restorer.baseName(path), options: photoOptions, adjust: adjust)
             result.restoreSeconds += seconds(t1) - smoothing
             result.trackSeconds += smoothing
             let faceCount = restored.restoredFaceCount

@@ -65,6 +65,9 @@ public struct FaceTracker: Sendable {
         public var beta = 2.0
         /// The most a smoothed landmark may trail the detected one, in eye distances.
         public var maxLag = 0.12
+        /// Weight of the previous frames' paste mask in a track's mask (an exponential average in
+        /// the face's own frame; 0 uses each frame's own mask).
+        public var maskMemory = 0.6
         /// Frames a track survives without a matching face.
         public var maxMissed = 2
         /// Mean absolute difference (gray levels) of consecutive 64×36 thumbnails above which the
@@ -88,6 +91,10 @@ public struct FaceTracker: Sendable {
     private var tracks: [Track] = []
     private var nextID = 0
     private var thumbnail: [Float]?
+    /// Each track's averaged paste mask, by track id.
+    private var masks: [Int: [Double]] = [:]
+    /// The track of each face `smooth` returned last, by index.
+    public private(set) var lastTrackIDs: [Int] = []
     /// Scene cuts seen so far.
     public private(set) var sceneCuts = 0
 
@@ -104,6 +111,7 @@ public struct FaceTracker: Sendable {
             for i in thumb.indices { sum += Double(abs(thumb[i] - previous[i])) }
             if sum / Double(thumb.count) > settings.sceneCut {
                 tracks.removeAll()
+                masks.removeAll()
                 sceneCuts += 1
             }
         }
@@ -114,6 +122,7 @@ public struct FaceTracker: Sendable {
     /// face starts a track at its detected landmarks). Call once per frame, in order.
     public mutating func smooth(_ faces: [DetectedFace]) -> [DetectedFace] {
         var out = faces
+        var ids = [Int](repeating: -1, count: faces.count)
         var taken = Set<Int>()
         // Pairs by best score first: overlap, else closeness of the landmarks.
         var pairs: [(score: Double, track: Int, face: Int)] = []
@@ -148,18 +157,35 @@ public struct FaceTracker: Sendable {
             track.missed = 0
             tracks[p.track] = track
             out[p.face].landmarks = smoothed
+            ids[p.face] = track.id
         }
         for t in tracks.indices where !matchedTracks.contains(t) { tracks[t].missed += 1 }
         tracks.removeAll { $0.missed > settings.maxMissed }
+        let alive = Set(tracks.map(\.id))
+        masks = masks.filter { alive.contains($0.key) }
         for (f, face) in faces.enumerated() where !taken.contains(f) && face.landmarks.count == 10 && face.box.count == 4 {
             let scale = max(Self.eyeDistance(face.landmarks), 1)
             var filters = [OneEuroFilter](repeating: OneEuroFilter(minCutoff: settings.minCutoff, beta: settings.beta / scale,
                                                                    maxLag: settings.maxLag * scale), count: 10)
             for k in 0..<10 { _ = filters[k].filter(Double(face.landmarks[k]), interval: interval) }
             tracks.append(Track(id: nextID, box: face.box, landmarks: face.landmarks, filters: filters))
+            ids[f] = nextID
             nextID += 1
         }
+        lastTrackIDs = ids
         return out
+    }
+
+    /// Face `index` of the last `smooth` call's paste mask averaged with its track's earlier
+    /// masks (`maskMemory`); the average is kept for the next frame.
+    public mutating func smoothMask(face index: Int, values: inout [Double]) {
+        guard lastTrackIDs.indices.contains(index), lastTrackIDs[index] >= 0 else { return }
+        let id = lastTrackIDs[index]
+        let w = min(max(settings.maskMemory, 0), 1)
+        if let previous = masks[id], previous.count == values.count {
+            for i in values.indices { values[i] = w * previous[i] + (1 - w) * values[i] }
+        }
+        masks[id] = values
     }
 
     /// Tracks alive now.
