@@ -742,7 +742,10 @@ extension Restorer {
             default: pix = even ? "yuv420p" : "yuv444p"
             }
             if container == .webm, pix == "yuv422p" { pix = "yuv444p" }
-            let range = info.colorRange == "pc" || (info.pixelFormat ?? "").hasPrefix("yuvj") ? "pc" : "tv"
+            // An RGB source (FFV1, libx264rgb) becomes limited-range YUV with an untagged matrix.
+            let yuvMatrices: Set<String> = ["bt709", "smpte170m", "bt470bg", "bt2020nc", "bt2020c", "smpte240m", "fcc"]
+            let yuvSource = info.colorSpace.map(yuvMatrices.contains) ?? !(info.pixelFormat ?? "").hasPrefix("gbr")
+            let range = yuvSource && (info.colorRange == "pc" || (info.pixelFormat ?? "").hasPrefix("yuvj")) ? "pc" : "tv"
             args += ["-vf", "scale=out_color_matrix=\(colorMatrix(info.colorSpace)):out_range=\(range),format=\(pix)"]
             if container == .webm {
                 args += ["-c:v", "libvpx-vp9", "-crf", "\(options.crf)", "-b:v", "0", "-row-mt", "1", "-threads", "2"]
@@ -750,7 +753,7 @@ extension Restorer {
                 args += ["-c:v", "libx264", "-crf", "\(options.crf)", "-preset", "medium", "-threads", "2"]
             }
             args += ["-color_range", range]
-            if let s = info.colorSpace { args += ["-colorspace", s] }
+            if let s = info.colorSpace, yuvMatrices.contains(s) { args += ["-colorspace", s] }
             if let t = info.colorTransfer { args += ["-color_trc", t] }
             if let p = info.colorPrimaries { args += ["-color_primaries", p] }
         }

@@ -127,6 +127,38 @@ let stillFilter = "scale=360:-2,crop=320:240:20:20,noise=alls=10:allf=t"
         }
     }
 
+    /// Tracks: jittery landmarks of a still face are steadied, a moving face is followed within
+    /// the lag bound, two faces keep their own tracks, and a scene cut drops them.
+    @Test func trackerSmoothsFollowsAndResetsAtCuts() {
+        func face(_ x: Float, _ y: Float, jitter: Float = 0) -> DetectedFace {
+            let l: [Float] = [x - 20, y - 10, x + 20, y - 10, x, y + 5, x - 15, y + 20, x + 15, y + 20].enumerated().map { $1 + ($0 % 2 == 0 ? jitter : -jitter) }
+            return DetectedFace(box: [x - 40, y - 50, x + 40, y + 50], score: 0.99, landmarks: l)
+        }
+        var tracker = FaceTracker(frameRate: 25)
+        var raw: [Float] = [], smooth: [Float] = []
+        for i in 0..<50 {
+            let j: Float = i % 2 == 0 ? 1.5 : -1.5
+            let out = tracker.smooth([face(100, 100, jitter: j), face(300, 100)])
+            #expect(out.count == 2 && tracker.lastTrackIDs == [0, 1])
+            if i >= 10 { raw.append(face(100, 100, jitter: j).landmarks[0]); smooth.append(out[0].landmarks[0]) }
+        }
+        func spread(_ v: [Float]) -> Float { (v.max() ?? 0) - (v.min() ?? 0) }
+        #expect(spread(smooth) < 0.3 * spread(raw), "jitter \(spread(raw)) px kept at \(spread(smooth)) px")
+        // The first face moves 8 px a frame: followed, never more than 0.12 eye distances behind.
+        for i in 1...20 {
+            let moved = face(100 + Float(8 * i), 100)
+            let out = tracker.smooth([moved, face(300, 100)])
+            #expect(tracker.lastTrackIDs == [0, 1])
+            #expect(abs(out[0].landmarks[0] - moved.landmarks[0]) <= 0.12 * 40 + 1e-3)
+        }
+        // A scene cut (a black frame after a white one) drops both tracks: new ids.
+        tracker.observe(frame: PixelImage(width: 64, height: 36, channels: 3, pixels: [UInt8](repeating: 255, count: 64 * 36 * 3)))
+        tracker.observe(frame: PixelImage(width: 64, height: 36, channels: 3, pixels: [UInt8](repeating: 0, count: 64 * 36 * 3)))
+        #expect(tracker.sceneCuts == 1 && tracker.trackCount == 0)
+        _ = tracker.smooth([face(500, 100)])
+        #expect(tracker.lastTrackIDs == [2])
+    }
+
     @Test(.enabled(if: videoToolsPresent && detectorFile != nil, "ffmpeg or the RetinaFace weights are absent"))
     func movingRotatedClipKeepsFramesTimingAudioAndRotation() throws {
         let dir = try temporaryFolder("video-moving")
