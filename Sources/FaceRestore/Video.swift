@@ -314,6 +314,12 @@ public struct VideoRestoration: Sendable {
     /// (writing frames and finishing segments), joining, and the whole run.
     public var decodeSeconds = 0.0, restoreSeconds = 0.0, trackSeconds = 0.0, encodeSeconds = 0.0, joinSeconds = 0.0, totalSeconds = 0.0
     public var warnings: [RestoreWarning] = []
+    /// CPU seconds of the ffmpeg processes (decoding, encoding, joining: they run beside the
+    /// restoration) and of this process during the run.
+    public var toolCPUSeconds = 0.0, ownCPUSeconds = 0.0
+
+    /// Share of the CPU time the ffmpeg processes took.
+    public var toolCPUShare: Double { toolCPUSeconds + ownCPUSeconds > 0 ? toolCPUSeconds / (toolCPUSeconds + ownCPUSeconds) : 0 }
 
     /// Share of the time spent outside the photo path (decoding, tracking, encoding, joining).
     public var overhead: Double { totalSeconds > 0 ? (totalSeconds - restoreSeconds) / totalSeconds : 0 }
@@ -490,6 +496,7 @@ extension Restorer {
         }
         _ = ToolProcess.ignoreBrokenPipes
         let started = DispatchTime.now().uptimeNanoseconds
+        let childrenBefore = Self.cpuSeconds(children: true), selfBefore = Self.cpuSeconds(children: false)
         let ffmpeg = try ToolProcess.locate("ffmpeg")
         let info = try Self.probeVideo(path)
         guard let container = info.container ?? VideoContainer.of(fileAt: path) else {
@@ -708,7 +715,22 @@ extension Restorer {
         }
         succeeded = true
         result.totalSeconds = seconds(started)
+        result.toolCPUSeconds = Self.cpuSeconds(children: true) - childrenBefore
+        result.ownCPUSeconds = Self.cpuSeconds(children: false) - selfBefore
         return result
+    }
+
+    /// User and system CPU seconds (`getrusage`; children: those waited for).
+    static func cpuSeconds(children: Bool) -> Double {
+        var u = rusage()
+        #if os(Linux)
+        let who = children ? RUSAGE_CHILDREN.rawValue : RUSAGE_SELF.rawValue
+        #else
+        let who = children ? RUSAGE_CHILDREN : RUSAGE_SELF
+        #endif
+        guard getrusage(who, &u) == 0 else { return 0 }
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(u.ru_utime) + s(u.ru_stime)
     }
 
     static func segmentPath(_ parts: String, _ index: Int) -> String { parts + "/" + String(format: "segment-%06d.mkv", index) }

@@ -66,7 +66,9 @@ public enum VideoFlicker {
         guard a.width == b.width, a.height == b.height, a.channels == 3, b.channels == 3 else { return .infinity }
         let s = max(0, maxShift)
         let x0 = max(r.x, s), y0 = max(r.y, s)
-        let x1 = min(r.x + r.width, a.width - s), y1 = min(r.y + r.height, a.height - s)
+        let right = r.x.addingReportingOverflow(r.width), bottom = r.y.addingReportingOverflow(r.height)
+        let x1 = min(right.overflow ? Int.max : right.partialValue, a.width - s)
+        let y1 = min(bottom.overflow ? Int.max : bottom.partialValue, a.height - s)
         guard x1 > x0, y1 > y0 else { return .infinity }
         var best = Double.infinity
         for dy in -s...s {

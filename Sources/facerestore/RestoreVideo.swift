@@ -52,9 +52,11 @@ extension Restore {
                     detail += result.copiedThrough ? ", no face found: copied through unchanged"
                         : ", faces in \(result.framesWithFaces) frames" + String(format: ", %.2f fps", fps)
                     if verbose {
-                        detail += String(format: "; decode %.2f s, restore %.2f s, track %.2f s, encode %.2f s, join %.2f s (video overhead %.1f%%)",
+                        detail += String(format: "; decode %.2f s, restore %.2f s, track %.2f s, encode %.2f s, join %.2f s (video overhead %.1f%%); "
+                                         + "CPU: ffmpeg %.2f s, facerestore %.2f s (ffmpeg %.1f%%)",
                                          result.decodeSeconds, result.restoreSeconds, result.trackSeconds, result.encodeSeconds,
-                                         result.joinSeconds, 100 * result.overhead)
+                                         result.joinSeconds, 100 * result.overhead, result.toolCPUSeconds, result.ownCPUSeconds,
+                                         100 * result.toolCPUShare)
                     }
                     print("\(tag)\(input.listed) → \(out): \(detail)")
                 } catch {
