@@ -392,9 +392,10 @@ public struct Restorer: Sendable {
         .unsupported(path: path, reason: "has \(pages) pages; FaceRestore restores single-page files")
     }
 
-    /// Restores a decoded image. `name` is the base of the output file names.
+    /// Restores a decoded image. `name` is the base of the output file names. `adjust` changes
+    /// faces and masks as they are made (whole photos only; see `FaceAdjustments`).
     public func restore(_ decoded: DecodedImage, name: String, options: PhotoOptions = PhotoOptions(),
-                        progress: ((RestoreStage) -> Void)? = nil) throws -> RestoreResult {
+                        progress: ((RestoreStage) -> Void)? = nil, adjust: FaceAdjustments? = nil) throws -> RestoreResult {
         try options.validate()
         if decoded.pageCount > 1 { throw Self.multiPage(path: name, pages: decoded.pageCount) }
         let image = decoded.image
@@ -431,7 +432,7 @@ public struct Restorer: Sendable {
             }
             result.timings = timings
         case .photos(let photo):
-            var restored = try photo.restore(image, options: options, context: context, progress: progress)
+            var restored = try photo.restore(image, options: options, context: context, progress: progress, adjust: adjust)
             if let identity {
                 let timings = restored.timings
                 let drifted = try identity.check(&restored, with: photo)

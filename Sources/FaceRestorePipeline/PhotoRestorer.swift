@@ -156,6 +156,23 @@ public struct PhotoRestoration: Sendable {
     public var grayOutput = false
 }
 
+/// Changes a caller makes to one photo restoration as it runs (a video's temporal mode: tracked
+/// faces with smoothed landmarks, paste masks averaged over time). Called on the restoring thread.
+public struct FaceAdjustments {
+    /// Replaces the kept faces before they are aligned; faces are in the coordinates of the photo
+    /// detection ran on (after any enlargement or upscaling the recipe does first).
+    public var faces: (([DetectedFace]) throws -> [DetectedFace])?
+    /// Changes face `index`'s (of the replaced faces) parse paste mask, `side`² values row-major
+    /// in the face's own frame, before it is used. Faces pasted with the square mask are not passed.
+    public var mask: ((_ index: Int, _ side: Int, _ values: inout [Double]) -> Void)?
+
+    public init(faces: (([DetectedFace]) throws -> [DetectedFace])? = nil,
+                mask: ((_ index: Int, _ side: Int, _ values: inout [Double]) -> Void)? = nil) {
+        self.faces = faces
+        self.mask = mask
+    }
+}
+
 /// Detector + restorer (+ optional face parser and background upsampler), run as the restorer's
 /// recipe says. Immutable and `Sendable`.
 /// Where a restoration is, reported as each stage starts.
@@ -262,9 +279,11 @@ public struct PhotoRestorer: Sendable {
     }
 
     /// Restores every face of an 8-bit BGR photo and pastes them back. `progress` is called on
-    /// this thread as each stage starts (and after each face and background tile).
+    /// this thread as each stage starts (and after each face and background tile). `adjust`
+    /// changes the faces and masks on the way (a video's temporal mode; see `FaceAdjustments`).
     public func restore(_ image: PixelImage, options: PhotoOptions = PhotoOptions(), context: ComputeContext,
-                        progress: ((RestoreStage) -> Void)? = nil) throws -> PhotoRestoration {
+                        progress: ((RestoreStage) -> Void)? = nil,
+                        adjust: FaceAdjustments? = nil) throws -> PhotoRestoration {
         guard image.channels == 3 else { throw PipelineError.invalidArgument("restore needs a 3-channel BGR image, got \(image.channels) channels") }
         guard image.width > 0, image.height > 0 else { throw PipelineError.invalidArgument("the image is empty") }
         try options.validate()
@@ -284,16 +303,18 @@ public struct PhotoRestorer: Sendable {
         // GPEN with --use_sr detects and crops on the photo resized to the output size.
         let work = recipe.detectsOnUpscaledPhoto && upscale != 1 ? image.resizedLinear(width: w, height: h) : image
         progress?(.detecting)
-        let (kept, detected) = try timings.measure(\.detect) { try self.faces(in: work, options: options, context: context) }
+        var (kept, detected) = try timings.measure(\.detect) { try self.faces(in: work, options: options, context: context) }
+        if let replace = adjust?.faces { kept = try replace(kept) }
         let size = restorer.faceSize
         var faces: [RestoredFace] = []
         var nonFinite: [Int] = []
         for (k, face) in kept.enumerated() {
             progress?(.restoringFace(k, of: kept.count))
             do {
-                guard let restored = try restoreFace(face, upscale: upscale, gray: gray, options: options, context: context, timings: &timings,
+                guard var restored = try restoreFace(face, upscale: upscale, gray: gray, options: options, context: context, timings: &timings,
                                                      crop: { work.warpedAffine($0, width: size, height: size, border: recipe.cropBorder) })
                 else { continue }
+                if let change = adjust?.mask { restored.mask = Self.adjusted(restored.mask, face: k, change) }
                 faces.append(restored)
             } catch EngineError.nonFinite {
                 nonFinite.append(k)   // this face stays as it is; the photo and the batch go on
@@ -367,6 +388,23 @@ public struct PhotoRestorer: Sendable {
         out.pastedFaces = picked
         out.timings = timings
         return out
+    }
+
+    /// `mask` after `change` (parse masks only; a change that alters the size is ignored).
+    static func adjusted(_ mask: FaceMask, face k: Int, _ change: (Int, Int, inout [Double]) -> Void) -> FaceMask {
+        func apply(_ p: Plane<Double>) -> Plane<Double> {
+            var values = p.values
+            change(k, p.width, &values)
+            return values.count == p.values.count ? Plane(width: p.width, height: p.height, values: values) : p
+        }
+        switch mask {
+        case .facexlibParse(let p): return .facexlibParse(apply(p))
+        case .codeFormer(let p?): return .codeFormer(parse: apply(p))
+        case .gpen(let p):
+            let d = apply(Plane(width: p.width, height: p.height, values: p.values.map(Double.init)))
+            return .gpen(Plane(width: d.width, height: d.height, values: d.values.map(Float.init)))
+        case .facexlibSquare, .codeFormer(nil): return mask
+        }
     }
 
     // MARK: the recipe's steps

@@ -14,7 +14,7 @@ struct FaceRestoreCommand: ParsableCommand {
         abstract: "Restore faces in old and damaged photos (GFP-GAN, GPEN) natively, without Python.",
         version: faceRestoreVersion,
         subcommands: [Restore.self, Report.self, Serve.self, Detect.self, Degrade.self, Eval.self, BenchmarkCommand.self, Models.self,
-                      InspectWeights.self]
+                      InspectWeights.self, Flicker.self]
     )
 
     static func main() {

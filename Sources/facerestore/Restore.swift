@@ -143,6 +143,18 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: "Suffix for restored file names.")
     var suffix: String?
 
+    @Option(name: .long, help: "Videos: x264's constant rate factor, 0–51 (default 17, visually lossless; VP9's for WebM).")
+    var crf = 17
+
+    @Option(name: .long, help: ArgumentHelp("Videos: restore from this many seconds in.", valueName: "seconds"))
+    var start: Double?
+
+    @Option(name: .long, help: ArgumentHelp("Videos: restore this many seconds.", valueName: "seconds"))
+    var duration: Double?
+
+    @Flag(name: .customLong("no-temporal"), help: "Videos: restore each frame alone (no face tracking or landmark smoothing over time).")
+    var noTemporal = false
+
     @OptionGroup var compute: ComputeOptions
 
     @Flag(name: .long, help: "Print per-stage timings for each image.")
@@ -159,6 +171,7 @@ struct Restore: ParsableCommand {
         if !(0...65536).contains(bgTile) { throw ValidationError("--bg-tile must be between 0 (no tiling) and 65536") }
         do { try options.validate() } catch { throw ValidationError("\(error)") }
         if let d = maxIdentityDrift, !(0...2).contains(d) { throw ValidationError("--max-identity-drift is an ID-dlib distance between 0 and 2") }
+        do { try videoOptions(photo: options).validate() } catch { throw ValidationError("\(error)") }
     }
 
     /// The per-image options; nil values take the model's recipe defaults. `-w` is checked here
@@ -202,7 +215,8 @@ struct Restore: ParsableCommand {
     func run() throws {
         ProcessTuning.keepFreedMemoryForReuse()
         // Anything that stops the batch before it starts: one line, exit 2.
-        let batch: Batch, restorer: Restorer, photo: PhotoOptions, reportWriter: BatchReportWriter?
+        var batch: Batch
+        let restorer: Restorer, photo: PhotoOptions, reportWriter: BatchReportWriter?
         do {
             batch = try makeBatch()
             reportWriter = try report.map { try BatchReportWriter(path: $0) }
@@ -219,6 +233,22 @@ struct Restore: ParsableCommand {
         if verbose { describe(restorer) }
         if let shard = batch.options.shard {
             printError("facerestore: shard \(shard): \(batch.inputs.count) of \(plural(batch.listed.count, "input"))")
+        }
+
+        // Videos (recognised by content) go through the video path; the photos stay a batch.
+        let videos = batch.inputs.filter { VideoContainer.of(fileAt: $0.path) != nil }
+        var videoFailures: [String] = []
+        if !videos.isEmpty {
+            videoFailures = restoreVideos(videos, restorer: restorer, photo: photo, report: reportWriter)
+            if videos.count == batch.inputs.count {
+                guard videoFailures.isEmpty else {
+                    printError("facerestore: \(videoFailures.count) of \(plural(videos.count, "video")) failed:")
+                    for f in videoFailures { printError("  \(f)") }
+                    throw ExitCode(1)
+                }
+                return
+            }
+            batch = Batch(batch.inputs.filter { VideoContainer.of(fileAt: $0.path) == nil }, options: batch.options)
         }
 
         // Temporary files a killed earlier run left in the output folders (their process is gone).
@@ -278,9 +308,10 @@ struct Restore: ParsableCommand {
             print("skipped \(plural(skipped, "input")) whose restored image exists")
         }
         for f in summary.noFace { printError("facerestore: \(f): \(RestoreWarning.noFace)") }
-        guard summary.failures.isEmpty else {
-            printError("facerestore: \(summary.failures.count) of \(plural(batch.inputs.count, "input")) failed:")
-            for f in summary.failures { printError("  \(f)") }
+        guard summary.failures.isEmpty, videoFailures.isEmpty else {
+            let failures = videoFailures + summary.failures
+            printError("facerestore: \(failures.count) of \(plural(batch.inputs.count + videos.count, "input")) failed:")
+            for f in failures { printError("  \(f)") }
             throw ExitCode(1)
         }
     }
