@@ -522,6 +522,8 @@ extension Restorer {
         let outURL = URL(fileURLWithPath: outputPath)
         let folder = outURL.deletingLastPathComponent().path
         try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        // Temporary outputs of killed runs (their process is gone).
+        removeStaleTemporaryFiles(in: folder)
         let parts = folder + "/." + outURL.lastPathComponent + ".parts"
         let key = "source=\(path)\nsize=\(((try? fm.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? -1)\n"
             + "model=\(modelName)\n" + options.resumeKey
@@ -559,9 +561,10 @@ extension Restorer {
         // Decoder: stored frames (no autorotation), exact frame order, BGR.
         let matrix = Self.colorMatrix(info.colorSpace)
         var decodeArgs = ["-nostdin", "-v", "error", "-noautorotate"]
+        // Input options: the range is cut before `trim` skips a resumed run's frames.
         if let s = options.start { decodeArgs += ["-ss", String(format: "%.6f", s)] }
-        decodeArgs += ["-i", path]
         if let d = options.duration { decodeArgs += ["-t", String(format: "%.6f", d)] }
+        decodeArgs += ["-i", path]
         var filters: [String] = []
         if startFrame > 0 { filters.append("trim=start_frame=\(startFrame)") }
         filters.append("scale=in_color_matrix=\(matrix)")

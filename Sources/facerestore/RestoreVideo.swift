@@ -71,7 +71,7 @@ extension Restore {
                 }
             }
             if let report {
-                record.host = ProcessInfo.processInfo.hostName
+                record.host = currentHostName()
                 record.time = BatchRecord.timestamp()
                 do { try report.append(record) } catch { printError("facerestore: warning: \(error)") }
             }

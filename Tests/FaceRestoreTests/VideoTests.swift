@@ -245,6 +245,25 @@ let stillFilter = "scale=360:-2,crop=320:240:20:20,noise=alls=10:allf=t"
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("out").path) == ["clip.mp4"])
     }
 
+    /// `start` and `duration` restore a part: its frames, and the audio of that part.
+    @Test(.enabled(if: videoToolsPresent && detectorFile != nil, "ffmpeg or the RetinaFace weights are absent"))
+    func startAndDurationRestoreAPart() throws {
+        let dir = try temporaryFolder("video-part")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clip = dir.appendingPathComponent("clip.mp4").path
+        try makeClip(clip, seconds: 1.2, filter: movingFilter)
+        var options = VideoOptions()
+        options.start = 0.4
+        options.duration = 0.4
+        let out = dir.appendingPathComponent("part.mp4").path
+        let result = try restorer().restoreVideo(file: clip, to: out, options: options)
+        #expect(result.frames == 10)
+        let (video, audio) = (try probeStream(out, "v"), try probeStream(out, "a"))
+        #expect(video["nb_read_frames"] as? String == "10")
+        let d = Double(audio["duration"] as? String ?? "") ?? 0
+        #expect(abs(d - 0.4) < 0.05, "audio of the part: \(d) s")
+    }
+
     @Test(.enabled(if: videoToolsPresent && detectorFile != nil, "ffmpeg or the RetinaFace weights are absent"))
     func badVideosFailInOneLineAndLeaveNothing() throws {
         let dir = try temporaryFolder("video-bad")
