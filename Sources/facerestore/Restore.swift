@@ -239,7 +239,8 @@ struct Restore: ParsableCommand {
         let videos = batch.inputs.filter { VideoContainer.of(fileAt: $0.path) != nil }
         var videoFailures: [String] = []
         if !videos.isEmpty {
-            videoFailures = restoreVideos(videos, restorer: restorer, photo: photo, report: reportWriter)
+            videoFailures = restoreVideos(videos, restorer: restorer, photo: photo, report: reportWriter,
+                                          shard: batch.options.shard?.description)
             if videos.count == batch.inputs.count {
                 guard videoFailures.isEmpty else {
                     printError("facerestore: \(videoFailures.count) of \(plural(videos.count, "video")) failed:")

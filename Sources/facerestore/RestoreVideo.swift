@@ -19,7 +19,8 @@ extension Restore {
     }
 
     /// Restores each video into `<output>/restored_videos/`; returns one line per failed video.
-    func restoreVideos(_ videos: [BatchInput], restorer: Restorer, photo: PhotoOptions, report: BatchReportWriter?) -> [String] {
+    func restoreVideos(_ videos: [BatchInput], restorer: Restorer, photo: PhotoOptions, report: BatchReportWriter?,
+                       shard: String? = nil) -> [String] {
         let terminal = isatty(STDERR_FILENO) == 1
         var failures: [String] = []
         var restored = 0
@@ -27,7 +28,7 @@ extension Restore {
         for (i, input) in videos.enumerated() {
             let tag = videos.count > 1 ? "[\(i + 1)/\(videos.count)] " : ""
             let out = Restorer.restoredVideoPath(input.path, name: input.name, output: output)
-            var record = BatchRecord(path: input.listed, status: .done, model: restorer.modelName, shard: nil, host: nil, pid: getpid())
+            var record = BatchRecord(path: input.listed, status: .done, model: restorer.modelName, shard: shard, host: nil, pid: getpid())
             if skipExisting, FileManager.default.fileExists(atPath: out) {
                 record.status = .skipped
                 record.model = nil
