@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Drives `facerestore serve`'s page in a real browser (Debian's chromium + chromium-driver, over
 WebDriver, with the standard library only): upload examples/group.jpg, wait for the result, move
-the before/after slider, leave one face out, download the result, and save a screenshot.
+the before/after slider, leave one face out, download the result, save a screenshot, then upload
+a short MP4 (made with ffmpeg, when installed) and play it in the video card's before/after player.
 Exits non-zero if any step fails.
 
     scripts/browser_test.py [--binary .build/debug/facerestore] [--screenshot out/serve.png]
@@ -195,6 +196,36 @@ def main():
         png = base64.b64decode(wd.call("GET", "/screenshot"))
         pathlib.Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(args.screenshot).write_bytes(png)
+        if shutil.which("ffmpeg"):
+            step("upload a video: the player plays both videos and the split moves")
+            clip = work / "clip.mp4"
+            subprocess.run(["ffmpeg", "-loglevel", "error", "-loop", "1", "-framerate", "10", "-i", str(ROOT / "examples/group.jpg"),
+                            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000", "-t", "1", "-r", "10",
+                            "-vf", "crop=320:240:x=100+10*n:y=60", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                            "-shortest", "-y", str(clip)], check=True)
+            files = wd.find("#files")
+            wd.call("POST", f"/element/{files}/value", {"text": str(clip)})
+            # The video's card: the one that is not the photo's.
+            card = f"const c = [...document.querySelectorAll('.card')].find((x) => x.dataset.job && x.dataset.job !== '{job}'); "
+            wd.wait("the video job", card + "if (c && c.dataset.status === 'failed') throw new Error(c.querySelector('.error').textContent); "
+                    "return !!c && c.dataset.status === 'done' && !c.querySelector('.player').hidden")
+            playable = wd.js("return document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.64001e\"')")
+            if playable:
+                wd.wait("the videos to load", card + "return c.querySelector('.after-video').readyState >= 2 && "
+                        "c.querySelector('.before-video').readyState >= 2")
+                wd.js(card + "const s = c.querySelector('.split'); s.value = 20; s.dispatchEvent(new Event('input'))")
+                width = wd.js(card + "return c.querySelector('.before-video-clip').style.width")
+                if width != "20%":
+                    raise RuntimeError(f"the split did not move the clip ({width})")
+                wd.js(card + "c.querySelector('.after-video').muted = true; c.querySelector('.play').click()")
+                wd.wait("playback", card + "return c.querySelector('.after-video').currentTime > 0.2 && "
+                        "c.querySelector('.before-video').currentTime > 0.1")
+            else:
+                step("this Chromium plays no H.264: playback not checked")
+            link = wd.js(card + "return c.querySelector('.download').href")
+            if "/result?download=1" not in link:
+                raise RuntimeError(f"the video card's download link is {link}")
+
         errors = wd.js("return [...document.querySelectorAll('.error')].filter(e => !e.hidden && e.textContent).map(e => e.textContent)")
         if errors:
             raise RuntimeError(f"the page shows errors: {errors}")

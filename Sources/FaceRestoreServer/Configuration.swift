@@ -16,6 +16,8 @@ public struct ServerConfiguration: Sendable {
     public var maxUploadBytes = 50 << 20
     /// Largest input image, checked from its header before it is decoded.
     public var maxPixels = 50_000_000
+    /// Longest video upload, in seconds (restored at about a frame a second on 2 cores).
+    public var maxVideoSeconds = 60.0
     /// Largest output (input pixels × upscale²), checked before a job is queued.
     public var maxOutputPixels = 200_000_000
     /// Jobs that run at once, sharing the loaded models; a job gets the cores divided by the jobs

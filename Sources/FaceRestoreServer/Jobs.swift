@@ -92,6 +92,11 @@ struct JobSnapshot: Codable, Sendable, Equatable {
     var revision: Int = 0
     /// Seconds from upload to result.
     var seconds: Double?
+    /// A video job: its result is a video, shown by the page's player; nothing to re-blend.
+    var video: Bool = false
+    /// A video's frames restored so far and its frame count, while it runs.
+    var frames: Int?
+    var totalFrames: Int?
 }
 
 /// Refusals the API maps to a status.

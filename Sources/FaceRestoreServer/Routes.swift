@@ -186,7 +186,8 @@ extension ServerState {
     func fileResponse(_ file: URL, context: Context, downloadName: String?) async throws -> Response {
         guard FileManager.default.fileExists(atPath: file.path) else { throw APIError(.notFound, "not found") }
         let body = try await FileIO().loadFile(path: file.path, context: context)
-        let type = ["png": "image/png", "webp": "image/webp"][file.pathExtension] ?? "image/jpeg"
+        let type = ["png": "image/png", "webp": "image/webp", "mp4": "video/mp4", "mov": "video/quicktime",
+                    "webm": "video/webm"][file.pathExtension] ?? "image/jpeg"
         var headers: HTTPFields = [.contentType: type, .cacheControl: "no-cache"]
         if let downloadName { headers[.contentDisposition] = "attachment; filename=\"\(downloadName)\"" }
         return Response(status: .ok, headers: headers, body: body)

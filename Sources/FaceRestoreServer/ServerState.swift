@@ -99,13 +99,18 @@ final class ServerState: Sendable {
 
     /// Checks an upload from its first bytes and header (nothing is decoded), names its file by the
     /// format found, and returns its size.
-    func check(_ upload: SavedUpload, request: JobRequest) throws -> ImageHeader {
+    @discardableResult
+    func check(_ upload: SavedUpload, request: JobRequest) throws -> ImageHeader? {
         let raw = upload.folder.appendingPathComponent("upload")
         let data: Data
         do { data = try Data(contentsOf: raw, options: .alwaysMapped) } catch {
             throw APIError(.internalServerError, "\(upload.name): the upload could not be read back")
         }
         guard !data.isEmpty else { throw APIError(.unprocessableContent, "\(upload.name): the file is empty") }
+        if let container = VideoContainer.sniff(Array(data.prefix(64))) {
+            try checkVideo(upload, container: container, raw: raw)
+            return nil
+        }
         guard ImageFormat.sniff(data) != nil else {
             throw APIError(.unsupportedMediaType, "\(upload.name): not a PNG, JPEG, TIFF, WebP, BMP or HEIC image (its bytes do not start like one)")
         }
@@ -132,6 +137,35 @@ final class ServerState: Sendable {
             throw APIError(.internalServerError, "\(upload.name): the upload could not be stored")
         }
         return header
+    }
+
+    /// Video containers browsers play (the page shows the restored video).
+    static let playableVideos: [VideoContainer] = [.mp4, .mov, .webm]
+
+    /// A video upload: a container the page can play, its size and length within the limits
+    /// (ffprobe; nothing is decoded).
+    func checkVideo(_ upload: SavedUpload, container: VideoContainer, raw: URL) throws {
+        guard Self.playableVideos.contains(container) else {
+            throw APIError(.unsupportedMediaType, "\(upload.name): the page plays MP4, MOV and WebM videos; restore \(container.rawValue.uppercased()) files with `facerestore restore`")
+        }
+        let info: VideoInfo
+        do { info = try Restorer.probeVideo(raw.path) } catch {
+            throw APIError(.unprocessableContent, Self.message(error, input: raw.path, display: upload.name))
+        }
+        let (pixels, overflow) = info.width.multipliedReportingOverflow(by: info.height)
+        if overflow || pixels > configuration.maxPixels {
+            throw APIError(.contentTooLarge, "\(upload.name): \(info.width)×\(info.height) frames exceed this server's \(configuration.maxPixels) pixels")
+        }
+        guard let seconds = info.duration, seconds.isFinite else {
+            throw APIError(.unprocessableContent, "\(upload.name): the video's duration is unknown")
+        }
+        if seconds > configuration.maxVideoSeconds {
+            throw APIError(.contentTooLarge, String(format: "%@: %.1f s of video; this server takes at most %.0f s (restore longer videos with `facerestore restore`)",
+                                                    upload.name, seconds, configuration.maxVideoSeconds))
+        }
+        do { try FileManager.default.moveItem(at: raw, to: upload.folder.appendingPathComponent("input.\(container.rawValue)")) } catch {
+            throw APIError(.internalServerError, "\(upload.name): the upload could not be stored")
+        }
     }
 
     func discard(_ uploads: [SavedUpload]) {
@@ -190,6 +224,10 @@ final class ServerState: Sendable {
                 if restorer.takesFidelity { s.fidelity = request.fidelity ?? Double(FaceRestorer.defaultFidelity) }
             }
             let options = request.photoOptions
+            if VideoContainer.of(fileAt: input.path) != nil {
+                try processVideo(id, input: input, restorer: restorer, options: options, folder: job.folder, start: start)
+                return
+            }
             let result = try restorer.restore(file: input.path, options: options) { stage in
                 let p = Self.progress(stage, background: request.background)
                 self.store.update(id) { $0.stage = stage.name; $0.progress = max($0.progress, p) }
@@ -239,6 +277,37 @@ final class ServerState: Sendable {
         }
     }
 
+    /// A video job: every frame restored (temporal mode) into `restored_videos/input.<ext>`.
+    func processVideo(_ id: JobID, input: URL, restorer: Restorer, options: PhotoOptions, folder: URL, start: ContinuousClock.Instant) throws {
+        var video = VideoOptions()
+        video.photo = options
+        let out = folder.appendingPathComponent("restored_videos").appendingPathComponent("input." + input.pathExtension)
+        try FileManager.default.createDirectory(at: out.deletingLastPathComponent(), withIntermediateDirectories: true)
+        store.update(id) { $0.video = true; $0.stage = "restoring_faces"; $0.progress = 0.02 }
+        let result = try restorer.restoreVideo(file: input.path, to: out.path, options: video) { p in
+            self.store.update(id) { s in
+                s.frames = p.frames
+                s.totalFrames = p.total
+                if let total = p.total, total > 0 { s.progress = max(s.progress, 0.02 + 0.96 * Double(p.frames) / Double(total)) }
+            }
+        }
+        let elapsed = (ContinuousClock.now - start).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        store.finish(id) { s in
+            s.status = .done; s.stage = "done"; s.progress = 1
+            s.video = true
+            s.frames = result.frames
+            s.totalFrames = result.frames
+            s.warnings = result.copiedThrough ? ["no face found in the video: it is returned unchanged"] : []
+            s.model = restorer.modelName
+            s.upscale = 1
+            s.width = result.info.width; s.height = result.info.height
+            s.revision = 1
+            s.seconds = seconds
+        }
+        logger.info("video job done", metadata: ["job": "\(id)", "frames": "\(result.frames)", "seconds": "\(String(format: "%.2f", seconds))"])
+    }
+
     /// The result image (and, the first time, the faces' crops) under the job folder, atomically.
     func writeFiles(_ result: RestoreResult, folder: URL, faces: Bool) throws {
         var files = result.outputs(OutputOptions(format: Self.resultFormat(result.format), restoredImageOnly: !faces))
@@ -278,12 +347,15 @@ final class ServerState: Sendable {
     /// The result file of a job (the restored image).
     func resultFile(_ id: JobID) -> URL? {
         let dir = folder(id).appendingPathComponent("restored_imgs")
-        return Self.resultExtensions.map { dir.appendingPathComponent("input.\($0)") }.first { FileManager.default.fileExists(atPath: $0.path) }
+        let videos = folder(id).appendingPathComponent("restored_videos")
+        return (Self.resultExtensions.map { dir.appendingPathComponent("input.\($0)") }
+                + Self.playableVideos.map { videos.appendingPathComponent("input.\($0.rawValue)") })
+            .first { FileManager.default.fileExists(atPath: $0.path) }
     }
 
     /// The uploaded file, whatever its format.
     func inputFile(_ id: JobID) -> URL? {
-        ImageFormat.allCases.map { folder(id).appendingPathComponent("input.\($0.fileExtension)") }
+        (ImageFormat.allCases.map(\.fileExtension) + Self.playableVideos.map(\.rawValue)).map { folder(id).appendingPathComponent("input.\($0)") }
             .first { FileManager.default.fileExists(atPath: $0.path) }
     }
 
@@ -291,6 +363,7 @@ final class ServerState: Sendable {
     func inputViewFile(_ id: JobID) -> URL? {
         guard let input = inputFile(id) else { return nil }
         if let f = ImageFormat(extension: input.pathExtension), Self.browserFormats.contains(f) { return input }
+        if Self.playableVideos.contains(where: { $0.rawValue == input.pathExtension }) { return input }
         let view = folder(id).appendingPathComponent(Self.inputView)
         return FileManager.default.fileExists(atPath: view.path) ? view : nil
     }
@@ -309,6 +382,9 @@ final class ServerState: Sendable {
         guard let job = store.job(id) else { throw APIError(.notFound, "no job \(id)") }
         guard job.snapshot.status == .done else {
             throw APIError(.conflict, "job \(id) is \(job.snapshot.status.rawValue): only a finished job can be re-blended")
+        }
+        if job.snapshot.video {
+            throw APIError(.conflict, "job \(id) is a video: its faces are not re-blended (rerun it with other options)")
         }
         if let weight, !(0...1).contains(weight) { throw APIError(.badRequest, "weight must be between 0 and 1") }
         if let faces, let bad = faces.first(where: { !job.snapshot.faces.indices.contains($0) }) {

@@ -398,6 +398,52 @@ struct ServeAPI {
         }
     }
 
+    /// A short MP4 is restored as a video job (the group photo panning, with a tone): the result
+    /// is an MP4 with the source's frames, the input is served for the page's player, re-blending
+    /// is refused; a Matroska file (browsers do not play it) is refused with 415.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/ffmpeg"), "no ffmpeg"))
+    func videoUploadsRunAsVideoJobs() async throws {
+        let server = try makeServer()
+        let folder = try temporaryFolder("video")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func clip(_ name: String) throws -> Data {
+            let path = folder.appendingPathComponent(name).path
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+            p.arguments = ["-loglevel", "error", "-loop", "1", "-framerate", "10", "-i", groupPhoto.path,
+                           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000", "-t", "0.5", "-r", "10",
+                           "-vf", "crop=320:240:x=100+10*n:y=60", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-y", path]
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        }
+        let mp4 = try clip("clip.mp4")
+        let mkv = try clip("clip.mkv")
+        try await server.application().test(.router) { client in
+            let id = try await client.submit(mp4, name: "clip.mp4")
+            let done = try await client.wait(id)
+            #expect(done["status"] as? String == "done", "\(done["error"] ?? "")")
+            #expect(done["video"] as? Bool == true && done["frames"] as? Int == 5)
+            let result = try await client.execute(uri: "/api/v1/jobs/\(id)/result", method: .get)
+            #expect(result.status == .ok && result.headers[.contentType] == "video/mp4")
+            let out = folder.appendingPathComponent("restored.mp4")
+            try Data(result.body.readableBytesView).write(to: out)
+            #expect(try Restorer.probeVideo(out.path).width == 320)
+            let input = try await client.execute(uri: "/api/v1/jobs/\(id)/input", method: .get)
+            #expect(input.headers[.contentType] == "video/mp4" && Data(input.body.readableBytesView) == mp4)
+            let r = try await client.execute(uri: "/api/v1/jobs/\(id)/reblend", method: .post, headers: [.contentType: "application/json"],
+                                             body: ByteBuffer(string: #"{"weight": 0.5}"#))
+            #expect(r.status == .conflict, "\(errorLine(r))")
+
+            var form = Form()
+            form.file("image", filename: "clip.mkv", mkv)
+            let refused = try await client.upload(form)
+            #expect(refused.status == .unsupportedMediaType && errorLine(refused).contains("MP4, MOV and WebM"), "\(errorLine(refused))")
+        }
+    }
+
     /// An upload whose restoration would not fit the server's memory budget is refused with 413
     /// from its header, with the upscale that fits.
     @Test func overTheMemoryBudgetIsRefusedFromTheHeader() async throws {

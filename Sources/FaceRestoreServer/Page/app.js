@@ -160,7 +160,7 @@ function fail(card, message) {
 
 const stageWords = { queued: "waiting in the queue", loading: "loading the model", decoding: "reading the photo",
   detecting: "finding faces", restoring: "restoring faces", background: "upscaling the background",
-  pasting: "pasting faces back", writing: "saving" };
+  pasting: "pasting faces back", writing: "saving", restoring_faces: "restoring the video's frames" };
 
 function update(card, snap) {
   const first = !card.snap || card.snap.status !== "done";
@@ -171,7 +171,11 @@ function update(card, snap) {
   license.hidden = !snap.license;
   license.textContent = snap.license ? "Model terms: " + snap.license : "";
   if (snap.status === "failed") return fail(card, snap.error || "the restoration failed");
-  if (snap.status !== "done") return setProgress(card, 0.1 + 0.9 * snap.progress, stageWords[snap.stage] || snap.stage);
+  if (snap.status !== "done") {
+    const words = stageWords[snap.stage] || snap.stage;
+    const frames = snap.video && snap.frames ? " (frame " + snap.frames + (snap.totalFrames ? " of " + snap.totalFrames : "") + ")" : "";
+    return setProgress(card, 0.1 + 0.9 * snap.progress, words + frames);
+  }
   card.el.classList.add("done");
   setProgress(card, 1, "");
   if (first) showResult(card);
@@ -180,8 +184,57 @@ function update(card, snap) {
 
 function resultURL(card) { return api + "/jobs/" + card.id + "/result?rev=" + card.snap.revision; }
 
+// A video job: the original and the restored video one over the other, the split dragged with
+// the slider, one play button and scrub bar driving both; the download is the restored video.
+function showVideo(card) {
+  const el = card.el, snap = card.snap;
+  $(".result", el).hidden = false;
+  for (const sel of [".compare", ".zoom", ".tune label", ".faces"]) $(sel, el).hidden = true;
+  const player = $(".player", el);
+  player.hidden = false;
+  const after = $(".after-video", el), before = $(".before-video", el), clip = $(".before-video-clip", el);
+  const split = $(".split", el), scrub = $(".scrub", el), play = $(".play", el), time = $(".time", el);
+  after.src = resultURL(card);
+  before.src = api + "/jobs/" + card.id + "/input";
+  const fmt = (t) => Math.floor(t / 60) + ":" + String(Math.floor(t % 60)).padStart(2, "0");
+  const showSplit = () => { clip.style.width = split.value + "%"; };
+  split.oninput = showSplit;
+  showSplit();
+  const sync = () => { if (Math.abs(before.currentTime - after.currentTime) > 0.08) before.currentTime = after.currentTime; };
+  play.onclick = () => {
+    if (after.paused) { sync(); after.play(); before.play(); play.textContent = "Pause"; }
+    else { after.pause(); before.pause(); sync(); play.textContent = "Play"; }
+  };
+  after.onended = () => { before.pause(); play.textContent = "Play"; };
+  after.ontimeupdate = () => {
+    if (after.duration) scrub.value = Math.round(1000 * after.currentTime / after.duration);
+    time.textContent = fmt(after.currentTime) + " / " + fmt(after.duration || 0);
+    if (!after.paused) sync();
+  };
+  scrub.oninput = () => {
+    if (!after.duration) return;
+    after.currentTime = before.currentTime = Number(scrub.value) / 1000 * after.duration;
+  };
+  const dl = $(".download", el);
+  dl.href = api + "/jobs/" + card.id + "/result?download=1&rev=" + snap.revision;
+  const bits = [];
+  if (snap.model) bits.push("model: " + snap.model);
+  if (snap.width) bits.push(snap.width + "×" + snap.height);
+  if (snap.frames) bits.push(snap.frames + " frames");
+  if (snap.seconds) bits.push(snap.seconds.toFixed(1) + " s");
+  $(".meta", el).textContent = bits.join(" · ");
+  const warnings = $(".warnings", el);
+  warnings.innerHTML = "";
+  for (const w of snap.warnings) {
+    const li = document.createElement("li");
+    li.textContent = w;
+    warnings.append(li);
+  }
+}
+
 function showResult(card) {
   const el = card.el, snap = card.snap;
+  if (snap.video) return showVideo(card);
   $(".result", el).hidden = false;
   const before = $(".before", el), after = $(".after", el);
   before.src = api + "/jobs/" + card.id + "/input";
