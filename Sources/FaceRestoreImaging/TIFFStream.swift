@@ -135,33 +135,28 @@ public final class TIFFRowWriter {
         }
     }
 
-    private func put(_ samples: UnsafeRawBufferPointer, rows: Int) throws {
-        guard let handle else { throw ImageError.encoding(path: path, reason: "the writer is finished") }
-        var err = [CChar](repeating: 0, count: 256)
-        guard fr_tiff_writer_rows(handle, samples.bindMemory(to: UInt8.self).baseAddress, Int32(rows), &err, err.count) == 0 else {
-            throw ImageError.encoding(path: path, reason: cMessage(err))
-        }
-        rowsWritten += rows
-    }
-
     /// The next rows, 8-bit BGR.
     public func write(_ band: PixelImage) throws {
-        guard depth == 8, band.width == width, band.channels == 3 else {
-            throw ImageError.encoding(path: path, reason: "a \(band.width)-wide band does not fit the \(width)-wide \(depth)-bit image")
-        }
-        var rgb = band.pixels
-        for i in stride(from: 0, to: rgb.count, by: 3) { rgb.swapAt(i, i + 2) }
-        try rgb.withUnsafeBytes { try put($0, rows: band.height) }
+        try put(band.pixels, width: band.width, height: band.height, channels: band.channels, depth: 8)
     }
 
     /// The next rows, 16-bit BGR.
     public func write(_ band: PixelImage16) throws {
-        guard depth == 16, band.width == width, band.channels == 3 else {
-            throw ImageError.encoding(path: path, reason: "a \(band.width)-wide band does not fit the \(width)-wide \(depth)-bit image")
+        try put(band.pixels, width: band.width, height: band.height, channels: band.channels, depth: 16)
+    }
+
+    /// BGR rows of `depth` bits, swapped to RGB and encoded.
+    private func put<T>(_ bgr: [T], width w: Int, height rows: Int, channels: Int, depth d: Int) throws {
+        guard depth == d, w == width, channels == 3, bgr.count == w * rows * 3 else {
+            throw ImageError.encoding(path: path, reason: "a \(w)-wide \(d)-bit band does not fit the \(width)-wide \(depth)-bit image")
         }
-        var rgb = band.pixels
+        guard let handle else { throw ImageError.encoding(path: path, reason: "the writer is finished") }
+        var rgb = bgr
         for i in stride(from: 0, to: rgb.count, by: 3) { rgb.swapAt(i, i + 2) }
-        try rgb.withUnsafeBytes { try put($0, rows: band.height) }
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = rgb.withUnsafeBytes { fr_tiff_writer_rows(handle, $0.bindMemory(to: UInt8.self).baseAddress, Int32(rows), &err, err.count) }
+        guard rc == 0 else { throw ImageError.encoding(path: path, reason: cMessage(err)) }
+        rowsWritten += rows
     }
 
     /// Completes the file (directory written, flushed to disk) and renames it into place.

@@ -222,12 +222,7 @@ extension PhotoRestorer {
                                        })
             try resizeReady(final: true)
         } else if r.upscale == 1 {
-            var y = 0
-            while y < H {
-                let n = min(reader.blockRows, H - y)
-                try assembler.push(try reader.read(y: y, count: n).image.pixels)
-                y += n
-            }
+            try pushBlocks(reader, to: assembler) { try $0.read(y: $1, count: $2).image.pixels }
         } else {
             var resizer = LanczosRows(sourceWidth: W, sourceHeight: H, width: r.width, height: r.height, channels: 3)
             let source = SourceRows(reader) { try $0.read(y: $1, count: $2).image.pixels }
@@ -256,12 +251,7 @@ extension PhotoRestorer {
             rows = band.pixels
         }, emit: { try sink(PixelImage16(width: r.width, height: $0.count / row, channels: 3, pixels: $0)) })
         if r.upscale == 1 {
-            var y = 0
-            while y < H {
-                let n = min(reader.blockRows, H - y)
-                try assembler.push(try reader.read(y: y, count: n).image16?.pixels ?? [])
-                y += n
-            }
+            try pushBlocks(reader, to: assembler) { try $0.read(y: $1, count: $2).image16?.pixels ?? [] }
         } else {
             var resizer = LanczosRows16(sourceWidth: W, sourceHeight: H, width: r.width, height: r.height, channels: 3)
             let source = SourceRows(reader) { try $0.read(y: $1, count: $2).image16?.pixels ?? [] }
@@ -279,6 +269,17 @@ extension PhotoRestorer {
             throw ImageError.decoding(path: r.sourcePath, reason: "the file changed since it was read")
         }
         return reader
+    }
+
+    /// The source's rows, a block at a time, as the output (upscale 1).
+    private func pushBlocks<T>(_ reader: TIFFBandReader, to assembler: BandAssembler<T>,
+                               read: (TIFFBandReader, Int, Int) throws -> [T]) throws {
+        var y = 0
+        while y < reader.height {
+            let n = min(reader.blockRows, reader.height - y)
+            try assembler.push(try read(reader, y, n))
+            y += n
+        }
     }
 
     /// Output rows made `row(dy, into:)` in bands of 64, pushed to `assembler`.

@@ -215,12 +215,17 @@ function showVideo(card) {
     if (!after.duration) return;
     after.currentTime = before.currentTime = Number(scrub.value) / 1000 * after.duration;
   };
-  const dl = $(".download", el);
-  dl.href = api + "/jobs/" + card.id + "/result?download=1&rev=" + snap.revision;
   const bits = [];
   if (snap.model) bits.push("model: " + snap.model);
   if (snap.width) bits.push(snap.width + "×" + snap.height);
   if (snap.frames) bits.push(snap.frames + " frames");
+  showSummary(card, bits);
+}
+
+// The download link, the meta line (`bits` and the time taken) and the warnings of a finished card.
+function showSummary(card, bits) {
+  const el = card.el, snap = card.snap;
+  $(".download", el).href = api + "/jobs/" + card.id + "/result?download=1&rev=" + snap.revision;
   if (snap.seconds) bits.push(snap.seconds.toFixed(1) + " s");
   $(".meta", el).textContent = bits.join(" · ");
   const warnings = $(".warnings", el);
@@ -262,21 +267,11 @@ function showResult(card) {
       if (card.snap && Number(weight.value) !== card.snap.fidelity) rerun(card, { fidelity: Number(weight.value) });
     }, 400);
   };
-  const dl = $(".download", el);
-  dl.href = api + "/jobs/" + card.id + "/result?download=1&rev=" + snap.revision;
   const bits = [];
   if (snap.model) bits.push("model: " + snap.model);
   if (snap.width) bits.push(snap.width + "×" + snap.height + (snap.upscale ? ", upscaled " + snap.upscale + "×" : ""));
   bits.push(snap.faces.length + " face" + (snap.faces.length === 1 ? "" : "s"));
-  if (snap.seconds) bits.push(snap.seconds.toFixed(1) + " s");
-  $(".meta", el).textContent = bits.join(" · ");
-  const warnings = $(".warnings", el);
-  warnings.innerHTML = "";
-  for (const w of snap.warnings) {
-    const li = document.createElement("li");
-    li.textContent = w;
-    warnings.append(li);
-  }
+  showSummary(card, bits);
   const faces = $(".faces", el);
   faces.innerHTML = "";
   $(".tune label", el).hidden = snap.faces.length === 0;
