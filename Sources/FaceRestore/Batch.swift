@@ -490,6 +490,13 @@ public struct Batch: Sendable {
         public var outputs: [String] = []
         /// The report line could not be appended (the restoration itself stands).
         public var reportError: String?
+
+        /// Marks the input failed with `error` (its one line naming the file read).
+        mutating func fail(_ error: any Error) {
+            status = .failed
+            failure = error
+            self.error = "\(error)".replacingOccurrences(of: "\n", with: " ")
+        }
     }
 
     /// What a run did, in total.
@@ -546,41 +553,33 @@ public struct Batch: Sendable {
         max(1, min(options.jobs ?? 1, inputs.count))
     }
 
-    /// Restores this worker's inputs with `restorer` (`jobs(for:)` at a time, each on its share of
-    /// the threads; outputs do not depend on the thread count), writing each one's outputs,
-    /// appending its report line to `report` as it finishes and telling `events` (one call at a
-    /// time, from the worker threads). A failed input is recorded and the batch goes on. The
-    /// summary lists inputs in listing order.
+    /// Files of at most this many pixels are decoded ahead of their turn (`run`'s pipeline); larger
+    /// ones when their turn comes, so that a folder of large scans holds one decoded at a time.
+    public static let readAheadPixels = 25_000_000
+
+    /// Restores this worker's inputs with `restorer`, writing each one's outputs, appending its
+    /// report line to `report` as it finishes and telling `events` (one call at a time, from the
+    /// batch's threads). A failed input is recorded and the batch goes on. The summary lists inputs
+    /// in listing order. Outputs do not depend on the thread count or the pipeline.
+    ///
+    /// One photo at a time (the default): a bounded pipeline on three threads: while input i
+    /// restores on every thread of `restorer`, input i+1 is read and decoded (up to
+    /// `readAheadPixels`) and input i−1's outputs are encoded and written, one of each at a time,
+    /// so memory holds at most three photos whatever the folder's size. Several at a time
+    /// (`Options.jobs`): each on its share of the threads.
     public func run(restorer: Restorer, options photo: PhotoOptions, report: BatchReportWriter? = nil,
                     events: (Event) -> Void = { _ in }) -> Summary {
         let jobs = jobs(for: restorer)
-        var outcomes = [Outcome?](repeating: nil, count: inputs.count)
-        if jobs == 1 {
-            for i in inputs.indices { outcomes[i] = process(i, restorer: restorer, options: photo, report: report, events: events) }
-        } else {
-            let worker = restorer.with(threads: max(1, restorer.context.threads / jobs))
-            let state = Mutex((next: 0, outcomes: outcomes))
-            let serial = NSLock()   // events and report lines one at a time
-            withoutActuallyEscaping(events) { events in
-                let shared = UncheckedBox(events)
-                DispatchQueue.concurrentPerform(iterations: jobs) { _ in
-                    while true {
-                        let i = state.withLock { s -> Int? in
-                            guard s.next < inputs.count else { return nil }
-                            defer { s.next += 1 }
-                            return s.next
-                        }
-                        guard let i else { return }
-                        let outcome = process(i, restorer: worker, options: photo, report: report) { event in
-                            serial.lock()
-                            defer { serial.unlock() }
-                            shared.value(event)
-                        }
-                        state.withLock { $0.outcomes[i] = outcome }
-                    }
-                }
+        let serial = NSLock()   // events one at a time
+        let outcomes = withoutActuallyEscaping(events) { events -> [Outcome?] in
+            let shared = UncheckedBox(events)
+            let tell: @Sendable (Event) -> Void = { event in
+                serial.lock()
+                defer { serial.unlock() }
+                shared.value(event)
             }
-            outcomes = state.withLock { $0.outcomes }
+            return jobs == 1 ? runPipelined(restorer: restorer, options: photo, report: report, tell: tell)
+                : runSideBySide(jobs, restorer: restorer, options: photo, report: report, tell: tell)
         }
         var summary = Summary()
         for outcome in outcomes.compactMap({ $0 }) {
@@ -595,50 +594,146 @@ public struct Batch: Sendable {
         return summary
     }
 
-    /// One input: skipped, or restored and written; its report line appended; `events` told.
-    private func process(_ i: Int, restorer: Restorer, options photo: PhotoOptions, report: BatchReportWriter?,
-                         events: (Event) -> Void) -> Outcome {
-        let input = inputs[i]
-        let aligned: Bool
-        if case .aligned = restorer.mode { aligned = true } else { aligned = false }
-        events(.started(index: i, input: input))
-        var outcome = Outcome(input: input, status: .done)
-        if options.skipExisting,
-           FileManager.default.fileExists(atPath: Self.restoredImagePath(input, aligned: aligned, output: options.output, options: options.outputs)) {
-            outcome.status = .skipped
-        } else {
-            do {
-                var result = try withoutActuallyEscaping(events) { events in
-                    try restorer.restore(file: input.path, options: photo) { events(.stage(index: i, input: input, $0)) }
+    /// An input before its restoration: skipped, read (decoded), or to be read when its turn comes.
+    private enum Prepared: Sendable {
+        case skipped
+        case read(Result<FileInput, any Error>)
+        case later
+    }
+
+    /// A value made on another thread and waited for once.
+    private final class Pending<T: Sendable>: Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private let value = Mutex<T?>(nil)
+        init(on queue: DispatchQueue, _ make: @escaping @Sendable () -> T) {
+            queue.async { [self] in
+                value.withLock { $0 = make() }
+                done.signal()
+            }
+        }
+        func wait() -> T {
+            done.wait()
+            return value.withLock { $0! }
+        }
+    }
+
+    /// `run` with one photo at a time (see there).
+    private func runPipelined(restorer: Restorer, options photo: PhotoOptions, report: BatchReportWriter?,
+                              tell: @escaping @Sendable (Event) -> Void) -> [Outcome?] {
+        let reading = DispatchQueue(label: "facerestore.batch.read"), writing = DispatchQueue(label: "facerestore.batch.write")
+        let outcomes = Mutex([Outcome?](repeating: nil, count: inputs.count))
+        let written = DispatchGroup()
+        let readAhead = { (i: Int) in Pending(on: reading) { prepare(i, restorer: restorer, options: photo) } }
+        var next = inputs.isEmpty ? nil : readAhead(0)
+        for i in inputs.indices {
+            let prepared = next?.wait() ?? .later
+            next = i + 1 < inputs.count ? readAhead(i + 1) : nil
+            tell(.started(index: i, input: inputs[i]))
+            let outcome = restore(i, prepared, restorer: restorer, options: photo, tell: tell)
+            written.wait()   // one write at a time
+            writing.async(group: written) {
+                let finished = finish(outcome, index: i, restorer: restorer, report: report, tell: tell)
+                outcomes.withLock { $0[i] = finished }
+            }
+            // A scan restored band by band is written band by band: not beside the next one.
+            if outcome.result?.streamed != nil { written.wait() }
+        }
+        written.wait()
+        return outcomes.withLock { $0 }
+    }
+
+    /// `run` with `jobs` photos side by side (see there).
+    private func runSideBySide(_ jobs: Int, restorer: Restorer, options photo: PhotoOptions, report: BatchReportWriter?,
+                               tell: @escaping @Sendable (Event) -> Void) -> [Outcome?] {
+        let worker = restorer.with(threads: max(1, restorer.context.threads / jobs))
+        let state = Mutex((next: 0, outcomes: [Outcome?](repeating: nil, count: inputs.count)))
+        DispatchQueue.concurrentPerform(iterations: jobs) { _ in
+            while true {
+                let i = state.withLock { s -> Int? in
+                    guard s.next < inputs.count else { return nil }
+                    defer { s.next += 1 }
+                    return s.next
                 }
-                result.name = input.name
-                var timings = result.timings
+                guard let i else { return }
+                tell(.started(index: i, input: inputs[i]))
+                let outcome = restore(i, prepare(i, restorer: worker, options: photo, readAhead: false), restorer: worker, options: photo,
+                                      tell: tell)
+                let finished = finish(outcome, index: i, restorer: worker, report: report, tell: tell)
+                state.withLock { $0.outcomes[i] = finished }
+            }
+        }
+        return state.withLock { $0.outcomes }
+    }
+
+    /// Input `i` skipped (its restored image exists), read when `readAhead` and small enough, or left
+    /// for its turn.
+    private func prepare(_ i: Int, restorer: Restorer, options photo: PhotoOptions, readAhead: Bool = true) -> Prepared {
+        let input = inputs[i]
+        if options.skipExisting,
+           FileManager.default.fileExists(atPath: Self.restoredImagePath(input, aligned: restorer.isAligned, output: options.output,
+                                                                         options: options.outputs)) {
+            return .skipped
+        }
+        guard readAhead, let data = try? ImageIO.contents(path: input.path),
+              let header = try? ImageIO.probe(data, path: input.path, limits: restorer.configuration.limits),
+              header.width * header.height <= Self.readAheadPixels else { return .later }
+        return .read(Result { try restorer.read(file: input.path, options: photo) })
+    }
+
+    /// Input `i` restored (not yet written).
+    private func restore(_ i: Int, _ prepared: Prepared, restorer: Restorer, options photo: PhotoOptions,
+                         tell: @escaping @Sendable (Event) -> Void) -> Outcome {
+        let input = inputs[i]
+        var outcome = Outcome(input: input, status: .done)
+        let progress = { (stage: RestoreStage) in tell(.stage(index: i, input: input, stage)) }
+        do {
+            switch prepared {
+            case .skipped:
+                outcome.status = .skipped
+                return outcome
+            case .read(let read):
+                outcome.result = try restorer.restore(try read.get(), options: photo, progress: progress)
+            case .later:
+                outcome.result = try restorer.restore(file: input.path, options: photo, progress: progress)
+            }
+            outcome.result?.name = input.name
+        } catch {
+            outcome.fail(error)
+        }
+        return outcome
+    }
+
+    /// `outcome` written (done and no_faces), its report line appended and `tell` told.
+    private func finish(_ restored: Outcome, index i: Int, restorer: Restorer, report: BatchReportWriter?,
+                        tell: (Event) -> Void) -> Outcome {
+        var outcome = restored
+        if var result = outcome.result {
+            var timings = result.timings
+            do {
                 outcome.outputs = try timings.measure(\.encode) {
                     do { return try result.write(to: options.output, options: options.outputs, threads: restorer.context.threads) } catch {
-                        throw RestoreError(path: input.path, underlying: error)
+                        throw RestoreError(path: outcome.input.path, underlying: error)
                     }
                 }
                 result.timings = timings
                 if result.warnings.contains(.noFace) { outcome.status = .noFaces }
                 outcome.result = result
             } catch {
-                outcome.status = .failed
-                outcome.failure = error
-                // One line naming the file read.
-                outcome.error = "\(error)".replacingOccurrences(of: "\n", with: " ")
+                outcome.result = nil
+                outcome.fail(error)
             }
         }
         if let report {
             let result = outcome.result
             let record = BatchRecord(
-                path: input.listed, status: outcome.status,
+                path: outcome.input.listed, status: outcome.status,
                 faces: result?.restoredFaceCount, model: outcome.status == .skipped ? nil : restorer.modelName,
                 timings: result?.timings.byStage, outputs: result == nil ? nil : outcome.outputs,
                 error: outcome.error,
                 shard: options.shard?.description, host: Self.host, pid: getpid(), time: BatchRecord.timestamp())
             do { try report.append(record) } catch { outcome.reportError = "\(error)" }
         }
-        events(.finished(index: i, outcome))
+        tell(.finished(index: i, outcome))
         return outcome
     }
 

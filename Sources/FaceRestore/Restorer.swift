@@ -70,6 +70,20 @@ public struct RestoreError: Error, CustomStringConvertible {
     }
 }
 
+/// A file read by `Restorer.read(file:options:)`, waiting for `Restorer.restore(_:options:progress:)`.
+public struct FileInput: Sendable {
+    enum Content: Sendable {
+        /// Decoded whole, in `seconds`.
+        case decoded(DecodedImage, seconds: Double)
+        /// A large TIFF restored band by band: the file mapped, nothing decoded.
+        case inFile(Data)
+    }
+    public let path: String
+    let content: Content
+    /// Decoded pixels held (0 for a file left on disk).
+    public let pixels: Int
+}
+
 /// Restores faces in photos with one face model and the models around it.
 public struct Restorer: Sendable {
     /// What to load. Defaults do what upstream does with the first installed model.
@@ -139,6 +153,11 @@ public struct Restorer: Sendable {
 
     public let configuration: Configuration
     public let mode: Mode
+    /// Whether inputs are aligned face crops (`Mode.aligned`).
+    public var isAligned: Bool {
+        if case .aligned = mode { return true }
+        return false
+    }
     public let context: ComputeContext
     /// Problems found while loading (a missing parser, the offline fallback); every result
     /// repeats them.
@@ -329,22 +348,30 @@ public struct Restorer: Sendable {
     /// the file.
     public func restore(file path: String, options: PhotoOptions = PhotoOptions(),
                         progress: ((RestoreStage) -> Void)? = nil) throws -> RestoreResult {
+        progress?(.decoding)
+        return try restore(try read(file: path, options: options), options: options, progress: progress)
+    }
+
+    /// Reads `path` for `restore(_:options:progress:)`: decoded (refused from its header first
+    /// when over the limits or the memory budget), or, for a large TIFF this restorer restores band
+    /// by band, only mapped. Splitting the two lets a batch decode the next file while this one
+    /// restores. Errors name the file.
+    public func read(file path: String, options: PhotoOptions = PhotoOptions()) throws -> FileInput {
         do {
-            var timings = RestoreTimings()
-            progress?(.decoding)
-            // Refused from the header, before any pixel memory is spent.
             let data = try ImageIO.contents(path: path)
-            if let streamed = try restoreStreamed(path: path, data: data, options: options, progress: progress) { return streamed }
+            if try streamingReader(path: path, data: data, options: options) != nil {
+                return FileInput(path: path, content: .inFile(data), pixels: 0)
+            }
+            // Refused from the header, before any pixel memory is spent.
             if configuration.memoryBudget != nil {
                 let header = try ImageIO.probe(data, path: path, limits: configuration.limits)
                 try checkMemory(width: header.width, height: header.height, options: options)
             }
-            let decoded = try timings.measure(\.decode) { try ImageIO.decode(data, path: path, limits: configuration.limits) }
+            let start = DispatchTime.now().uptimeNanoseconds
+            let decoded = try ImageIO.decode(data, path: path, limits: configuration.limits)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if decoded.pageCount > 1 { throw Self.multiPage(path: path, pages: decoded.pageCount) }
-            var result = try restore(decoded, name: Self.baseName(path), options: options, progress: progress)
-            result.sourcePath = path
-            result.timings.decode = timings.decode
-            return result
+            return FileInput(path: path, content: .decoded(decoded, seconds: seconds), pixels: decoded.image.width * decoded.image.height)
         } catch let error as RestoreError {
             throw error
         } catch {
@@ -352,14 +379,43 @@ public struct Restorer: Sendable {
         }
     }
 
-    /// A large TIFF restored band by band from the file, or nil when `path` is not one this
-    /// restorer streams (then it is decoded whole). `data` is the file mapped: only its tags are read.
-    func restoreStreamed(path: String, data: Data, options: PhotoOptions, progress: ((RestoreStage) -> Void)?) throws -> RestoreResult? {
+    /// Restores a file `read(file:options:)` read, with the same `options`. Errors name the file.
+    public func restore(_ input: FileInput, options: PhotoOptions = PhotoOptions(),
+                        progress: ((RestoreStage) -> Void)? = nil) throws -> RestoreResult {
+        do {
+            switch input.content {
+            case .inFile(let data):
+                if let streamed = try restoreStreamed(path: input.path, data: data, options: options, progress: progress) { return streamed }
+                return try restore(try read(file: input.path, options: options), options: options, progress: progress)
+            case let .decoded(decoded, seconds):
+                var result = try restore(decoded, name: Self.baseName(input.path), options: options, progress: progress)
+                result.sourcePath = input.path
+                result.timings.decode = seconds
+                return result
+            }
+        } catch let error as RestoreError {
+            throw error
+        } catch {
+            throw RestoreError(path: input.path, underlying: error)
+        }
+    }
+
+    /// The band reader of `path` when it is a large TIFF this restorer restores band by band (TIFF,
+    /// photos mode, options that allow it, over `streamingPixels`, upright, gray or RGB), else nil
+    /// (then it is decoded whole). `data` is the file mapped: only its tags are read.
+    func streamingReader(path: String, data: Data, options: PhotoOptions) throws -> TIFFBandReader? {
         guard case .photos(let photo) = mode, ImageFormat.sniff(data) == .tiff, photo.streamingRefusal(options: options) == nil,
               let header = try? ImageIO.probe(data, path: path, limits: configuration.limits),
               header.width * header.height > configuration.streamingPixels,
               let reader = try TIFFBandReader(path: path, limits: configuration.limits),
               reader.orientation == 1, reader.channels == 1 || reader.channels == 3 else { return nil }
+        return reader
+    }
+
+    /// A large TIFF restored band by band from the file, or nil when `path` is not one this
+    /// restorer streams (see `streamingReader`).
+    func restoreStreamed(path: String, data: Data, options: PhotoOptions, progress: ((RestoreStage) -> Void)?) throws -> RestoreResult? {
+        guard case .photos(let photo) = mode, let reader = try streamingReader(path: path, data: data, options: options) else { return nil }
         if reader.pages > 1 { throw Self.multiPage(path: path, pages: reader.pages) }
         try options.validate()
         var restored = try photo.restoreStreamed(reader, options: options, detectionPixels: configuration.streamingDetectionPixels,

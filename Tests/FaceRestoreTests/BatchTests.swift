@@ -191,3 +191,63 @@ import Testing
         #expect(noNewline.records.count == 2 && noNewline.warnings == ["w2:1: not a report line; ignored"])
     }
 }
+
+/// The default batch (one photo at a time, the next read and the last written on their own threads):
+/// the same files as restoring each input alone, every input started and finished once and in
+/// listing order, report lines in listing order, failures recorded without stopping the batch.
+@Suite struct BatchPipelineTests {
+    @Test(.enabled(if: detectorFile != nil, "no RetinaFace weights"))
+    func pipelineWritesWhatOneAtATimeWrites() throws {
+        let dir = try temporaryFolder("pipeline")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(atPath: dir.path + "/in", withIntermediateDirectories: true)
+        let group = try ImageIO.read(path: repoRoot.appendingPathComponent("examples/group.jpg").path).image
+        let names = ["a", "b", "broken", "c", "d"]
+        for (k, name) in names.enumerated() where name != "broken" {
+            // Distinct photos: the group cropped by k pixels on the left.
+            let w = group.width - 8 * k
+            var px = [UInt8](repeating: 0, count: w * group.height * 3)
+            for y in 0..<group.height {
+                for x in 0..<w { for c in 0..<3 { px[(y * w + x) * 3 + c] = group.pixels[(y * group.width + x + 8 * k) * 3 + c] } }
+            }
+            try ImageIO.write(PixelImage(width: w, height: group.height, channels: 3, pixels: px), to: dir.path + "/in/\(name).png")
+        }
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: dir.path + "/in/broken.png"))
+        let restorer = try Library().tinyRestorer()
+        let batch = Batch(try BatchListing.path(dir.path + "/in"), options: Batch.Options(output: dir.path + "/out"))
+        #expect(batch.inputs.map(\.name) == names)
+        let report = try BatchReportWriter(path: dir.path + "/r.jsonl")
+        var events: [String] = []
+        let summary = batch.run(restorer: restorer, options: PhotoOptions(), report: report) { event in
+            switch event {
+            case let .started(i, _): events.append("start \(i)")
+            case let .finished(i, outcome): events.append("end \(i) \(outcome.status.rawValue)")
+            case .stage: break
+            }
+        }
+        #expect(summary.counts[.done] == 4 && summary.counts[.failed] == 1 && summary.failures.count == 1)
+        #expect(summary.failures.first?.contains("broken.png") == true)
+        // Each input starts once, in order, and finishes after it starts; finishes come in order.
+        #expect(events.filter { $0.hasPrefix("start") } == (0..<5).map { "start \($0)" })
+        #expect(events.filter { $0.hasPrefix("end") } == ["end 0 done", "end 1 done", "end 2 failed", "end 3 done", "end 4 done"])
+        for i in 0..<5 { #expect(events.firstIndex(of: "start \(i)")! < events.firstIndex { $0.hasPrefix("end \(i) ") }!) }
+        let lines = BatchReportMerge.merge([("r.jsonl", try Data(contentsOf: URL(fileURLWithPath: dir.path + "/r.jsonl")))]).records
+        #expect(lines.map(\.path) == names.map { dir.path + "/in/\($0).png" } && lines.map(\.status) == [.done, .done, .failed, .done, .done])
+        // The bytes each input gets restored and written on its own.
+        for name in names where name != "broken" {
+            let alone = try temporaryFolder("alone")
+            defer { try? FileManager.default.removeItem(at: alone) }
+            let written = try restorer.restore(file: dir.path + "/in/\(name).png").write(to: alone.path)
+            #expect(written.count == 7)
+            for path in written {
+                let relative = String(path.dropFirst(alone.path.count))
+                #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: dir.path + "/out" + relative)),
+                        "\(relative) differs")
+            }
+        }
+        // A rerun skipping existing outputs reads nothing and retries only the failure.
+        let again = Batch(batch.listed, options: Batch.Options(output: dir.path + "/out", skipExisting: true))
+        let second = again.run(restorer: restorer, options: PhotoOptions())
+        #expect(second.counts[.skipped] == 4 && second.counts[.failed] == 1)
+    }
+}
