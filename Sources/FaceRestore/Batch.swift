@@ -677,6 +677,11 @@ public struct Batch: Sendable {
         guard readAhead, let data = try? ImageIO.contents(path: input.path),
               let header = try? ImageIO.probe(data, path: input.path, limits: restorer.configuration.limits),
               header.width * header.height <= Self.readAheadPixels else { return .later }
+        if let budget = restorer.configuration.memoryBudget?.bytes {
+            // Room for this file decoded ahead and a finished photo waiting to be written, beside a restoration.
+            let e = restorer.memoryEstimate(width: header.width, height: header.height, options: photo)
+            guard e.total + e.input + e.background <= budget else { return .later }
+        }
         return .read(Result { try restorer.read(file: input.path, options: photo) })
     }
 
