@@ -193,15 +193,21 @@ extension PhotoRestorer {
             let s = background.scale
             var lanczos = s == r.upscale ? nil
                 : LanczosRows(sourceWidth: W * s, sourceHeight: H * s, width: r.width, height: r.height, channels: 3)
-            var held: [UInt8] = [], heldY = 0, made = 0, next = 0
+            // The network's rows not yet resized, as the tile rows it emitted (kept, not copied);
+            // after each resize only the few rows later output rows still read are kept, copied out
+            // of their tile row so that its buffer is freed before the next one is made.
+            let netRow = W * s * 3
+            var held: [(y: Int, rows: [UInt8])] = [], made = 0, next = 0
+            func heldRow(_ sy: Int) -> ArraySlice<UInt8> {
+                let c = held.last { $0.y <= sy } ?? held[0]
+                return c.rows[((sy - c.y) * netRow)..<((sy - c.y + 1) * netRow)]
+            }
             func resizeReady(final: Bool) throws {
                 guard var resizer = lanczos else { return }
                 var band: [UInt8] = []
                 while next < r.height, final || resizer.sourceRows(next).upperBound < made {
                     var out = [UInt8](repeating: 0, count: row)
-                    out.withUnsafeMutableBufferPointer { o in
-                        resizer.row(next, into: o) { sy in held[((sy - heldY) * W * s * 3)..<((sy - heldY + 1) * W * s * 3)] }
-                    }
+                    out.withUnsafeMutableBufferPointer { o in resizer.row(next, into: o) { heldRow($0) } }
                     band += out
                     next += 1
                 }
@@ -210,13 +216,14 @@ extension PhotoRestorer {
                 // Network rows no later output row reads.
                 if next < r.height {
                     let keep = resizer.sourceRows(next).lowerBound
-                    if keep > heldY { held.removeFirst((keep - heldY) * W * s * 3); heldY = keep }
+                    held.removeAll { $0.y + $0.rows.count / netRow <= keep }
+                    if let first = held.first, keep > first.y { held[0] = (keep, Array(first.rows[((keep - first.y) * netRow)...])) }
                 }
             }
             try background.enhanceRows(width: W, height: H, context: context, rows: { y, n in try reader.read(y: y, count: n).image },
                                        emit: { _, band in
                                            if lanczos == nil { return try assembler.push(band.pixels) }
-                                           held += band.pixels
+                                           held.append((made, band.pixels))
                                            made += band.height
                                            try resizeReady(final: false)
                                        })
