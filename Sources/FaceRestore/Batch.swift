@@ -682,7 +682,7 @@ public struct Batch: Sendable {
             let e = restorer.memoryEstimate(width: header.width, height: header.height, options: photo)
             guard e.total + e.input + e.background <= budget else { return .later }
         }
-        return .read(Result { try restorer.read(file: input.path, options: photo) })
+        return .read(Result { try restorer.read(path: input.path, data: data, options: photo) })
     }
 
     /// Input `i` restored (not yet written).

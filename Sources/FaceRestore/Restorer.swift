@@ -80,8 +80,6 @@ public struct FileInput: Sendable {
     }
     public let path: String
     let content: Content
-    /// Decoded pixels held (0 for a file left on disk).
-    public let pixels: Int
 }
 
 /// Restores faces in photos with one face model and the models around it.
@@ -357,10 +355,16 @@ public struct Restorer: Sendable {
     /// by band, only mapped. Splitting the two lets a batch decode the next file while this one
     /// restores. Errors name the file.
     public func read(file path: String, options: PhotoOptions = PhotoOptions()) throws -> FileInput {
+        let data: Data
+        do { data = try ImageIO.contents(path: path) } catch { throw RestoreError(path: path, underlying: error) }
+        return try read(path: path, data: data, options: options)
+    }
+
+    /// `read(file:options:)` of the file `path` already mapped as `data`.
+    func read(path: String, data: Data, options: PhotoOptions) throws -> FileInput {
         do {
-            let data = try ImageIO.contents(path: path)
             if try streamingReader(path: path, data: data, options: options) != nil {
-                return FileInput(path: path, content: .inFile(data), pixels: 0)
+                return FileInput(path: path, content: .inFile(data))
             }
             // Refused from the header, before any pixel memory is spent.
             if configuration.memoryBudget != nil {
@@ -371,7 +375,7 @@ public struct Restorer: Sendable {
             let decoded = try ImageIO.decode(data, path: path, limits: configuration.limits)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if decoded.pageCount > 1 { throw Self.multiPage(path: path, pages: decoded.pageCount) }
-            return FileInput(path: path, content: .decoded(decoded, seconds: seconds), pixels: decoded.image.width * decoded.image.height)
+            return FileInput(path: path, content: .decoded(decoded, seconds: seconds))
         } catch let error as RestoreError {
             throw error
         } catch {

@@ -491,7 +491,7 @@ extension Restorer {
                              progress: ((VideoProgress) throws -> Void)? = nil) throws -> VideoRestoration {
         try options.validate()
         guard case .photos = mode else {
-            if case .aligned = mode { throw VideoError.unsupported("videos are restored as whole frames; aligned face crops cannot be videos") }
+            if isAligned { throw VideoError.unsupported("videos are restored as whole frames; aligned face crops cannot be videos") }
             throw VideoError.unsupported("restoring videos needs a face model; none is installed")
         }
         _ = ToolProcess.ignoreBrokenPipes
